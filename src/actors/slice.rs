@@ -1,0 +1,253 @@
+//! The slice actor: one attempt of one slice, in its own worktree.
+//!
+//! It prepares the worktree (created on the first attempt, reset to the new
+//! start commit on later ones), runs the agent, commits what the agent left,
+//! checks the commit against the write scope, and reports the outcome. The
+//! supervisor stops it once that final report is in.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio_util::sync::CancellationToken;
+
+use super::{blocking, SupervisorMsg};
+use crate::agent::{self, AgentSpec, Task};
+use crate::git::Repo;
+use crate::plan::{SliceSpec, WriteScope};
+use crate::state::SliceStatus;
+use crate::store::events::EventBody;
+
+/// Messages to a slice actor.
+#[derive(Debug)]
+pub enum SliceMsg {
+    /// Run the attempt; sent by the actor to itself when it starts.
+    Run,
+}
+
+/// Everything one attempt needs.
+pub struct SliceArgs {
+    /// Where reports go.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// The user's repository.
+    pub repo: Repo,
+    /// Which agent runs.
+    pub agent: AgentSpec,
+    /// The attempt as the agent sees it.
+    pub task: Task,
+    /// The slice's branch (short name).
+    pub branch: String,
+    /// The commit the attempt starts from.
+    pub start_commit: String,
+    /// The message of the slice's commit.
+    pub commit_message: String,
+    /// Fired when the goal is cancelled.
+    pub cancel: CancellationToken,
+}
+
+/// The slice actor.
+pub struct SliceActor;
+
+impl Actor for SliceActor {
+    type Msg = SliceMsg;
+    type State = SliceArgs;
+    type Arguments = SliceArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SliceMsg>,
+        args: SliceArgs,
+    ) -> Result<SliceArgs, ActorProcessingErr> {
+        myself.send_message(SliceMsg::Run)?;
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SliceMsg>,
+        message: SliceMsg,
+        args: &mut SliceArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SliceMsg::Run => {
+                let outcome = match attempt(args).await {
+                    Ok(body) => body,
+                    Err(e) => fail(args, SliceStatus::Failed, e.to_string(), vec![]),
+                };
+                args.supervisor
+                    .send_message(SupervisorMsg::Report(outcome))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String>) -> EventBody {
+    EventBody::SliceFailed {
+        slice: args.task.slice_id.clone(),
+        attempt: args.task.attempt,
+        status,
+        reason,
+        paths,
+    }
+}
+
+/// Runs the attempt and returns its final event.
+async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
+    let task = &args.task;
+    let (repo, path, branch, start) = (
+        args.repo.clone(),
+        task.worktree.clone(),
+        args.branch.clone(),
+        args.start_commit.clone(),
+    );
+    blocking(move || {
+        if path.exists() {
+            repo.reset_worktree(&path, &start)
+        } else {
+            repo.add_worktree(&path, Some(&branch), &start)
+        }
+    })
+    .await?;
+
+    let (updates, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
+    let forward = {
+        let supervisor = args.supervisor.clone();
+        let (slice, attempt) = (task.slice_id.clone(), task.attempt);
+        tokio::spawn(async move {
+            while let Some(update) = updates_rx.recv().await {
+                let body = EventBody::AgentUpdate {
+                    slice: slice.clone(),
+                    attempt,
+                    update,
+                };
+                if supervisor
+                    .send_message(SupervisorMsg::Report(body))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    let report = agent::run(&args.agent, task, updates, &args.cancel).await;
+    let _ = forward.await;
+    let report = report?;
+    let ok = report.ok();
+    let exit = report.exit.clone();
+    let finished = EventBody::AgentFinished {
+        slice: task.slice_id.clone(),
+        attempt: task.attempt,
+        report,
+    };
+    args.supervisor
+        .send_message(SupervisorMsg::Report(finished))
+        .map_err(|_| crate::Error::Actor("the supervisor is gone".into()))?;
+    if !ok {
+        let status = if exit == "cancelled" {
+            SliceStatus::Cancelled
+        } else {
+            SliceStatus::Failed
+        };
+        let reason = match exit.as_str() {
+            "timed out" => format!("agent timed out after {:?}", task.timeout),
+            other => format!("agent failed: {other}"),
+        };
+        return Ok(fail(
+            args,
+            status,
+            format!("{reason}; log: {}", task.log.display()),
+            vec![],
+        ));
+    }
+    fault_point("slice.after_agent", &task.slice_id);
+
+    let (repo, path, start, message) = (
+        args.repo.clone(),
+        task.worktree.clone(),
+        args.start_commit.clone(),
+        args.commit_message.clone(),
+    );
+    let committed = blocking(move || repo.commit_worktree(&path, &start, &message)).await?;
+    let Some(committed) = committed else {
+        return Ok(fail(
+            args,
+            SliceStatus::Failed,
+            "no changes: the agent exited 0 but left the worktree as it found it".into(),
+            vec![],
+        ));
+    };
+    let scope = WriteScope::new(&task.write_scope).map_err(crate::Error::Usage)?;
+    let outside: Vec<String> = scope
+        .violations(&committed.changed_files)
+        .into_iter()
+        .cloned()
+        .collect();
+    if !outside.is_empty() {
+        return Ok(fail(
+            args,
+            SliceStatus::ScopeViolation,
+            format!(
+                "changed {} path{} outside its write scope: {}",
+                outside.len(),
+                if outside.len() == 1 { "" } else { "s" },
+                outside.join(", ")
+            ),
+            outside,
+        ));
+    }
+    Ok(EventBody::SliceCommitted {
+        slice: task.slice_id.clone(),
+        attempt: task.attempt,
+        commit: committed.commit,
+        tree: committed.tree,
+        changed_files: committed.changed_files,
+    })
+}
+
+/// Panics when `OMK_FAULT` names this point and slice (`panic:<point>:<slice>`);
+/// debug builds only, for tests of the supervisor's failure handling.
+fn fault_point(point: &str, slice: &str) {
+    if cfg!(debug_assertions) {
+        if let Ok(fault) = std::env::var("OMK_FAULT") {
+            if fault == format!("panic:{point}:{slice}") {
+                panic!("injected fault at {point} for slice {slice}");
+            }
+        }
+    }
+}
+
+/// The prompt an agent gets for one attempt of `spec`.
+pub fn prompt(
+    goal: &str,
+    spec: &SliceSpec,
+    others: &[&SliceSpec],
+    conflict_paths: &[String],
+) -> String {
+    let mut p = format!("Goal: {goal}\n\nYour slice: {}", spec.id);
+    if !spec.title.is_empty() {
+        p += &format!(" — {}", spec.title);
+    }
+    p += &format!(
+        "\n\n{}\n\nYou may change only paths matching: {}\n",
+        spec.prompt.trim(),
+        spec.write_scope.join(", ")
+    );
+    if !others.is_empty() {
+        p += "\nOther slices work in parallel; do not do their work:\n";
+        for o in others {
+            let what = if o.title.is_empty() {
+                o.prompt.lines().next().unwrap_or("")
+            } else {
+                &o.title
+            };
+            p += &format!("- {}: {what}\n", o.id);
+        }
+    }
+    if !conflict_paths.is_empty() {
+        p += &format!(
+            "\nYour previous attempt conflicted with work already merged in: {}. \
+             The worktree now starts from the merged result; redo your change on top of it.\n",
+            conflict_paths.join(", ")
+        );
+    }
+    p += "\nDo not commit or push; omk commits your changes when you finish.\n";
+    p
+}

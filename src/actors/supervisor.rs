@@ -1,0 +1,541 @@
+//! The goal supervisor: owns the goal's state and is its event log's single writer.
+//!
+//! Every report from a child is recorded ([`Supervisor`] stamps, appends,
+//! folds it into [`GoalState`], rewrites the proof and shows it), then the
+//! supervisor decides what follows: start slices whose dependencies are
+//! merged (within the concurrency limit), send committed slices to the gate
+//! actor and verified ones to the integrator, retry conflicts, and finally
+//! verify the integration and finish. A child that fails or panics fails its
+//! slice only; the supervisor carries on with the others.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::gate::{GateActor, GateArgs, GateJob, GateMsg};
+use super::integrator::{IntegratorActor, IntegratorArgs, IntegratorMsg};
+use super::slice::{self, SliceActor, SliceArgs, SliceMsg};
+use crate::agent::{AgentSpec, Task};
+use crate::git::Repo;
+use crate::report::Reporter;
+use crate::state::{Deliver, GoalState, GoalStatus, SliceStatus};
+use crate::store::events::{EventBody, EventLog};
+use crate::store::{GoalDir, Store};
+use crate::util::write_atomic;
+
+/// Messages to the supervisor.
+// Reports are moved, never copied, and arrive a few per slice: boxing them buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// A child reports what it did.
+    Report(EventBody),
+    /// Stop starting work and cancel running agents; the goal ends `cancelled`.
+    Cancel,
+}
+
+/// Startup arguments.
+pub struct SupervisorArgs {
+    pub repo: Repo,
+    pub store: Store,
+    pub goal: GoalDir,
+    /// The `goal_started` event, first in the log.
+    pub started: EventBody,
+    pub agent: AgentSpec,
+    pub slice_timeout: Duration,
+    pub gate_concurrency: usize,
+    pub reporter: Reporter,
+    /// Receives the final state.
+    pub done: oneshot::Sender<GoalState>,
+}
+
+/// The supervisor's state.
+pub struct SupervisorState {
+    repo: Repo,
+    store: Store,
+    goal: GoalDir,
+    agent: AgentSpec,
+    slice_timeout: Duration,
+    log: EventLog,
+    state: GoalState,
+    reporter: Reporter,
+    gates: ActorRef<GateMsg>,
+    integrator: ActorRef<IntegratorMsg>,
+    /// Running slice actors: who they are and which attempt they run.
+    slices: HashMap<ActorId, (String, u32, ActorRef<SliceMsg>)>,
+    cancel: CancellationToken,
+    cancelled: bool,
+    integration_started: bool,
+    done: Option<oneshot::Sender<GoalState>>,
+}
+
+/// The goal supervisor.
+pub struct Supervisor;
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let cancel = CancellationToken::new();
+        let log = EventLog::create(&args.goal.events())?;
+        let (gates, _) = Actor::spawn_linked(
+            None,
+            GateActor,
+            GateArgs {
+                supervisor: myself.clone(),
+                repo: args.repo.clone(),
+                concurrency: args.gate_concurrency,
+                cancel: cancel.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        let EventBody::GoalStarted {
+            goal_id,
+            base_commit,
+            integration_branch,
+            ..
+        } = &args.started
+        else {
+            return Err("the first event must be goal_started".into());
+        };
+        let (integrator, _) = Actor::spawn_linked(
+            None,
+            IntegratorActor,
+            IntegratorArgs {
+                supervisor: myself.clone(),
+                repo: args.repo.clone(),
+                goal_id: goal_id.clone(),
+                branch_ref: format!("refs/heads/{integration_branch}"),
+                head: base_commit.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        let mut state = SupervisorState {
+            repo: args.repo,
+            store: args.store,
+            goal: args.goal,
+            agent: args.agent,
+            slice_timeout: args.slice_timeout,
+            log,
+            state: GoalState::default(),
+            reporter: args.reporter,
+            gates,
+            integrator,
+            slices: HashMap::new(),
+            cancel,
+            cancelled: false,
+            integration_started: false,
+            done: Some(args.done),
+        };
+        state.record(args.started)?;
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.drive(&myself).await
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        message: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.done.is_none() {
+            return Ok(()); // finished; late reports change nothing
+        }
+        match message {
+            SupervisorMsg::Report(body) => {
+                state.record(body.clone())?;
+                if let EventBody::Verified { slice: None, .. } = body {
+                    // The integration gates were the last step.
+                    let (status, reason) = state.state.verdict();
+                    return state.finish(status, reason, &myself);
+                }
+                state.follow_up(&body)?;
+            }
+            SupervisorMsg::Cancel => {
+                state.cancelled = true;
+                state.cancel.cancel();
+            }
+        }
+        state.drive(&myself).await
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Never stop just because a child did (ractor's default would).
+        let (cell, why) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("crashed: {err}")),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                format!(
+                    "stopped without a result{}",
+                    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+            ),
+            _ => return Ok(()),
+        };
+        if state.done.is_none() {
+            return Ok(());
+        }
+        let id = cell.get_id();
+        if let Some((slice, attempt, _)) = state.slices.remove(&id) {
+            let still_running = state
+                .state
+                .slice(&slice)
+                .is_some_and(|s| s.status == SliceStatus::Running && s.attempts == attempt);
+            if still_running {
+                state.record(EventBody::SliceFailed {
+                    slice,
+                    attempt,
+                    status: SliceStatus::Failed,
+                    reason: format!("slice actor {why}"),
+                    paths: vec![],
+                })?;
+            }
+        } else if id == state.gates.get_id() || id == state.integrator.get_id() {
+            let who = if id == state.gates.get_id() {
+                "gate actor"
+            } else {
+                "integrator"
+            };
+            state.finish(
+                GoalStatus::Failed,
+                Some(format!("the {who} {why}")),
+                &myself,
+            )?;
+            return Ok(());
+        }
+        state.drive(&myself).await
+    }
+}
+
+impl SupervisorState {
+    /// Appends an event, folds it into the state, rewrites the proof, shows it.
+    fn record(&mut self, body: EventBody) -> crate::Result<()> {
+        let event = self.log.append(body)?;
+        self.state.apply(&event);
+        let proof = serde_json::to_vec_pretty(&self.state)
+            .map_err(|e| crate::Error::io("encoding proof", e.into()))?;
+        write_atomic(&self.goal.proof(), &proof)?;
+        self.reporter.event(&event, &self.state);
+        Ok(())
+    }
+
+    /// Sends a slice on to the next stage after an event moved it there.
+    fn follow_up(&mut self, body: &EventBody) -> Result<(), ActorProcessingErr> {
+        match body {
+            EventBody::SliceCommitted { slice, .. }
+            | EventBody::Verified {
+                slice: Some(slice), ..
+            } => {
+                let Some(s) = self.state.slice(slice).cloned() else {
+                    return Ok(());
+                };
+                let (Some(commit), Some(tree)) = (s.commit.clone(), s.tree.clone()) else {
+                    return Ok(());
+                };
+                self.stop_slice_actor(slice);
+                match s.status {
+                    SliceStatus::Gating => self.gates.send_message(GateMsg::Run(GateJob {
+                        slice: Some(s.id.clone()),
+                        dir: s.worktree.clone().unwrap_or_default(),
+                        checkout: None,
+                        tree,
+                        gates: self.state.slice_gates(slice),
+                        log_dir: self.attempt_logs(slice, s.attempts),
+                    }))?,
+                    SliceStatus::Merging => self.integrator.send_message(IntegratorMsg::Merge {
+                        slice: s.id.clone(),
+                        attempt: s.attempts,
+                        commit,
+                    })?,
+                    _ => {}
+                }
+            }
+            EventBody::SliceFailed { slice, .. } => self.stop_slice_actor(slice),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn stop_slice_actor(&mut self, slice: &str) {
+        let id = self
+            .slices
+            .iter()
+            .find(|(_, (s, _, _))| s == slice)
+            .map(|(id, _)| *id);
+        if let Some((_, _, actor)) = id.and_then(|id| self.slices.remove(&id)) {
+            actor.stop(None);
+        }
+    }
+
+    fn attempt_logs(&self, slice: &str, attempt: u32) -> std::path::PathBuf {
+        self.goal
+            .logs()
+            .join(slice)
+            .join(format!("attempt-{attempt}"))
+    }
+
+    /// Starts what can start, and finishes the goal when nothing is left.
+    async fn drive(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), ActorProcessingErr> {
+        if self.done.is_none() || self.integration_started {
+            return Ok(());
+        }
+        // Slices whose dependencies will never merge are blocked, once.
+        loop {
+            let blocked = self.state.slices.iter().find_map(|s| {
+                let dep = self.state.blocked_by(s)?;
+                s.reason
+                    .is_none()
+                    .then(|| (s.id.clone(), dep.id.clone(), dep.status))
+            });
+            let Some((slice, dep, status)) = blocked else {
+                break;
+            };
+            let reason = format!("dependency `{dep}` did not merge ({status})");
+            self.record(EventBody::SliceBlocked { slice, reason })?;
+        }
+        if !self.cancelled {
+            self.start_ready_slices(myself).await?;
+        }
+        let busy = self.state.slices.iter().any(|s| {
+            matches!(
+                s.status,
+                SliceStatus::Running | SliceStatus::Gating | SliceStatus::Merging
+            )
+        });
+        if busy {
+            return Ok(());
+        }
+        if self.cancelled {
+            return self.finish(
+                GoalStatus::Cancelled,
+                Some("cancelled before every slice finished".into()),
+                myself,
+            );
+        }
+        if !self.state.slices_settled() {
+            return Ok(());
+        }
+        let gates = self.state.integration_gates();
+        if self.state.integration.order.is_empty() || gates.is_empty() {
+            let (status, reason) = self.state.verdict();
+            return self.finish(status, reason, myself);
+        }
+        self.integration_started = true;
+        let worktree = self
+            .store
+            .worktree(&self.state.goal_id, crate::plan::INTEGRATION);
+        let (commit, tree) = (
+            self.state.integration.commit.clone(),
+            self.state.integration.tree.clone(),
+        );
+        self.record(EventBody::IntegrationStarted {
+            commit: commit.clone(),
+            tree: tree.clone(),
+            worktree: worktree.clone(),
+        })?;
+        self.gates.send_message(GateMsg::Run(GateJob {
+            slice: None,
+            dir: worktree,
+            checkout: Some(commit),
+            tree,
+            gates,
+            log_dir: self.goal.logs().join(crate::plan::INTEGRATION),
+        }))?;
+        Ok(())
+    }
+
+    async fn start_ready_slices(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let order = match self.state.settings.plan.as_ref().map(|p| p.order()) {
+            Some(Ok(order)) => order,
+            _ => return Ok(()),
+        };
+        for id in order {
+            let running = self
+                .state
+                .slices
+                .iter()
+                .filter(|s| s.status == SliceStatus::Running)
+                .count();
+            if running >= self.state.settings.concurrency {
+                break;
+            }
+            let Some(s) = self.state.slice(&id) else {
+                continue;
+            };
+            let deps_merged = s.depends_on.iter().all(|d| {
+                self.state
+                    .slice(d)
+                    .is_some_and(|d| d.status == SliceStatus::Merged)
+            });
+            if s.status == SliceStatus::Pending && deps_merged {
+                self.start_slice(&id, myself).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_slice(
+        &mut self,
+        id: &str,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let (Some(s), Some(spec)) = (self.state.slice(id).cloned(), self.state.spec(id).cloned())
+        else {
+            return Ok(());
+        };
+        let attempt = s.attempts + 1;
+        // Dependent slices and retries build on what is already integrated.
+        let start_commit = if attempt == 1 && s.depends_on.is_empty() {
+            self.state.base_commit.clone()
+        } else {
+            self.state.integration.commit.clone()
+        };
+        let worktree = self.store.worktree(&self.state.goal_id, id);
+        let conflict_paths = s.retry_after_conflict.clone();
+        self.record(EventBody::SliceStarted {
+            slice: id.to_string(),
+            attempt,
+            start_commit: start_commit.clone(),
+            branch: s.branch.clone(),
+            worktree: worktree.clone(),
+            conflict_paths: conflict_paths.clone(),
+        })?;
+        let others: Vec<_> = self
+            .state
+            .settings
+            .plan
+            .iter()
+            .flat_map(|p| &p.slices)
+            .filter(|o| o.id != id)
+            .collect();
+        let task = Task {
+            goal_id: self.state.goal_id.clone(),
+            slice_id: id.to_string(),
+            prompt: slice::prompt(&self.state.goal, &spec, &others, &conflict_paths),
+            worktree,
+            write_scope: spec.write_scope.clone(),
+            attempt,
+            log: self.attempt_logs(id, attempt).join("agent.log"),
+            timeout: self.slice_timeout,
+        };
+        let args = SliceArgs {
+            supervisor: myself.clone(),
+            repo: self.repo.clone(),
+            agent: self.agent.clone(),
+            task,
+            branch: s.branch.clone(),
+            start_commit,
+            commit_message: format!(
+                "omk: {}\n\nOmk-Goal: {}\nOmk-Slice: {id}\nOmk-Attempt: {attempt}\n",
+                if spec.title.is_empty() {
+                    id
+                } else {
+                    &spec.title
+                },
+                self.state.goal_id
+            ),
+            cancel: self.cancel.clone(),
+        };
+        match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.slices
+                    .insert(actor.get_id(), (id.to_string(), attempt, actor));
+            }
+            Err(e) => self.record(EventBody::SliceFailed {
+                slice: id.to_string(),
+                attempt,
+                status: SliceStatus::Failed,
+                reason: format!("could not start the slice actor: {e}"),
+                paths: vec![],
+            })?,
+        }
+        Ok(())
+    }
+
+    /// Delivers if asked, records the end, hands the state over, and stops.
+    fn finish(
+        &mut self,
+        status: GoalStatus,
+        reason: Option<String>,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        if status == GoalStatus::Ready && self.state.settings.deliver == Deliver::Ff {
+            let delivery = self.deliver();
+            self.record(delivery)?;
+        }
+        self.record(EventBody::GoalFinished { status, reason })?;
+        self.reporter.finish();
+        self.cancel.cancel();
+        if let Some(done) = self.done.take() {
+            let _ = done.send(self.state.clone());
+        }
+        myself.stop(None);
+        Ok(())
+    }
+
+    /// Fast-forwards the base branch to the integration, if that is safe.
+    fn deliver(&self) -> EventBody {
+        let s = &self.state;
+        let Some(branch) = s.base_ref.clone() else {
+            return EventBody::Delivery {
+                branch: "(none)".into(),
+                delivered: false,
+                reason: "--base is not a branch, so there is nothing to fast-forward".into(),
+            };
+        };
+        let outcome = (|| -> crate::Result<Result<(), String>> {
+            if self.repo.ref_target(&branch)?.as_deref() != Some(s.base_commit.as_str()) {
+                return Ok(Err("the branch moved since the goal started".into()));
+            }
+            if self.repo.is_checked_out(&branch)? {
+                return Ok(Err(
+                    "the branch is checked out in a worktree; run `git merge --ff-only` there"
+                        .into(),
+                ));
+            }
+            self.repo.update_ref(
+                &branch,
+                &s.integration.commit,
+                &s.base_commit,
+                "omk: deliver goal",
+            )?;
+            Ok(Ok(()))
+        })();
+        let (delivered, reason) = match outcome {
+            Ok(Ok(())) => (true, format!("fast-forwarded to {}", s.integration.commit)),
+            Ok(Err(why)) => (false, why),
+            Err(e) => (false, e.to_string()),
+        };
+        EventBody::Delivery {
+            branch,
+            delivered,
+            reason,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `omk goal proof`: the goal's proof as text, JSON or Markdown.
+
+use std::path::Path;
+
+use crate::error::Result;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest")]
+    id: String,
+    /// The proof as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Markdown ready to paste as a pull-request body.
+    #[arg(long)]
+    markdown: bool,
+}
+
+pub fn run(dir: &Path, args: Args) -> Result<u8> {
+    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (state, _) = super::load_state(&goal)?;
+    if args.json {
+        super::print_json(&state)?;
+    } else if args.markdown {
+        print!("{}", crate::proof::markdown(&state));
+    } else {
+        print!("{}", crate::proof::text(&state));
+    }
+    Ok(0)
+}

@@ -1,0 +1,112 @@
+//! `omk goal replay`: the goal's timeline, or a check of its integration.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::git::{Merge, Repo};
+use crate::state::GoalState;
+use crate::store::events::{Event, EventBody};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest")]
+    id: String,
+    /// The events as JSON Lines.
+    #[arg(long)]
+    json: bool,
+    /// Rebuild the integration from the recorded commits and compare trees.
+    #[arg(long)]
+    verify: bool,
+}
+
+pub fn run(dir: &Path, args: Args) -> Result<u8> {
+    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (state, events) = super::load_state(&goal)?;
+    if args.verify {
+        let repo = Repo::discover(dir)?;
+        return verify(&repo, &state, &events);
+    }
+    for e in &events {
+        if args.json {
+            let line = serde_json::to_string(e)
+                .map_err(|err| crate::Error::io("encoding event", err.into()))?;
+            println!("{line}");
+        } else {
+            let slice = e
+                .body
+                .slice()
+                .map(|s| format!("[{s}] "))
+                .unwrap_or_default();
+            println!("{:>5} {} {slice}{}", e.seq, e.ts, e.body.describe());
+        }
+    }
+    Ok(0)
+}
+
+/// Re-merges the recorded slice commits onto the recorded base, in the
+/// recorded order, and compares every tree with the record.
+fn verify(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<u8> {
+    let mut head = state.base_commit.clone();
+    let mut merges = 0;
+    for e in events {
+        let EventBody::SliceMerged {
+            slice,
+            slice_commit,
+            tree,
+            ..
+        } = &e.body
+        else {
+            continue;
+        };
+        let rebuilt = match repo.merge_tree(&head, slice_commit)? {
+            Merge::Clean(t) => t,
+            Merge::Conflict(paths) => {
+                println!(
+                    "FAIL at event {}: slice {slice} no longer merges cleanly ({})",
+                    e.seq,
+                    paths.join(", ")
+                );
+                return Ok(1);
+            }
+        };
+        if &rebuilt != tree {
+            println!("FAIL at event {}: merging slice {slice} gives tree {rebuilt}, the log records {tree}", e.seq);
+            return Ok(1);
+        }
+        head = repo.commit_tree(
+            &rebuilt,
+            &[&head, slice_commit],
+            &format!("omk verify: {slice}"),
+        )?;
+        merges += 1;
+    }
+    let rebuilt_tree = repo.tree_of(&head)?;
+    if rebuilt_tree != state.integration.tree {
+        println!(
+            "FAIL: the rebuilt integration tree {rebuilt_tree} differs from the recorded {}",
+            state.integration.tree
+        );
+        return Ok(1);
+    }
+    let branch = format!("refs/heads/{}", state.integration.branch);
+    match repo.ref_target(&branch)? {
+        Some(commit) if repo.tree_of(&commit)? == rebuilt_tree => {}
+        Some(commit) => {
+            println!(
+                "FAIL: {} now points at {commit}, whose tree differs from the recorded integration",
+                state.integration.branch
+            );
+            return Ok(1);
+        }
+        None => println!(
+            "note: {} no longer exists; the record itself verifies",
+            state.integration.branch
+        ),
+    }
+    println!(
+        "OK: {merges} merges from base {} rebuild tree {}",
+        state.base_commit, rebuilt_tree
+    );
+    Ok(0)
+}

@@ -1,0 +1,76 @@
+//! `omk goal run`: run a goal to its end and print its proof.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::report::Reporter;
+use crate::run::{run_goal, RunOptions};
+use crate::state::Deliver;
+use crate::util::parse_duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What the run should achieve.
+    goal: String,
+    /// How many slices to plan at most; with --plan, defaults to the plan's count.
+    #[arg(long, value_name = "N")]
+    slices: Option<usize>,
+    /// A plan file (JSON or TOML) with the slices to run.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// The agent in each slice: kimi, kimi-wire, kimi-print, acp:<command>, exec:<command>.
+    #[arg(long, value_name = "SPEC", default_value = "kimi")]
+    agent: String,
+    /// The commit every slice starts from.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    base: String,
+    /// How many slices run at once [default: min(N, 16)].
+    #[arg(long, value_name = "C")]
+    concurrency: Option<usize>,
+    /// How many gate jobs run at once.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    gate_concurrency: usize,
+    /// How long one agent attempt may run, e.g. 30m [default: omk.toml run.slice_timeout, else 30m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    slice_timeout: Option<std::time::Duration>,
+    /// Attempts per slice when it conflicts [default: omk.toml run.max_attempts, else 2].
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+    /// Where the result goes: leave it on the integration branch, or also fast-forward the base branch.
+    #[arg(long, value_enum, default_value_t = Deliver::Branch)]
+    deliver: Deliver,
+    /// Let the goal end ready when no gate is configured or detected.
+    #[arg(long)]
+    allow_no_gates: bool,
+    /// Print the proof as JSON at the end.
+    #[arg(long)]
+    json: bool,
+    /// Plain log lines instead of a live display.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub async fn run(dir: &Path, args: Args) -> Result<u8> {
+    let opts = RunOptions {
+        dir: dir.to_path_buf(),
+        goal: args.goal,
+        slices: args.slices,
+        plan: args.plan,
+        agent: args.agent,
+        base: args.base,
+        concurrency: args.concurrency,
+        gate_concurrency: args.gate_concurrency,
+        deliver: args.deliver,
+        allow_no_gates: args.allow_no_gates,
+        slice_timeout: args.slice_timeout,
+        max_attempts: args.max_attempts,
+    };
+    let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
+    if args.json {
+        super::print_json(&finished.state)?;
+    } else {
+        print!("{}", crate::proof::text(&finished.state));
+        println!("proof: {}", finished.goal.proof().display());
+    }
+    Ok(super::goal_exit_code(&finished.state))
+}

@@ -1,0 +1,34 @@
+//! `omk goal status`: where a goal stands.
+
+use std::path::Path;
+
+use crate::error::Result;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest")]
+    id: String,
+    /// Print the state as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(dir: &Path, args: Args) -> Result<u8> {
+    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (state, _) = super::load_state(&goal)?;
+    if args.json {
+        super::print_json(&state)?;
+    } else {
+        print!("{}", crate::proof::text(&state));
+        if let Some(plan) = &state.settings.plan {
+            println!(
+                "plan: {} ({} slices)",
+                goal.plan().display(),
+                plan.slices.len()
+            );
+        }
+        println!("events: {}", goal.events().display());
+    }
+    Ok(0)
+}

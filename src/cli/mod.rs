@@ -1,0 +1,120 @@
+//! The `omk` command line: one file per command, over the library.
+
+mod demo;
+mod doctor;
+mod goal_list;
+mod goal_proof;
+mod goal_replay;
+mod goal_run;
+mod goal_status;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+use crate::git::Repo;
+use crate::state::GoalState;
+use crate::store::{events, GoalDir, Store};
+
+/// omk: one engineering goal, many agents, one merged and verified branch.
+#[derive(Debug, Parser)]
+#[command(name = "omk", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Run as if omk was started in DIR (like `git -C`).
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plan, run and inspect goals.
+    #[command(subcommand)]
+    Goal(GoalCommand),
+    /// Run a self-contained demonstration on a scratch repository.
+    Demo(demo::Args),
+    /// Check git, the state directory and the agents omk can use.
+    Doctor(doctor::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum GoalCommand {
+    /// Run a goal: slices in worktrees, gates, integration, proof.
+    Run(goal_run::Args),
+    /// Show a goal's state.
+    Status(goal_status::Args),
+    /// List this repository's goals.
+    List(goal_list::Args),
+    /// Show a goal's proof.
+    Proof(goal_proof::Args),
+    /// Show a goal's event timeline, or verify its integration.
+    Replay(goal_replay::Args),
+}
+
+/// Runs the command line and renders any error once.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("OMK_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("omk: error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Goal(GoalCommand::Run(a)) => goal_run::run(&dir, a).await,
+            Command::Goal(GoalCommand::Status(a)) => goal_status::run(&dir, a),
+            Command::Goal(GoalCommand::List(a)) => goal_list::run(&dir, a),
+            Command::Goal(GoalCommand::Proof(a)) => goal_proof::run(&dir, a),
+            Command::Goal(GoalCommand::Replay(a)) => goal_replay::run(&dir, a),
+            Command::Demo(a) => demo::run(a).await,
+            Command::Doctor(a) => doctor::run(&dir, a),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("omk: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// The exit code for a finished goal: 0 when ready, 1 otherwise.
+fn goal_exit_code(state: &GoalState) -> u8 {
+    u8::from(state.status != crate::state::GoalStatus::Ready)
+}
+
+/// Finds a goal of the repository at `dir`.
+fn find_goal(dir: &Path, id: &str) -> Result<(Store, GoalDir)> {
+    let repo = Repo::discover(dir)?;
+    let store = Store::for_repo(&repo)?;
+    let goal = store.find_goal(id)?;
+    Ok((store, goal))
+}
+
+/// A goal's state, rebuilt from its event log.
+fn load_state(goal: &GoalDir) -> Result<(GoalState, Vec<events::Event>)> {
+    let events = events::read(&goal.events())?;
+    Ok((GoalState::from_events(&events), events))
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| crate::Error::io("encoding JSON", e.into()))?;
+    println!("{text}");
+    Ok(())
+}

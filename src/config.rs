@@ -1,0 +1,222 @@
+//! `omk.toml`: gates and run settings, or what omk detects when it is absent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::gate::{GateScope, GateSpec};
+use crate::util::parse_duration;
+
+/// The config file's name, at the repository root.
+pub const FILE_NAME: &str = "omk.toml";
+
+/// The default per-gate timeout.
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The default per-slice agent timeout.
+pub const DEFAULT_SLICE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// The default number of attempts a slice gets when it conflicts.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
+
+/// The settings a run uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Every gate, per-slice and integration.
+    pub gates: Vec<GateSpec>,
+    /// Where the gates came from, for the run's opening lines.
+    pub gates_source: GatesSource,
+    /// How long one agent attempt may run.
+    pub slice_timeout: Duration,
+    /// How many attempts a slice gets before a conflict is final.
+    pub max_attempts: u32,
+}
+
+/// Where the gates of a run came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatesSource {
+    /// `[[gate]]` entries in `omk.toml`.
+    Configured(PathBuf),
+    /// Detected from a build file at the repository root.
+    Detected(&'static str),
+    /// Neither.
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    gate: Vec<GateEntry>,
+    #[serde(default)]
+    run: RunEntry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateEntry {
+    name: String,
+    command: String,
+    timeout: Option<String>,
+    #[serde(default)]
+    scope: GateScope,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunEntry {
+    slice_timeout: Option<String>,
+    max_attempts: Option<u32>,
+}
+
+impl Config {
+    /// Reads `omk.toml` from `root`, or detects gates when there is none.
+    pub fn load(root: &Path) -> Result<Config> {
+        let path = root.join(FILE_NAME);
+        if !path.exists() {
+            return Ok(Self::detected(root));
+        }
+        let bad = |reason: String| Error::Config {
+            file: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let file: File =
+            toml::from_str(&text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        let mut gates = Vec::new();
+        for (i, g) in file.gate.into_iter().enumerate() {
+            let at = format!("gate[{i}] (`{}`)", g.name);
+            if g.name.trim().is_empty() {
+                return Err(bad(format!("{at}.name: empty")));
+            }
+            if g.command.trim().is_empty() {
+                return Err(bad(format!("{at}.command: empty")));
+            }
+            if gates.iter().any(|x: &GateSpec| x.name == g.name) {
+                return Err(bad(format!("{at}.name: duplicate gate name")));
+            }
+            let timeout = match g.timeout {
+                Some(t) => parse_duration(&t).map_err(|e| bad(format!("{at}.timeout: {e}")))?,
+                None => DEFAULT_GATE_TIMEOUT,
+            };
+            gates.push(GateSpec {
+                name: g.name,
+                command: g.command,
+                timeout,
+                scope: g.scope,
+            });
+        }
+        let detected = Self::detected(root);
+        let (gates, gates_source) = if gates.is_empty() {
+            (detected.gates, detected.gates_source)
+        } else {
+            (gates, GatesSource::Configured(path.clone()))
+        };
+        let slice_timeout = match file.run.slice_timeout {
+            Some(t) => parse_duration(&t).map_err(|e| bad(format!("run.slice_timeout: {e}")))?,
+            None => DEFAULT_SLICE_TIMEOUT,
+        };
+        let max_attempts = file.run.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 {
+            return Err(bad("run.max_attempts: must be at least 1".into()));
+        }
+        Ok(Config {
+            gates,
+            gates_source,
+            slice_timeout,
+            max_attempts,
+        })
+    }
+
+    fn detected(root: &Path) -> Config {
+        let candidates: [(&str, &str); 5] = [
+            ("Cargo.toml", "cargo test"),
+            ("package.json", "npm test"),
+            ("go.mod", "go test ./..."),
+            ("pyproject.toml", "python3 -m pytest"),
+            ("Makefile", "make test"),
+        ];
+        let found = candidates.iter().find(|(file, _)| {
+            let path = root.join(file);
+            match *file {
+                // Only a Makefile with a `test` target counts.
+                "Makefile" => std::fs::read_to_string(&path)
+                    .is_ok_and(|t| t.lines().any(|l| l.starts_with("test:"))),
+                _ => path.is_file(),
+            }
+        });
+        let (gates, gates_source) = match found {
+            Some((file, command)) => (
+                vec![GateSpec {
+                    name: "test".into(),
+                    command: command.to_string(),
+                    timeout: DEFAULT_GATE_TIMEOUT,
+                    scope: GateScope::Both,
+                }],
+                GatesSource::Detected(file),
+            ),
+            None => (vec![], GatesSource::None),
+        };
+        Config {
+            gates,
+            gates_source,
+            slice_timeout: DEFAULT_SLICE_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    /// The gates that judge each slice.
+    pub fn slice_gates(&self) -> impl Iterator<Item = &GateSpec> {
+        self.gates.iter().filter(|g| g.scope.judges_slices())
+    }
+
+    /// The gates that judge the integrated tree.
+    pub fn integration_gates(&self) -> impl Iterator<Item = &GateSpec> {
+        self.gates.iter().filter(|g| g.scope.judges_integration())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_gates_win_over_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[run]\nmax_attempts = 3\n[[gate]]\nname = \"lint\"\ncommand = \"true\"\ntimeout = \"5s\"\nscope = \"slice\"\n",
+        )
+        .unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.gates.len(), 1);
+        assert_eq!(c.gates[0].timeout, Duration::from_secs(5));
+        assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.integration_gates().count(), 0);
+    }
+
+    #[test]
+    fn detection_uses_build_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Config::load(dir.path()).unwrap().gates_source,
+            GatesSource::None
+        );
+        std::fs::write(dir.path().join("go.mod"), "module x").unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.gates[0].command, "go test ./...");
+    }
+
+    #[test]
+    fn bad_config_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[[gate]]\nname = \"t\"\ncommand = \"true\"\ntimeout = \"soon\"\n",
+        )
+        .unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("gate[0] (`t`).timeout"), "{err}");
+    }
+}

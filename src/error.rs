@@ -1,0 +1,108 @@
+//! The library's error type, rendered once at the edge (see `cli::main`).
+
+use std::path::PathBuf;
+
+/// Result with omk's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop an omk command, grouped by who can fix it.
+///
+/// [`Error::exit_code`] maps each group onto the contract's exit codes:
+/// 2 for input the user can correct, 3 for infrastructure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command-line argument is wrong.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The plan file is malformed or describes an impossible plan.
+    #[error("invalid plan {file}:\n{}", bullet_list(.errors))]
+    Plan { file: String, errors: Vec<String> },
+
+    /// `omk.toml` cannot be read or parsed.
+    #[error("invalid config {}: {reason}", .file.display())]
+    Config { file: PathBuf, reason: String },
+
+    /// The directory is not inside a git repository.
+    #[error("{} is not inside a git repository; run omk in one or pass -C DIR", .0.display())]
+    NotARepository(PathBuf),
+
+    /// The repository has no commit to start slices from.
+    #[error("repository {} has no commits yet; commit once so slices have a base", .0.display())]
+    NoCommits(PathBuf),
+
+    /// No goal matches the id or prefix.
+    #[error("no goal `{0}` in this repository; `omk goal list` shows its goals")]
+    UnknownGoal(String),
+
+    /// A goal id prefix matches several goals.
+    #[error("goal id `{prefix}` is ambiguous; it matches {}", .matches.join(", "))]
+    AmbiguousGoal {
+        prefix: String,
+        matches: Vec<String>,
+    },
+
+    /// A libgit2 operation failed.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+
+    /// A `git` subprocess failed.
+    #[error("`git {args}` failed: {stderr}")]
+    GitCommand { args: String, stderr: String },
+
+    /// A filesystem or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The actor system could not start or lost an actor it cannot run without.
+    #[error("actor system: {0}")]
+    Actor(String),
+}
+
+impl Error {
+    /// The process exit code for this error, per the contract.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_)
+            | Error::Plan { .. }
+            | Error::Config { .. }
+            | Error::NotARepository(_)
+            | Error::NoCommits(_)
+            | Error::UnknownGoal(_)
+            | Error::AmbiguousGoal { .. } => 2,
+            Error::Git(_) | Error::GitCommand { .. } | Error::Io { .. } | Error::Actor(_) => 3,
+        }
+    }
+
+    /// An [`Error::Io`] with a sentence saying what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+fn bullet_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Adds a sentence of context to I/O results.
+pub trait IoContext<T> {
+    /// Wraps the error as [`Error::Io`] with the context computed lazily.
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(what(), e))
+    }
+}

@@ -1,0 +1,112 @@
+//! Gates: shell commands that judge a tree.
+//!
+//! A gate passes when its command exits 0 before its timeout. Each result
+//! records the tree it ran on, so a proof can show that the integration tree
+//! it names is the one that was verified.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::process;
+
+/// Which trees a gate judges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateScope {
+    /// Each slice's commit, in its worktree.
+    Slice,
+    /// The integrated tree, once all slices are merged.
+    Integration,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl GateScope {
+    /// Whether gates of this scope judge slices.
+    pub fn judges_slices(self) -> bool {
+        matches!(self, GateScope::Slice | GateScope::Both)
+    }
+
+    /// Whether gates of this scope judge the integration.
+    pub fn judges_integration(self) -> bool {
+        matches!(self, GateScope::Integration | GateScope::Both)
+    }
+}
+
+/// A configured or detected gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSpec {
+    /// Its name, as plans refer to it.
+    pub name: String,
+    /// The command, run by `sh -c` in the tree it judges.
+    pub command: String,
+    /// How long it may run.
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    /// Which trees it judges.
+    pub scope: GateScope,
+}
+
+/// The outcome of one gate on one tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// The gate's name.
+    pub name: String,
+    /// Whether it exited 0 in time.
+    pub passed: bool,
+    /// Its exit code, `null` when it was killed.
+    pub exit_code: Option<i32>,
+    /// How it ended, in words (`exit 1`, `timed out`).
+    pub outcome: String,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// The tree id it ran on.
+    pub tree: String,
+    /// Its combined stdout and stderr.
+    pub log: PathBuf,
+}
+
+/// Runs one gate in `dir`, whose checked-out tree is `tree`.
+pub async fn run(
+    gate: &GateSpec,
+    dir: &Path,
+    tree: &str,
+    log: PathBuf,
+    cancel: &CancellationToken,
+) -> Result<GateResult> {
+    let spec = process::Spec {
+        command: gate.command.clone(),
+        cwd: dir.to_path_buf(),
+        env: vec![("OMK_GATE".into(), gate.name.clone())],
+        log: log.clone(),
+        timeout: gate.timeout,
+    };
+    let (exit, took) = process::run(&spec, cancel).await?;
+    Ok(GateResult {
+        name: gate.name.clone(),
+        passed: exit.success(),
+        exit_code: exit.code(),
+        outcome: exit.to_string(),
+        duration_ms: took.as_millis() as u64,
+        tree: tree.to_string(),
+        log,
+    })
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

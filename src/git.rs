@@ -1,0 +1,335 @@
+//! Everything omk asks of git, in one place.
+//!
+//! Objects, refs, commits and diffs go through git2. Two operations shell out
+//! to the `git` binary because git2 cannot do them:
+//! - `merge-tree --write-tree` merges two commits inside the object database
+//!   in ~3 ms at any repository size; git2's `merge_commits` builds a full
+//!   index and costs ~180 ms on 100k files.
+//! - `worktree add --detach` / `--no-checkout`: git2 can only add a worktree
+//!   on a branch with a full checkout.
+//!
+//! Every method is synchronous; actors call them from `spawn_blocking`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::{build::CheckoutBuilder, IndexAddOption, Oid, Repository, ResetType, Signature};
+
+use crate::error::{Error, Result};
+
+/// A repository omk works on.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// The top of the user's working tree.
+    pub root: PathBuf,
+    /// The git directory shared by all of its worktrees.
+    pub common_dir: PathBuf,
+}
+
+/// A commit made from what an agent left in its worktree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The slice's result commit.
+    pub commit: String,
+    /// Its tree.
+    pub tree: String,
+    /// Every path that differs from the start commit, sorted.
+    pub changed_files: Vec<String>,
+}
+
+/// The result of merging two commits in the object database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Merge {
+    /// The merged tree.
+    Clean(String),
+    /// The paths that conflict, sorted.
+    Conflict(Vec<String>),
+}
+
+impl Repo {
+    /// Finds the repository containing `dir`.
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let repo =
+            Repository::discover(dir).map_err(|_| Error::NotARepository(dir.to_path_buf()))?;
+        let root = repo.workdir().ok_or_else(|| {
+            Error::Usage(format!(
+                "{} is a bare repository; omk needs a working tree",
+                dir.display()
+            ))
+        })?;
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let common_dir = repo
+            .commondir()
+            .canonicalize()
+            .unwrap_or_else(|_| repo.commondir().to_path_buf());
+        Ok(Repo { root, common_dir })
+    }
+
+    /// Opens the repository with git2.
+    pub fn open(&self) -> Result<Repository> {
+        Ok(Repository::open(&self.root)?)
+    }
+
+    /// Resolves `rev` to a commit id.
+    pub fn resolve_commit(&self, rev: &str) -> Result<String> {
+        let repo = self.open()?;
+        if rev == "HEAD" && repo.head().is_err() {
+            return Err(Error::NoCommits(self.root.clone()));
+        }
+        let object = repo.revparse_single(rev).map_err(|_| {
+            Error::Usage(format!(
+                "--base `{rev}` does not name a commit in {}",
+                self.root.display()
+            ))
+        })?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(|_| Error::Usage(format!("--base `{rev}` does not name a commit")))?;
+        Ok(commit.id().to_string())
+    }
+
+    /// The full branch name `rev` refers to, when it is a branch (or `HEAD` on one).
+    pub fn branch_of(&self, rev: &str) -> Result<Option<String>> {
+        let repo = self.open()?;
+        let name = if rev == "HEAD" {
+            repo.find_reference("HEAD")?
+                .symbolic_target()?
+                .map(str::to_string)
+        } else {
+            repo.find_branch(rev, git2::BranchType::Local)
+                .ok()
+                .and_then(|b| b.get().name().ok().map(str::to_string))
+        };
+        Ok(name.filter(|n| n.starts_with("refs/heads/")))
+    }
+
+    /// Whether the user's checkout has uncommitted changes (ignored files aside).
+    pub fn has_uncommitted_changes(&self) -> Result<bool> {
+        let repo = self.open()?;
+        let mut opts = git2::StatusOptions::new();
+        opts.include_untracked(true)
+            .include_ignored(false)
+            .exclude_submodules(true);
+        let dirty = !repo.statuses(Some(&mut opts))?.is_empty();
+        Ok(dirty)
+    }
+
+    /// The tree of a commit.
+    pub fn tree_of(&self, commit: &str) -> Result<String> {
+        let repo = self.open()?;
+        let tree = repo.find_commit(Oid::from_str(commit)?)?.tree_id();
+        Ok(tree.to_string())
+    }
+
+    /// Creates `branch` at `commit`; fails if it exists.
+    pub fn create_ref(&self, name: &str, commit: &str, message: &str) -> Result<()> {
+        let repo = self.open()?;
+        repo.reference(name, Oid::from_str(commit)?, false, message)?;
+        Ok(())
+    }
+
+    /// Moves `name` from `expected` to `new`, failing if it moved meanwhile.
+    pub fn update_ref(&self, name: &str, new: &str, expected: &str, message: &str) -> Result<()> {
+        let repo = self.open()?;
+        repo.reference_matching(
+            name,
+            Oid::from_str(new)?,
+            true,
+            Oid::from_str(expected)?,
+            message,
+        )?;
+        Ok(())
+    }
+
+    /// The commit a ref points at, if it exists.
+    pub fn ref_target(&self, name: &str) -> Result<Option<String>> {
+        let repo = self.open()?;
+        let found = repo.find_reference(name).ok().and_then(|r| r.target());
+        Ok(found.map(|o| o.to_string()))
+    }
+
+    /// Whether `branch` (a full ref name) is checked out in the main worktree or any other.
+    pub fn is_checked_out(&self, branch: &str) -> Result<bool> {
+        let repo = self.open()?;
+        let head_of = |r: &Repository| {
+            r.find_reference("HEAD")
+                .ok()
+                .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_string))
+        };
+        if head_of(&repo).as_deref() == Some(branch) {
+            return Ok(true);
+        }
+        for name in repo.worktrees()?.iter().flatten().flatten() {
+            let Ok(wt) = repo.find_worktree(name) else {
+                continue;
+            };
+            if let Ok(r) = Repository::open_from_worktree(&wt) {
+                if head_of(&r).as_deref() == Some(branch) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Adds a worktree at `path` checked out at `commit`, on a new `branch`
+    /// or detached.
+    pub fn add_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        }
+        let path_arg = path.to_string_lossy();
+        let mut args = vec!["worktree", "add", "--quiet"];
+        match branch {
+            Some(b) => args.extend(["-b", b]),
+            None => args.push("--detach"),
+        }
+        args.extend([path_arg.as_ref(), commit]);
+        self.git(&args).map(|_| ())
+    }
+
+    /// Resets the worktree at `path` to exactly `commit`'s tree: its branch is
+    /// moved there and every untracked or ignored file is removed.
+    pub fn reset_worktree(&self, path: &Path, commit: &str) -> Result<()> {
+        let repo = Repository::open(path)?;
+        let target = repo.find_object(Oid::from_str(commit)?, None)?;
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force().remove_untracked(true).remove_ignored(true);
+        repo.reset(&target, ResetType::Hard, Some(&mut checkout))?;
+        Ok(())
+    }
+
+    /// Commits everything that changed in the worktree at `path` (as `git add
+    /// -A` would, honouring .gitignore) and reports what differs from `start`.
+    ///
+    /// Returns `None` when the final tree equals `start`'s. Commits the agent
+    /// made itself are kept; the result is whatever `HEAD` ends on.
+    pub fn commit_worktree(
+        &self,
+        path: &Path,
+        start: &str,
+        message: &str,
+    ) -> Result<Option<Committed>> {
+        let repo = Repository::open(path)?;
+        let mut index = repo.index()?;
+        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+        index.update_all(["*"], None)?;
+        index.write()?;
+        let tree_id = index.write_tree()?;
+        let head = repo.head()?.peel_to_commit()?;
+        let result = if tree_id == head.tree_id() {
+            head.id()
+        } else {
+            let sig = signature(&repo)?;
+            let tree = repo.find_tree(tree_id)?;
+            repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])?
+        };
+        let start = repo.find_commit(Oid::from_str(start)?)?;
+        let result_tree = repo.find_commit(result)?.tree()?;
+        if result_tree.id() == start.tree_id() {
+            return Ok(None);
+        }
+        let diff = repo.diff_tree_to_tree(Some(&start.tree()?), Some(&result_tree), None)?;
+        let mut changed: Vec<String> = diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        changed.sort();
+        changed.dedup();
+        Ok(Some(Committed {
+            commit: result.to_string(),
+            tree: result_tree.id().to_string(),
+            changed_files: changed,
+        }))
+    }
+
+    /// Merges `theirs` into `ours` in the object database.
+    pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Merge> {
+        let args = [
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            ours,
+            theirs,
+        ];
+        let out = self.git_output(&args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut lines = stdout.lines();
+        let tree = lines.next().unwrap_or_default().trim().to_string();
+        match out.status.code() {
+            Some(0) => Ok(Merge::Clean(tree)),
+            Some(1) => {
+                let mut paths: Vec<String> = lines
+                    .take_while(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                paths.sort();
+                paths.dedup();
+                Ok(Merge::Conflict(paths))
+            }
+            _ => Err(command_error(&args, &out)),
+        }
+    }
+
+    /// Writes a merge commit of `tree` with `parents`; touches no ref.
+    pub fn commit_tree(&self, tree: &str, parents: &[&str], message: &str) -> Result<String> {
+        let repo = self.open()?;
+        let sig = signature(&repo)?;
+        let tree = repo.find_tree(Oid::from_str(tree)?)?;
+        let parents = parents
+            .iter()
+            .map(|p| Ok(repo.find_commit(Oid::from_str(p)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&git2::Commit> = parents.iter().collect();
+        Ok(repo
+            .commit(None, &sig, &sig, message, &tree, &refs)?
+            .to_string())
+    }
+
+    /// Runs `git` in the repository and returns stdout, failing on non-zero exit.
+    fn git(&self, args: &[&str]) -> Result<String> {
+        let out = self.git_output(args)?;
+        if !out.status.success() {
+            return Err(command_error(args, &out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn git_output(&self, args: &[&str]) -> Result<std::process::Output> {
+        // No background gc while slices are in flight.
+        Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(["-c", "gc.auto=0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))
+    }
+}
+
+fn command_error(args: &[&str], out: &std::process::Output) -> Error {
+    Error::GitCommand {
+        args: args.join(" "),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    }
+}
+
+/// The user's configured identity, or omk's own when none is set.
+fn signature(repo: &Repository) -> Result<Signature<'static>> {
+    Ok(repo
+        .signature()
+        .or_else(|_| Signature::now("omk", "omk@localhost"))?)
+}
+
+/// The installed git's version line, e.g. `git version 2.47.3`.
+pub fn version() -> Option<String> {
+    let out = Command::new("git").arg("--version").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

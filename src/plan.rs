@@ -1,0 +1,375 @@
+//! The plan: which slices a goal is split into, and how they depend on each other.
+//!
+//! A plan is read from JSON or TOML (see `docs/formats.md`) and validated as a
+//! whole before anything runs; every problem found is reported at once, each
+//! naming the slice and field at fault.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The branch suffix reserved for the integration branch; no slice may use it.
+pub const INTEGRATION: &str = "integration";
+
+/// A goal split into slices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The goal the plan was made for, if the plan file names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+    /// The slices, in the order the plan lists them.
+    pub slices: Vec<SliceSpec>,
+    /// Free-form remarks (why fewer slices, which scopes were serialized, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One unit of work, run by one agent in one worktree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SliceSpec {
+    /// `[a-z0-9][a-z0-9-]*`, unique within the plan.
+    pub id: String,
+    /// A short human title.
+    #[serde(default)]
+    pub title: String,
+    /// The task given to the agent.
+    pub prompt: String,
+    /// Repository-relative glob patterns the slice's commit may touch.
+    #[serde(default)]
+    pub write_scope: Vec<String>,
+    /// Slices that must be merged before this one starts.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Names of the per-slice gates to run; all of them when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Vec<String>>,
+}
+
+impl Plan {
+    /// Reads a plan from `path`: TOML for `.toml`, otherwise JSON.
+    pub fn load(path: &Path) -> Result<Plan> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Plan {
+            file: file.clone(),
+            errors: vec![format!("cannot read the file: {e}")],
+        })?;
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let parsed = if is_toml {
+            toml::from_str::<Plan>(&text).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_str::<Plan>(&text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|e| Error::Plan {
+            file,
+            errors: vec![e.trim().to_string()],
+        })
+    }
+
+    /// Checks the plan as a whole and returns every problem found.
+    ///
+    /// `max_slices` is `--slices`; `gate_names` are the per-slice gates that exist.
+    pub fn validate(&self, max_slices: Option<usize>, gate_names: &[String]) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.slices.is_empty() {
+            errors.push("`slices` is empty; a plan needs at least one slice".to_string());
+        }
+        if let Some(max) = max_slices {
+            if self.slices.len() > max {
+                errors.push(format!(
+                    "the plan has {} slices but --slices is {max}; raise --slices or drop slices",
+                    self.slices.len()
+                ));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, s) in self.slices.iter().enumerate() {
+            let at = format!("slices[{i}] (`{}`)", s.id);
+            if let Err(e) = check_slice_id(&s.id) {
+                errors.push(format!("{at}.id: {e}"));
+            }
+            if !seen.insert(s.id.as_str()) {
+                errors.push(format!("{at}.id: duplicate id; slice ids must be unique"));
+            }
+            if s.prompt.trim().is_empty() {
+                errors.push(format!("{at}.prompt: empty; say what the agent should do"));
+            }
+            if s.write_scope.is_empty() {
+                errors.push(format!(
+                    "{at}.write_scope: empty; list the paths it may change (\"**\" for all)"
+                ));
+            }
+            for pattern in &s.write_scope {
+                if let Err(e) = check_pattern(pattern) {
+                    errors.push(format!("{at}.write_scope: {e}"));
+                }
+            }
+            if let Some(gates) = &s.gates {
+                for g in gates {
+                    if !gate_names.contains(g) {
+                        errors.push(format!(
+                            "{at}.gates: no per-slice gate named `{g}` (known: {})",
+                            if gate_names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                gate_names.join(", ")
+                            }
+                        ));
+                    }
+                }
+            }
+        }
+        let ids: HashSet<&str> = self.slices.iter().map(|s| s.id.as_str()).collect();
+        for (i, s) in self.slices.iter().enumerate() {
+            for dep in &s.depends_on {
+                if dep == &s.id {
+                    errors.push(format!(
+                        "slices[{i}] (`{}`).depends_on: depends on itself",
+                        s.id
+                    ));
+                } else if !ids.contains(dep.as_str()) {
+                    errors.push(format!(
+                        "slices[{i}] (`{}`).depends_on: unknown slice id `{dep}`",
+                        s.id
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            if let Err(cycle) = self.order() {
+                errors.push(format!(
+                    "depends_on: dependency cycle among {}; the dependencies must form a DAG",
+                    cycle.join(", ")
+                ));
+            }
+        }
+        errors
+    }
+
+    /// The slice ids in dependency order, ties broken by plan order.
+    ///
+    /// Fails with the ids left on a cycle.
+    pub fn order(&self) -> Result<Vec<String>, Vec<String>> {
+        let mut indegree: BTreeMap<usize, usize> = BTreeMap::new();
+        for (i, s) in self.slices.iter().enumerate() {
+            indegree.insert(i, s.depends_on.len());
+        }
+        let mut order = Vec::with_capacity(self.slices.len());
+        while let Some((&next, _)) = indegree.iter().find(|(_, &d)| d == 0) {
+            indegree.remove(&next);
+            let id = &self.slices[next].id;
+            for (i, s) in self.slices.iter().enumerate() {
+                if s.depends_on.iter().any(|d| d == id) {
+                    if let Some(d) = indegree.get_mut(&i) {
+                        *d = d.saturating_sub(1);
+                    }
+                }
+            }
+            order.push(id.clone());
+        }
+        if indegree.is_empty() {
+            Ok(order)
+        } else {
+            Err(indegree
+                .keys()
+                .map(|&i| self.slices[i].id.clone())
+                .collect())
+        }
+    }
+
+    /// The slice with this id.
+    pub fn slice(&self, id: &str) -> Option<&SliceSpec> {
+        self.slices.iter().find(|s| s.id == id)
+    }
+}
+
+/// Checks a slice id against `[a-z0-9][a-z0-9-]*` and the reserved names.
+pub fn check_slice_id(id: &str) -> Result<(), String> {
+    let mut chars = id.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "`{id}` is not a valid id; use lowercase letters, digits and '-', starting with a letter or digit"
+        ));
+    }
+    if id == INTEGRATION {
+        return Err(format!("`{id}` is reserved for the integration branch"));
+    }
+    Ok(())
+}
+
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.starts_with('/') {
+        return Err(format!(
+            "`{pattern}` is absolute; patterns are repository-relative"
+        ));
+    }
+    if pattern.split('/').any(|part| part == "..") {
+        return Err(format!("`{pattern}` leaves the repository with `..`"));
+    }
+    scope_glob(pattern).map(|_| ())
+}
+
+fn scope_glob(pattern: &str) -> Result<Glob, String> {
+    // `dir/` means everything below `dir`.
+    let pattern = match pattern.strip_suffix('/') {
+        Some(dir) => format!("{dir}/**"),
+        None => pattern.to_string(),
+    };
+    GlobBuilder::new(&pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("`{pattern}` is not a valid glob: {e}"))
+}
+
+/// A compiled write scope.
+#[derive(Debug, Clone)]
+pub struct WriteScope(GlobSet);
+
+impl WriteScope {
+    /// Compiles validated patterns.
+    pub fn new(patterns: &[String]) -> Result<WriteScope, String> {
+        let mut builder = GlobSetBuilder::new();
+        for p in patterns {
+            builder.add(scope_glob(p)?);
+        }
+        builder.build().map(WriteScope).map_err(|e| e.to_string())
+    }
+
+    /// The paths that fall outside the scope.
+    pub fn violations<'a>(&self, paths: &'a [String]) -> Vec<&'a String> {
+        paths
+            .iter()
+            .filter(|p| !self.0.is_match(p.as_str()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(id: &str, deps: &[&str]) -> SliceSpec {
+        SliceSpec {
+            id: id.into(),
+            title: String::new(),
+            prompt: "do it".into(),
+            write_scope: vec!["**".into()],
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            gates: None,
+        }
+    }
+
+    fn plan(slices: Vec<SliceSpec>) -> Plan {
+        Plan {
+            goal: None,
+            slices,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn order_follows_dependencies_then_plan_order() {
+        let p = plan(vec![
+            slice("c", &["b"]),
+            slice("a", &[]),
+            slice("b", &["a"]),
+        ]);
+        assert_eq!(p.order().unwrap(), vec!["a", "b", "c"]);
+        assert!(p.validate(Some(3), &[]).is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let mut bad = slice("Bad_Id", &["ghost"]);
+        bad.prompt = " ".into();
+        bad.write_scope = vec!["/etc/**".into(), "../x".into()];
+        let p = plan(vec![bad, slice("a", &[]), slice("a", &[])]);
+        let errors = p.validate(Some(2), &[]).join("\n");
+        for needle in [
+            "--slices is 2",
+            "not a valid id",
+            "duplicate id",
+            "prompt: empty",
+            "absolute",
+            "`..`",
+            "unknown slice id `ghost`",
+        ] {
+            assert!(errors.contains(needle), "missing {needle:?} in:\n{errors}");
+        }
+    }
+
+    #[test]
+    fn cycles_are_refused() {
+        let p = plan(vec![
+            slice("a", &["b"]),
+            slice("b", &["a"]),
+            slice("c", &[]),
+        ]);
+        let errors = p.validate(None, &[]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("cycle among a, b"), "{errors:?}");
+    }
+
+    #[test]
+    fn reserved_and_unknown_gates_are_refused() {
+        let mut s = slice("integration", &[]);
+        s.gates = Some(vec!["lint".into()]);
+        let errors = plan(vec![s]).validate(None, &["test".into()]).join("\n");
+        assert!(errors.contains("reserved"));
+        assert!(errors.contains("no per-slice gate named `lint` (known: test)"));
+    }
+
+    #[test]
+    fn scope_matches_below_directories_only() {
+        let scope = WriteScope::new(&["src/a/**".into(), "docs/".into(), "*.md".into()]).unwrap();
+        let paths: Vec<String> = [
+            "src/a/x.rs",
+            "src/a/b/y.rs",
+            "docs/x/y",
+            "README.md",
+            "src/b.rs",
+            "docs2/x",
+            "sub/R.md",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let bad: Vec<&str> = scope
+            .violations(&paths)
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(bad, vec!["src/b.rs", "docs2/x", "sub/R.md"]);
+    }
+
+    #[test]
+    fn toml_and_json_plans_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("p.json");
+        std::fs::write(
+            &json,
+            r#"{"slices":[{"id":"a","prompt":"x","write_scope":["**"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(Plan::load(&json).unwrap().slices[0].id, "a");
+        let toml = dir.path().join("p.toml");
+        std::fs::write(
+            &toml,
+            "[[slices]]\nid = \"b\"\nprompt = \"y\"\nwrite_scope = [\"**\"]\n",
+        )
+        .unwrap();
+        assert_eq!(Plan::load(&toml).unwrap().slices[0].id, "b");
+        std::fs::write(&json, r#"{"slices":[{"id":"a"}]}"#).unwrap();
+        let err = Plan::load(&json).unwrap_err().to_string();
+        assert!(err.contains("missing field `prompt`"), "{err}");
+    }
+}

@@ -1,0 +1,210 @@
+//! Runs one subprocess in its own process group, with a timeout, a cancel
+//! token and its output captured to a log file.
+//!
+//! Agents and gates both run through [`run`], so both are killed the same
+//! way: the whole process group, `SIGTERM` first, `SIGKILL` after a grace
+//! period. Whatever the group left running after a normal exit is killed too,
+//! so no background job outlives its slice.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{IoContext, Result};
+
+/// How long a group gets between `SIGTERM` and `SIGKILL`.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The shell command, run as `sh -c <command>`.
+    pub command: String,
+    /// The working directory.
+    pub cwd: PathBuf,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where stdout and stderr go (created or truncated).
+    pub log: PathBuf,
+    /// How long it may run.
+    pub timeout: Duration,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal it did not get from omk killed it.
+    Signal(i32),
+    /// omk killed it at its timeout.
+    TimedOut,
+    /// omk killed it because the run was cancelled.
+    Cancelled,
+}
+
+impl Exit {
+    /// Whether the process exited 0.
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+
+    /// The exit code, when there is one.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Exit::Code(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit {c}"),
+            Exit::Signal(s) => write!(f, "killed by signal {s}"),
+            Exit::TimedOut => f.write_str("timed out"),
+            Exit::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// Runs `spec` to its end and says how it ended and how long it took.
+pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Duration)> {
+    if let Some(dir) = spec.log.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    let log = std::fs::File::create(&spec.log)
+        .context(|| format!("creating log {}", spec.log.display()))?;
+    let log_err = log
+        .try_clone()
+        .context(|| format!("opening log {}", spec.log.display()))?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&spec.command)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .context(|| format!("starting `{}` in {}", spec.command, spec.cwd.display()))?;
+    let pgid = child.id().map(|id| id as i32);
+
+    let ended = tokio::select! {
+        status = child.wait() => Some(status),
+        _ = tokio::time::sleep(spec.timeout) => None,
+        _ = cancel.cancelled() => None,
+    };
+    let exit = match ended {
+        Some(status) => {
+            let status = status.context(|| format!("waiting for `{}`", spec.command))?;
+            // The leader is gone; take whatever it left running with it.
+            kill_group(pgid, libc::SIGKILL);
+            match (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+            ) {
+                (Some(code), _) => Exit::Code(code),
+                (None, Some(sig)) => Exit::Signal(sig),
+                (None, None) => Exit::Signal(0),
+            }
+        }
+        None => {
+            let why = if cancel.is_cancelled() {
+                Exit::Cancelled
+            } else {
+                Exit::TimedOut
+            };
+            kill_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                kill_group(pgid, libc::SIGKILL);
+                let _ = child.wait().await;
+            }
+            kill_group(pgid, libc::SIGKILL);
+            why
+        }
+    };
+    Ok((exit, started.elapsed()))
+}
+
+fn kill_group(pgid: Option<i32>, signal: i32) {
+    if let Some(pgid) = pgid.filter(|p| *p > 0) {
+        // SAFETY: killpg only sends a signal; a stale group id yields ESRCH.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &std::path::Path, command: &str, timeout: Duration) -> Spec {
+        Spec {
+            command: command.into(),
+            cwd: dir.to_path_buf(),
+            env: vec![("OMK_TEST_VAR".into(), "seen".into())],
+            log: dir.join("logs/out.log"),
+            timeout,
+        }
+    }
+
+    /// Whether `pid` runs; a zombie waiting for its reaper does not.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn captures_output_and_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(
+            dir.path(),
+            "echo $OMK_TEST_VAR; echo err >&2; exit 3",
+            Duration::from_secs(10),
+        );
+        let (exit, _) = run(&s, &CancellationToken::new()).await.unwrap();
+        assert_eq!(exit, Exit::Code(3));
+        assert_eq!(std::fs::read_to_string(&s.log).unwrap(), "seen\nerr\n");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let command = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let s = spec(dir.path(), &command, Duration::from_millis(300));
+        let (exit, took) = run(&s, &CancellationToken::new()).await.unwrap();
+        assert_eq!(exit, Exit::TimedOut);
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!alive(pid), "the background child {pid} survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_a_running_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), "sleep 30", Duration::from_secs(60));
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c2.cancel();
+        });
+        let (exit, _) = run(&s, &cancel).await.unwrap();
+        assert_eq!(exit, Exit::Cancelled);
+    }
+}

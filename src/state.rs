@@ -1,0 +1,537 @@
+//! A goal's state, derived only from its events.
+//!
+//! [`GoalState::apply`] is the one place where events change state; the
+//! supervisor calls it for every event it records, and `replay` calls it on
+//! the stored log. Serialized, a [`GoalState`] is the goal's proof.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent;
+use crate::gate::{GateResult, GateSpec};
+use crate::plan::{Plan, SliceSpec};
+use crate::store::events::{Event, EventBody};
+
+/// Where a finished goal's result goes (`--deliver`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Deliver {
+    /// Leave the result on `omk/<goal>/integration`.
+    #[default]
+    Branch,
+    /// Also fast-forward the base branch, if it has not moved and is not checked out.
+    Ff,
+}
+
+/// The status of a goal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalStatus {
+    /// Still running.
+    #[default]
+    Running,
+    /// Every slice merged and every integration gate passed on the final tree.
+    Ready,
+    /// The run ended without `ready`.
+    NotReady,
+    /// The run could not go on.
+    Blocked,
+    /// A budget ran out.
+    NeedsBudget,
+    /// The run was cancelled.
+    Cancelled,
+    /// omk itself failed.
+    Failed,
+}
+
+/// The status of a slice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SliceStatus {
+    /// Waiting for its dependencies, a free slot, or a retry.
+    #[default]
+    Pending,
+    /// Its agent is working.
+    Running,
+    /// Its gates are running.
+    Gating,
+    /// Waiting for the integrator.
+    Merging,
+    /// In the integration branch.
+    Merged,
+    /// The agent failed, changed nothing, or omk could not commit its work.
+    Failed,
+    /// It still conflicted after its last attempt.
+    Conflict,
+    /// Its commit touched paths outside its write scope.
+    ScopeViolation,
+    /// A gate failed on its commit.
+    GateFailed,
+    /// The run was cancelled before it finished.
+    Cancelled,
+}
+
+impl SliceStatus {
+    /// Whether the slice will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            SliceStatus::Pending
+                | SliceStatus::Running
+                | SliceStatus::Gating
+                | SliceStatus::Merging
+        )
+    }
+}
+
+macro_rules! display_as_serde {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+                f.write_str(v.as_str().unwrap_or_default())
+            }
+        }
+    )*};
+}
+display_as_serde!(GoalStatus, SliceStatus, Deliver);
+
+/// One slice's state; in the proof, one entry of `slices`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SliceState {
+    pub id: String,
+    pub title: String,
+    pub status: SliceStatus,
+    /// Why it is not merged, in one sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The paths behind `reason`: outside the write scope, or in conflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    pub attempts: u32,
+    pub branch: String,
+    /// The slice's own result commit.
+    pub commit: Option<String>,
+    pub tree: Option<String>,
+    pub changed_files: Vec<String>,
+    pub agent: Option<agent::Report>,
+    /// The gates of its last attempt.
+    pub gates: Vec<GateResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<PathBuf>,
+    pub depends_on: Vec<String>,
+    /// Set when the last attempt conflicted and another is due.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_after_conflict: Vec<String>,
+    /// The gate running now, for progress displays.
+    #[serde(skip)]
+    pub current_gate: Option<String>,
+}
+
+/// The integration branch's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    pub branch: String,
+    pub commit: String,
+    pub tree: String,
+    /// Slice ids in the order they were merged.
+    pub order: Vec<String>,
+    pub gates: Vec<GateResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<PathBuf>,
+}
+
+/// The result of `--deliver ff`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub branch: String,
+    pub delivered: bool,
+    pub reason: String,
+}
+
+/// Settings fixed when the goal started; not part of the proof.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub plan: Option<Plan>,
+    pub gates: Vec<GateSpec>,
+    pub allow_no_gates: bool,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub deliver: Deliver,
+    pub base_tree: String,
+}
+
+/// A goal's state; serialized, its proof.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GoalState {
+    pub goal_id: String,
+    pub goal: String,
+    pub status: GoalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub repository: PathBuf,
+    pub base_commit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ref: Option<String>,
+    pub agent: String,
+    pub slices: Vec<SliceState>,
+    pub integration: Integration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    #[serde(skip)]
+    pub settings: Settings,
+}
+
+impl GoalState {
+    /// Rebuilds a goal's state from its whole log.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> GoalState {
+        let mut state = GoalState::default();
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    /// Folds one event into the state.
+    pub fn apply(&mut self, event: &Event) {
+        match &event.body {
+            EventBody::GoalStarted {
+                goal_id,
+                goal,
+                repository,
+                base_commit,
+                base_tree,
+                base_ref,
+                integration_branch,
+                plan,
+                agent,
+                gates,
+                allow_no_gates,
+                max_attempts,
+                concurrency,
+                deliver,
+            } => {
+                *self = GoalState {
+                    goal_id: goal_id.clone(),
+                    goal: goal.clone(),
+                    status: GoalStatus::Running,
+                    reason: None,
+                    repository: repository.clone(),
+                    base_commit: base_commit.clone(),
+                    base_ref: base_ref.clone(),
+                    agent: agent.clone(),
+                    slices: plan
+                        .slices
+                        .iter()
+                        .map(|s| SliceState {
+                            id: s.id.clone(),
+                            title: s.title.clone(),
+                            branch: format!("omk/{goal_id}/{}", s.id),
+                            depends_on: s.depends_on.clone(),
+                            ..SliceState::default()
+                        })
+                        .collect(),
+                    integration: Integration {
+                        branch: integration_branch.clone(),
+                        commit: base_commit.clone(),
+                        tree: base_tree.clone(),
+                        ..Integration::default()
+                    },
+                    delivery: None,
+                    started_at: event.ts.clone(),
+                    finished_at: None,
+                    settings: Settings {
+                        plan: Some(plan.clone()),
+                        gates: gates.clone(),
+                        allow_no_gates: *allow_no_gates,
+                        max_attempts: *max_attempts,
+                        concurrency: *concurrency,
+                        deliver: *deliver,
+                        base_tree: base_tree.clone(),
+                    },
+                };
+            }
+            EventBody::SliceStarted {
+                slice,
+                attempt,
+                branch,
+                worktree,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Running;
+                    s.attempts = *attempt;
+                    s.branch = branch.clone();
+                    s.worktree = Some(worktree.clone());
+                    s.reason = None;
+                    s.paths.clear();
+                    s.gates.clear();
+                    s.commit = None;
+                    s.tree = None;
+                    s.changed_files.clear();
+                    s.retry_after_conflict.clear();
+                }
+            }
+            EventBody::AgentUpdate { .. } => {}
+            EventBody::AgentFinished { slice, report, .. } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.agent = Some(report.clone());
+                }
+            }
+            EventBody::SliceCommitted {
+                slice,
+                commit,
+                tree,
+                changed_files,
+                ..
+            } => {
+                let gated = !self.slice_gates(slice).is_empty();
+                if let Some(s) = self.slice_mut(slice) {
+                    s.commit = Some(commit.clone());
+                    s.tree = Some(tree.clone());
+                    s.changed_files = changed_files.clone();
+                    s.status = if gated {
+                        SliceStatus::Gating
+                    } else {
+                        SliceStatus::Merging
+                    };
+                }
+            }
+            EventBody::SliceFailed {
+                slice,
+                status,
+                reason,
+                paths,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = *status;
+                    s.reason = Some(reason.clone());
+                    s.paths = paths.clone();
+                    s.current_gate = None;
+                }
+            }
+            EventBody::SliceBlocked { slice, reason } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.reason = Some(reason.clone());
+                }
+            }
+            EventBody::GateStarted { slice, gate, .. } => {
+                if let Some(s) = slice.as_deref().and_then(|id| self.slice_mut(id)) {
+                    s.current_gate = Some(gate.clone());
+                }
+            }
+            EventBody::GateFinished { slice, result } => match slice {
+                Some(id) => {
+                    if let Some(s) = self.slice_mut(id) {
+                        s.gates.push(result.clone());
+                        s.current_gate = None;
+                    }
+                }
+                None => self.integration.gates.push(result.clone()),
+            },
+            EventBody::Verified {
+                slice: Some(id),
+                passed,
+            } => {
+                if let Some(s) = self.slice_mut(id) {
+                    if *passed {
+                        s.status = SliceStatus::Merging;
+                    } else {
+                        let failed = s.gates.iter().find(|g| !g.passed);
+                        s.status = SliceStatus::GateFailed;
+                        s.reason = Some(match failed {
+                            Some(g) => format!(
+                                "gate `{}` failed ({}); log: {}",
+                                g.name,
+                                g.outcome,
+                                g.log.display()
+                            ),
+                            None => "a gate failed".into(),
+                        });
+                    }
+                }
+            }
+            EventBody::Verified { slice: None, .. } => {}
+            EventBody::SliceMerged {
+                slice,
+                commit,
+                tree,
+                ..
+            } => {
+                self.integration.commit = commit.clone();
+                self.integration.tree = tree.clone();
+                self.integration.order.push(slice.clone());
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Merged;
+                    s.reason = None;
+                    s.paths.clear();
+                }
+            }
+            EventBody::MergeConflict {
+                slice,
+                attempt,
+                paths,
+            } => {
+                let max = self.settings.max_attempts;
+                if let Some(s) = self.slice_mut(slice) {
+                    s.paths = paths.clone();
+                    if *attempt < max {
+                        s.status = SliceStatus::Pending;
+                        s.retry_after_conflict = paths.clone();
+                        s.reason = Some(format!(
+                            "attempt {attempt} conflicted; retrying on the integration head"
+                        ));
+                    } else {
+                        s.status = SliceStatus::Conflict;
+                        s.reason = Some(format!(
+                            "conflicts with the integration after {attempt} attempt{} on {}",
+                            if *attempt == 1 { "" } else { "s" },
+                            paths.join(", ")
+                        ));
+                    }
+                }
+            }
+            EventBody::IntegrationStarted { worktree, .. } => {
+                self.integration.worktree = Some(worktree.clone());
+                self.integration.gates.clear();
+            }
+            EventBody::Delivery {
+                branch,
+                delivered,
+                reason,
+            } => {
+                self.delivery = Some(Delivery {
+                    branch: branch.clone(),
+                    delivered: *delivered,
+                    reason: reason.clone(),
+                });
+            }
+            EventBody::GoalFinished { status, reason } => {
+                self.status = *status;
+                self.reason = reason.clone();
+                self.finished_at = Some(event.ts.clone());
+                for s in &mut self.slices {
+                    s.current_gate = None;
+                }
+            }
+        }
+    }
+
+    /// The slice with this id.
+    pub fn slice(&self, id: &str) -> Option<&SliceState> {
+        self.slices.iter().find(|s| s.id == id)
+    }
+
+    fn slice_mut(&mut self, id: &str) -> Option<&mut SliceState> {
+        self.slices.iter_mut().find(|s| s.id == id)
+    }
+
+    /// The plan entry of a slice.
+    pub fn spec(&self, id: &str) -> Option<&SliceSpec> {
+        self.settings.plan.as_ref().and_then(|p| p.slice(id))
+    }
+
+    /// The gates that judge slice `id`: the plan's selection, else every per-slice gate.
+    pub fn slice_gates(&self, id: &str) -> Vec<GateSpec> {
+        let chosen = self.spec(id).and_then(|s| s.gates.clone());
+        self.settings
+            .gates
+            .iter()
+            .filter(|g| g.scope.judges_slices())
+            .filter(|g| chosen.as_ref().is_none_or(|names| names.contains(&g.name)))
+            .cloned()
+            .collect()
+    }
+
+    /// The gates that judge the integration.
+    pub fn integration_gates(&self) -> Vec<GateSpec> {
+        self.settings
+            .gates
+            .iter()
+            .filter(|g| g.scope.judges_integration())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether every slice has reached a state it will not leave.
+    pub fn slices_settled(&self) -> bool {
+        self.slices
+            .iter()
+            .all(|s| s.status.is_final() || self.blocked_by(s).is_some())
+    }
+
+    /// The first dependency of `slice` that ended without merging, if any.
+    pub fn blocked_by(&self, slice: &SliceState) -> Option<&SliceState> {
+        if slice.status != SliceStatus::Pending {
+            return None;
+        }
+        slice.depends_on.iter().find_map(|d| {
+            let dep = self.slice(d)?;
+            let dead = (dep.status.is_final() && dep.status != SliceStatus::Merged)
+                || self.blocked_by(dep).is_some();
+            dead.then_some(dep)
+        })
+    }
+
+    /// The goal's final status and reason, by the contract's rule: `ready`
+    /// only when every slice merged and every integration gate passed on the
+    /// exact tree `integration.tree` names.
+    pub fn verdict(&self) -> (GoalStatus, Option<String>) {
+        let unmerged: Vec<String> = self
+            .slices
+            .iter()
+            .filter(|s| s.status != SliceStatus::Merged)
+            .map(|s| match self.blocked_by(s) {
+                Some(dep) => format!("{} (blocked by {})", s.id, dep.id),
+                None => format!("{} ({})", s.id, s.status),
+            })
+            .collect();
+        if !unmerged.is_empty() {
+            return (
+                GoalStatus::NotReady,
+                Some(format!("not every slice merged: {}", unmerged.join(", "))),
+            );
+        }
+        if self.settings.gates.is_empty() && !self.settings.allow_no_gates {
+            return (
+                GoalStatus::NotReady,
+                Some("no gates are configured or detected, so nothing verified the result; add [[gate]] to omk.toml or pass --allow-no-gates".into()),
+            );
+        }
+        for gate in self.integration_gates() {
+            let result = self
+                .integration
+                .gates
+                .iter()
+                .find(|r| r.name == gate.name && r.tree == self.integration.tree);
+            match result {
+                Some(r) if r.passed => {}
+                Some(r) => {
+                    return (
+                        GoalStatus::NotReady,
+                        Some(format!(
+                            "integration gate `{}` failed ({}); log: {}",
+                            r.name,
+                            r.outcome,
+                            r.log.display()
+                        )),
+                    )
+                }
+                None => {
+                    return (
+                        GoalStatus::NotReady,
+                        Some(format!(
+                            "integration gate `{}` did not run on the final tree",
+                            gate.name
+                        )),
+                    )
+                }
+            }
+        }
+        (GoalStatus::Ready, None)
+    }
+}

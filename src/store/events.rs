@@ -1,0 +1,344 @@
+//! The goal's event log: append-only JSON Lines, one writer, fsync per event.
+//!
+//! Every actor reports what it did as an [`EventBody`]; the supervisor stamps
+//! it with a sequence number and time, appends it here, and folds it into the
+//! goal's state (`state::GoalState::apply`). The log alone is enough to
+//! rebuild the state, so it is what `replay` reads.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent;
+use crate::error::{Error, IoContext, Result};
+use crate::gate::{GateResult, GateSpec};
+use crate::plan::Plan;
+use crate::state::{Deliver, GoalStatus, SliceStatus};
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1, 2, … without gaps.
+    pub seq: u64,
+    /// When it was recorded (RFC 3339, UTC).
+    pub ts: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// What happened. Serialized with its `kind` and, when it concerns one, its `slice`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The goal was created; carries everything needed to rebuild its state.
+    GoalStarted {
+        goal_id: String,
+        goal: String,
+        repository: PathBuf,
+        base_commit: String,
+        base_tree: String,
+        base_ref: Option<String>,
+        integration_branch: String,
+        plan: Plan,
+        agent: String,
+        gates: Vec<GateSpec>,
+        allow_no_gates: bool,
+        max_attempts: u32,
+        concurrency: usize,
+        deliver: Deliver,
+    },
+    /// An attempt of a slice was started.
+    SliceStarted {
+        slice: String,
+        attempt: u32,
+        start_commit: String,
+        branch: String,
+        worktree: PathBuf,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        conflict_paths: Vec<String>,
+    },
+    /// The agent reported something while running.
+    AgentUpdate {
+        slice: String,
+        attempt: u32,
+        update: agent::Update,
+    },
+    /// The agent process ended.
+    AgentFinished {
+        slice: String,
+        attempt: u32,
+        report: agent::Report,
+    },
+    /// What the agent did was committed on the slice's branch.
+    SliceCommitted {
+        slice: String,
+        attempt: u32,
+        commit: String,
+        tree: String,
+        changed_files: Vec<String>,
+    },
+    /// The attempt ended without a mergeable commit.
+    SliceFailed {
+        slice: String,
+        attempt: u32,
+        status: SliceStatus,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        paths: Vec<String>,
+    },
+    /// The slice cannot start because a dependency will never merge.
+    SliceBlocked { slice: String, reason: String },
+    /// A gate started on a slice's tree (or the integration's, without `slice`).
+    GateStarted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slice: Option<String>,
+        gate: String,
+        tree: String,
+    },
+    /// A gate ended.
+    GateFinished {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slice: Option<String>,
+        result: GateResult,
+    },
+    /// All gates of a slice (or of the integration) were run, up to the first failure.
+    Verified {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slice: Option<String>,
+        passed: bool,
+    },
+    /// The slice's commit was merged into the integration branch.
+    SliceMerged {
+        slice: String,
+        attempt: u32,
+        slice_commit: String,
+        commit: String,
+        tree: String,
+    },
+    /// The slice's commit conflicts with what is already integrated.
+    MergeConflict {
+        slice: String,
+        attempt: u32,
+        paths: Vec<String>,
+    },
+    /// Every slice is settled; the integration gates start on this tree.
+    IntegrationStarted {
+        commit: String,
+        tree: String,
+        worktree: PathBuf,
+    },
+    /// `--deliver ff` moved the base branch, or said why not.
+    Delivery {
+        branch: String,
+        delivered: bool,
+        reason: String,
+    },
+    /// The goal ended.
+    GoalFinished {
+        status: GoalStatus,
+        reason: Option<String>,
+    },
+}
+
+impl EventBody {
+    /// The slice the event concerns, if any.
+    pub fn slice(&self) -> Option<&str> {
+        match self {
+            EventBody::SliceStarted { slice, .. }
+            | EventBody::AgentUpdate { slice, .. }
+            | EventBody::AgentFinished { slice, .. }
+            | EventBody::SliceCommitted { slice, .. }
+            | EventBody::SliceFailed { slice, .. }
+            | EventBody::SliceBlocked { slice, .. }
+            | EventBody::SliceMerged { slice, .. }
+            | EventBody::MergeConflict { slice, .. } => Some(slice),
+            EventBody::GateStarted { slice, .. }
+            | EventBody::GateFinished { slice, .. }
+            | EventBody::Verified { slice, .. } => slice.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The event's `kind` as it appears in the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::GoalStarted { .. } => "goal_started",
+            EventBody::SliceStarted { .. } => "slice_started",
+            EventBody::AgentUpdate { .. } => "agent_update",
+            EventBody::AgentFinished { .. } => "agent_finished",
+            EventBody::SliceCommitted { .. } => "slice_committed",
+            EventBody::SliceFailed { .. } => "slice_failed",
+            EventBody::SliceBlocked { .. } => "slice_blocked",
+            EventBody::GateStarted { .. } => "gate_started",
+            EventBody::GateFinished { .. } => "gate_finished",
+            EventBody::Verified { .. } => "verified",
+            EventBody::SliceMerged { .. } => "slice_merged",
+            EventBody::MergeConflict { .. } => "merge_conflict",
+            EventBody::IntegrationStarted { .. } => "integration_started",
+            EventBody::Delivery { .. } => "delivery",
+            EventBody::GoalFinished { .. } => "goal_finished",
+        }
+    }
+
+    /// One line for people, used by the progress reporter and `replay`.
+    pub fn describe(&self) -> String {
+        let short = |sha: &str| sha.chars().take(10).collect::<String>();
+        match self {
+            EventBody::GoalStarted {
+                goal,
+                plan,
+                base_commit,
+                agent,
+                ..
+            } => format!(
+                "goal started: \"{goal}\" — {} slices from {} with {agent}",
+                plan.slices.len(),
+                short(base_commit)
+            ),
+            EventBody::SliceStarted {
+                attempt,
+                start_commit,
+                conflict_paths,
+                ..
+            } => {
+                let mut s = format!("attempt {attempt} started from {}", short(start_commit));
+                if !conflict_paths.is_empty() {
+                    s += &format!(" (after conflict on {})", conflict_paths.join(", "));
+                }
+                s
+            }
+            EventBody::AgentUpdate { update, .. } => match update {
+                agent::Update::Session { id } => format!("agent session {id}"),
+                agent::Update::Usage {
+                    tokens_in,
+                    tokens_out,
+                } => {
+                    format!("agent usage: {tokens_in} in, {tokens_out} out")
+                }
+            },
+            EventBody::AgentFinished { report, .. } => format!(
+                "agent finished: {} after {}",
+                report.exit,
+                crate::util::human_duration(std::time::Duration::from_millis(report.duration_ms))
+            ),
+            EventBody::SliceCommitted {
+                commit,
+                changed_files,
+                ..
+            } => format!(
+                "committed {} ({} file{})",
+                short(commit),
+                changed_files.len(),
+                if changed_files.len() == 1 { "" } else { "s" }
+            ),
+            EventBody::SliceFailed { status, reason, .. } => format!("{status}: {reason}"),
+            EventBody::SliceBlocked { reason, .. } => format!("blocked: {reason}"),
+            EventBody::GateStarted { gate, tree, .. } => {
+                format!("gate {gate} started on tree {}", short(tree))
+            }
+            EventBody::GateFinished { result, .. } => format!(
+                "gate {} {} ({}, {}ms)",
+                result.name,
+                if result.passed { "passed" } else { "FAILED" },
+                result.outcome,
+                result.duration_ms
+            ),
+            EventBody::Verified { passed, .. } => {
+                if *passed {
+                    "verified".into()
+                } else {
+                    "verification failed".into()
+                }
+            }
+            EventBody::SliceMerged { commit, .. } => format!("merged as {}", short(commit)),
+            EventBody::MergeConflict { attempt, paths, .. } => {
+                format!("attempt {attempt} conflicts on {}", paths.join(", "))
+            }
+            EventBody::IntegrationStarted { commit, tree, .. } => format!(
+                "integration gates start on {} (tree {})",
+                short(commit),
+                short(tree)
+            ),
+            EventBody::Delivery {
+                branch,
+                delivered,
+                reason,
+            } => {
+                if *delivered {
+                    format!("delivered: {branch} fast-forwarded")
+                } else {
+                    format!("not delivered to {branch}: {reason}")
+                }
+            }
+            EventBody::GoalFinished { status, reason } => match reason {
+                Some(r) => format!("goal finished: {status} — {r}"),
+                None => format!("goal finished: {status}"),
+            },
+        }
+    }
+}
+
+/// The single writer of a goal's event log.
+#[derive(Debug)]
+pub struct EventLog {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+}
+
+impl EventLog {
+    /// Creates a new, empty log at `path`.
+    pub fn create(path: &Path) -> Result<EventLog> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)
+            .context(|| format!("creating event log {}", path.display()))?;
+        Ok(EventLog {
+            file,
+            path: path.to_path_buf(),
+            next_seq: 1,
+        })
+    }
+
+    /// Stamps `body`, appends it as one line and syncs it to disk.
+    pub fn append(&mut self, body: EventBody) -> Result<Event> {
+        let event = Event {
+            seq: self.next_seq,
+            ts: crate::util::now_rfc3339(),
+            body,
+        };
+        let mut line =
+            serde_json::to_vec(&event).map_err(|e| Error::io("encoding event", e.into()))?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+            .context(|| format!("appending to {}", self.path.display()))?;
+        self.next_seq += 1;
+        Ok(event)
+    }
+}
+
+/// Reads every event of the log at `path`, in order.
+pub fn read(path: &Path) -> Result<Vec<Event>> {
+    let file = File::open(path).context(|| format!("opening event log {}", path.display()))?;
+    let mut events = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.context(|| format!("reading {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: Event = serde_json::from_str(&line).map_err(|e| {
+            Error::io(
+                format!("{} line {}: not a valid event", path.display(), i + 1),
+                e.into(),
+            )
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}

@@ -1,0 +1,161 @@
+//! Where a repository's goals live: outside its working tree, one directory
+//! per repository under omk's state home.
+//!
+//! ```text
+//! $OMK_HOME (default $XDG_STATE_HOME/omk, else ~/.local/state/omk)
+//! └── repos/<repo-name>-<hash of its git dir>/
+//!     ├── goals/<goal-id>/{plan.json, events.jsonl, proof.json, logs/…}
+//!     └── worktrees/<goal-id>/<slice-id>/
+//! ```
+
+pub mod events;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::git::Repo;
+
+/// The state directory of one repository.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// The files of one goal.
+#[derive(Debug, Clone)]
+pub struct GoalDir {
+    /// The goal's id.
+    pub id: String,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+impl GoalDir {
+    /// The plan as given.
+    pub fn plan(&self) -> PathBuf {
+        self.dir.join("plan.json")
+    }
+    /// The event log.
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+    /// The proof (the goal's current state while it runs).
+    pub fn proof(&self) -> PathBuf {
+        self.dir.join("proof.json")
+    }
+    /// Agent and gate logs.
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+}
+
+/// omk's state home.
+pub fn home() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("OMK_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir).join("omk"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/state/omk")),
+        None => Err(Error::Usage(
+            "cannot place omk's state: set OMK_HOME (or HOME) to a writable directory".into(),
+        )),
+    }
+}
+
+impl Store {
+    /// The store of `repo`. Creates nothing.
+    pub fn for_repo(repo: &Repo) -> Result<Store> {
+        let name = repo
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into());
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = crate::util::fnv1a64(repo.common_dir.as_os_str().as_encoded_bytes());
+        Ok(Store {
+            root: home()?.join("repos").join(format!("{name}-{hash:016x}")),
+        })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the directory of a new goal with a fresh id.
+    pub fn create_goal(&self) -> Result<GoalDir> {
+        let goals = self.root.join("goals");
+        std::fs::create_dir_all(&goals).context(|| format!("creating {}", goals.display()))?;
+        loop {
+            let stamp = time::OffsetDateTime::now_utc();
+            let format =
+                time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+            let id = format!(
+                "{}-{:04x}",
+                stamp.format(&format).unwrap_or_default(),
+                rand::random::<u16>()
+            );
+            let dir = goals.join(&id);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(GoalDir { id, dir }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+            }
+        }
+    }
+
+    /// The worktree of one slice (or of the integration gates).
+    pub fn worktree(&self, goal_id: &str, name: &str) -> PathBuf {
+        self.root.join("worktrees").join(goal_id).join(name)
+    }
+
+    /// Every goal's id, oldest first.
+    pub fn goal_ids(&self) -> Result<Vec<String>> {
+        let goals = self.root.join("goals");
+        let Ok(entries) = std::fs::read_dir(&goals) else {
+            return Ok(vec![]);
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().join("events.jsonl").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Finds a goal by `latest`, full id or unique prefix.
+    pub fn find_goal(&self, id: &str) -> Result<GoalDir> {
+        let ids = self.goal_ids()?;
+        let found = if id == "latest" {
+            ids.last().cloned().into_iter().collect::<Vec<_>>()
+        } else if ids.iter().any(|i| i == id) {
+            vec![id.to_string()]
+        } else {
+            ids.into_iter().filter(|i| i.starts_with(id)).collect()
+        };
+        match found.as_slice() {
+            [one] => Ok(GoalDir {
+                id: one.clone(),
+                dir: self.root.join("goals").join(one),
+            }),
+            [] => Err(Error::UnknownGoal(id.to_string())),
+            many => Err(Error::AmbiguousGoal {
+                prefix: id.to_string(),
+                matches: many.to_vec(),
+            }),
+        }
+    }
+}
