@@ -159,7 +159,12 @@ mod tests {
     /// Whether `pid` runs; a zombie waiting for its reaper does not.
     fn alive(pid: i32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
             Err(_) => false,
         }
     }
@@ -191,7 +196,10 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        assert!(!alive(pid), "the background child {pid} survived the timeout");
+        assert!(
+            !alive(pid),
+            "the background child {pid} survived the timeout"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,205 @@
+//! Bad input is refused with exit 2, a message naming the problem, and no trace left.
+
+mod support;
+
+use serde_json::json;
+use support::{gate_toml, slice, Fixture};
+
+/// Runs `goal run` and checks it exits 2 with `needle` in stderr and leaves nothing behind.
+fn refused(f: &Fixture, args: &[&str], needle: &str) {
+    let before = std::fs::metadata(&f.repo)
+        .is_ok()
+        .then(|| f.checkout_snapshot_if_repo());
+    let out = f.omk(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "args {args:?}; stderr:\n{stderr}"
+    );
+    assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
+    assert!(
+        !f.omk_left_traces(),
+        "a refused run left state, refs or worktrees"
+    );
+    assert_eq!(
+        before,
+        std::fs::metadata(&f.repo)
+            .is_ok()
+            .then(|| f.checkout_snapshot_if_repo())
+    );
+}
+
+trait SnapshotIfRepo {
+    fn checkout_snapshot_if_repo(&self) -> Option<support::CheckoutSnapshot>;
+}
+
+impl SnapshotIfRepo for Fixture {
+    fn checkout_snapshot_if_repo(&self) -> Option<support::CheckoutSnapshot> {
+        let has_commits = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(["rev-parse", "--verify", "-q", "HEAD"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        has_commits.then(|| self.checkout_snapshot())
+    }
+}
+
+fn ok_repo() -> Fixture {
+    Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))])
+}
+
+fn run_args<'a>(plan: &'a str, agent: &'a str) -> Vec<&'a str> {
+    vec![
+        "goal",
+        "run",
+        "g",
+        "--plan",
+        plan,
+        "--agent",
+        agent,
+        "--no-progress",
+    ]
+}
+
+#[test]
+fn outside_a_repository() {
+    let f = Fixture::bare_dir();
+    let plan = f.plan(json!({ "slices": [slice("a", &["**"])] }));
+    let agent = f.agent("true");
+    refused(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        "not inside a git repository",
+    );
+}
+
+#[test]
+fn a_repository_without_commits() {
+    let f = Fixture::bare_dir();
+    f.git(&["init", "-q", "-b", "main"]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["**"])] }));
+    let agent = f.agent("true");
+    refused(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        "has no commits yet",
+    );
+}
+
+#[test]
+fn plans_that_cannot_run() {
+    let mut unknown = slice("a", &["**"]);
+    unknown["depends_on"] = json!(["ghost"]);
+    let mut cyc_a = slice("a", &["**"]);
+    cyc_a["depends_on"] = json!(["b"]);
+    let mut cyc_b = slice("b", &["**"]);
+    cyc_b["depends_on"] = json!(["a"]);
+    let mut empty = slice("a", &["**"]);
+    empty["prompt"] = json!("   ");
+    let cases = [
+        (json!({ "slices": [unknown] }), "unknown slice id `ghost`"),
+        (
+            json!({ "slices": [cyc_a, cyc_b] }),
+            "dependency cycle among a, b",
+        ),
+        (
+            json!({ "slices": [slice("a", &["**"]), slice("a", &["x"])] }),
+            "duplicate id",
+        ),
+        (json!({ "slices": [empty] }), "prompt: empty"),
+        (
+            json!({ "slices": [{ "id": "a" }] }),
+            "missing field `prompt`",
+        ),
+        (
+            json!({ "slices": [slice("Bad Id", &["**"])] }),
+            "not a valid id",
+        ),
+        (
+            json!({ "slices": [slice("a", &["../outside"])] }),
+            "leaves the repository",
+        ),
+    ];
+    for (plan, needle) in cases {
+        let f = ok_repo();
+        let plan = f.plan(plan);
+        let agent = f.agent("true");
+        refused(&f, &run_args(plan.to_str().unwrap(), &agent), needle);
+    }
+}
+
+#[test]
+fn slice_counts_that_do_not_fit() {
+    let f = ok_repo();
+    let plan = f.plan(json!({ "slices": [slice("a", &["a"]), slice("b", &["b"])] }));
+    let agent = f.agent("true");
+    let plan = plan.to_str().unwrap();
+    let mut args = run_args(plan, &agent);
+    args.extend(["--slices", "0"]);
+    refused(&f, &args, "--slices must be at least 1");
+    let mut args = run_args(plan, &agent);
+    args.extend(["--slices", "1"]);
+    refused(&f, &args, "the plan has 2 slices but --slices is 1");
+}
+
+#[test]
+fn an_unreadable_config() {
+    let f = ok_repo();
+    f.write("omk.toml", "[[gate]\nname = ");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a"])] }));
+    let agent = f.agent("true");
+    refused(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        "invalid config",
+    );
+}
+
+#[test]
+fn no_plan_and_bad_agents() {
+    let f = ok_repo();
+    refused(
+        &f,
+        &["goal", "run", "g", "--slices", "2", "--agent", "exec:true"],
+        "--plan FILE",
+    );
+    let plan = f.plan(json!({ "slices": [slice("a", &["a"])] }));
+    let plan = plan.to_str().unwrap();
+    refused(
+        &f,
+        &["goal", "run", "g", "--plan", plan, "--agent", "nonsense"],
+        "is not an agent spec",
+    );
+    refused(
+        &f,
+        &["goal", "run", "g", "--plan", plan, "--agent", "exec:"],
+        "needs a command",
+    );
+    refused(
+        &f,
+        &[
+            "goal",
+            "run",
+            "g",
+            "--plan",
+            plan,
+            "--agent",
+            "exec:true",
+            "--base",
+            "nope",
+        ],
+        "--base `nope`",
+    );
+}
+
+#[test]
+fn unknown_goal_ids() {
+    let f = ok_repo();
+    for cmd in ["status", "proof", "replay"] {
+        let out = f.omk(&["goal", cmd, "zzz"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no goal `zzz`"));
+    }
+}

@@ -1,0 +1,372 @@
+//! `omk goal run` end to end: real git repositories, shell-script agents through `exec:`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{gate_toml, slice, slice_of, Fixture};
+
+fn passing_gate() -> String {
+    gate_toml("check", "true", "both")
+}
+
+#[test]
+fn four_disjoint_slices_merge_and_the_goal_is_ready_without_touching_the_checkout() {
+    let f = Fixture::new(&[
+        ("omk.toml", &passing_gate()),
+        ("README.md", "hi\n"),
+        ("tracked.txt", "v1\n"),
+    ]);
+    // Leave the user's checkout in every state a user might: a stash, a staged
+    // file, a modified tracked file and an untracked file.
+    f.write("stashed.txt", "stash me\n");
+    f.git(&["add", "stashed.txt"]);
+    f.git(&["stash", "push", "-q", "-m", "user stash"]);
+    f.write("staged.txt", "staged\n");
+    f.git(&["add", "staged.txt"]);
+    f.write("tracked.txt", "v2, not committed\n");
+    f.write("untracked.txt", "mine\n");
+    let before = f.checkout_snapshot();
+
+    let plan = f.plan(json!({ "slices": [
+        slice("a", &["a/**"]), slice("b", &["b/**"]), slice("c", &["c/**"]), slice("d", &["d/**"])
+    ]}));
+    let agent = f.agent(
+        r#"mkdir -p "$OMK_SLICE_ID"
+cwd_ok=no; [ "$(cd "$OMK_WORKTREE" && pwd -P)" = "$(pwd -P)" ] && cwd_ok=yes
+printf '%s\n' "goal=$OMK_GOAL_ID" "slice=$OMK_SLICE_ID" "attempt=$OMK_ATTEMPT" "scope=$OMK_WRITE_SCOPE" "cwd=$cwd_ok" > "$OMK_SLICE_ID/out.txt"
+case "$OMK_PROMPT" in *"do $OMK_SLICE_ID"*) ;; *) echo "prompt lacks the task" >&2; exit 9;; esac"#,
+    );
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--slices", "4"]);
+
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert_eq!(proof["status"], "ready");
+    assert!(
+        stderr.contains("uncommitted changes"),
+        "the run should say so up front:\n{stderr}"
+    );
+    let goal_id = proof["goal_id"].as_str().unwrap();
+    let integration = proof["integration"]["branch"].as_str().unwrap();
+    assert_eq!(integration, format!("omk/{goal_id}/integration"));
+    assert_eq!(proof["integration"]["order"].as_array().unwrap().len(), 4);
+    for id in ["a", "b", "c", "d"] {
+        let s = slice_of(&proof, id);
+        assert_eq!(s["status"], "merged");
+        assert_eq!(s["attempts"], 1);
+        assert_eq!(s["branch"], format!("omk/{goal_id}/{id}"));
+        assert_eq!(s["changed_files"], json!([format!("{id}/out.txt")]));
+        assert_eq!(s["agent"]["exit"], "ok");
+        assert_eq!(
+            s["gates"][0]["tree"], s["tree"],
+            "slice gates ran on the slice's tree"
+        );
+        let out = f.show(integration, &format!("{id}/out.txt"));
+        assert_eq!(
+            out,
+            format!("goal={goal_id}\nslice={id}\nattempt=1\nscope={id}/**\ncwd=yes")
+        );
+        // The slice's own commit is on its own branch.
+        assert_eq!(
+            f.git(&["rev-parse", &format!("omk/{goal_id}/{id}")]),
+            s["commit"].as_str().unwrap()
+        );
+    }
+    let tree = f.git(&["rev-parse", &format!("{integration}^{{tree}}")]);
+    assert_eq!(proof["integration"]["tree"], tree.as_str());
+    assert_eq!(proof["integration"]["gates"][0]["tree"], tree.as_str());
+    assert_eq!(proof["integration"]["gates"][0]["passed"], true);
+    // Files the base had but the user changed locally are the base's version.
+    assert_eq!(f.show(integration, "tracked.txt"), "v1");
+
+    assert_eq!(f.checkout_snapshot(), before, "the user's checkout changed");
+}
+
+#[test]
+fn slices_editing_the_same_lines_are_retried_on_the_integration_and_merge() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate()), ("shared.txt", "base\n")]);
+    let prompts = f.scripts.join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    let agent = f.agent(&format!(
+        r#"printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt
+printf '%s' "$OMK_PROMPT" > "{}/$OMK_SLICE_ID-$OMK_ATTEMPT.txt""#,
+        prompts.display()
+    ));
+    let plan =
+        f.plan(json!({ "slices": [slice("x", &["shared.txt"]), slice("y", &["shared.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert_eq!(proof["status"], "ready");
+    let attempts: Vec<u64> = ["x", "y"]
+        .iter()
+        .map(|id| slice_of(&proof, id)["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        {
+            let mut a = attempts.clone();
+            a.sort();
+            a
+        },
+        vec![1, 2],
+        "exactly one slice was retried"
+    );
+    let retried = if attempts[0] == 2 { "x" } else { "y" };
+    let prompt = std::fs::read_to_string(prompts.join(format!("{retried}-2.txt"))).unwrap();
+    assert!(
+        prompt.contains("conflicted") && prompt.contains("shared.txt"),
+        "retry prompt:\n{prompt}"
+    );
+    // The retry started from the integration, so its version wins.
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    assert_eq!(f.show(branch, "shared.txt"), format!("from {retried}"));
+    assert_eq!(proof["integration"]["order"][1], retried);
+}
+
+#[test]
+fn a_conflict_after_the_last_attempt_ends_conflict_with_its_paths() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate()), ("shared.txt", "base\n")]);
+    let agent = f.agent(r#"printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt"#);
+    let plan =
+        f.plan(json!({ "slices": [slice("x", &["shared.txt"]), slice("y", &["shared.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--max-attempts", "1"]);
+
+    assert_eq!(code, 1);
+    assert_eq!(proof["status"], "not_ready");
+    let statuses: Vec<&str> = ["x", "y"]
+        .iter()
+        .map(|id| slice_of(&proof, id)["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&"merged") && statuses.contains(&"conflict"),
+        "{statuses:?}"
+    );
+    let loser = if statuses[0] == "conflict" { "x" } else { "y" };
+    assert_eq!(slice_of(&proof, loser)["paths"], json!(["shared.txt"]));
+    assert!(proof["reason"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{loser} (conflict)")));
+}
+
+#[test]
+fn a_failing_slice_gate_fails_only_that_slice_and_keeps_its_log() {
+    let gates = gate_toml(
+        "no-bad",
+        r#"if [ -e bad.txt ]; then echo "bad.txt must not exist"; exit 1; fi"#,
+        "slice",
+    ) + &gate_toml("check", "true", "integration");
+    let f = Fixture::new(&[("omk.toml", &gates)]);
+    let agent = f.agent(r#"case "$OMK_SLICE_ID" in good) mkdir -p good; echo ok > good/x;; bad) echo oops > bad.txt;; esac"#);
+    let plan =
+        f.plan(json!({ "slices": [slice("good", &["good/**"]), slice("bad", &["bad.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+
+    assert_eq!(code, 1);
+    assert_eq!(proof["status"], "not_ready");
+    assert_eq!(slice_of(&proof, "good")["status"], "merged");
+    let bad = slice_of(&proof, "bad");
+    assert_eq!(bad["status"], "gate_failed");
+    let gate = &bad["gates"][0];
+    assert_eq!(gate["name"], "no-bad");
+    assert_eq!(gate["passed"], false);
+    assert_eq!(gate["exit_code"], 1);
+    assert_eq!(gate["tree"], bad["tree"]);
+    let log = std::fs::read_to_string(gate["log"].as_str().unwrap()).unwrap();
+    assert!(log.contains("bad.txt must not exist"), "log: {log}");
+    assert!(bad["reason"]
+        .as_str()
+        .unwrap()
+        .contains(gate["log"].as_str().unwrap()));
+    assert_eq!(proof["integration"]["order"], json!(["good"]));
+}
+
+#[test]
+fn a_failing_integration_gate_leaves_the_goal_not_ready() {
+    let gates = gate_toml(
+        "pair",
+        r#"if [ -e a.txt ] && [ -e b.txt ]; then echo "a and b clash"; exit 1; fi"#,
+        "integration",
+    ) + &gate_toml("check", "true", "slice");
+    let f = Fixture::new(&[("omk.toml", &gates)]);
+    let agent = f.agent(r#"echo hi > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+
+    assert_eq!(code, 1);
+    assert_eq!(proof["status"], "not_ready");
+    assert_eq!(slice_of(&proof, "a")["status"], "merged");
+    assert_eq!(slice_of(&proof, "b")["status"], "merged");
+    let gate = &proof["integration"]["gates"][0];
+    assert_eq!(gate["passed"], false);
+    assert_eq!(gate["tree"], proof["integration"]["tree"]);
+    assert!(proof["reason"]
+        .as_str()
+        .unwrap()
+        .contains("integration gate `pair` failed"));
+}
+
+#[test]
+fn a_commit_outside_the_write_scope_is_refused_and_not_merged() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate())]);
+    let agent = f.agent("mkdir -p a b; echo fine > a/ok.txt; echo sneaky > b/sneaky.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a/**"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+
+    assert_eq!(code, 1);
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["status"], "scope_violation");
+    assert_eq!(a["paths"], json!(["b/sneaky.txt"]));
+    assert!(a["reason"].as_str().unwrap().contains("b/sneaky.txt"));
+    assert_eq!(proof["integration"]["order"], json!([]));
+    assert_eq!(proof["integration"]["commit"], proof["base_commit"]);
+}
+
+#[test]
+fn agents_that_fail_hang_or_do_nothing_fail_their_slice_only() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate())]);
+    let pidfile = f.scripts.join("hang.pid");
+    let agent = f.agent(&format!(
+        r#"case "$OMK_SLICE_ID" in
+  crash) echo "about to fail"; exit 3;;
+  hang) sleep 60 & echo $! > {}; wait;;
+  lazy) ;;
+  ok) echo fine > ok.txt;;
+esac"#,
+        pidfile.display()
+    ));
+    let plan = f.plan(json!({ "slices": [
+        slice("crash", &["**"]), slice("hang", &["**"]), slice("lazy", &["**"]), slice("ok", &["ok.txt"])
+    ]}));
+    let started = Instant::now();
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--slice-timeout", "1s"]);
+
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 1);
+    let crash = slice_of(&proof, "crash");
+    assert_eq!(crash["status"], "failed");
+    assert_eq!(crash["agent"]["exit"], "exit 3");
+    let reason = crash["reason"].as_str().unwrap();
+    assert!(reason.contains("exit 3"), "{reason}");
+    let log = std::fs::read_to_string(crash["agent"]["log"].as_str().unwrap()).unwrap();
+    assert_eq!(log, "about to fail\n");
+
+    let hang = slice_of(&proof, "hang");
+    assert_eq!(hang["status"], "failed");
+    assert_eq!(hang["agent"]["exit"], "timed out");
+    assert!(hang["reason"].as_str().unwrap().contains("timed out"));
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .trim_start()
+                .starts_with('Z'),
+        "the hung agent's child {pid} is still running: {stat}"
+    );
+
+    let lazy = slice_of(&proof, "lazy");
+    assert_eq!(lazy["status"], "failed");
+    assert!(lazy["reason"].as_str().unwrap().starts_with("no changes"));
+
+    assert_eq!(slice_of(&proof, "ok")["status"], "merged");
+}
+
+#[test]
+fn dependents_build_on_merged_work_and_are_blocked_when_it_fails() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate())]);
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in
+  b) test -f a.txt || { echo "a.txt missing: b did not start from a's work" >&2; exit 1; };;
+  fail) exit 1;;
+esac
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+    );
+    let mut b = slice("b", &["b.txt"]);
+    b["depends_on"] = json!(["a"]);
+    let mut after = slice("after", &["after.txt"]);
+    after["depends_on"] = json!(["fail"]);
+    let plan = f.plan(
+        json!({ "slices": [b, slice("a", &["a.txt"]), slice("fail", &["fail.txt"]), after] }),
+    );
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+
+    assert_eq!(code, 1);
+    assert_eq!(slice_of(&proof, "a")["status"], "merged");
+    assert_eq!(slice_of(&proof, "b")["status"], "merged");
+    assert_eq!(slice_of(&proof, "fail")["status"], "failed");
+    let after = slice_of(&proof, "after");
+    assert_eq!(after["status"], "pending");
+    assert_eq!(after["attempts"], 0);
+    assert!(after["reason"]
+        .as_str()
+        .unwrap()
+        .contains("dependency `fail`"));
+    let order = proof["integration"]["order"].as_array().unwrap();
+    let pos = |id: &str| order.iter().position(|o| o == id).unwrap();
+    assert!(pos("a") < pos("b"));
+}
+
+#[test]
+fn a_panicking_slice_actor_fails_its_slice_and_the_goal_goes_on() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate())]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan =
+        f.plan(json!({ "slices": [slice("boom", &["boom.txt"]), slice("fine", &["fine.txt"])] }));
+    let out = f.omk_env(
+        &[
+            "goal",
+            "run",
+            "g",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--agent",
+            &agent,
+            "--json",
+            "--no-progress",
+        ],
+        &[("OMK_FAULT", "panic:slice.after_agent:boom")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let boom = slice_of(&proof, "boom");
+    assert_eq!(boom["status"], "failed");
+    assert!(
+        boom["reason"].as_str().unwrap().contains("crashed"),
+        "{boom}"
+    );
+    assert_eq!(slice_of(&proof, "fine")["status"], "merged");
+    assert_eq!(proof["status"], "not_ready");
+}
+
+#[test]
+fn no_gates_means_not_ready_unless_allowed() {
+    let f = Fixture::new(&[("README.md", "hi\n")]);
+    let agent = f.agent("echo x > a.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no gates configured or detected"),
+        "{stderr}"
+    );
+    assert!(proof["reason"].as_str().unwrap().contains("no gates"));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
+    assert_eq!(code, 0);
+    assert_eq!(proof["status"], "ready");
+}

@@ -1,0 +1,158 @@
+//! Inspecting finished goals: list, status, proof, replay, verify, delivery.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{gate_toml, slice, Fixture};
+
+fn ready_goal(f: &Fixture, extra: &[&str]) -> Value {
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, extra);
+    assert_eq!(code, 0, "{stderr}");
+    proof
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn list_status_and_proof_show_the_same_goal() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let proof = ready_goal(&f, &[]);
+    let id = proof["goal_id"].as_str().unwrap();
+
+    let list: Value = serde_json::from_str(&stdout(&f.omk(&["goal", "list", "--json"]))).unwrap();
+    assert_eq!(list[0]["goal_id"], id);
+    assert_eq!(list[0]["status"], "ready");
+    assert_eq!(list[0]["merged"], 2);
+
+    let status: Value =
+        serde_json::from_str(&stdout(&f.omk(&["goal", "status", "--json"]))).unwrap();
+    assert_eq!(
+        status, proof,
+        "status of `latest` is the proof the run printed"
+    );
+    let by_prefix: Value =
+        serde_json::from_str(&stdout(&f.omk(&["goal", "proof", &id[..10], "--json"]))).unwrap();
+    assert_eq!(by_prefix, proof);
+
+    let md = stdout(&f.omk(&["goal", "proof", "--markdown"]));
+    assert!(md.contains("| `a` | merged | 1 |"), "{md}");
+    assert!(md.contains("**Status:** ✅ ready"));
+    let text = stdout(&f.omk(&["goal", "proof"]));
+    assert!(text.contains("status: ready"), "{text}");
+}
+
+#[test]
+fn replay_is_byte_identical_and_verify_catches_tampering() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let proof = ready_goal(&f, &[]);
+    let id = proof["goal_id"].as_str().unwrap();
+
+    let first = stdout(&f.omk(&["goal", "replay", id]));
+    assert_eq!(first, stdout(&f.omk(&["goal", "replay", id])));
+    assert!(first.contains("goal finished: ready"));
+    let json = stdout(&f.omk(&["goal", "replay", id, "--json"]));
+    let log_path = f.home.join("repos");
+    let log = find_file(&log_path, "events.jsonl").expect("an event log");
+    assert_eq!(
+        json,
+        std::fs::read_to_string(&log).unwrap(),
+        "--json replays the log as written"
+    );
+    for (i, line) in json.lines().enumerate() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(e["seq"], i as u64 + 1);
+        assert!(e["ts"].is_string() && e["kind"].is_string());
+    }
+
+    let ok = f.omk(&["goal", "replay", id, "--verify"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    // A rewritten integration branch is caught.
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    let good = f.git(&["rev-parse", branch]);
+    f.git(&[
+        "update-ref",
+        &format!("refs/heads/{branch}"),
+        proof["base_commit"].as_str().unwrap(),
+    ]);
+    let bad = f.omk(&["goal", "replay", id, "--verify"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
+    f.git(&["update-ref", &format!("refs/heads/{branch}"), &good]);
+
+    // So is a log whose recorded merge result was edited.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut edited = false;
+    let tampered: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut e: Value = serde_json::from_str(l).unwrap();
+            if !edited && e["kind"] == "slice_merged" {
+                e["tree"] = json!("0".repeat(40));
+                edited = true;
+            }
+            serde_json::to_string(&e).unwrap()
+        })
+        .collect();
+    std::fs::write(&log, tampered.join("\n") + "\n").unwrap();
+    let bad = f.omk(&["goal", "replay", id, "--verify"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("FAIL at event"),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+}
+
+#[test]
+fn deliver_ff_moves_only_a_branch_that_is_free_and_unmoved() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let main_before = f.git(&["rev-parse", "main"]);
+    // `main` is checked out: refused, left as it was.
+    let proof = ready_goal(&f, &["--deliver", "ff"]);
+    assert_eq!(proof["delivery"]["delivered"], false);
+    assert!(proof["delivery"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("checked out"));
+    assert_eq!(f.git(&["rev-parse", "main"]), main_before);
+
+    // A branch nobody has checked out is fast-forwarded to the integration.
+    f.git(&["branch", "release"]);
+    let proof = ready_goal(&f, &["--deliver", "ff", "--base", "release"]);
+    assert_eq!(
+        proof["delivery"]["delivered"], true,
+        "{}",
+        proof["delivery"]
+    );
+    assert_eq!(
+        f.git(&["rev-parse", "release"]),
+        proof["integration"]["commit"].as_str().unwrap()
+    );
+    assert_eq!(f.git(&["rev-parse", "main"]), main_before);
+}
+
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            find_file(&p, name)
+        } else {
+            p.file_name().is_some_and(|n| n == name).then_some(p)
+        }
+    })
+}

@@ -1,0 +1,239 @@
+//! Test support: scratch git repositories, scripted `exec:` agents, and a
+//! runner for the real `omk` binary with its state isolated per test.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch repository plus a private omk state home and a scripts folder.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub home: PathBuf,
+    pub scripts: PathBuf,
+}
+
+impl Fixture {
+    /// A repository on `main` with one commit containing `files`.
+    pub fn new(files: &[(&str, &str)]) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let home = tmp.path().join("omk-home");
+        let scripts = tmp.path().join("scripts");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(&scripts).unwrap();
+        let f = Fixture {
+            tmp,
+            repo,
+            home,
+            scripts,
+        };
+        f.git(&["init", "-q", "-b", "main"]);
+        for (path, text) in files {
+            f.write(path, text);
+        }
+        f.git(&["add", "-A"]);
+        f.git(&["commit", "-q", "-m", "initial"]);
+        f
+    }
+
+    /// An empty directory that is not a repository.
+    pub fn bare_dir() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let home = tmp.path().join("omk-home");
+        let scripts = tmp.path().join("scripts");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(&scripts).unwrap();
+        Fixture {
+            tmp,
+            repo,
+            home,
+            scripts,
+        }
+    }
+
+    /// Writes a file in the repository's working tree.
+    pub fn write(&self, path: &str, text: &str) {
+        let p = self.repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Runs git in the repository and returns its trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(args)
+            .envs(git_identity())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Writes a file outside the repository (plans, agent scripts) and returns its path.
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.scripts.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// An `exec:` agent spec that runs `body` as a shell script.
+    pub fn agent(&self, body: &str) -> String {
+        let p = self.script("agent.sh", &format!("set -e\n{body}\n"));
+        format!("exec:sh {}", p.display())
+    }
+
+    /// A plan file from a JSON value.
+    pub fn plan(&self, plan: Value) -> PathBuf {
+        self.script("plan.json", &serde_json::to_string_pretty(&plan).unwrap())
+    }
+
+    /// Runs `omk -C <repo> <args>` with this fixture's state home.
+    pub fn omk(&self, args: &[&str]) -> Output {
+        self.omk_env(args, &[])
+    }
+
+    /// Like [`Fixture::omk`] with extra environment variables.
+    pub fn omk_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_omk"))
+            .arg("-C")
+            .arg(&self.repo)
+            .args(args)
+            .env("OMK_HOME", &self.home)
+            .env_remove("OMK_FAULT")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a goal with `--json` and returns (exit code, proof, stderr).
+    pub fn run_goal(&self, plan: &Path, agent: &str, extra: &[&str]) -> (i32, Value, String) {
+        let plan = plan.display().to_string();
+        let mut args = vec![
+            "goal",
+            "run",
+            "test goal",
+            "--plan",
+            &plan,
+            "--agent",
+            agent,
+            "--json",
+            "--no-progress",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.omk(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let proof: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no proof JSON ({e}); stdout:\n{}\nstderr:\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), proof, stderr)
+    }
+
+    /// Everything a user would check about their checkout.
+    pub fn checkout_snapshot(&self) -> CheckoutSnapshot {
+        let index = std::fs::read(self.repo.join(".git/index")).unwrap_or_default();
+        let mut files = Vec::new();
+        collect_files(&self.repo, &self.repo, &mut files);
+        CheckoutSnapshot {
+            status: self.git(&["status", "--porcelain=v1", "--untracked-files=all"]),
+            head: self.git(&["rev-parse", "HEAD"]),
+            branch: self.git(&["symbolic-ref", "HEAD"]),
+            index,
+            stash: self.git(&["stash", "list"]),
+            branches: self.git(&[
+                "for-each-ref",
+                "--format=%(refname) %(objectname)",
+                "refs/heads/main",
+            ]),
+            files,
+        }
+    }
+
+    /// Whether omk created anything at all: state, refs or worktrees.
+    pub fn omk_left_traces(&self) -> bool {
+        let refs = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(["for-each-ref", "refs/heads/omk"])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false);
+        self.home.exists() || refs
+    }
+
+    /// The text of a file at `rev`.
+    pub fn show(&self, rev: &str, path: &str) -> String {
+        self.git(&["show", &format!("{rev}:{path}")])
+    }
+}
+
+/// The user's checkout, byte for byte.
+#[derive(Debug, PartialEq)]
+pub struct CheckoutSnapshot {
+    status: String,
+    head: String,
+    branch: String,
+    index: Vec<u8>,
+    stash: String,
+    branches: String,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == ".git") {
+            continue;
+        }
+        if p.is_dir() {
+            collect_files(root, &p, out);
+        } else {
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            out.push((rel, std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+fn git_identity() -> [(&'static str, &'static str); 4] {
+    [
+        ("GIT_AUTHOR_NAME", "Test User"),
+        ("GIT_AUTHOR_EMAIL", "test@example.com"),
+        ("GIT_COMMITTER_NAME", "Test User"),
+        ("GIT_COMMITTER_EMAIL", "test@example.com"),
+    ]
+}
+
+/// A slice entry for a plan.
+pub fn slice(id: &str, scope: &[&str]) -> Value {
+    serde_json::json!({ "id": id, "title": format!("slice {id}"), "prompt": format!("do {id}"), "write_scope": scope })
+}
+
+/// The proof entry of slice `id`.
+pub fn slice_of<'a>(proof: &'a Value, id: &str) -> &'a Value {
+    proof["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no slice {id} in proof"))
+}
+
+/// A gate definition for `omk.toml`.
+pub fn gate_toml(name: &str, command: &str, scope: &str) -> String {
+    format!("[[gate]]\nname = \"{name}\"\ncommand = '''{command}'''\ntimeout = \"30s\"\nscope = \"{scope}\"\n")
+}
