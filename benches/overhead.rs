@@ -1,0 +1,176 @@
+//! Orchestration overhead per slice against the git floor.
+//!
+//! Generates a repository of `FILES` tracked files (~2 KB each), then for N
+//! slices measures, in the same run:
+//! - the floor: what any tool must do per slice, by plain git commands —
+//!   add a worktree, write a file, commit it, `merge-tree --write-tree`,
+//!   `commit-tree`, `update-ref`;
+//! - omk: `omk goal run` with an instant `exec:` agent and no gates.
+//!
+//! The floor runs its slices one after another while omk runs up to
+//! `--concurrency` at once, so for N > 1 the ratio also credits omk's
+//! parallelism; N = 1 is the pure per-slice overhead.
+//!
+//! Prints one ratio line per N. Run with `cargo bench`; sizes can be set
+//! with `OMK_BENCH_FILES` and `OMK_BENCH_SLICES` (comma-separated).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn make_repo(dir: &Path, files: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    let line = "x".repeat(63) + "\n";
+    let body = line.repeat(32); // 2 KiB
+    for i in 0..files {
+        let sub = dir.join(format!("src/d{:03}", i / 100));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("f{i}.txt")), format!("{i}\n{body}")).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "base"]);
+}
+
+/// The git floor for `n` slices, one after the other.
+fn floor(repo: &Path, scratch: &Path, n: usize) -> Duration {
+    let base = git(repo, &["rev-parse", "HEAD"]);
+    let int = format!("floor-int-{n}");
+    git(repo, &["branch", &int, &base]);
+    let started = Instant::now();
+    let mut head = base.clone();
+    for i in 0..n {
+        let wt = scratch.join(format!("floor-{i}"));
+        let branch = format!("floor-{n}-{i}");
+        git(
+            repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &branch,
+                wt.to_str().unwrap(),
+                &base,
+            ],
+        );
+        std::fs::write(wt.join(format!("slice-{i}.txt")), "done\n").unwrap();
+        git(&wt, &["add", "-A"]);
+        git(&wt, &["commit", "-q", "-m", "slice"]);
+        let commit = git(&wt, &["rev-parse", "HEAD"]);
+        let tree = git(repo, &["merge-tree", "--write-tree", &head, &commit]);
+        let new = git(
+            repo,
+            &[
+                "commit-tree",
+                &tree,
+                "-p",
+                &head,
+                "-p",
+                &commit,
+                "-m",
+                "merge",
+            ],
+        );
+        git(
+            repo,
+            &["update-ref", &format!("refs/heads/{int}"), &new, &head],
+        );
+        head = new;
+    }
+    started.elapsed()
+}
+
+fn omk(repo: &Path, scratch: &Path, n: usize) -> Duration {
+    let slices: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"id":"s{i}","prompt":"write slice-{i}.txt","write_scope":["slice-{i}.txt"]}}"#
+            )
+        })
+        .collect();
+    let plan = scratch.join(format!("plan-{n}.json"));
+    std::fs::write(&plan, format!(r#"{{"slices":[{}]}}"#, slices.join(","))).unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_omk"))
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "goal",
+            "run",
+            "bench",
+            "--no-progress",
+            "--allow-no-gates",
+            "--agent",
+        ])
+        .arg(r#"exec:n=${OMK_SLICE_ID#s}; echo done > "slice-$n.txt""#)
+        .arg("--plan")
+        .arg(&plan)
+        .env("OMK_HOME", scratch.join("omk-home"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "omk failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --bench absent; only measure under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let files: usize = std::env::var("OMK_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let counts: Vec<usize> = std::env::var("OMK_BENCH_SLICES")
+        .unwrap_or_else(|_| "1,16".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = scratch.path().join("repo");
+    make_repo(&repo, files);
+    println!("overhead: repository of {files} files of ~2 KB");
+    for n in counts {
+        let run_scratch = scratch.path().join(format!("n{n}"));
+        std::fs::create_dir_all(&run_scratch).unwrap();
+        let floor = floor(&repo, &run_scratch, n);
+        let omk = omk(&repo, &run_scratch, n);
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+        println!(
+            "overhead: N={n:<5} floor {:>8.1} ms/slice   omk {:>8.1} ms/slice   ratio {:.2}x",
+            per(floor),
+            per(omk),
+            omk.as_secs_f64() / floor.as_secs_f64()
+        );
+        git(&repo, &["worktree", "prune"]);
+    }
+}
