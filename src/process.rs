@@ -73,64 +73,114 @@ impl std::fmt::Display for Exit {
 
 /// Runs `spec` to its end and says how it ended and how long it took.
 pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Duration)> {
-    if let Some(dir) = spec.log.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    let log = std::fs::File::create(&spec.log)
-        .context(|| format!("creating log {}", spec.log.display()))?;
+    let log = open_log(&spec.log)?;
     let log_err = log
         .try_clone()
         .context(|| format!("opening log {}", spec.log.display()))?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new("sh")
+    let mut command = tokio::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(&spec.command)
-        .current_dir(&spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .context(|| format!("starting `{}` in {}", spec.command, spec.cwd.display()))?;
-    let pgid = child.id().map(|id| id as i32);
-
+        .stderr(Stdio::from(log_err));
+    let mut group = Group::spawn(command, &spec.cwd, &spec.env, &spec.command)?;
     let ended = tokio::select! {
-        status = child.wait() => Some(status),
+        status = group.child.wait() => Some(status),
         _ = tokio::time::sleep(spec.timeout) => None,
         _ = cancel.cancelled() => None,
     };
     let exit = match ended {
         Some(status) => {
             let status = status.context(|| format!("waiting for `{}`", spec.command))?;
-            // The leader is gone; take whatever it left running with it.
-            kill_group(pgid, libc::SIGKILL);
-            match (
-                status.code(),
-                std::os::unix::process::ExitStatusExt::signal(&status),
-            ) {
-                (Some(code), _) => Exit::Code(code),
-                (None, Some(sig)) => Exit::Signal(sig),
-                (None, None) => Exit::Signal(0),
-            }
+            group.kill();
+            exit_of(status)
         }
         None => {
-            let why = if cancel.is_cancelled() {
+            group.terminate().await;
+            if cancel.is_cancelled() {
                 Exit::Cancelled
             } else {
                 Exit::TimedOut
-            };
-            kill_group(pgid, libc::SIGTERM);
-            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-                kill_group(pgid, libc::SIGKILL);
-                let _ = child.wait().await;
             }
-            kill_group(pgid, libc::SIGKILL);
-            why
         }
     };
     Ok((exit, started.elapsed()))
+}
+
+/// Creates (or truncates) a log file, with its directory.
+pub fn open_log(path: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::File::create(path).context(|| format!("creating log {}", path.display()))
+}
+
+/// How a finished process ended.
+pub fn exit_of(status: std::process::ExitStatus) -> Exit {
+    match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(sig)) => Exit::Signal(sig),
+        (None, None) => Exit::Signal(0),
+    }
+}
+
+/// A child process leading its own process group.
+///
+/// Dropping it kills the whole group, so no path out of a backend leaves
+/// agent processes behind.
+pub struct Group {
+    /// The group leader.
+    pub child: tokio::process::Child,
+    pgid: Option<i32>,
+}
+
+impl Group {
+    /// Spawns `command` in `cwd` with `env` added, as the leader of a new group.
+    pub fn spawn(
+        mut command: tokio::process::Command,
+        cwd: &std::path::Path,
+        env: &[(String, String)],
+        what: &str,
+    ) -> Result<Group> {
+        let child = command
+            .current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .context(|| format!("starting `{what}` in {}", cwd.display()))?;
+        let pgid = child.id().map(|id| id as i32);
+        Ok(Group { child, pgid })
+    }
+
+    /// Kills every process of the group at once.
+    pub fn kill(&self) {
+        kill_group(self.pgid, libc::SIGKILL);
+    }
+
+    /// Asks the group to stop (SIGTERM), then kills what is left after a grace period.
+    pub async fn terminate(&mut self) {
+        kill_group(self.pgid, libc::SIGTERM);
+        if tokio::time::timeout(GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            kill_group(self.pgid, libc::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        kill_group(self.pgid, libc::SIGKILL);
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 fn kill_group(pgid: Option<i32>, signal: i32) {
