@@ -174,7 +174,14 @@ impl Repo {
 
     /// Adds a worktree at `path` checked out at `commit`, on a new `branch`
     /// or detached.
+    ///
+    /// Concurrent `git worktree add`s in one repository can read each other's
+    /// half-written admin directories, so omk adds one at a time.
     pub fn add_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
+        static ADDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = ADDING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
