@@ -16,6 +16,8 @@ pub const FILE_NAME: &str = "omk.toml";
 pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// The default per-slice agent timeout.
 pub const DEFAULT_SLICE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// The default inactivity timeout of an agent.
+pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The default number of attempts a slice gets when it conflicts.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
 
@@ -30,6 +32,10 @@ pub struct Config {
     pub slice_timeout: Duration,
     /// How many attempts a slice gets before a conflict is final.
     pub max_attempts: u32,
+    /// How long an agent may stay silent before it is stopped.
+    pub inactivity_timeout: Duration,
+    /// Command fragments the approval policy denies (`[policy] deny`).
+    pub deny: Vec<String>,
 }
 
 /// Where the gates of a run came from.
@@ -50,6 +56,15 @@ struct File {
     gate: Vec<GateEntry>,
     #[serde(default)]
     run: RunEntry,
+    #[serde(default)]
+    policy: PolicyEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyEntry {
+    #[serde(default)]
+    deny: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +81,7 @@ struct GateEntry {
 #[serde(deny_unknown_fields)]
 struct RunEntry {
     slice_timeout: Option<String>,
+    inactivity_timeout: Option<String>,
     max_attempts: Option<u32>,
 }
 
@@ -116,6 +132,12 @@ impl Config {
             Some(t) => parse_duration(&t).map_err(|e| bad(format!("run.slice_timeout: {e}")))?,
             None => DEFAULT_SLICE_TIMEOUT,
         };
+        let inactivity_timeout = match file.run.inactivity_timeout {
+            Some(t) => {
+                parse_duration(&t).map_err(|e| bad(format!("run.inactivity_timeout: {e}")))?
+            }
+            None => DEFAULT_INACTIVITY_TIMEOUT,
+        };
         let max_attempts = file.run.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         if max_attempts == 0 {
             return Err(bad("run.max_attempts: must be at least 1".into()));
@@ -125,6 +147,8 @@ impl Config {
             gates_source,
             slice_timeout,
             max_attempts,
+            inactivity_timeout,
+            deny: file.policy.deny,
         })
     }
 
@@ -162,6 +186,8 @@ impl Config {
             gates_source,
             slice_timeout: DEFAULT_SLICE_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
+            deny: vec![],
         }
     }
 

@@ -20,6 +20,7 @@ pub mod git;
 pub mod plan;
 pub mod process;
 pub mod proof;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod state;

@@ -251,7 +251,10 @@ mod tests {
         while alive(pid) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(!alive(pid), "the background child {pid} survived the timeout");
+        assert!(
+            !alive(pid),
+            "the background child {pid} survived the timeout"
+        );
     }
 
     #[tokio::test]

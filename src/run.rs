@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub slice_timeout: Option<Duration>,
     /// `--max-attempts`; default from `omk.toml`.
     pub max_attempts: Option<u32>,
+    /// `--inactivity-timeout`; default from `omk.toml`.
+    pub inactivity_timeout: Option<Duration>,
 }
 
 /// A goal that ran to its end.
@@ -148,6 +150,8 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         started,
         agent,
         slice_timeout: opts.slice_timeout.unwrap_or(config.slice_timeout),
+        inactivity: opts.inactivity_timeout.unwrap_or(config.inactivity_timeout),
+        deny: config.deny.clone(),
         gate_concurrency: opts.gate_concurrency,
         reporter,
         done,

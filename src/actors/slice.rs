@@ -148,6 +148,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         };
         let reason = match exit.as_str() {
             "timed out" => format!("agent timed out after {:?}", task.timeout),
+            "inactive" => format!("agent was inactive: silent for {:?}", task.inactivity),
             other => format!("agent failed: {other}"),
         };
         return Ok(fail(

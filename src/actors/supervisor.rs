@@ -46,6 +46,8 @@ pub struct SupervisorArgs {
     pub started: EventBody,
     pub agent: AgentSpec,
     pub slice_timeout: Duration,
+    pub inactivity: Duration,
+    pub deny: Vec<String>,
     pub gate_concurrency: usize,
     pub reporter: Reporter,
     /// Receives the final state.
@@ -59,6 +61,8 @@ pub struct SupervisorState {
     goal: GoalDir,
     agent: AgentSpec,
     slice_timeout: Duration,
+    inactivity: Duration,
+    deny: Vec<String>,
     log: EventLog,
     state: GoalState,
     reporter: Reporter,
@@ -127,6 +131,8 @@ impl Actor for Supervisor {
             goal: args.goal,
             agent: args.agent,
             slice_timeout: args.slice_timeout,
+            inactivity: args.inactivity,
+            deny: args.deny,
             log,
             state: GoalState::default(),
             reporter: args.reporter,
@@ -434,6 +440,7 @@ impl SupervisorState {
             .flat_map(|p| &p.slices)
             .filter(|o| o.id != id)
             .collect();
+        let worktree_for_policy = worktree.clone();
         let task = Task {
             goal_id: self.state.goal_id.clone(),
             slice_id: id.to_string(),
@@ -443,6 +450,8 @@ impl SupervisorState {
             attempt,
             log: self.attempt_logs(id, attempt).join("agent.log"),
             timeout: self.slice_timeout,
+            inactivity: self.inactivity,
+            policy: crate::agent::policy::Policy::new(&worktree_for_policy, &self.deny),
         };
         let args = SliceArgs {
             supervisor: myself.clone(),

@@ -1,39 +1,58 @@
 //! The `exec:<command>` backend: any command, run by `sh -c` in the worktree.
+//!
+//! Its output goes to the attempt's log; output is its sign of life for the
+//! inactivity timeout.
 
-use tokio::sync::mpsc::UnboundedSender;
+use std::process::Stdio;
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentSpec, Report, Task, Update};
-use crate::error::Result;
-use crate::process::{self, Exit};
+use super::{report, watch, Activity, Report, Task};
+use crate::error::{IoContext, Result};
+use crate::process::{exit_of, open_log, Exit, Group};
 
-pub(super) async fn run(
-    spec: &AgentSpec,
-    command: &str,
-    task: &Task,
-    _updates: UnboundedSender<Update>,
-    cancel: &CancellationToken,
-) -> Result<Report> {
-    let process = process::Spec {
-        command: command.to_string(),
-        cwd: task.worktree.clone(),
-        env: task.env(),
-        log: task.log.clone(),
-        timeout: task.timeout,
+pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) -> Result<Report> {
+    let log = open_log(&task.log)?;
+    let log_err = log
+        .try_clone()
+        .context(|| format!("opening {}", task.log.display()))?;
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    let mut group = Group::spawn(cmd, &task.worktree, &task.env(), command)?;
+    let activity = Activity::new();
+    let output_grows = {
+        let (activity, log) = (activity.clone(), task.log.clone());
+        async move {
+            let mut seen = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+                if len != seen {
+                    seen = len;
+                    activity.touch();
+                }
+            }
+        }
     };
-    let (exit, took) = process::run(&process, cancel).await?;
-    Ok(Report {
-        spec: spec.to_string(),
-        exit: match exit {
-            Exit::Code(0) => "ok".to_string(),
-            other => other.to_string(),
-        },
-        exit_code: exit.code(),
-        tokens_in: None,
-        tokens_out: None,
-        usd: None,
-        session_id: None,
-        duration_ms: took.as_millis() as u64,
-        log: task.log.clone(),
+    let exit = tokio::select! {
+        status = group.child.wait() => {
+            let status = status.context(|| format!("waiting for `{command}`"))?;
+            group.kill();
+            exit_of(status)
+        }
+        stop = watch(task, &activity, cancel) => {
+            group.terminate().await;
+            return Ok(report(stop.exit(), None));
+        }
+        _ = output_grows => unreachable!("the output watcher never ends"),
+    };
+    Ok(match exit {
+        Exit::Code(0) => report("ok", Some(0)),
+        other => report(other.to_string(), other.code()),
     })
 }

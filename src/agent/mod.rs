@@ -1,15 +1,23 @@
 //! Agents: the processes that do a slice's work in its worktree.
 //!
 //! [`AgentSpec`] is what `--agent` names; [`run`] runs one attempt of one
-//! slice and returns a [`Report`]. While it runs, a backend may stream
-//! [`Update`]s (session id, token usage, what it is doing); the slice actor
-//! forwards them into the goal's event log. Every backend is cancelled
-//! through the same [`CancellationToken`] and bounded by the task's timeout.
+//! slice and returns a [`Report`]. While it runs, a backend streams
+//! [`Update`]s (its session id, token usage, every approval decision); the
+//! slice actor records them as events. Every backend runs its agent as the
+//! leader of its own process group, answers permission requests with the
+//! slice's [`policy::Policy`], and stops through [`watch`]: on the goal's
+//! cancel token, at the attempt's wall-clock timeout, or when the agent has
+//! been silent for the inactivity timeout.
 
+mod acp;
 mod exec;
+pub mod policy;
+mod print;
+mod wire;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
@@ -25,28 +33,59 @@ pub enum AgentSpec {
         /// The command, run by `sh -c` in the worktree.
         command: String,
     },
+    /// `kimi` (`kimi acp`) or `acp:<command>`: an Agent Client Protocol agent.
+    Acp {
+        /// The command line that starts the agent.
+        command: String,
+        /// Whether this is the `kimi` default rather than `acp:…`.
+        kimi: bool,
+    },
+    /// `kimi-wire`: the Python Kimi CLI's `--wire` JSON-RPC mode.
+    KimiWire,
+    /// `kimi-print`: `kimi --print --output-format stream-json`.
+    KimiPrint,
+}
+
+/// The Kimi CLI binary: `$OMK_KIMI_BIN`, else `kimi` on `PATH`.
+pub fn kimi_bin() -> String {
+    std::env::var("OMK_KIMI_BIN")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "kimi".into())
 }
 
 impl AgentSpec {
     /// Parses an `--agent` value.
     pub fn parse(spec: &str) -> Result<AgentSpec> {
+        let need = |what: &str| {
+            Error::Usage(format!(
+                "--agent {what} needs a command, e.g. --agent '{what}./my-agent'"
+            ))
+        };
         if let Some(command) = spec.strip_prefix("exec:") {
             if command.trim().is_empty() {
-                return Err(Error::Usage(
-                    "--agent exec: needs a command, e.g. --agent 'exec:./my-agent.sh'".into(),
-                ));
+                return Err(need("exec:"));
             }
             return Ok(AgentSpec::Exec {
-                command: command.to_string(),
+                command: command.into(),
+            });
+        }
+        if let Some(command) = spec.strip_prefix("acp:") {
+            if command.trim().is_empty() {
+                return Err(need("acp:"));
+            }
+            return Ok(AgentSpec::Acp {
+                command: command.into(),
+                kimi: false,
             });
         }
         match spec {
-            "kimi" | "kimi-wire" | "kimi-print" => Err(Error::Usage(format!(
-                "--agent {spec}: the Kimi backends are not in this build yet; use --agent 'exec:<command>' to run any CLI agent"
-            ))),
-            s if s.starts_with("acp:") => Err(Error::Usage(format!(
-                "--agent {s}: ACP agents are not in this build yet; use --agent 'exec:<command>'"
-            ))),
+            "kimi" => Ok(AgentSpec::Acp {
+                command: format!("{} acp", shell_quote(&kimi_bin())),
+                kimi: true,
+            }),
+            "kimi-wire" => Ok(AgentSpec::KimiWire),
+            "kimi-print" => Ok(AgentSpec::KimiPrint),
             other => Err(Error::Usage(format!(
                 "--agent `{other}` is not an agent spec; use kimi, kimi-wire, kimi-print, acp:<command> or exec:<command>"
             ))),
@@ -58,7 +97,21 @@ impl std::fmt::Display for AgentSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AgentSpec::Exec { command } => write!(f, "exec:{command}"),
+            AgentSpec::Acp { kimi: true, .. } => f.write_str("kimi"),
+            AgentSpec::Acp { command, .. } => write!(f, "acp:{command}"),
+            AgentSpec::KimiWire => f.write_str("kimi-wire"),
+            AgentSpec::KimiPrint => f.write_str("kimi-print"),
         }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -77,10 +130,14 @@ pub struct Task {
     pub write_scope: Vec<String>,
     /// 1 for the first try.
     pub attempt: u32,
-    /// Where the agent's output is captured.
+    /// Where the agent's output or transcript is captured.
     pub log: PathBuf,
     /// How long the attempt may take.
     pub timeout: Duration,
+    /// How long the agent may stay silent.
+    pub inactivity: Duration,
+    /// What the agent may do unasked.
+    pub policy: policy::Policy,
 }
 
 impl Task {
@@ -106,12 +163,19 @@ pub enum Update {
         /// The id.
         id: String,
     },
-    /// Tokens spent so far in this attempt.
+    /// Tokens spent so far in this attempt (cumulative).
     Usage {
         /// Input tokens.
         tokens_in: u64,
-        /// Output tokens.
-        tokens_out: u64,
+        /// Output tokens, when the backend reports them.
+        tokens_out: Option<u64>,
+    },
+    /// A permission request and how the policy answered it.
+    Approval {
+        /// What the agent asked for.
+        request: policy::Request,
+        /// The answer and the rule behind it.
+        decision: policy::Decision,
     },
 }
 
@@ -120,7 +184,7 @@ pub enum Update {
 pub struct Report {
     /// The `--agent` spec that ran.
     pub spec: String,
-    /// `ok`, or how it failed (`exit 3`, `timed out`, `cancelled`).
+    /// `ok`, or how it failed: `exit 3`, `timed out`, `inactive`, `cancelled`, `error: …`.
     pub exit: String,
     /// The process exit code, when there is one.
     pub exit_code: Option<i32>,
@@ -136,6 +200,9 @@ pub struct Report {
     pub duration_ms: u64,
     /// The captured transcript or output.
     pub log: PathBuf,
+    /// Whether trying again later may succeed (rate limits, server errors).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
 }
 
 impl Report {
@@ -152,9 +219,125 @@ pub async fn run(
     updates: UnboundedSender<Update>,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    match spec {
-        AgentSpec::Exec { command } => exec::run(spec, command, task, updates, cancel).await,
+    let started = Instant::now();
+    let mut report = match spec {
+        AgentSpec::Exec { command } => exec::run(command, task, cancel).await?,
+        AgentSpec::Acp { command, .. } => acp::run(command, task, updates, cancel).await?,
+        AgentSpec::KimiWire => wire::run(task, updates, cancel).await?,
+        AgentSpec::KimiPrint => print::run(task, updates, cancel).await?,
+    };
+    report.spec = spec.to_string();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.log = task.log.clone();
+    Ok(report)
+}
+
+/// Why [`watch`] stopped an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The goal was cancelled.
+    Cancelled,
+    /// The attempt reached its wall-clock timeout.
+    TimedOut,
+    /// The agent was silent for the inactivity timeout.
+    Inactive,
+}
+
+impl Stop {
+    /// The `exit` text of a stopped attempt.
+    pub fn exit(self) -> &'static str {
+        match self {
+            Stop::Cancelled => "cancelled",
+            Stop::TimedOut => "timed out",
+            Stop::Inactive => "inactive",
+        }
     }
+}
+
+/// When the agent last showed a sign of life.
+#[derive(Debug, Clone)]
+pub struct Activity(Arc<Mutex<Instant>>);
+
+impl Activity {
+    /// Starts counting now.
+    pub fn new() -> Activity {
+        Activity(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    /// Records a sign of life.
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn idle(&self) -> Duration {
+        self.0.lock().map(|t| t.elapsed()).unwrap_or_default()
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity::new()
+    }
+}
+
+/// Resolves when the attempt must stop: cancelled, out of time, or silent too long.
+pub async fn watch(task: &Task, activity: &Activity, cancel: &CancellationToken) -> Stop {
+    let deadline = Instant::now() + task.timeout;
+    let tick = Duration::from_millis(100)
+        .min(task.inactivity / 4)
+        .max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Stop::Cancelled,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if Instant::now() >= deadline {
+            return Stop::TimedOut;
+        }
+        if activity.idle() >= task.inactivity {
+            return Stop::Inactive;
+        }
+    }
+}
+
+/// A report with everything but the exit left for [`run`] to fill in.
+fn report(exit: impl Into<String>, exit_code: Option<i32>) -> Report {
+    Report {
+        spec: String::new(),
+        exit: exit.into(),
+        exit_code,
+        tokens_in: None,
+        tokens_out: None,
+        usd: None,
+        session_id: None,
+        duration_ms: 0,
+        log: PathBuf::new(),
+        retryable: false,
+    }
+}
+
+/// A fresh random (version 4) UUID, for session ids omk chooses.
+fn new_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let hex: String = b
+        .iter()
+        .enumerate()
+        .map(|(i, byte)| match i {
+            6 => format!("{:02x}", (byte & 0x0f) | 0x40),
+            8 => format!("{:02x}", (byte & 0x3f) | 0x80),
+            _ => format!("{byte:02x}"),
+        })
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 #[cfg(test)]
@@ -167,12 +350,36 @@ mod tests {
             AgentSpec::parse("exec:./a.sh --fast").unwrap().to_string(),
             "exec:./a.sh --fast"
         );
+        assert_eq!(
+            AgentSpec::parse("acp:my-agent --stdio")
+                .unwrap()
+                .to_string(),
+            "acp:my-agent --stdio"
+        );
+        assert_eq!(AgentSpec::parse("kimi").unwrap().to_string(), "kimi");
+        assert_eq!(AgentSpec::parse("kimi-wire").unwrap(), AgentSpec::KimiWire);
+        assert_eq!(
+            AgentSpec::parse("kimi-print").unwrap(),
+            AgentSpec::KimiPrint
+        );
         assert!(AgentSpec::parse("exec:")
+            .unwrap_err()
+            .to_string()
+            .contains("needs a command"));
+        assert!(AgentSpec::parse("acp: ")
             .unwrap_err()
             .to_string()
             .contains("needs a command"));
         let err = AgentSpec::parse("claude").unwrap_err();
         assert!(err.to_string().contains("exec:<command>"));
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn uuids_look_like_uuids() {
+        let u = new_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(u, new_uuid());
     }
 }

@@ -33,6 +33,9 @@ pub struct Args {
     /// How long one agent attempt may run, e.g. 30m [default: omk.toml run.slice_timeout, else 30m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     slice_timeout: Option<std::time::Duration>,
+    /// How long an agent may stay silent, e.g. 5m [default: omk.toml run.inactivity_timeout, else 10m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    inactivity_timeout: Option<std::time::Duration>,
     /// Attempts per slice when it conflicts [default: omk.toml run.max_attempts, else 2].
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
@@ -64,6 +67,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         allow_no_gates: args.allow_no_gates,
         slice_timeout: args.slice_timeout,
         max_attempts: args.max_attempts,
+        inactivity_timeout: args.inactivity_timeout,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
     if args.json {

@@ -215,9 +215,23 @@ impl EventBody {
                 agent::Update::Usage {
                     tokens_in,
                     tokens_out,
-                } => {
-                    format!("agent usage: {tokens_in} in, {tokens_out} out")
-                }
+                } => match tokens_out {
+                    Some(out) => format!("agent usage: {tokens_in} tokens in, {out} out"),
+                    None => format!("agent usage: {tokens_in} tokens in context"),
+                },
+                agent::Update::Approval { request, decision } => format!(
+                    "{} {}{} ({})",
+                    if decision.allow { "allowed" } else { "DENIED" },
+                    request.tool,
+                    request
+                        .command
+                        .as_ref()
+                        .map(|c| format!(" `{c}`"))
+                        .or_else(|| (!request.paths.is_empty())
+                            .then(|| format!(" {}", request.paths.join(", "))))
+                        .unwrap_or_default(),
+                    decision.rule
+                ),
             },
             EventBody::AgentFinished { report, .. } => format!(
                 "agent finished: {} after {}",

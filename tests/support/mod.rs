@@ -3,12 +3,17 @@
 
 #![allow(dead_code)]
 
+pub mod kimi;
+pub mod llm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 /// A scratch repository plus a private omk state home and a scripts folder.
+///
+/// With `OMK_TEST_KEEP=1` the directory is kept after the test, for debugging.
 pub struct Fixture {
     pub tmp: tempfile::TempDir,
     pub repo: PathBuf,
@@ -19,7 +24,7 @@ pub struct Fixture {
 impl Fixture {
     /// A repository on `main` with one commit containing `files`.
     pub fn new(files: &[(&str, &str)]) -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = scratch();
         let repo = tmp.path().join("repo");
         let home = tmp.path().join("omk-home");
         let scripts = tmp.path().join("scripts");
@@ -42,7 +47,7 @@ impl Fixture {
 
     /// An empty directory that is not a repository.
     pub fn bare_dir() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = scratch();
         let repo = tmp.path().join("repo");
         let home = tmp.path().join("omk-home");
         let scripts = tmp.path().join("scripts");
@@ -178,6 +183,15 @@ impl Fixture {
     pub fn show(&self, rev: &str, path: &str) -> String {
         self.git(&["show", &format!("{rev}:{path}")])
     }
+}
+
+fn scratch() -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new();
+    dir.prefix("omk-test-");
+    if std::env::var_os("OMK_TEST_KEEP").is_some() {
+        dir.disable_cleanup(true);
+    }
+    dir.tempdir().unwrap()
 }
 
 /// The user's checkout, byte for byte.

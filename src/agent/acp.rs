@@ -1,0 +1,399 @@
+//! The ACP backend (`kimi`, `acp:<command>`): an Agent Client Protocol client
+//! built on the official `agent-client-protocol` crate.
+//!
+//! It starts the agent in the worktree, opens a session there, sends the
+//! prompt, records every session update in the transcript, answers
+//! `session/request_permission` with the slice's policy (choosing options by
+//! their kind, since Kimi Code and the Python CLI name them differently), and
+//! cancels with `session/cancel` before killing the process group.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use agent_client_protocol::schema::ProtocolVersion;
+use agent_client_protocol::v1::schema::{
+    CancelNotification, ContentBlock, InitializeRequest, NewSessionRequest, PermissionOptionKind,
+    PromptRequest, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
+    SelectedPermissionOutcome, SessionNotification, SessionUpdate, StopReason, TextContent,
+    ToolCallContent, ToolCallUpdateFields,
+};
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::{Agent, ByteStreams, V1};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+use tokio_util::sync::CancellationToken;
+
+use super::policy::Request;
+use super::{report, watch, Activity, Report, Stop, Task, Update};
+use crate::error::{Error, IoContext, Result};
+use crate::process::{open_log, Group};
+
+/// How many times a turn that ended after refusals is continued.
+const MAX_FOLLOW_UPS: u32 = 3;
+
+/// The prompt that tells the agent what was refused and asks it to go on.
+fn follow_up(refused: &[String]) -> String {
+    let mut text = String::from("omk's approval policy refused some of your requests:\n");
+    for r in refused {
+        text += &format!("- {r}\n");
+    }
+    text += "This is not a reason to stop: continue your task, working only inside your worktree.";
+    text
+}
+
+/// How long to wait after a turn for a usage update that trails it.
+const TRAILING_USAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The transcript: one JSON line per message, shared by the handlers.
+#[derive(Clone)]
+struct Transcript(Arc<Mutex<std::fs::File>>);
+
+impl Transcript {
+    fn write(&self, direction: &str, value: &impl serde::Serialize) {
+        if let (Ok(mut f), Ok(json)) = (self.0.lock(), serde_json::to_string(value)) {
+            let _ = writeln!(f, "{direction} {}", crate::redact::redact(&json));
+        }
+    }
+}
+
+/// What a session ended with.
+enum Ended {
+    Turn(StopReason),
+    Stopped(Stop),
+}
+
+pub(super) async fn run(
+    command: &str,
+    task: &Task,
+    updates: UnboundedSender<Update>,
+    cancel: &CancellationToken,
+) -> Result<Report> {
+    let words = shell_words(command)?;
+    let log = open_log(&task.log)?;
+    let stderr = log
+        .try_clone()
+        .context(|| format!("opening {}", task.log.display()))?;
+    let mut cmd = tokio::process::Command::new(&words[0]);
+    cmd.args(&words[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr));
+    let mut group = Group::spawn(cmd, &task.worktree, &task.env(), command)?;
+    let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
+        return Err(Error::Actor("the agent's stdio was not captured".into()));
+    };
+    let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
+    let transcript = Transcript(Arc::new(Mutex::new(log)));
+    let activity = Activity::new();
+    let usage = Arc::new(Mutex::new((None::<u64>, None::<f64>)));
+    let session_id = Arc::new(Mutex::new(None::<String>));
+    let usage_seen = Arc::new(tokio::sync::Notify::new());
+    let denials = Arc::new(Mutex::new(Vec::<String>::new()));
+
+    let on_update = {
+        let (transcript, activity, updates, usage, usage_seen) = (
+            transcript.clone(),
+            activity.clone(),
+            updates.clone(),
+            usage.clone(),
+            usage_seen.clone(),
+        );
+        async move |n: SessionNotification, _cx| {
+            activity.touch();
+            transcript.write("<-", &n);
+            if let SessionUpdate::UsageUpdate(u) = &n.update {
+                let mut usage = usage
+                    .lock()
+                    .map_err(|_| agent_client_protocol::Error::internal_error())?;
+                let used = usage.0.map_or(u.used, |prev| prev.max(u.used));
+                usage.0 = Some(used);
+                if let Some(cost) = &u.cost {
+                    usage.1 = Some(cost.amount);
+                }
+                let _ = updates.send(Update::Usage {
+                    tokens_in: used,
+                    tokens_out: None,
+                });
+                usage_seen.notify_one();
+            }
+            Ok(())
+        }
+    };
+    let on_permission = {
+        let (transcript, activity, updates, policy, denials) = (
+            transcript.clone(),
+            activity.clone(),
+            updates.clone(),
+            task.policy.clone(),
+            denials.clone(),
+        );
+        async move |request: RequestPermissionRequest,
+                    responder: agent_client_protocol::Responder<RequestPermissionResponse, V1>,
+                    _cx|
+                    -> std::result::Result<(), agent_client_protocol::Error> {
+            activity.touch();
+            transcript.write("<-", &request);
+            let asked = to_request(&request.tool_call.fields);
+            let decision = policy.decide(&asked);
+            let kinds: &[PermissionOptionKind] = if decision.allow {
+                &[
+                    PermissionOptionKind::AllowOnce,
+                    PermissionOptionKind::AllowAlways,
+                ]
+            } else {
+                &[
+                    PermissionOptionKind::RejectOnce,
+                    PermissionOptionKind::RejectAlways,
+                ]
+            };
+            let chosen = kinds.iter().find_map(|k| {
+                request
+                    .options
+                    .iter()
+                    .find(|o| o.kind == *k)
+                    .map(|o| o.option_id.clone())
+            });
+            if !decision.allow {
+                if let Ok(mut d) = denials.lock() {
+                    d.push(format!("{}: {}", asked.tool, decision.reason));
+                }
+            }
+            let _ = updates.send(Update::Approval {
+                request: asked,
+                decision,
+            });
+            let outcome = match chosen {
+                Some(id) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(id)),
+                None => RequestPermissionOutcome::Cancelled,
+            };
+            let response = RequestPermissionResponse::new(outcome);
+            transcript.write("->", &response);
+            responder.respond(response)
+        }
+    };
+
+    let session = {
+        let (usage, usage_seen, denials) = (usage.clone(), usage_seen.clone(), denials.clone());
+        let (transcript, activity, updates, prompt, cwd, recorded_id) = (
+            transcript.clone(),
+            activity.clone(),
+            updates.clone(),
+            task.prompt.clone(),
+            task.worktree.clone(),
+            session_id.clone(),
+        );
+        let task = task.clone();
+        let cancel = cancel.clone();
+        async move |connection: ConnectionTo<Agent>| -> std::result::Result<
+            (Ended, Option<(u64, u64)>),
+            agent_client_protocol::Error,
+        > {
+            let init = connection
+                .send_request(InitializeRequest::new(ProtocolVersion::V1))
+                .block_task()
+                .await?;
+            activity.touch();
+            transcript.write("<-", &init);
+            let new = connection
+                .send_request(NewSessionRequest::new(cwd))
+                .block_task()
+                .await?;
+            activity.touch();
+            transcript.write("<-", &new);
+            let session_id = new.session_id.clone();
+            let _ = updates.send(Update::Session {
+                id: session_id.to_string(),
+            });
+            if let Ok(mut id) = recorded_id.lock() {
+                *id = Some(session_id.to_string());
+            }
+            // ACP has no way to tell the model why a permission was refused, and
+            // some agents end their turn on a refusal: so after a turn with
+            // refusals, say why in a follow-up prompt and let it go on.
+            let mut text = prompt;
+            let mut follow_ups = 0;
+            let watcher = watch(&task, &activity, &cancel);
+            tokio::pin!(watcher);
+            loop {
+                let request = PromptRequest::new(
+                    session_id.clone(),
+                    vec![ContentBlock::Text(TextContent::new(text))],
+                );
+                transcript.write("->", &request);
+                let turn = connection.send_request(request).block_task();
+                let done = tokio::select! {
+                    done = turn => done?,
+                    stop = &mut watcher => {
+                        let _ = connection.send_notification(CancelNotification::new(session_id));
+                        return Ok((Ended::Stopped(stop), None));
+                    }
+                };
+                transcript.write("<-", &done);
+                let refused: Vec<String> = denials
+                    .lock()
+                    .map(|mut d| std::mem::take(&mut *d))
+                    .unwrap_or_default();
+                if done.stop_reason == StopReason::EndTurn
+                    && !refused.is_empty()
+                    && follow_ups < MAX_FOLLOW_UPS
+                {
+                    follow_ups += 1;
+                    text = follow_up(&refused);
+                    continue;
+                }
+                let tokens = done
+                    .usage
+                    .as_ref()
+                    .map(|u| (u.input_tokens, u.output_tokens));
+                // Kimi Code may send the turn's usage update just after the turn ends.
+                let have_usage = usage.lock().is_ok_and(|u| u.0.is_some());
+                if tokens.is_none() && !have_usage {
+                    let _ = tokio::time::timeout(TRAILING_USAGE_WAIT, usage_seen.notified()).await;
+                }
+                return Ok((Ended::Turn(done.stop_reason), tokens));
+            }
+        }
+    };
+
+    let outcome = agent_client_protocol::Client
+        .v1()
+        .on_receive_notification(on_update, agent_client_protocol::on_receive_notification!())
+        .on_receive_request(on_permission, agent_client_protocol::on_receive_request!())
+        .connect_with(transport, session)
+        .await;
+    group.terminate().await;
+
+    let (context_tokens, usd) = usage.lock().map(|u| *u).unwrap_or((None, None));
+    let mut r = match outcome {
+        Ok((Ended::Turn(StopReason::EndTurn), _)) => report("ok", None),
+        Ok((Ended::Turn(reason), _)) => report(
+            format!("error: the turn ended with {}", stop_reason(reason)),
+            None,
+        ),
+        Ok((Ended::Stopped(stop), _)) => report(stop.exit(), None),
+        Err(ref e) => {
+            let status = group.child.try_wait().ok().flatten();
+            report(format!("error: {e}"), status.and_then(|s| s.code()))
+        }
+    };
+    if let Ok((_, Some((tokens_in, tokens_out)))) = &outcome {
+        r.tokens_in = Some(*tokens_in);
+        r.tokens_out = Some(*tokens_out);
+    } else {
+        r.tokens_in = context_tokens;
+    }
+    r.usd = usd;
+    r.session_id = session_id.lock().ok().and_then(|id| id.clone());
+    Ok(r)
+}
+
+fn stop_reason(reason: StopReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{reason:?}"))
+}
+
+/// What a tool call asks to touch, for the policy.
+fn to_request(fields: &ToolCallUpdateFields) -> Request {
+    let mut paths: Vec<String> = Vec::new();
+    for loc in fields.locations.iter().flatten() {
+        paths.push(loc.path.display().to_string());
+    }
+    for c in fields.content.iter().flatten() {
+        if let ToolCallContent::Diff(d) = c {
+            paths.push(d.path.display().to_string());
+        }
+    }
+    let mut command = None;
+    if let Some(input) = &fields.raw_input {
+        for key in ["path", "file_path", "filePath", "file"] {
+            if let Some(p) = input.get(key).and_then(|v| v.as_str()) {
+                paths.push(p.to_string());
+            }
+        }
+        command = input
+            .get("command")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    paths.sort();
+    paths.dedup();
+    Request {
+        tool: fields
+            .name
+            .clone()
+            .or_else(|| fields.title.clone())
+            .or_else(|| {
+                fields
+                    .kind
+                    .as_ref()
+                    .map(|k| format!("{k:?}").to_lowercase())
+            })
+            .unwrap_or_else(|| "tool".into()),
+        paths,
+        command,
+    }
+}
+
+/// Splits an `acp:` command line into words (quotes and backslashes as in sh).
+fn shell_words(command: &str) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = command.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => word.extend(chars.next()),
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '\\') => {
+                word.extend(chars.next());
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(Error::Usage(format!(
+            "--agent acp:{command}: unclosed quote"
+        )));
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err(Error::Usage("--agent acp: needs a command".into()));
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_like_sh() {
+        assert_eq!(shell_words("kimi acp").unwrap(), vec!["kimi", "acp"]);
+        assert_eq!(
+            shell_words(r#"'/opt/my agent/bin' --flag "a b" c\ d"#).unwrap(),
+            vec!["/opt/my agent/bin", "--flag", "a b", "c d"]
+        );
+        assert!(shell_words("'open").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The `kimi-print` backend: `kimi --print --output-format stream-json`.
+//!
+//! One process per attempt with the prompt on the command line. stdout is
+//! one JSON message per line, mixed with plain-text error lines, all kept in
+//! the transcript. Print mode approves every tool call itself, so the
+//! approval policy cannot be applied here; the write-scope check still is.
+//! Exit 75 is retryable, 1 is not. Token usage is read afterwards from the
+//! session's `wire.jsonl`, which is why omk chooses the session id.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::{kimi_bin, new_uuid, report, watch, Activity, Report, Task, Update};
+use crate::error::{Error, IoContext, Result};
+use crate::process::{exit_of, open_log, Exit, Group};
+
+/// The exit code the Python CLI uses for retryable failures.
+const RETRYABLE_EXIT: i32 = 75;
+
+pub(super) async fn run(
+    task: &Task,
+    updates: UnboundedSender<Update>,
+    cancel: &CancellationToken,
+) -> Result<Report> {
+    let session = new_uuid();
+    let mut log = open_log(&task.log)?;
+    let stderr = log
+        .try_clone()
+        .context(|| format!("opening {}", task.log.display()))?;
+    let bin = kimi_bin();
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args(["--print", "--output-format", "stream-json", "-w"])
+        .arg(&task.worktree)
+        .args(["-S", &session, "-p", &task.prompt])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr));
+    let mut group = Group::spawn(cmd, &task.worktree, &task.env(), &format!("{bin} --print"))?;
+    let Some(stdout) = group.child.stdout.take() else {
+        return Err(Error::Actor("the agent's stdout was not captured".into()));
+    };
+    let _ = updates.send(Update::Session {
+        id: session.clone(),
+    });
+    let activity = Activity::new();
+    let read = {
+        let activity = activity.clone();
+        async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                activity.touch();
+                let _ = writeln!(log, "<- {}", crate::redact::redact(&line));
+            }
+        }
+    };
+    let exit = tokio::select! {
+        (status, _) = async { tokio::join!(group.child.wait(), read) } => {
+            let status = status.context(|| format!("waiting for {bin} --print"))?;
+            group.kill();
+            exit_of(status)
+        }
+        stop = watch(task, &activity, cancel) => {
+            group.terminate().await;
+            let mut r = report(stop.exit(), None);
+            r.session_id = Some(session);
+            return Ok(r);
+        }
+    };
+    let mut r = match exit {
+        Exit::Code(0) => report("ok", Some(0)),
+        other => {
+            let mut r = report(other.to_string(), other.code());
+            r.retryable = other.code() == Some(RETRYABLE_EXIT);
+            r
+        }
+    };
+    if let Some((tokens_in, tokens_out)) = session_usage(&session) {
+        r.tokens_in = Some(tokens_in);
+        r.tokens_out = Some(tokens_out);
+        let _ = updates.send(Update::Usage {
+            tokens_in,
+            tokens_out: Some(tokens_out),
+        });
+    }
+    r.session_id = Some(session);
+    Ok(r)
+}
+
+/// Whether an error message speaks of a failure worth retrying.
+pub(super) fn retryable_text(message: &str) -> bool {
+    [
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "rate limit",
+        "overloaded",
+        "Connection error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// The Kimi CLI's data directory: `$KIMI_SHARE_DIR`, else `~/.kimi`.
+fn share_dir() -> Option<PathBuf> {
+    std::env::var_os("KIMI_SHARE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kimi")))
+}
+
+/// Sums the token usage of every step of `session` from its `wire.jsonl`.
+fn session_usage(session: &str) -> Option<(u64, u64)> {
+    let sessions = share_dir()?.join("sessions");
+    let dir = std::fs::read_dir(sessions)
+        .ok()?
+        .flatten()
+        .map(|d| d.path().join(session))
+        .find(|p| p.is_dir())?;
+    let text = std::fs::read_to_string(dir.join("wire.jsonl")).ok()?;
+    let (mut tin, mut tout, mut seen) = (0, 0, false);
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let msg = &v["message"];
+        if msg["type"] != "StatusUpdate" {
+            continue;
+        }
+        if let Some(u) = msg["payload"].get("token_usage") {
+            let n = |k: &str| u[k].as_u64().unwrap_or(0);
+            tin += n("input_other") + n("input_cache_read") + n("input_cache_creation");
+            tout += n("output");
+            seen = true;
+        }
+    }
+    seen.then_some((tin, tout))
+}

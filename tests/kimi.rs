@@ -1,0 +1,285 @@
+//! omk with the real Kimi CLIs — the Python kimi-cli (ACP, wire and print
+//! modes) and the maintained Kimi Code CLI (ACP) — driven offline against a
+//! scripted LLM server. The CLIs are installed from the package registries on
+//! first use (scripts/install-kimi-tools.sh).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::kimi::{self, Product};
+use support::llm::{self, LlmServer, Reply};
+use support::{gate_toml, slice, slice_of, Fixture};
+
+/// Runs a goal with `agent` as `product` against `server`; returns (exit code, proof, stderr).
+fn run(
+    f: &Fixture,
+    product: Product,
+    server: &LlmServer,
+    agent: &str,
+    plan: Value,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let plan = f.plan(plan);
+    let env = kimi::env(product, &server.base_url, f.tmp.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut args = vec![
+        "goal",
+        "run",
+        "kimi goal",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--agent",
+        agent,
+        "--json",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let out = f.omk_env(&args, &env);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let proof = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no proof ({e}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), proof, stderr)
+}
+
+fn three_slices() -> Value {
+    json!({ "slices": [slice("alpha", &["alpha.txt"]), slice("beta", &["beta.txt"]), slice("gamma", &["gamma.txt"])] })
+}
+
+fn repo() -> Fixture {
+    Fixture::new(&[(
+        "omk.toml",
+        &gate_toml(
+            "check",
+            "test -s alpha.txt || test -s beta.txt || test -s gamma.txt",
+            "both",
+        ),
+    )])
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            found.extend(files_containing(&p, needle));
+        } else if std::fs::read(&p)
+            .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// Checks a ready 3-slice goal whose files the agent wrote through its own
+/// tool, and that the API key the agent had reached none of omk's files.
+fn assert_written(f: &Fixture, proof: &Value) {
+    let leaks = files_containing(&f.home, kimi::API_KEY);
+    assert!(leaks.is_empty(), "the API key leaked into {leaks:?}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    for id in ["alpha", "beta", "gamma"] {
+        assert_eq!(slice_of(proof, id)["status"], "merged");
+        assert_eq!(
+            f.show(branch, &format!("{id}.txt")),
+            format!("hello from {id}")
+        );
+        assert!(slice_of(proof, id)["agent"]["session_id"].is_string());
+    }
+}
+
+#[test]
+fn python_cli_over_acp_writes_merges_and_is_gated() {
+    let f = repo();
+    let server = LlmServer::start(llm::write_slice_file);
+    let (code, proof, stderr) = run(&f, Product::Python, &server, "kimi", three_slices(), &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_written(&f, &proof);
+    // The Python ACP server reports no token usage: null, not 0.
+    assert!(slice_of(&proof, "alpha")["agent"]["tokens_in"].is_null());
+}
+
+/// Tokens the server sent for one slice's requests: (prompt, completion).
+fn served_tokens(server: &LlmServer, id: &str) -> (u64, u64) {
+    server
+        .served()
+        .iter()
+        .filter(|s| s.status == 200 && llm::slice_of(&s.body).as_deref() == Some(id))
+        .fold((0, 0), |(i, o), s| {
+            (i + s.prompt_tokens, o + s.completion_tokens)
+        })
+}
+
+#[test]
+fn kimi_code_over_acp_writes_merges_and_reports_usage() {
+    let f = repo();
+    let server = LlmServer::start(llm::write_slice_file);
+    let (code, proof, stderr) = run(&f, Product::Code, &server, "kimi", three_slices(), &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_written(&f, &proof);
+    for id in ["alpha", "beta", "gamma"] {
+        let agent = &slice_of(&proof, id)["agent"];
+        // Kimi Code reports its context size in usage updates; no output count.
+        assert!(
+            agent["tokens_in"].as_u64().is_some_and(|t| t > 0),
+            "{agent}\n{stderr}"
+        );
+        assert!(agent["tokens_out"].is_null(), "{agent}");
+    }
+}
+
+#[test]
+fn python_cli_over_wire_reports_the_token_usage_of_every_step() {
+    let f = repo();
+    let server = LlmServer::start(llm::write_slice_file);
+    let (code, proof, stderr) = run(
+        &f,
+        Product::Python,
+        &server,
+        "kimi-wire",
+        three_slices(),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_written(&f, &proof);
+    for id in ["alpha", "beta", "gamma"] {
+        let agent = &slice_of(&proof, id)["agent"];
+        let (tin, tout) = served_tokens(&server, id);
+        assert!(tin > 0);
+        assert_eq!(agent["tokens_in"], tin, "{agent}");
+        assert_eq!(agent["tokens_out"], tout, "{agent}");
+    }
+}
+
+#[test]
+fn python_cli_in_print_mode_reports_usage_from_its_session_log() {
+    let f = repo();
+    let server = LlmServer::start(llm::write_slice_file);
+    let (code, proof, stderr) = run(
+        &f,
+        Product::Python,
+        &server,
+        "kimi-print",
+        three_slices(),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_written(&f, &proof);
+    for id in ["alpha", "beta", "gamma"] {
+        let agent = &slice_of(&proof, id)["agent"];
+        let (tin, tout) = served_tokens(&server, id);
+        assert_eq!(agent["tokens_in"], tin, "{agent}");
+        assert_eq!(agent["tokens_out"], tout, "{agent}");
+    }
+}
+
+/// First asks to write outside the worktree, then writes its own file.
+fn escape_then_comply(
+    outside: std::path::PathBuf,
+) -> impl Fn(&Value, usize) -> Reply + Send + Sync {
+    move |body, _| {
+        let tools_done = body["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count());
+        let slice = llm::slice_of(body).unwrap_or_default();
+        match tools_done {
+            0 => Reply::Tool {
+                name: llm::write_tool(body),
+                arguments: json!({"path": outside.join(format!("{slice}-escaped.txt")).display().to_string(), "content": "escaped\n"}),
+            },
+            1 => Reply::Tool {
+                name: llm::write_tool(body),
+                arguments: json!({"path": format!("{slice}.txt"), "content": format!("hello from {slice}\n")}),
+            },
+            _ => Reply::Text("Done.".into()),
+        }
+    }
+}
+
+fn denied_outside_write(agent: &str) {
+    let f = repo();
+    let outside = f.repo.clone(); // the user's own checkout
+    let before = f.checkout_snapshot();
+    let server = LlmServer::start(escape_then_comply(outside.clone()));
+    let (code, proof, stderr) = run(&f, Product::Python, &server, agent, three_slices(), &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_written(&f, &proof);
+    for id in ["alpha", "beta", "gamma"] {
+        assert!(
+            !outside.join(format!("{id}-escaped.txt")).exists(),
+            "{id} wrote outside its worktree"
+        );
+    }
+    assert_eq!(f.checkout_snapshot(), before);
+    let replay = f.omk(&["goal", "replay", "--json"]);
+    let denials: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["kind"] == "agent_update"
+                && e["update"]["type"] == "approval"
+                && e["update"]["decision"]["allow"] == false
+        })
+        .collect();
+    assert_eq!(denials.len(), 3, "one denial per slice: {denials:#?}");
+    for d in &denials {
+        assert_eq!(d["update"]["decision"]["rule"], "outside-worktree");
+        assert!(d["update"]["request"]["paths"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("-escaped.txt"));
+    }
+}
+
+#[test]
+fn a_write_outside_the_worktree_is_denied_over_wire() {
+    denied_outside_write("kimi-wire");
+}
+
+#[test]
+fn a_write_outside_the_worktree_is_denied_over_acp() {
+    denied_outside_write("kimi");
+}
+
+#[test]
+fn a_stalled_agent_is_stopped_at_its_inactivity_timeout() {
+    let f = repo();
+    let server = LlmServer::start(|body, n| {
+        if llm::slice_of(body).as_deref() == Some("beta") {
+            Reply::Delay(
+                std::time::Duration::from_secs(120),
+                Box::new(Reply::Text("too late".into())),
+            )
+        } else {
+            llm::write_slice_file(body, n)
+        }
+    });
+    let started = std::time::Instant::now();
+    let (code, proof, _) = run(
+        &f,
+        Product::Python,
+        &server,
+        "kimi-wire",
+        three_slices(),
+        &["--inactivity-timeout", "12s"],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 1);
+    let beta = slice_of(&proof, "beta");
+    assert_eq!(beta["status"], "failed");
+    assert_eq!(beta["agent"]["exit"], "inactive");
+    assert!(
+        beta["reason"].as_str().unwrap().contains("inactive"),
+        "{beta}"
+    );
+    assert_eq!(slice_of(&proof, "alpha")["status"], "merged");
+}
