@@ -36,6 +36,8 @@ pub struct Config {
     pub inactivity_timeout: Duration,
     /// Command fragments the approval policy denies (`[policy] deny`).
     pub deny: Vec<String>,
+    /// The price of the model the agents use, when known.
+    pub price: Option<Price>,
 }
 
 /// Where the gates of a run came from.
@@ -58,6 +60,28 @@ struct File {
     run: RunEntry,
     #[serde(default)]
     policy: PolicyEntry,
+    #[serde(default)]
+    price: Vec<Price>,
+}
+
+/// What a model's tokens cost (`[[price]]` in `omk.toml`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// The model name the agent uses.
+    pub model: String,
+    /// US dollars per million input tokens.
+    pub input_per_million: f64,
+    /// US dollars per million output tokens.
+    pub output_per_million: f64,
+}
+
+impl Price {
+    /// The cost of a number of tokens.
+    pub fn usd(&self, tokens_in: u64, tokens_out: u64) -> f64 {
+        (tokens_in as f64 * self.input_per_million + tokens_out as f64 * self.output_per_million)
+            / 1e6
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +106,7 @@ struct GateEntry {
 struct RunEntry {
     slice_timeout: Option<String>,
     inactivity_timeout: Option<String>,
+    model: Option<String>,
     max_attempts: Option<u32>,
 }
 
@@ -142,6 +167,17 @@ impl Config {
         if max_attempts == 0 {
             return Err(bad("run.max_attempts: must be at least 1".into()));
         }
+        // The model is `[run] model`, else the Kimi CLI's `KIMI_MODEL_NAME`,
+        // else the only model with a price.
+        let model = file
+            .run
+            .model
+            .or_else(|| std::env::var("KIMI_MODEL_NAME").ok());
+        let price = match model {
+            Some(m) => file.price.iter().find(|p| p.model == m).cloned(),
+            None if file.price.len() == 1 => file.price.first().cloned(),
+            None => None,
+        };
         Ok(Config {
             gates,
             gates_source,
@@ -149,6 +185,7 @@ impl Config {
             max_attempts,
             inactivity_timeout,
             deny: file.policy.deny,
+            price,
         })
     }
 
@@ -188,6 +225,7 @@ impl Config {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
             deny: vec![],
+            price: None,
         }
     }
 
@@ -220,6 +258,19 @@ mod tests {
         assert_eq!(c.gates[0].timeout, Duration::from_secs(5));
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.integration_gates().count(), 0);
+    }
+
+    #[test]
+    fn prices_apply_to_the_chosen_model() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[run]\nmodel = \"k2\"\n[[price]]\nmodel = \"k1\"\ninput_per_million = 1.0\noutput_per_million = 1.0\n[[price]]\nmodel = \"k2\"\ninput_per_million = 0.5\noutput_per_million = 2.0\n",
+        )
+        .unwrap();
+        let price = Config::load(dir.path()).unwrap().price.unwrap();
+        assert_eq!(price.model, "k2");
+        assert!((price.usd(1_000_000, 500_000) - 1.5).abs() < 1e-9);
     }
 
     #[test]

@@ -48,6 +48,19 @@ pub struct RunOptions {
     pub max_attempts: Option<u32>,
     /// `--inactivity-timeout`; default from `omk.toml`.
     pub inactivity_timeout: Option<Duration>,
+    /// `--budget-time`, `--budget-tokens`, `--budget-usd`.
+    pub budget: Budget,
+}
+
+/// Goal-wide limits the supervisor enforces (not the agents).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    /// Wall-clock time for the whole goal.
+    pub time: Option<Duration>,
+    /// Input plus output tokens over all agents.
+    pub tokens: Option<u64>,
+    /// US dollars over all agents.
+    pub usd: Option<f64>,
 }
 
 /// A goal that ran to its end.
@@ -96,6 +109,9 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         });
     }
     let store = Store::for_repo(&repo)?;
+    if opts.budget.usd.is_some() && config.price.is_none() {
+        reporter.notice("--budget-usd: no [[price]] for the agents' model in omk.toml, so only costs the agents report themselves count");
+    }
 
     if repo.has_uncommitted_changes()? {
         reporter.notice("the checkout has uncommitted changes; slices start from the committed base and will not see them");
@@ -152,6 +168,8 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         slice_timeout: opts.slice_timeout.unwrap_or(config.slice_timeout),
         inactivity: opts.inactivity_timeout.unwrap_or(config.inactivity_timeout),
         deny: config.deny.clone(),
+        budget: opts.budget,
+        price: config.price.clone(),
         gate_concurrency: opts.gate_concurrency,
         reporter,
         done,

@@ -179,10 +179,40 @@ pub struct GoalState {
     pub integration: Integration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// Tokens and cost of every agent attempt so far.
+    pub usage: Usage,
+    /// Why the goal stopped starting work, when a budget ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_exhausted: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
     #[serde(skip)]
     pub settings: Settings,
+}
+
+/// Goal-wide usage: the sum of every finished attempt's report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens, `null` when no agent reported any.
+    pub tokens_in: Option<u64>,
+    /// Output tokens, `null` when no agent reported any.
+    pub tokens_out: Option<u64>,
+    /// Cost in US dollars, `null` when unknown.
+    pub usd: Option<f64>,
+}
+
+impl Usage {
+    fn add(&mut self, r: &agent::Report) {
+        fn sum<T: std::ops::Add<Output = T> + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            }
+        }
+        self.tokens_in = sum(self.tokens_in, r.tokens_in);
+        self.tokens_out = sum(self.tokens_out, r.tokens_out);
+        self.usd = sum(self.usd, r.usd);
+    }
 }
 
 impl GoalState {
@@ -241,6 +271,8 @@ impl GoalState {
                         ..Integration::default()
                     },
                     delivery: None,
+                    usage: Usage::default(),
+                    budget_exhausted: None,
                     started_at: event.ts.clone(),
                     finished_at: None,
                     settings: Settings {
@@ -277,9 +309,14 @@ impl GoalState {
             }
             EventBody::AgentUpdate { .. } => {}
             EventBody::AgentFinished { slice, report, .. } => {
+                self.usage.add(report);
                 if let Some(s) = self.slice_mut(slice) {
                     s.agent = Some(report.clone());
                 }
+            }
+            EventBody::AgentRetry { .. } => {}
+            EventBody::BudgetExhausted { reason } => {
+                self.budget_exhausted.get_or_insert_with(|| reason.clone());
             }
             EventBody::SliceCommitted {
                 slice,
@@ -481,6 +518,16 @@ impl GoalState {
     /// only when every slice merged and every integration gate passed on the
     /// exact tree `integration.tree` names.
     pub fn verdict(&self) -> (GoalStatus, Option<String>) {
+        if let Some(reason) = &self.budget_exhausted {
+            if self.slices.iter().any(|s| s.status != SliceStatus::Merged) {
+                return (
+                    GoalStatus::NeedsBudget,
+                    Some(format!(
+                        "{reason}; finished work is merged, the rest needs more budget"
+                    )),
+                );
+            }
+        }
         let unmerged: Vec<String> = self
             .slices
             .iter()

@@ -283,3 +283,123 @@ fn a_stalled_agent_is_stopped_at_its_inactivity_timeout() {
     );
     assert_eq!(slice_of(&proof, "alpha")["status"], "merged");
 }
+
+fn events(f: &Fixture) -> Vec<Value> {
+    let out = f.omk(&["goal", "replay", "--json"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn a_token_budget_that_runs_out_ends_needs_budget_with_finished_work_merged() {
+    let f = repo();
+    let server = LlmServer::start(llm::write_slice_file);
+    // One slice uses about 250 tokens here: the first finishes, the second crosses 300.
+    let (code, proof, stderr) = run(
+        &f,
+        Product::Python,
+        &server,
+        "kimi-wire",
+        three_slices(),
+        &["--budget-tokens", "300", "--concurrency", "1"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(proof["status"], "needs_budget", "{proof:#}");
+    assert!(
+        proof["reason"]
+            .as_str()
+            .unwrap()
+            .contains("token budget of 300"),
+        "{}",
+        proof["reason"]
+    );
+    let merged: Vec<&str> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .filter(|id| slice_of(&proof, id)["status"] == "merged")
+        .collect();
+    assert_eq!(merged, vec!["alpha"], "{proof:#}");
+    // Nothing lost: the finished slice is on the integration branch.
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    assert_eq!(f.show(branch, "alpha.txt"), "hello from alpha");
+    assert_eq!(slice_of(&proof, "beta")["status"], "cancelled");
+    assert_eq!(
+        slice_of(&proof, "gamma")["attempts"],
+        0,
+        "no slice starts after the budget is spent"
+    );
+    assert!(
+        proof["usage"]["tokens_in"].as_u64().unwrap()
+            + proof["usage"]["tokens_out"].as_u64().unwrap()
+            >= 300
+    );
+    let log = events(&f);
+    let spent = log
+        .iter()
+        .position(|e| e["kind"] == "budget_exhausted")
+        .expect("a budget_exhausted event");
+    assert!(!log[spent..].iter().any(|e| e["kind"] == "slice_started"));
+}
+
+#[test]
+fn a_rate_limit_storm_is_retried_with_backoff_and_the_goal_completes() {
+    let f = repo();
+    // Longer than the CLI's own retries: every agent gives up (exit 75) at least once.
+    let server = LlmServer::start(|body, n| {
+        if n < 30 {
+            Reply::Status(429)
+        } else {
+            llm::write_slice_file(body, n)
+        }
+    });
+    let (code, proof, stderr) = run(
+        &f,
+        Product::Python,
+        &server,
+        "kimi-print",
+        three_slices(),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_written(&f, &proof);
+    let retries: Vec<Value> = events(&f)
+        .into_iter()
+        .filter(|e| e["kind"] == "agent_retry")
+        .collect();
+    assert!(!retries.is_empty(), "omk retried nothing:\n{stderr}");
+    assert!(retries
+        .iter()
+        .all(|r| r["reason"] == "exit 75" && r["delay_ms"].as_u64().unwrap() >= 750));
+    assert!(server.served().iter().filter(|s| s.status == 429).count() == 30);
+}
+
+#[test]
+fn doctor_says_which_backends_each_cli_supports() {
+    let f = repo();
+    let server_url = "http://127.0.0.1:9/v1";
+    let doctor = |product| {
+        let env = kimi::env(product, server_url, f.tmp.path());
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = f.omk_env(&["doctor"], &env);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let python = doctor(Product::Python);
+    assert!(
+        python.contains("kimi, version 1.51.0")
+            && python.contains("kimi-wire and kimi-print all work"),
+        "{python}"
+    );
+    let code = doctor(Product::Code);
+    assert!(
+        code.contains("(2.1.0)") && code.contains("kimi-wire and kimi-print need the Python CLI"),
+        "{code}"
+    );
+    let missing = f.omk_env(&["doctor"], &[("OMK_KIMI_BIN", "/nonexistent/kimi")]);
+    let missing = String::from_utf8_lossy(&missing.stdout);
+    assert!(
+        missing.contains("NOT FOUND") && missing.contains("npm install -g @moonshot-ai/kimi-code"),
+        "{missing}"
+    );
+}

@@ -18,6 +18,7 @@
 
 pub mod gate;
 pub mod integrator;
+pub mod limiter;
 pub mod slice;
 pub mod supervisor;
 

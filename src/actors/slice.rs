@@ -5,9 +5,12 @@
 //! checks the commit against the write scope, and reports the outcome. The
 //! supervisor stops it once that final report is in.
 
+use std::sync::Arc;
+
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio_util::sync::CancellationToken;
 
+use super::limiter::Limiter;
 use super::{blocking, SupervisorMsg};
 use crate::agent::{self, AgentSpec, Task};
 use crate::git::Repo;
@@ -38,9 +41,14 @@ pub struct SliceArgs {
     pub start_commit: String,
     /// The message of the slice's commit.
     pub commit_message: String,
-    /// Fired when the goal is cancelled.
+    /// Fired when the goal is cancelled or out of budget.
     pub cancel: CancellationToken,
+    /// The goal's shared back-off for retryable agent failures.
+    pub limiter: Arc<Limiter>,
 }
+
+/// How often a retryable agent failure is retried within one attempt.
+const MAX_RETRIES: u32 = 4;
 
 /// The slice actor.
 pub struct SliceActor;
@@ -127,7 +135,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             }
         })
     };
-    let report = agent::run(&args.agent, task, updates, &args.cancel).await;
+    let report = run_agent(args, updates).await;
     let _ = forward.await;
     let report = report?;
     let ok = report.ok();
@@ -201,6 +209,48 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         tree: committed.tree,
         changed_files: committed.changed_files,
     })
+}
+
+/// Runs the agent, retrying failures worth retrying after the goal's shared
+/// back-off, each time from the attempt's start commit. The report sums the
+/// tokens of every try.
+async fn run_agent(
+    args: &SliceArgs,
+    updates: tokio::sync::mpsc::UnboundedSender<agent::Update>,
+) -> crate::Result<agent::Report> {
+    let task = &args.task;
+    let mut spent = (None::<u64>, None::<u64>);
+    let mut retry = 0;
+    loop {
+        args.limiter.wait().await;
+        let mut report = agent::run(&args.agent, task, updates.clone(), &args.cancel).await?;
+        let add = |a: Option<u64>, b: Option<u64>| a.map(|a| a + b.unwrap_or(0)).or(b);
+        spent = (
+            add(report.tokens_in, spent.0),
+            add(report.tokens_out, spent.1),
+        );
+        if report.retryable && retry < MAX_RETRIES && !args.cancel.is_cancelled() {
+            retry += 1;
+            let delay = args.limiter.back_off(retry);
+            let body = EventBody::AgentRetry {
+                slice: task.slice_id.clone(),
+                attempt: task.attempt,
+                retry,
+                delay_ms: delay.as_millis() as u64,
+                reason: report.exit.clone(),
+            };
+            let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
+            let (repo, path, start) = (
+                args.repo.clone(),
+                task.worktree.clone(),
+                args.start_commit.clone(),
+            );
+            blocking(move || repo.reset_worktree(&path, &start)).await?;
+            continue;
+        }
+        (report.tokens_in, report.tokens_out) = spent;
+        return Ok(report);
+    }
 }
 
 /// Panics when `OMK_FAULT` names this point and slice (`panic:<point>:<slice>`);

@@ -18,9 +18,14 @@ use tokio_util::sync::CancellationToken;
 use super::gate::{GateActor, GateArgs, GateJob, GateMsg};
 use super::integrator::{IntegratorActor, IntegratorArgs, IntegratorMsg};
 use super::slice::{self, SliceActor, SliceArgs, SliceMsg};
-use crate::agent::{AgentSpec, Task};
+use std::sync::Arc;
+
+use super::limiter::Limiter;
+use crate::agent::{AgentSpec, Task, Update};
+use crate::config::Price;
 use crate::git::Repo;
 use crate::report::Reporter;
+use crate::run::Budget;
 use crate::state::{Deliver, GoalState, GoalStatus, SliceStatus};
 use crate::store::events::{EventBody, EventLog};
 use crate::store::{GoalDir, Store};
@@ -35,6 +40,8 @@ pub enum SupervisorMsg {
     Report(EventBody),
     /// Stop starting work and cancel running agents; the goal ends `cancelled`.
     Cancel,
+    /// The goal's time budget ran out.
+    TimeBudgetSpent,
 }
 
 /// Startup arguments.
@@ -48,6 +55,8 @@ pub struct SupervisorArgs {
     pub slice_timeout: Duration,
     pub inactivity: Duration,
     pub deny: Vec<String>,
+    pub budget: Budget,
+    pub price: Option<Price>,
     pub gate_concurrency: usize,
     pub reporter: Reporter,
     /// Receives the final state.
@@ -70,7 +79,15 @@ pub struct SupervisorState {
     integrator: ActorRef<IntegratorMsg>,
     /// Running slice actors: who they are and which attempt they run.
     slices: HashMap<ActorId, (String, u32, ActorRef<SliceMsg>)>,
+    /// Cancels everything: agents and gates (Ctrl-C).
     cancel: CancellationToken,
+    /// Cancels running agents only (a budget ran out; committed work still merges).
+    agent_cancel: CancellationToken,
+    budget: Budget,
+    price: Option<Price>,
+    /// Usage of running attempts, per slice: (tokens in, tokens out).
+    live: HashMap<String, (u64, u64)>,
+    limiter: Arc<Limiter>,
     cancelled: bool,
     integration_started: bool,
     done: Option<oneshot::Sender<GoalState>>,
@@ -139,7 +156,12 @@ impl Actor for Supervisor {
             gates,
             integrator,
             slices: HashMap::new(),
+            agent_cancel: cancel.child_token(),
             cancel,
+            budget: args.budget,
+            price: args.price,
+            live: HashMap::new(),
+            limiter: Arc::new(Limiter::default()),
             cancelled: false,
             integration_started: false,
             done: Some(args.done),
@@ -153,6 +175,13 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(limit) = state.budget.time {
+            let me = myself.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                let _ = me.send_message(SupervisorMsg::TimeBudgetSpent);
+            });
+        }
         state.drive(&myself).await
     }
 
@@ -166,8 +195,10 @@ impl Actor for Supervisor {
             return Ok(()); // finished; late reports change nothing
         }
         match message {
-            SupervisorMsg::Report(body) => {
+            SupervisorMsg::Report(mut body) => {
+                state.price_report(&mut body);
                 state.record(body.clone())?;
+                state.track_usage(&body)?;
                 if let EventBody::Verified { slice: None, .. } = body {
                     // The integration gates were the last step.
                     let (status, reason) = state.state.verdict();
@@ -178,6 +209,13 @@ impl Actor for Supervisor {
             SupervisorMsg::Cancel => {
                 state.cancelled = true;
                 state.cancel.cancel();
+            }
+            SupervisorMsg::TimeBudgetSpent => {
+                let limit = state.budget.time.unwrap_or_default();
+                state.exhaust(format!(
+                    "the time budget of {} ran out",
+                    crate::util::human_duration(limit)
+                ))?;
             }
         }
         state.drive(&myself).await
@@ -245,6 +283,73 @@ impl SupervisorState {
             .map_err(|e| crate::Error::io("encoding proof", e.into()))?;
         write_atomic(&self.goal.proof(), &proof)?;
         self.reporter.event(&event, &self.state);
+        Ok(())
+    }
+
+    /// Fills in an attempt's cost from the configured price when the agent reported none.
+    fn price_report(&self, body: &mut EventBody) {
+        if let (EventBody::AgentFinished { report, .. }, Some(price)) = (body, &self.price) {
+            if report.usd.is_none() {
+                if let Some(tokens_in) = report.tokens_in {
+                    report.usd = Some(price.usd(tokens_in, report.tokens_out.unwrap_or(0)));
+                }
+            }
+        }
+    }
+
+    /// Keeps the usage of running attempts and stops the goal when a budget is spent.
+    fn track_usage(&mut self, body: &EventBody) -> crate::Result<()> {
+        match body {
+            EventBody::AgentUpdate {
+                slice,
+                update:
+                    Update::Usage {
+                        tokens_in,
+                        tokens_out,
+                    },
+                ..
+            } => {
+                self.live
+                    .insert(slice.clone(), (*tokens_in, tokens_out.unwrap_or(0)));
+            }
+            EventBody::AgentFinished { slice, .. } => {
+                self.live.remove(slice);
+            }
+            _ => return Ok(()),
+        }
+        let usage = &self.state.usage;
+        let (live_in, live_out) = self
+            .live
+            .values()
+            .fold((0, 0), |(i, o), (a, b)| (i + a, o + b));
+        let tokens =
+            usage.tokens_in.unwrap_or(0) + usage.tokens_out.unwrap_or(0) + live_in + live_out;
+        if let Some(limit) = self.budget.tokens {
+            if tokens >= limit {
+                return self.exhaust(format!(
+                    "the token budget of {limit} is spent ({tokens} tokens)"
+                ));
+            }
+        }
+        if let Some(limit) = self.budget.usd {
+            let live_usd = self
+                .price
+                .as_ref()
+                .map_or(0.0, |p| p.usd(live_in, live_out));
+            let usd = usage.usd.unwrap_or(0.0) + live_usd;
+            if usd >= limit {
+                return self.exhaust(format!("the budget of ${limit:.2} is spent (${usd:.4})"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that a budget ran out and cancels the running agents, once.
+    fn exhaust(&mut self, reason: String) -> crate::Result<()> {
+        if self.state.budget_exhausted.is_none() {
+            self.record(EventBody::BudgetExhausted { reason })?;
+            self.agent_cancel.cancel();
+        }
         Ok(())
     }
 
@@ -322,7 +427,7 @@ impl SupervisorState {
             let reason = format!("dependency `{dep}` did not merge ({status})");
             self.record(EventBody::SliceBlocked { slice, reason })?;
         }
-        if !self.cancelled {
+        if !self.cancelled && self.state.budget_exhausted.is_none() {
             self.start_ready_slices(myself).await?;
         }
         let busy = self.state.slices.iter().any(|s| {
@@ -340,6 +445,10 @@ impl SupervisorState {
                 Some("cancelled before every slice finished".into()),
                 myself,
             );
+        }
+        if self.state.budget_exhausted.is_some() {
+            let (status, reason) = self.state.verdict();
+            return self.finish(status, reason, myself);
         }
         if !self.state.slices_settled() {
             return Ok(());
@@ -469,7 +578,8 @@ impl SupervisorState {
                 },
                 self.state.goal_id
             ),
-            cancel: self.cancel.clone(),
+            cancel: self.agent_cancel.clone(),
+            limiter: self.limiter.clone(),
         };
         match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {

@@ -1,6 +1,7 @@
 //! `omk doctor`: what omk needs, and whether it is there.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::error::Result;
 use crate::git::Repo;
@@ -28,6 +29,72 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             println!("repository: none here (run omk inside a git repository or pass -C DIR)")
         }
     }
-    println!("agents:     exec:<command> available; kimi, kimi-wire, kimi-print and acp: are not in this build yet");
+    println!("agents:     exec:<command> and acp:<command> need only their command");
+    for line in kimi_report() {
+        println!("{line}");
+    }
     Ok(if ok { 0 } else { 3 })
+}
+
+/// Which Kimi CLI is installed, and so which `--agent kimi…` specs will work.
+fn kimi_report() -> Vec<String> {
+    let bin = crate::agent::kimi_bin();
+    let Some(path) = which(&bin) else {
+        return vec![
+            format!("kimi:       NOT FOUND (`{bin}` is not on PATH; set OMK_KIMI_BIN to use another binary)"),
+            "            install the Kimi Code CLI: `npm install -g @moonshot-ai/kimi-code` (node ≥ 22.19) — for --agent kimi".into(),
+            "            or the Python CLI: `pip install kimi-cli==1.51.0` (Python ≥ 3.12) — for kimi, kimi-wire and kimi-print".into(),
+        ];
+    };
+    let out = Command::new(&path).arg("--version").output();
+    let text = out
+        .as_ref()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
+    let version = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let mut lines = vec![format!("kimi:       {} ({version})", path.display())];
+    if text.contains("kimi, version") {
+        lines.push("            the Python Kimi CLI: --agent kimi (ACP), kimi-wire and kimi-print all work".into());
+        let share = std::env::var_os("KIMI_SHARE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kimi")));
+        if let Some(share) = share {
+            if !share.join("credentials/kimi-code.json").exists() {
+                lines.push(format!(
+                    "            note: no login token in {}; its ACP server refuses sessions until you run `kimi login`",
+                    share.join("credentials").display()
+                ));
+            }
+        }
+    } else if text.to_lowercase().contains("deprecat") {
+        lines.push("            this kimi-cli release is a stub that only prints a deprecation notice: pin `pip install kimi-cli==1.51.0`, or install the Kimi Code CLI".into());
+    } else if version.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        lines.push("            the Kimi Code CLI: --agent kimi (ACP) works; kimi-wire and kimi-print need the Python CLI (`pip install kimi-cli==1.51.0`)".into());
+    } else {
+        lines.push("            unrecognised version output; --agent kimi needs a CLI that speaks ACP (`kimi acp`)".into());
+    }
+    lines
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    if bin.contains('/') {
+        let p = PathBuf::from(bin);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
 }

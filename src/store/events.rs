@@ -66,6 +66,14 @@ pub enum EventBody {
         attempt: u32,
         update: agent::Update,
     },
+    /// The agent failed in a way worth retrying; the goal backs off and runs it again.
+    AgentRetry {
+        slice: String,
+        attempt: u32,
+        retry: u32,
+        delay_ms: u64,
+        reason: String,
+    },
     /// The agent process ended.
     AgentFinished {
         slice: String,
@@ -124,6 +132,8 @@ pub enum EventBody {
         attempt: u32,
         paths: Vec<String>,
     },
+    /// A budget ran out: running agents are cancelled and no slice starts.
+    BudgetExhausted { reason: String },
     /// Every slice is settled; the integration gates start on this tree.
     IntegrationStarted {
         commit: String,
@@ -149,6 +159,7 @@ impl EventBody {
         match self {
             EventBody::SliceStarted { slice, .. }
             | EventBody::AgentUpdate { slice, .. }
+            | EventBody::AgentRetry { slice, .. }
             | EventBody::AgentFinished { slice, .. }
             | EventBody::SliceCommitted { slice, .. }
             | EventBody::SliceFailed { slice, .. }
@@ -168,6 +179,7 @@ impl EventBody {
             EventBody::GoalStarted { .. } => "goal_started",
             EventBody::SliceStarted { .. } => "slice_started",
             EventBody::AgentUpdate { .. } => "agent_update",
+            EventBody::AgentRetry { .. } => "agent_retry",
             EventBody::AgentFinished { .. } => "agent_finished",
             EventBody::SliceCommitted { .. } => "slice_committed",
             EventBody::SliceFailed { .. } => "slice_failed",
@@ -177,6 +189,7 @@ impl EventBody {
             EventBody::Verified { .. } => "verified",
             EventBody::SliceMerged { .. } => "slice_merged",
             EventBody::MergeConflict { .. } => "merge_conflict",
+            EventBody::BudgetExhausted { .. } => "budget_exhausted",
             EventBody::IntegrationStarted { .. } => "integration_started",
             EventBody::Delivery { .. } => "delivery",
             EventBody::GoalFinished { .. } => "goal_finished",
@@ -233,6 +246,15 @@ impl EventBody {
                     decision.rule
                 ),
             },
+            EventBody::AgentRetry {
+                retry,
+                delay_ms,
+                reason,
+                ..
+            } => {
+                format!("agent failed ({reason}); retry {retry} in {delay_ms}ms")
+            }
+            EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
             EventBody::AgentFinished { report, .. } => format!(
                 "agent finished: {} after {}",
                 report.exit,

@@ -140,6 +140,7 @@ pub async fn run(args: Args) -> Result<u8> {
         slice_timeout: Some(std::time::Duration::from_secs(60)),
         max_attempts: None,
         inactivity_timeout: None,
+        budget: Default::default(),
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
     let state = &finished.state;
