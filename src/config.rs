@@ -65,7 +65,7 @@ struct File {
 }
 
 /// What a model's tokens cost (`[[price]]` in `omk.toml`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// The model name the agent uses.

@@ -42,6 +42,10 @@ pub enum Error {
         matches: Vec<String>,
     },
 
+    /// Another process drives the goal.
+    #[error("goal {goal} is being run by process {pid}; wait for it, or stop it with `omk goal cancel {goal}`")]
+    Busy { goal: String, pid: String },
+
     /// A libgit2 operation failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
@@ -73,7 +77,8 @@ impl Error {
             | Error::NotARepository(_)
             | Error::NoCommits(_)
             | Error::UnknownGoal(_)
-            | Error::AmbiguousGoal { .. } => 2,
+            | Error::AmbiguousGoal { .. }
+            | Error::Busy { .. } => 2,
             Error::Git(_) | Error::GitCommand { .. } | Error::Io { .. } | Error::Actor(_) => 3,
         }
     }

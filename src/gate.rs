@@ -74,6 +74,7 @@ pub struct GateResult {
 /// Runs one gate in `dir`, whose checked-out tree is `tree`.
 pub async fn run(
     gate: &GateSpec,
+    goal_id: &str,
     dir: &Path,
     tree: &str,
     log: PathBuf,
@@ -82,7 +83,10 @@ pub async fn run(
     let spec = process::Spec {
         command: gate.command.clone(),
         cwd: dir.to_path_buf(),
-        env: vec![("OMK_GATE".into(), gate.name.clone())],
+        env: vec![
+            ("OMK_GATE".into(), gate.name.clone()),
+            ("OMK_GOAL_ID".into(), goal_id.into()),
+        ],
         log: log.clone(),
         timeout: gate.timeout,
     };

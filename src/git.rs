@@ -187,19 +187,144 @@ impl Repo {
                 .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
         let path_arg = path.to_string_lossy();
+        let existing = match branch {
+            Some(b) => self.ref_target(&format!("refs/heads/{b}"))?.is_some(),
+            None => false,
+        };
         let mut args = vec!["worktree", "add", "--quiet"];
         match branch {
-            Some(b) => args.extend(["-b", b]),
-            None => args.push("--detach"),
+            // A resumed or cleaned goal's branch exists already: check it out, then reset.
+            Some(b) if existing => args.extend([path_arg.as_ref(), b]),
+            Some(b) => args.extend(["-b", b, path_arg.as_ref(), commit]),
+            None => args.extend(["--detach", path_arg.as_ref(), commit]),
         }
-        args.extend([path_arg.as_ref(), commit]);
-        self.git(&args).map(|_| ())
+        self.git(&args)?;
+        crate::fault::point("worktree.added");
+        if existing {
+            self.reset_worktree(path, commit)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a worktree omk created, with whatever it holds, and forgets it.
+    pub fn remove_worktree(&self, path: &Path) -> Result<()> {
+        if path.exists() {
+            let p = path.to_string_lossy();
+            if self
+                .git(&["worktree", "remove", "--force", "--force", p.as_ref()])
+                .is_err()
+            {
+                std::fs::remove_dir_all(path)
+                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            }
+        }
+        self.git(&["worktree", "prune"]).map(|_| ())
+    }
+
+    /// Deletes a branch omk created, if it exists.
+    pub fn delete_branch(&self, name: &str) -> Result<bool> {
+        let repo = self.open()?;
+        let deleted = match repo.find_reference(&format!("refs/heads/{name}")) {
+            Ok(mut r) => {
+                r.delete()?;
+                true
+            }
+            Err(_) => false,
+        };
+        Ok(deleted)
+    }
+
+    /// The branches under `prefix` (short names).
+    pub fn branches_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let repo = self.open()?;
+        let mut names = Vec::new();
+        for r in repo
+            .references_glob(&format!("refs/heads/{prefix}*"))?
+            .flatten()
+        {
+            if let Some(n) = r.name().ok().and_then(|n| n.strip_prefix("refs/heads/")) {
+                names.push(n.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The parents of a commit, in order.
+    pub fn parents(&self, commit: &str) -> Result<Vec<String>> {
+        let repo = self.open()?;
+        let c = repo.find_commit(Oid::from_str(commit)?)?;
+        let parents = c.parent_ids().map(|p| p.to_string()).collect();
+        Ok(parents)
+    }
+
+    /// A commit's full message.
+    pub fn commit_message(&self, commit: &str) -> Result<String> {
+        let repo = self.open()?;
+        let c = repo.find_commit(Oid::from_str(commit)?)?;
+        let message = String::from_utf8_lossy(c.message_bytes()).into_owned();
+        Ok(message)
+    }
+
+    /// Every path that differs between two commits, sorted.
+    pub fn changed_files(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let repo = self.open()?;
+        let a = repo.find_commit(Oid::from_str(from)?)?.tree()?;
+        let b = repo.find_commit(Oid::from_str(to)?)?.tree()?;
+        changed_between(&repo, &a, &b)
+    }
+
+    /// Makes `path` a worktree checked out at exactly `commit` (on `branch`,
+    /// or detached): a healthy worktree there is reset; one left half-made by
+    /// a crash is removed and made again; a missing one is added.
+    pub fn prepare_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
+        if let Some(b) = branch {
+            self.clear_stale_ref_lock(b)?;
+        }
+        if path.exists() {
+            let healthy = Repository::open(path)
+                .is_ok_and(|r| r.path().join("HEAD").is_file() && r.head().is_ok());
+            if healthy {
+                return self.reset_worktree(path, commit);
+            }
+            std::fs::remove_dir_all(path).map_err(|e| {
+                Error::io(
+                    format!("removing the broken worktree {}", path.display()),
+                    e,
+                )
+            })?;
+            self.git(&["worktree", "prune"])?;
+        }
+        self.add_worktree(path, branch, commit)
+    }
+
+    /// Removes the lock of an omk branch left by a process that died while
+    /// moving it. Only omk writes its branches, and only while holding the
+    /// goal's lock, so such a lock is stale.
+    pub fn clear_stale_ref_lock(&self, branch: &str) -> Result<()> {
+        if !branch.starts_with("omk/") {
+            return Ok(());
+        }
+        let lock = self.common_dir.join(format!("refs/heads/{branch}.lock"));
+        match std::fs::remove_file(&lock) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing stale {}", lock.display()), e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Resets the worktree at `path` to exactly `commit`'s tree: its branch is
     /// moved there and every untracked or ignored file is removed.
     pub fn reset_worktree(&self, path: &Path, commit: &str) -> Result<()> {
         let repo = Repository::open(path)?;
+        clear_stale_index_lock(&repo)?;
+        if let Ok(Some(branch)) = repo
+            .find_reference("HEAD")
+            .map(|h| h.symbolic_target().ok().flatten().map(str::to_string))
+        {
+            self.clear_stale_ref_lock(branch.trim_start_matches("refs/heads/"))?;
+        }
         let target = repo.find_object(Oid::from_str(commit)?, None)?;
         let mut checkout = CheckoutBuilder::new();
         checkout.force().remove_untracked(true).remove_ignored(true);
@@ -237,15 +362,8 @@ impl Repo {
         if result_tree.id() == start.tree_id() {
             return Ok(None);
         }
-        let diff = repo.diff_tree_to_tree(Some(&start.tree()?), Some(&result_tree), None)?;
-        let mut changed: Vec<String> = diff
-            .deltas()
-            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
-            .flatten()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        changed.sort();
-        changed.dedup();
+        let changed = changed_between(&repo, &start.tree()?, &result_tree)?;
+        crate::fault::point("slice.committed");
         Ok(Some(Committed {
             commit: result.to_string(),
             tree: result_tree.id().to_string(),
@@ -317,6 +435,34 @@ impl Repo {
             .output()
             .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))
     }
+}
+
+/// Removes an `index.lock` left in one of omk's worktrees by a process that
+/// died (omk itself in a crash, or an agent's git killed with its group).
+/// omk touches a worktree's index only when no agent runs there and while it
+/// holds the goal's lock, so any lock found then is stale.
+fn clear_stale_index_lock(repo: &Repository) -> Result<()> {
+    let lock = repo.path().join("index.lock");
+    match std::fs::remove_file(&lock) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing stale {}", lock.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every path that differs between two trees (both sides of renames), sorted.
+fn changed_between(repo: &Repository, a: &git2::Tree, b: &git2::Tree) -> Result<Vec<String>> {
+    let diff = repo.diff_tree_to_tree(Some(a), Some(b), None)?;
+    let mut changed: Vec<String> = diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+        .flatten()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    changed.sort();
+    changed.dedup();
+    Ok(changed)
 }
 
 fn command_error(args: &[&str], out: &std::process::Output) -> Error {

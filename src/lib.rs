@@ -15,6 +15,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod gate;
 pub mod git;
 pub mod plan;

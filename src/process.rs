@@ -155,6 +155,10 @@ impl Group {
             .spawn()
             .context(|| format!("starting `{what}` in {}", cwd.display()))?;
         let pgid = child.id().map(|id| id as i32);
+        if let Some(id) = pgid {
+            live_groups().insert(id, ());
+        }
+        crate::fault::point("process.spawned");
         Ok(Group { child, pgid })
     }
 
@@ -180,7 +184,64 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.kill();
+        if let Some(id) = self.pgid {
+            live_groups().remove(&id);
+        }
     }
+}
+
+fn live_groups() -> &'static dashmap::DashMap<i32, ()> {
+    static GROUPS: std::sync::OnceLock<dashmap::DashMap<i32, ()>> = std::sync::OnceLock::new();
+    GROUPS.get_or_init(dashmap::DashMap::new)
+}
+
+/// Kills every process group this process started and has not reaped, for
+/// an exit that cannot wait (a second Ctrl-C).
+pub fn kill_all_groups() {
+    for entry in live_groups().iter() {
+        kill_group(Some(*entry.key()), libc::SIGKILL);
+    }
+}
+
+/// Kills the process groups of agents and gates a previous controller of
+/// `goal_id` left running when it died: every process whose environment
+/// names the goal (`OMK_GOAL_ID`), with its group. Returns how many groups.
+pub fn kill_orphans(goal_id: &str) -> usize {
+    let needle = format!("OMK_GOAL_ID={goal_id}");
+    let me = std::process::id() as i32;
+    let mut groups = std::collections::BTreeSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            // SAFETY: getpgid only reads the process table.
+            let pgid = unsafe { libc::getpgid(pid) };
+            if pgid > 0 && pgid != me {
+                groups.insert(pgid);
+            }
+        }
+    }
+    for pgid in &groups {
+        kill_group(Some(*pgid), libc::SIGKILL);
+    }
+    groups.len()
 }
 
 fn kill_group(pgid: Option<i32>, signal: i32) {

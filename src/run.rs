@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use ractor::Actor;
 
+use std::path::Path;
+
+use crate::actors::supervisor::Start;
 use crate::actors::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::agent::AgentSpec;
 use crate::config::{Config, GatesSource};
@@ -15,9 +18,9 @@ use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::plan::Plan;
 use crate::report::Reporter;
-use crate::state::{Deliver, GoalState};
-use crate::store::events::EventBody;
-use crate::store::{GoalDir, Store};
+use crate::state::{Deliver, GoalState, GoalStatus, Limits};
+use crate::store::events::{EventBody, EventLog};
+use crate::store::{GoalDir, GoalLock, Store};
 
 /// What `omk goal run` was asked to do.
 #[derive(Debug, Clone)]
@@ -50,6 +53,8 @@ pub struct RunOptions {
     pub inactivity_timeout: Option<Duration>,
     /// `--budget-time`, `--budget-tokens`, `--budget-usd`.
     pub budget: Budget,
+    /// `--keep-worktrees`: leave the slices' worktrees after the goal ends.
+    pub keep_worktrees: bool,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -131,6 +136,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     }
 
     let goal = store.create_goal()?;
+    let lock = goal.lock()?;
     let plan_json =
         serde_json::to_vec_pretty(&plan).map_err(|e| Error::io("encoding plan", e.into()))?;
     crate::util::write_atomic(&goal.plan(), &plan_json)?;
@@ -142,6 +148,18 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     )?;
 
     let concurrency = opts.concurrency.unwrap_or(plan.slices.len().clamp(1, 16));
+    let ms = |d: Duration| d.as_millis() as u64;
+    let limits = Limits {
+        slice_timeout_ms: ms(opts.slice_timeout.unwrap_or(config.slice_timeout)),
+        inactivity_timeout_ms: ms(opts.inactivity_timeout.unwrap_or(config.inactivity_timeout)),
+        gate_concurrency: opts.gate_concurrency,
+        deny: config.deny.clone(),
+        budget_time_ms: opts.budget.time.map(ms),
+        budget_tokens: opts.budget.tokens,
+        budget_usd: opts.budget.usd,
+        price: config.price.clone(),
+        keep_worktrees: opts.keep_worktrees,
+    };
     let started = EventBody::GoalStarted {
         goal_id: goal.id.clone(),
         goal: opts.goal.clone(),
@@ -157,20 +175,71 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         max_attempts: opts.max_attempts.unwrap_or(config.max_attempts),
         concurrency,
         deliver: opts.deliver,
+        limits,
     };
-    let (done, finished) = tokio::sync::oneshot::channel();
-    let args = SupervisorArgs {
+    drive(
         repo,
         store,
-        goal: goal.clone(),
-        started,
+        goal,
+        Start::New(started),
         agent,
-        slice_timeout: opts.slice_timeout.unwrap_or(config.slice_timeout),
-        inactivity: opts.inactivity_timeout.unwrap_or(config.inactivity_timeout),
-        deny: config.deny.clone(),
-        budget: opts.budget,
-        price: config.price.clone(),
-        gate_concurrency: opts.gate_concurrency,
+        reporter,
+        lock,
+    )
+    .await
+}
+
+/// Takes over a goal whose controller stopped (crashed, killed, cancelled)
+/// and runs it to its end. A goal that already ended `ready` or `not_ready`
+/// is returned as it is.
+pub async fn resume_goal(dir: &Path, id: &str, reporter: Reporter) -> Result<Finished> {
+    let repo = Repo::discover(dir)?;
+    let store = Store::for_repo(&repo)?;
+    let goal = store.find_goal(id)?;
+    let lock = goal.lock()?;
+    let (log, events) = EventLog::open(&goal.events())?;
+    let state = GoalState::from_events(&events);
+    if matches!(state.status, GoalStatus::Ready | GoalStatus::NotReady) {
+        return Ok(Finished { state, goal });
+    }
+    let agent = AgentSpec::parse(&state.agent)?;
+    let killed = crate::process::kill_orphans(&goal.id);
+    if killed > 0 {
+        reporter.notice(&format!(
+            "stopped {killed} process group(s) the last controller left running"
+        ));
+    }
+    drive(
+        repo,
+        store,
+        goal,
+        Start::Resume { log, events },
+        agent,
+        reporter,
+        lock,
+    )
+    .await
+}
+
+/// Runs the supervisor to the goal's end, turning SIGINT and SIGTERM into a
+/// cancel (a second one exits at once), then removes the goal's worktrees
+/// unless asked to keep them.
+async fn drive(
+    repo: Repo,
+    store: Store,
+    goal: GoalDir,
+    start: Start,
+    agent: AgentSpec,
+    reporter: Reporter,
+    lock: GoalLock,
+) -> Result<Finished> {
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let args = SupervisorArgs {
+        repo: repo.clone(),
+        store: store.clone(),
+        goal: goal.clone(),
+        start,
+        agent,
         reporter,
         done,
     };
@@ -178,24 +247,63 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         .await
         .map_err(|e| Error::Actor(format!("starting the goal supervisor: {e}")))?;
 
-    // Ctrl-C cancels the goal: agents are killed as process groups and the
-    // goal ends `cancelled` with everything committed kept.
-    let cancel_on_signal = {
+    let signals = {
         let supervisor = supervisor.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = supervisor.send_message(SupervisorMsg::Cancel);
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let mut first = true;
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if first {
+                    first = false;
+                    eprintln!("omk: cancelling: agents are stopped, committed work is kept (again to exit at once)");
+                    let _ = supervisor.send_message(SupervisorMsg::Cancel);
+                } else {
+                    // Leave nothing running; the log is durable, so `resume` can take over.
+                    crate::process::kill_all_groups();
+                    std::process::exit(130);
+                }
             }
         })
     };
     let state = finished.await;
-    cancel_on_signal.abort();
+    signals.abort();
     let _ = handle.await;
-    match state {
-        Ok(state) => Ok(Finished { state, goal }),
-        Err(_) => Err(Error::Actor(format!(
+    let state = state.map_err(|_| {
+        Error::Actor(format!(
             "the goal supervisor stopped before the goal finished; its log is {}",
             goal.events().display()
-        ))),
+        ))
+    })?;
+    if !state.settings.limits.keep_worktrees {
+        let (repo, store, id) = (repo, store, goal.id.clone());
+        tokio::task::spawn_blocking(move || clean_worktrees(&repo, &store, &id))
+            .await
+            .map_err(|e| Error::Actor(e.to_string()))??;
     }
+    drop(lock);
+    Ok(Finished { state, goal })
+}
+
+/// Removes every worktree of a goal; returns the bytes they held.
+pub fn clean_worktrees(repo: &Repo, store: &Store, goal_id: &str) -> Result<u64> {
+    let dir = store.worktree(goal_id, "");
+    let mut freed = 0;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            freed += crate::util::disk_usage(&e.path());
+            repo.remove_worktree(&e.path())?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(freed)
 }

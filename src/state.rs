@@ -120,6 +120,9 @@ pub struct SliceState {
     pub gates: Vec<GateResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<PathBuf>,
+    /// The commit the last attempt started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_commit: Option<String>,
     pub depends_on: Vec<String>,
     /// Set when the last attempt conflicted and another is due.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -150,9 +153,31 @@ pub struct Delivery {
     pub reason: String,
 }
 
+/// Run limits fixed when the goal started, recorded in `goal_started` so a
+/// resumed goal runs under the same ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub slice_timeout_ms: u64,
+    pub inactivity_timeout_ms: u64,
+    pub gate_concurrency: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::config::Price>,
+    #[serde(default)]
+    pub keep_worktrees: bool,
+}
+
 /// Settings fixed when the goal started; not part of the proof.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
+    pub limits: Limits,
     pub plan: Option<Plan>,
     pub gates: Vec<GateSpec>,
     pub allow_no_gates: bool,
@@ -186,8 +211,21 @@ pub struct GoalState {
     pub budget_exhausted: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Where the event log ended when this proof was written: the supervisor
+    /// pins it so `replay --verify` can tell a cut log from a whole one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_end: Option<LogEnd>,
     #[serde(skip)]
     pub settings: Settings,
+}
+
+/// The last event of the log a proof was written from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogEnd {
+    /// Its sequence number (the number of events).
+    pub events: u64,
+    /// The SHA-256 of its line.
+    pub hash: String,
 }
 
 /// Goal-wide usage: the sum of every finished attempt's report.
@@ -243,6 +281,7 @@ impl GoalState {
                 max_attempts,
                 concurrency,
                 deliver,
+                limits,
             } => {
                 *self = GoalState {
                     goal_id: goal_id.clone(),
@@ -273,9 +312,11 @@ impl GoalState {
                     delivery: None,
                     usage: Usage::default(),
                     budget_exhausted: None,
+                    log_end: None,
                     started_at: event.ts.clone(),
                     finished_at: None,
                     settings: Settings {
+                        limits: limits.clone(),
                         plan: Some(plan.clone()),
                         gates: gates.clone(),
                         allow_no_gates: *allow_no_gates,
@@ -446,6 +487,36 @@ impl GoalState {
                     delivered: *delivered,
                     reason: reason.clone(),
                 });
+            }
+            EventBody::GoalResumed { .. } => {
+                // Work that was in flight when the last controller stopped is
+                // picked up again: interrupted attempts run again under the same
+                // number, unfinished gates run again.
+                self.status = GoalStatus::Running;
+                self.reason = None;
+                self.finished_at = None;
+                self.budget_exhausted = None;
+                self.delivery = None;
+                for s in &mut self.slices {
+                    match s.status {
+                        SliceStatus::Running | SliceStatus::Cancelled => {
+                            s.status = SliceStatus::Pending;
+                            s.attempts = s.attempts.saturating_sub(1);
+                            s.reason = None;
+                        }
+                        SliceStatus::Gating => s.gates.clear(),
+                        _ => {}
+                    }
+                    if s.status == SliceStatus::Pending
+                        && s.reason
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("dependency"))
+                    {
+                        s.reason = None;
+                    }
+                    s.current_gate = None;
+                }
+                self.integration.gates.clear();
             }
             EventBody::GoalFinished { status, reason } => {
                 self.status = *status;

@@ -27,6 +27,8 @@ pub enum GateMsg {
 /// One tree to verify.
 #[derive(Debug, Clone)]
 pub struct GateJob {
+    /// The goal, named in the gate's environment.
+    pub goal_id: String,
     /// The slice it judges; `None` for the integration.
     pub slice: Option<String>,
     /// The checkout to run in.
@@ -117,11 +119,11 @@ async fn run_job(
     };
     let mut passed = true;
     let prepared = match job.checkout.clone() {
-        Some(commit) if !job.dir.exists() => {
+        Some(commit) => {
             let dir = job.dir.clone();
-            blocking(move || repo.add_worktree(&dir, None, &commit)).await
+            blocking(move || repo.prepare_worktree(&dir, None, &commit)).await
         }
-        _ => Ok(()),
+        None => Ok(()),
     };
     for spec in &job.gates {
         report(EventBody::GateStarted {
@@ -131,7 +133,7 @@ async fn run_job(
         });
         let log = job.log_dir.join(format!("gate-{}.log", spec.name));
         let result = match &prepared {
-            Ok(()) => gate::run(spec, &job.dir, &job.tree, log.clone(), cancel).await,
+            Ok(()) => gate::run(spec, &job.goal_id, &job.dir, &job.tree, log.clone(), cancel).await,
             Err(e) => Err(crate::Error::Actor(format!("preparing the checkout: {e}"))),
         };
         let result = result.unwrap_or_else(|e| GateResult {

@@ -48,6 +48,9 @@ impl Actor for IntegratorActor {
         _myself: ActorRef<IntegratorMsg>,
         args: IntegratorArgs,
     ) -> Result<IntegratorArgs, ActorProcessingErr> {
+        // A controller that died while moving the branch may have left its lock.
+        args.repo
+            .clear_stale_ref_lock(args.branch_ref.trim_start_matches("refs/heads/"))?;
         Ok(args)
     }
 
@@ -77,6 +80,7 @@ impl Actor for IntegratorActor {
                 Merge::Clean(tree) => {
                     let new = repo.commit_tree(&tree, &[&head, &theirs], &message)?;
                     repo.update_ref(&branch_ref, &new, &head, "omk: integrate slice")?;
+                    crate::fault::point("merge.ref_moved");
                     Ok((new, tree))
                 }
                 Merge::Conflict(paths) => Err(paths),

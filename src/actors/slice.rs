@@ -106,14 +106,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         args.branch.clone(),
         args.start_commit.clone(),
     );
-    blocking(move || {
-        if path.exists() {
-            repo.reset_worktree(&path, &start)
-        } else {
-            repo.add_worktree(&path, Some(&branch), &start)
-        }
-    })
-    .await?;
+    blocking(move || repo.prepare_worktree(&path, Some(&branch), &start)).await?;
 
     let (updates, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = {

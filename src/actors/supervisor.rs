@@ -22,12 +22,11 @@ use std::sync::Arc;
 
 use super::limiter::Limiter;
 use crate::agent::{AgentSpec, Task, Update};
-use crate::config::Price;
 use crate::git::Repo;
+use crate::plan::WriteScope;
 use crate::report::Reporter;
-use crate::run::Budget;
-use crate::state::{Deliver, GoalState, GoalStatus, SliceStatus};
-use crate::store::events::{EventBody, EventLog};
+use crate::state::{Deliver, GoalState, GoalStatus, LogEnd, SliceStatus};
+use crate::store::events::{Event, EventBody, EventLog};
 use crate::store::{GoalDir, Store};
 use crate::util::write_atomic;
 
@@ -44,20 +43,22 @@ pub enum SupervisorMsg {
     TimeBudgetSpent,
 }
 
+/// How the supervisor starts.
+#[allow(clippy::large_enum_variant)]
+pub enum Start {
+    /// A new goal: this `goal_started` event opens its log.
+    New(EventBody),
+    /// A goal taken over after its last controller stopped: its reopened log.
+    Resume { log: EventLog, events: Vec<Event> },
+}
+
 /// Startup arguments.
 pub struct SupervisorArgs {
     pub repo: Repo,
     pub store: Store,
     pub goal: GoalDir,
-    /// The `goal_started` event, first in the log.
-    pub started: EventBody,
+    pub start: Start,
     pub agent: AgentSpec,
-    pub slice_timeout: Duration,
-    pub inactivity: Duration,
-    pub deny: Vec<String>,
-    pub budget: Budget,
-    pub price: Option<Price>,
-    pub gate_concurrency: usize,
     pub reporter: Reporter,
     /// Receives the final state.
     pub done: oneshot::Sender<GoalState>,
@@ -69,9 +70,6 @@ pub struct SupervisorState {
     store: Store,
     goal: GoalDir,
     agent: AgentSpec,
-    slice_timeout: Duration,
-    inactivity: Duration,
-    deny: Vec<String>,
     log: EventLog,
     state: GoalState,
     reporter: Reporter,
@@ -83,13 +81,13 @@ pub struct SupervisorState {
     cancel: CancellationToken,
     /// Cancels running agents only (a budget ran out; committed work still merges).
     agent_cancel: CancellationToken,
-    budget: Budget,
-    price: Option<Price>,
     /// Usage of running attempts, per slice: (tokens in, tokens out).
     live: HashMap<String, (u64, u64)>,
     limiter: Arc<Limiter>,
     cancelled: bool,
     integration_started: bool,
+    /// Set when resuming: slices to send on to gates or the integrator once started.
+    redispatch: bool,
     done: Option<oneshot::Sender<GoalState>>,
 }
 
@@ -107,37 +105,76 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let cancel = CancellationToken::new();
-        let log = EventLog::create(&args.goal.events())?;
+        // What the log says, and what happened after it that the log missed.
+        let (log, first, recovered, resumed) = match args.start {
+            Start::New(started) => (
+                EventLog::create(&args.goal.events())?,
+                GoalState::default(),
+                vec![started],
+                false,
+            ),
+            Start::Resume { log, events } => {
+                let known = GoalState::from_events(&events);
+                let mut recovered = recover_integration(&args.repo, &known)?;
+                recovered.extend(adopt_commits(&args.repo, &known));
+                (log, known, recovered, true)
+            }
+        };
+        let (goal_id, integration_branch, head) = match (&first.goal_id, recovered.first()) {
+            (id, _) if !id.is_empty() => (
+                id.clone(),
+                first.integration.branch.clone(),
+                first.integration.commit.clone(),
+            ),
+            (
+                _,
+                Some(EventBody::GoalStarted {
+                    goal_id,
+                    integration_branch,
+                    base_commit,
+                    ..
+                }),
+            ) => (
+                goal_id.clone(),
+                integration_branch.clone(),
+                base_commit.clone(),
+            ),
+            _ => return Err("the first event must be goal_started".into()),
+        };
+        // A merge the log missed moved the integration head.
+        let head = recovered
+            .iter()
+            .rev()
+            .find_map(|b| match b {
+                EventBody::SliceMerged { commit, .. } => Some(commit.clone()),
+                _ => None,
+            })
+            .unwrap_or(head);
+        let gate_concurrency = match recovered.first() {
+            Some(EventBody::GoalStarted { limits, .. }) => limits.gate_concurrency,
+            _ => first.settings.limits.gate_concurrency,
+        };
         let (gates, _) = Actor::spawn_linked(
             None,
             GateActor,
             GateArgs {
                 supervisor: myself.clone(),
                 repo: args.repo.clone(),
-                concurrency: args.gate_concurrency,
+                concurrency: gate_concurrency.max(1),
                 cancel: cancel.clone(),
             },
             myself.get_cell(),
         )
         .await?;
-        let EventBody::GoalStarted {
-            goal_id,
-            base_commit,
-            integration_branch,
-            ..
-        } = &args.started
-        else {
-            return Err("the first event must be goal_started".into());
-        };
         let (integrator, _) = Actor::spawn_linked(
             None,
             IntegratorActor,
             IntegratorArgs {
                 supervisor: myself.clone(),
                 repo: args.repo.clone(),
-                goal_id: goal_id.clone(),
+                goal_id,
                 branch_ref: format!("refs/heads/{integration_branch}"),
-                head: base_commit.clone(),
+                head,
             },
             myself.get_cell(),
         )
@@ -147,26 +184,29 @@ impl Actor for Supervisor {
             store: args.store,
             goal: args.goal,
             agent: args.agent,
-            slice_timeout: args.slice_timeout,
-            inactivity: args.inactivity,
-            deny: args.deny,
             log,
-            state: GoalState::default(),
+            state: first,
             reporter: args.reporter,
             gates,
             integrator,
             slices: HashMap::new(),
             agent_cancel: cancel.child_token(),
             cancel,
-            budget: args.budget,
-            price: args.price,
             live: HashMap::new(),
             limiter: Arc::new(Limiter::default()),
             cancelled: false,
             integration_started: false,
+            redispatch: resumed,
             done: Some(args.done),
         };
-        state.record(args.started)?;
+        for body in recovered {
+            state.record(body)?;
+        }
+        if resumed {
+            state.record(EventBody::GoalResumed {
+                pid: std::process::id(),
+            })?;
+        }
         Ok(state)
     }
 
@@ -175,7 +215,26 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(limit) = state.budget.time {
+        if state.redispatch {
+            // Committed or verified slices of the last controller go on where they were.
+            let waiting: Vec<String> = state
+                .state
+                .slices
+                .iter()
+                .filter(|s| matches!(s.status, SliceStatus::Gating | SliceStatus::Merging))
+                .map(|s| s.id.clone())
+                .collect();
+            for id in waiting {
+                state.dispatch(&id)?;
+            }
+        }
+        if let Some(limit) = state
+            .state
+            .settings
+            .limits
+            .budget_time_ms
+            .map(Duration::from_millis)
+        {
             let me = myself.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(limit).await;
@@ -211,7 +270,14 @@ impl Actor for Supervisor {
                 state.cancel.cancel();
             }
             SupervisorMsg::TimeBudgetSpent => {
-                let limit = state.budget.time.unwrap_or_default();
+                let limit = Duration::from_millis(
+                    state
+                        .state
+                        .settings
+                        .limits
+                        .budget_time_ms
+                        .unwrap_or_default(),
+                );
                 state.exhaust(format!(
                     "the time budget of {} ran out",
                     crate::util::human_duration(limit)
@@ -279,6 +345,10 @@ impl SupervisorState {
     fn record(&mut self, body: EventBody) -> crate::Result<()> {
         let event = self.log.append(body)?;
         self.state.apply(&event);
+        self.state.log_end = Some(LogEnd {
+            events: event.seq,
+            hash: self.log.last_hash().to_string(),
+        });
         let proof = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| crate::Error::io("encoding proof", e.into()))?;
         write_atomic(&self.goal.proof(), &proof)?;
@@ -288,7 +358,9 @@ impl SupervisorState {
 
     /// Fills in an attempt's cost from the configured price when the agent reported none.
     fn price_report(&self, body: &mut EventBody) {
-        if let (EventBody::AgentFinished { report, .. }, Some(price)) = (body, &self.price) {
+        if let (EventBody::AgentFinished { report, .. }, Some(price)) =
+            (body, &self.state.settings.limits.price)
+        {
             if report.usd.is_none() {
                 if let Some(tokens_in) = report.tokens_in {
                     report.usd = Some(price.usd(tokens_in, report.tokens_out.unwrap_or(0)));
@@ -324,15 +396,16 @@ impl SupervisorState {
             .fold((0, 0), |(i, o), (a, b)| (i + a, o + b));
         let tokens =
             usage.tokens_in.unwrap_or(0) + usage.tokens_out.unwrap_or(0) + live_in + live_out;
-        if let Some(limit) = self.budget.tokens {
+        let limits = &self.state.settings.limits;
+        if let Some(limit) = limits.budget_tokens {
             if tokens >= limit {
                 return self.exhaust(format!(
                     "the token budget of {limit} is spent ({tokens} tokens)"
                 ));
             }
         }
-        if let Some(limit) = self.budget.usd {
-            let live_usd = self
+        if let Some(limit) = limits.budget_usd {
+            let live_usd = limits
                 .price
                 .as_ref()
                 .map_or(0.0, |p| p.usd(live_in, live_out));
@@ -360,31 +433,38 @@ impl SupervisorState {
             | EventBody::Verified {
                 slice: Some(slice), ..
             } => {
-                let Some(s) = self.state.slice(slice).cloned() else {
-                    return Ok(());
-                };
-                let (Some(commit), Some(tree)) = (s.commit.clone(), s.tree.clone()) else {
-                    return Ok(());
-                };
                 self.stop_slice_actor(slice);
-                match s.status {
-                    SliceStatus::Gating => self.gates.send_message(GateMsg::Run(GateJob {
-                        slice: Some(s.id.clone()),
-                        dir: s.worktree.clone().unwrap_or_default(),
-                        checkout: None,
-                        tree,
-                        gates: self.state.slice_gates(slice),
-                        log_dir: self.attempt_logs(slice, s.attempts),
-                    }))?,
-                    SliceStatus::Merging => self.integrator.send_message(IntegratorMsg::Merge {
-                        slice: s.id.clone(),
-                        attempt: s.attempts,
-                        commit,
-                    })?,
-                    _ => {}
-                }
+                self.dispatch(slice)?;
             }
             EventBody::SliceFailed { slice, .. } => self.stop_slice_actor(slice),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends a committed slice to the gate actor, or a verified one to the integrator.
+    fn dispatch(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+        let Some(s) = self.state.slice(slice).cloned() else {
+            return Ok(());
+        };
+        let (Some(commit), Some(tree)) = (s.commit.clone(), s.tree.clone()) else {
+            return Ok(());
+        };
+        match s.status {
+            SliceStatus::Gating => self.gates.send_message(GateMsg::Run(GateJob {
+                goal_id: self.state.goal_id.clone(),
+                slice: Some(s.id.clone()),
+                dir: s.worktree.clone().unwrap_or_default(),
+                checkout: None,
+                tree,
+                gates: self.state.slice_gates(slice),
+                log_dir: self.attempt_logs(slice, s.attempts),
+            }))?,
+            SliceStatus::Merging => self.integrator.send_message(IntegratorMsg::Merge {
+                slice: s.id.clone(),
+                attempt: s.attempts,
+                commit,
+            })?,
             _ => {}
         }
         Ok(())
@@ -472,6 +552,7 @@ impl SupervisorState {
             worktree: worktree.clone(),
         })?;
         self.gates.send_message(GateMsg::Run(GateJob {
+            goal_id: self.state.goal_id.clone(),
             slice: None,
             dir: worktree,
             checkout: Some(commit),
@@ -558,9 +639,12 @@ impl SupervisorState {
             write_scope: spec.write_scope.clone(),
             attempt,
             log: self.attempt_logs(id, attempt).join("agent.log"),
-            timeout: self.slice_timeout,
-            inactivity: self.inactivity,
-            policy: crate::agent::policy::Policy::new(&worktree_for_policy, &self.deny),
+            timeout: Duration::from_millis(self.state.settings.limits.slice_timeout_ms),
+            inactivity: Duration::from_millis(self.state.settings.limits.inactivity_timeout_ms),
+            policy: crate::agent::policy::Policy::new(
+                &worktree_for_policy,
+                &self.state.settings.limits.deny,
+            ),
         };
         let args = SliceArgs {
             supervisor: myself.clone(),
@@ -657,4 +741,113 @@ impl SupervisorState {
             reason,
         }
     }
+}
+
+/// The merges the log missed: the last controller moved the integration
+/// branch (one merge per slice it was sent, in order) but stopped before
+/// recording them. Walking first parents back from the branch must reach the
+/// recorded head through merges of slices the log shows as `merging`;
+/// anything else moved the branch, and omk does not build on a history it
+/// did not write.
+fn recover_integration(
+    repo: &Repo,
+    known: &GoalState,
+) -> Result<Vec<EventBody>, ActorProcessingErr> {
+    let branch = &known.integration.branch;
+    let recorded = &known.integration.commit;
+    let actual = repo
+        .ref_target(&format!("refs/heads/{branch}"))?
+        .ok_or_else(|| format!("the integration branch {branch} is gone; it cannot be resumed"))?;
+    let mut missed = Vec::new();
+    let mut at = actual.clone();
+    while &at != recorded {
+        let parents = repo.parents(&at)?;
+        let merged = known.slices.iter().find(|s| {
+            s.status == SliceStatus::Merging
+                && parents.len() == 2
+                && s.commit.as_ref() == Some(&parents[1])
+                && !missed
+                    .iter()
+                    .any(|m: &EventBody| m.slice() == Some(s.id.as_str()))
+        });
+        let Some(s) = merged else {
+            return Err(format!(
+                "the integration branch {branch} points at {actual}, which does not descend from the recorded {recorded} through omk's merges: it was moved outside omk, so the goal cannot be resumed safely"
+            )
+            .into());
+        };
+        missed.push(EventBody::SliceMerged {
+            slice: s.id.clone(),
+            attempt: s.attempts,
+            slice_commit: parents[1].clone(),
+            tree: repo.tree_of(&at)?,
+            commit: at.clone(),
+        });
+        at = parents[0].clone();
+    }
+    missed.reverse();
+    Ok(missed)
+}
+
+/// Commits the last controller made for running slices but did not record:
+/// they are taken as the slices' results instead of running the agents again.
+fn adopt_commits(repo: &Repo, known: &GoalState) -> Vec<EventBody> {
+    let mut adopted = Vec::new();
+    for s in known
+        .slices
+        .iter()
+        .filter(|s| s.status == SliceStatus::Running)
+    {
+        let Some(start) = &s.start_commit else {
+            continue;
+        };
+        let Ok(Some(head)) = repo.ref_target(&format!("refs/heads/{}", s.branch)) else {
+            continue;
+        };
+        if &head == start {
+            continue;
+        }
+        let trailers = [
+            format!("Omk-Goal: {}", known.goal_id),
+            format!("Omk-Slice: {}", s.id),
+            format!("Omk-Attempt: {}", s.attempts),
+        ];
+        let ours = repo
+            .commit_message(&head)
+            .is_ok_and(|m| trailers.iter().all(|t| m.contains(t.as_str())));
+        let Ok(changed) = repo.changed_files(start, &head) else {
+            continue;
+        };
+        let (Ok(tree), true) = (repo.tree_of(&head), ours) else {
+            continue;
+        };
+        let scope = known
+            .spec(&s.id)
+            .map(|spec| spec.write_scope.clone())
+            .unwrap_or_default();
+        let outside: Vec<String> = WriteScope::new(&scope)
+            .map(|w| w.violations(&changed).into_iter().cloned().collect())
+            .unwrap_or_default();
+        adopted.push(if outside.is_empty() {
+            EventBody::SliceCommitted {
+                slice: s.id.clone(),
+                attempt: s.attempts,
+                commit: head,
+                tree,
+                changed_files: changed,
+            }
+        } else {
+            EventBody::SliceFailed {
+                slice: s.id.clone(),
+                attempt: s.attempts,
+                status: SliceStatus::ScopeViolation,
+                reason: format!(
+                    "changed paths outside its write scope: {}",
+                    outside.join(", ")
+                ),
+                paths: outside,
+            }
+        });
+    }
+    adopted
 }

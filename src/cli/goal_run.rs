@@ -54,6 +54,9 @@ pub struct Args {
     /// Let the goal end ready when no gate is configured or detected.
     #[arg(long)]
     allow_no_gates: bool,
+    /// Leave the slices' worktrees in place after the goal ends.
+    #[arg(long)]
+    keep_worktrees: bool,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -77,6 +80,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         slice_timeout: args.slice_timeout,
         max_attempts: args.max_attempts,
         inactivity_timeout: args.inactivity_timeout,
+        keep_worktrees: args.keep_worktrees,
         budget: crate::run::Budget {
             time: args.budget_time,
             tokens: args.budget_tokens,
@@ -84,11 +88,5 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         },
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
-    if args.json {
-        super::print_json(&finished.state)?;
-    } else {
-        print!("{}", crate::proof::text(&finished.state));
-        println!("proof: {}", finished.goal.proof().display());
-    }
-    Ok(super::goal_exit_code(&finished.state))
+    super::print_finished(&finished, args.json)
 }

@@ -2,9 +2,12 @@
 
 mod demo;
 mod doctor;
+mod goal_cancel;
+mod goal_clean;
 mod goal_list;
 mod goal_proof;
 mod goal_replay;
+mod goal_resume;
 mod goal_run;
 mod goal_status;
 
@@ -51,8 +54,14 @@ enum GoalCommand {
     List(goal_list::Args),
     /// Show a goal's proof.
     Proof(goal_proof::Args),
-    /// Show a goal's event timeline, or verify its integration.
+    /// Show a goal's event timeline, or verify its log and integration.
     Replay(goal_replay::Args),
+    /// Finish a goal whose run was interrupted, without redoing committed work.
+    Resume(goal_resume::Args),
+    /// Cancel a running goal; committed work is kept and `resume` can go on.
+    Cancel(goal_cancel::Args),
+    /// Remove the worktrees and branches a goal created.
+    Clean(goal_clean::Args),
 }
 
 /// Runs the command line and renders any error once.
@@ -80,6 +89,9 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::List(a)) => goal_list::run(&dir, a),
             Command::Goal(GoalCommand::Proof(a)) => goal_proof::run(&dir, a),
             Command::Goal(GoalCommand::Replay(a)) => goal_replay::run(&dir, a),
+            Command::Goal(GoalCommand::Resume(a)) => goal_resume::run(&dir, a).await,
+            Command::Goal(GoalCommand::Cancel(a)) => goal_cancel::run(&dir, a).await,
+            Command::Goal(GoalCommand::Clean(a)) => goal_clean::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,
             Command::Doctor(a) => doctor::run(&dir, a),
         }
@@ -98,6 +110,17 @@ fn goal_exit_code(state: &GoalState) -> u8 {
     u8::from(state.status != crate::state::GoalStatus::Ready)
 }
 
+/// Prints a finished goal (its proof as text or JSON) and returns its exit code.
+fn print_finished(finished: &crate::run::Finished, json: bool) -> Result<u8> {
+    if json {
+        print_json(&finished.state)?;
+    } else {
+        print!("{}", crate::proof::text(&finished.state));
+        println!("proof: {}", finished.goal.proof().display());
+    }
+    Ok(goal_exit_code(&finished.state))
+}
+
 /// Finds a goal of the repository at `dir`.
 fn find_goal(dir: &Path, id: &str) -> Result<(Store, GoalDir)> {
     let repo = Repo::discover(dir)?;
@@ -106,10 +129,18 @@ fn find_goal(dir: &Path, id: &str) -> Result<(Store, GoalDir)> {
     Ok((store, goal))
 }
 
-/// A goal's state, rebuilt from its event log.
+/// A goal's state, rebuilt from its event log (pinned to the log's end, as
+/// the supervisor pins the proofs it writes).
 fn load_state(goal: &GoalDir) -> Result<(GoalState, Vec<events::Event>)> {
     let events = events::read(&goal.events())?;
-    Ok((GoalState::from_events(&events), events))
+    let mut state = GoalState::from_events(&events);
+    if let Ok((count, hash)) = events::check_chain(&goal.events())? {
+        state.log_end = Some(crate::state::LogEnd {
+            events: count as u64,
+            hash,
+        });
+    }
+    Ok((state, events))
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

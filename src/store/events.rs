@@ -15,7 +15,7 @@ use crate::agent;
 use crate::error::{Error, IoContext, Result};
 use crate::gate::{GateResult, GateSpec};
 use crate::plan::Plan;
-use crate::state::{Deliver, GoalStatus, SliceStatus};
+use crate::state::{Deliver, GoalStatus, Limits, SliceStatus};
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,12 +24,19 @@ pub struct Event {
     pub seq: u64,
     /// When it was recorded (RFC 3339, UTC).
     pub ts: String,
+    /// The SHA-256 of the previous line as written (empty for the first), so
+    /// an edited, reordered or cut log is detected.
+    #[serde(default)]
+    pub prev: String,
     /// What happened.
     #[serde(flatten)]
     pub body: EventBody,
 }
 
 /// What happened. Serialized with its `kind` and, when it concerns one, its `slice`.
+// `goal_started` is large and happens once per goal; boxing it would only
+// complicate every match on the others.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
@@ -49,7 +56,11 @@ pub enum EventBody {
         max_attempts: u32,
         concurrency: usize,
         deliver: Deliver,
+        #[serde(default)]
+        limits: Limits,
     },
+    /// A new controller took the goal over after the last one stopped.
+    GoalResumed { pid: u32 },
     /// An attempt of a slice was started.
     SliceStarted {
         slice: String,
@@ -177,6 +188,7 @@ impl EventBody {
     pub fn kind(&self) -> &'static str {
         match self {
             EventBody::GoalStarted { .. } => "goal_started",
+            EventBody::GoalResumed { .. } => "goal_resumed",
             EventBody::SliceStarted { .. } => "slice_started",
             EventBody::AgentUpdate { .. } => "agent_update",
             EventBody::AgentRetry { .. } => "agent_retry",
@@ -211,6 +223,7 @@ impl EventBody {
                 plan.slices.len(),
                 short(base_commit)
             ),
+            EventBody::GoalResumed { pid } => format!("goal resumed by process {pid}"),
             EventBody::SliceStarted {
                 attempt,
                 start_commit,
@@ -323,6 +336,16 @@ pub struct EventLog {
     file: File,
     path: PathBuf,
     next_seq: u64,
+    last_hash: String,
+}
+
+/// The hex SHA-256 of one line (without its newline).
+pub fn line_hash(line: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(line)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl EventLog {
@@ -337,7 +360,50 @@ impl EventLog {
             file,
             path: path.to_path_buf(),
             next_seq: 1,
+            last_hash: String::new(),
         })
+    }
+
+    /// Opens an existing log to append to it, returning its events.
+    ///
+    /// A last line cut short by a crash (no newline, or not a complete
+    /// event) was never acted upon, so it is dropped.
+    pub fn open(path: &Path) -> Result<(EventLog, Vec<Event>)> {
+        let bytes =
+            std::fs::read(path).context(|| format!("reading event log {}", path.display()))?;
+        let mut events = Vec::new();
+        let mut good_len = 0;
+        let mut last_hash = String::new();
+        for raw in bytes.split_inclusive(|b| *b == b'\n') {
+            let Some(line) = raw.strip_suffix(b"\n") else {
+                break;
+            };
+            let Ok(event) = serde_json::from_slice::<Event>(line) else {
+                break;
+            };
+            good_len += raw.len();
+            last_hash = line_hash(line);
+            events.push(event);
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .context(|| format!("opening event log {}", path.display()))?;
+        if good_len < bytes.len() {
+            file.set_len(good_len as u64)
+                .and_then(|_| file.sync_all())
+                .context(|| format!("dropping the torn last line of {}", path.display()))?;
+        }
+        let next_seq = events.last().map_or(1, |e| e.seq + 1);
+        Ok((
+            EventLog {
+                file,
+                path: path.to_path_buf(),
+                next_seq,
+                last_hash,
+            },
+            events,
+        ))
     }
 
     /// Stamps `body`, appends it as one line and syncs it to disk.
@@ -345,17 +411,26 @@ impl EventLog {
         let event = Event {
             seq: self.next_seq,
             ts: crate::util::now_rfc3339(),
+            prev: self.last_hash.clone(),
             body,
         };
         let mut line =
             serde_json::to_vec(&event).map_err(|e| Error::io("encoding event", e.into()))?;
+        let hash = line_hash(&line);
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|_| self.file.sync_data())
             .context(|| format!("appending to {}", self.path.display()))?;
         self.next_seq += 1;
+        self.last_hash = hash;
+        crate::fault::point("event");
         Ok(event)
+    }
+
+    /// The hash of the last line, for the proof to pin the log's end.
+    pub fn last_hash(&self) -> &str {
+        &self.last_hash
     }
 }
 
@@ -377,4 +452,38 @@ pub fn read(path: &Path) -> Result<Vec<Event>> {
         events.push(event);
     }
     Ok(events)
+}
+
+/// Checks the log's chain: sequence numbers without gaps, each event
+/// carrying the hash of the line before it. Returns the first break found.
+pub fn check_chain(path: &Path) -> Result<Result<(usize, String), String>> {
+    let bytes = std::fs::read(path).context(|| format!("reading event log {}", path.display()))?;
+    let mut prev = String::new();
+    let mut count = 0;
+    for (i, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let Some(line) = raw.strip_suffix(b"\n") else {
+            return Ok(Err(format!("line {} is cut short (no newline)", i + 1)));
+        };
+        let event: Event = match serde_json::from_slice(line) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(format!("line {} is not a valid event: {e}", i + 1))),
+        };
+        if event.seq != i as u64 + 1 {
+            return Ok(Err(format!(
+                "line {} has seq {}, expected {}",
+                i + 1,
+                event.seq,
+                i + 1
+            )));
+        }
+        if event.prev != prev {
+            return Ok(Err(format!(
+                "event {} does not follow the line before it (its prev hash differs): the log was edited",
+                event.seq
+            )));
+        }
+        prev = line_hash(line);
+        count += 1;
+    }
+    Ok(Ok((count, prev)))
 }

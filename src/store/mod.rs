@@ -47,6 +47,55 @@ impl GoalDir {
     pub fn logs(&self) -> PathBuf {
         self.dir.join("logs")
     }
+
+    /// The controller's lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    /// Takes the goal's lock: only one process drives a goal at a time. The
+    /// lock is an `flock`, so the kernel releases it when its holder dies.
+    pub fn lock(&self) -> Result<GoalLock> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let path = self.lock_path();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(Error::Busy {
+                goal: self.id.clone(),
+                pid: pid.trim().to_string(),
+            });
+        }
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| write!(file, "{}", std::process::id()))
+            .context(|| format!("writing {}", path.display()))?;
+        Ok(GoalLock { _file: file })
+    }
+
+    /// The process holding the goal's lock, if one does.
+    pub fn holder(&self) -> Option<i32> {
+        match self.lock() {
+            Ok(_) => None,
+            Err(Error::Busy { pid, .. }) => pid.parse().ok(),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Held while a process drives a goal; released on drop or death.
+#[derive(Debug)]
+pub struct GoalLock {
+    _file: std::fs::File,
 }
 
 /// omk's state home.

@@ -141,6 +141,7 @@ pub async fn run(args: Args) -> Result<u8> {
         max_attempts: None,
         inactivity_timeout: None,
         budget: Default::default(),
+        keep_worktrees: false,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
     let state = &finished.state;

@@ -1,0 +1,54 @@
+//! `omk goal cancel`: stop a goal from another terminal.
+//!
+//! The process driving the goal gets SIGTERM, which it handles like Ctrl-C:
+//! agents are cancelled, committed work is kept, the goal ends `cancelled`.
+//! A goal whose controller died is marked `cancelled` directly.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::state::{GoalState, GoalStatus};
+use crate::store::events::{EventBody, EventLog};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest")]
+    id: String,
+    /// How long to wait for the goal to stop.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::util::parse_duration)]
+    wait: Duration,
+}
+
+pub async fn run(dir: &Path, args: Args) -> Result<u8> {
+    let (_, goal) = super::find_goal(dir, &args.id)?;
+    if let Some(pid) = goal.holder() {
+        // SAFETY: sending SIGTERM to the process that holds the goal's lock.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + args.wait;
+        while goal.holder().is_some() {
+            if Instant::now() > deadline {
+                return Err(Error::Actor(format!(
+                    "process {pid} did not stop within {:?}; it still holds goal {}",
+                    args.wait, goal.id
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    } else {
+        let _lock = goal.lock()?;
+        let (mut log, events) = EventLog::open(&goal.events())?;
+        if GoalState::from_events(&events).status == GoalStatus::Running {
+            log.append(EventBody::GoalFinished {
+                status: GoalStatus::Cancelled,
+                reason: Some("cancelled after its controller had stopped".into()),
+            })?;
+        }
+    }
+    let (state, _) = super::load_state(&goal)?;
+    println!("goal {}: {}", goal.id, state.status);
+    Ok(0)
+}

@@ -1,0 +1,61 @@
+//! `omk goal clean`: remove what a goal created — its worktrees and slice
+//! branches — and nothing else. The integration branch stays unless asked.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::git::Repo;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest", conflicts_with = "all")]
+    id: String,
+    /// Clean every goal of this repository.
+    #[arg(long)]
+    all: bool,
+    /// Also delete the integration branch.
+    #[arg(long)]
+    integration: bool,
+}
+
+pub fn run(dir: &Path, args: Args) -> Result<u8> {
+    let repo = Repo::discover(dir)?;
+    let store = Store::for_repo(&repo)?;
+    let ids = if args.all {
+        store.goal_ids()?
+    } else {
+        vec![store.find_goal(&args.id)?.id]
+    };
+    let mut freed = 0;
+    for id in ids {
+        let goal = store.find_goal(&id)?;
+        let lock = goal.lock().map_err(|e| match e {
+            Error::Busy { pid, .. } => Error::Busy {
+                goal: id.clone(),
+                pid,
+            },
+            other => other,
+        })?;
+        let bytes = crate::run::clean_worktrees(&repo, &store, &id)?;
+        let mut deleted = Vec::new();
+        for branch in repo.branches_under(&format!("omk/{id}/"))? {
+            let integration = branch.ends_with(&format!("/{}", crate::plan::INTEGRATION));
+            if (!integration || args.integration) && repo.delete_branch(&branch)? {
+                deleted.push(branch);
+            }
+        }
+        drop(lock);
+        let _ = std::fs::remove_file(goal.lock_path());
+        freed += bytes;
+        println!(
+            "goal {id}: removed worktrees ({}) and {} branch{}",
+            crate::util::human_bytes(bytes),
+            deleted.len(),
+            if deleted.len() == 1 { "" } else { "es" }
+        );
+    }
+    println!("freed {}", crate::util::human_bytes(freed));
+    Ok(0)
+}

@@ -1,0 +1,24 @@
+//! `omk goal resume`: finish an interrupted goal.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::report::Reporter;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest")]
+    id: String,
+    /// Print the proof as JSON at the end.
+    #[arg(long)]
+    json: bool,
+    /// Plain log lines instead of a live display.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub async fn run(dir: &Path, args: Args) -> Result<u8> {
+    let finished = crate::run::resume_goal(dir, &args.id, Reporter::new(!args.no_progress)).await?;
+    super::print_finished(&finished, args.json)
+}

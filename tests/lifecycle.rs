@@ -1,0 +1,308 @@
+//! Cancel, signals, resume, the controller lock, clean, and log verification.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{gate_toml, slice, slice_of, Fixture};
+
+/// A goal with a quick slice and two that block while `gate_file` exists.
+struct Blocking {
+    f: Fixture,
+    plan: std::path::PathBuf,
+    agent: String,
+    gate_file: std::path::PathBuf,
+}
+
+fn blocking() -> Blocking {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let gate_file = f.scripts.join("hold");
+    std::fs::write(&gate_file, "").unwrap();
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_SLICE_ID" != quick ]; then echo $$ > {pids}/$OMK_SLICE_ID.pid; while [ -e {hold} ]; do sleep 0.1; done; fi
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+        pids = f.scripts.display(),
+        hold = gate_file.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("quick", &["quick.txt"]), slice("slow1", &["slow1.txt"]), slice("slow2", &["slow2.txt"])] }));
+    Blocking {
+        f,
+        plan,
+        agent,
+        gate_file,
+    }
+}
+
+impl Blocking {
+    fn start(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_omk"))
+            .arg("-C")
+            .arg(&self.f.repo)
+            .args([
+                "goal",
+                "run",
+                "g",
+                "--plan",
+                self.plan.to_str().unwrap(),
+                "--agent",
+                &self.agent,
+                "--json",
+                "--no-progress",
+            ])
+            .env("OMK_HOME", &self.f.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits until `quick` is merged and both slow agents are running.
+    fn wait_for_blocked(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.f.omk(&["goal", "status", "--json"]);
+            if let Ok(state) = serde_json::from_slice::<Value>(&out.stdout) {
+                let ready = slice_of(&state, "quick")["status"] == "merged"
+                    && ["slow1", "slow2"]
+                        .iter()
+                        .all(|s| self.f.scripts.join(format!("{s}.pid")).exists());
+                if ready {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the goal never reached the blocked state"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn agents_gone(&self) -> bool {
+        ["slow1", "slow2"].iter().all(|s| {
+            let pid = std::fs::read_to_string(self.f.scripts.join(format!("{s}.pid"))).unwrap();
+            !alive(pid.trim().parse().unwrap())
+        })
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        });
+        if !running || Instant::now() > deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait(child: Child) -> (Option<i32>, Value, String) {
+    let out = child.wait_with_output().unwrap();
+    let proof = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code(),
+        proof,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// After a cancel: committed work kept, agents stopped, and resume finishes the goal.
+fn cancelled_then_resumed(b: &Blocking, proof: &Value) {
+    assert_eq!(proof["status"], "cancelled", "{proof:#}");
+    assert_eq!(slice_of(proof, "quick")["status"], "merged");
+    for s in ["slow1", "slow2"] {
+        assert_eq!(slice_of(proof, s)["status"], "cancelled");
+    }
+    assert!(b.agents_gone(), "a cancelled agent is still running");
+    std::fs::remove_file(&b.gate_file).unwrap();
+    let out = b.f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let resumed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(resumed["status"], "ready");
+    assert_eq!(
+        slice_of(&resumed, "quick")["attempts"],
+        1,
+        "merged work is not redone"
+    );
+    let branch = resumed["integration"]["branch"].as_str().unwrap();
+    for s in ["quick", "slow1", "slow2"] {
+        assert_eq!(b.f.show(branch, &format!("{s}.txt")), s);
+    }
+}
+
+#[test]
+fn cancel_from_another_terminal_keeps_committed_work_and_resume_finishes() {
+    let b = blocking();
+    let child = b.start();
+    b.wait_for_blocked();
+    // A second controller is refused while the first runs.
+    let busy = b.f.omk(&["goal", "resume"]);
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&busy.stderr)
+        .contains(&format!("being run by process {}", child.id())));
+    let cancel = b.f.omk(&["goal", "cancel"]);
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+    assert!(String::from_utf8_lossy(&cancel.stdout).contains("cancelled"));
+    let (code, proof, _) = wait(child);
+    assert_eq!(code, Some(1));
+    cancelled_then_resumed(&b, &proof);
+}
+
+#[test]
+fn sigint_and_sigterm_cancel_the_run() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let b = blocking();
+        let child = b.start();
+        b.wait_for_blocked();
+        // SAFETY: signalling the child we started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let (code, proof, stderr) = wait(child);
+        assert_eq!(code, Some(1), "signal {signal}: {stderr}");
+        cancelled_then_resumed(&b, &proof);
+    }
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_leaves_a_resumable_goal() {
+    let b = blocking();
+    // Keep the agents blocked through the first Ctrl-C: the group leader itself
+    // ignores SIGTERM, so omk waits out its grace period before killing it.
+    let script = b.f.script(
+        "stubborn.sh",
+        &format!(
+            r#"if [ "$OMK_SLICE_ID" != quick ]; then echo $$ > {pids}/$OMK_SLICE_ID.pid; while [ -e {hold} ]; do sleep 0.1; done; fi
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+            pids = b.f.scripts.display(),
+            hold = b.gate_file.display()
+        ),
+    );
+    let agent = format!("exec:trap '' TERM; . {}", script.display());
+    let b = Blocking { agent, ..b };
+    let child = b.start();
+    b.wait_for_blocked();
+    let pid = child.id() as i32;
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let started = Instant::now();
+    let (code, _, _) = wait(child);
+    assert_eq!(code, Some(130));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(b.agents_gone(), "agents outlived the forced exit");
+    std::fs::remove_file(&b.gate_file).unwrap();
+    let out = b.f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn clean_removes_exactly_what_the_goal_created() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.git(&["branch", "mine"]);
+    let mine_wt = f.scripts.join("my-worktree");
+    f.git(&["worktree", "add", "-q", mine_wt.to_str().unwrap(), "mine"]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--keep-worktrees"]);
+    assert_eq!(code, 0);
+    let id = proof["goal_id"].as_str().unwrap();
+    let before = f.git(&["for-each-ref", "--format=%(refname:short)"]);
+    assert!(before.contains(&format!("omk/{id}/a")));
+    assert_eq!(
+        f.git(&["worktree", "list"]).lines().count(),
+        5,
+        "main, mine and the goal's three kept worktrees"
+    );
+
+    let out = f.omk(&["goal", "clean", id]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 branches"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after = f.git(&["for-each-ref", "--format=%(refname:short)"]);
+    let mut refs: Vec<&str> = after.lines().collect();
+    refs.sort();
+    assert_eq!(refs, vec!["main", "mine", &format!("omk/{id}/integration")]);
+    let worktrees = f.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(
+        worktrees
+            .lines()
+            .filter(|l| l.starts_with("worktree "))
+            .count(),
+        2,
+        "{worktrees}"
+    );
+    assert!(mine_wt.exists());
+    let out = f.omk(&["goal", "clean", "--all", "--integration"]);
+    assert!(out.status.success());
+    assert!(!f
+        .git(&["for-each-ref", "--format=%(refname:short)"])
+        .contains("omk/"));
+}
+
+#[test]
+fn verify_catches_a_cut_or_edited_log() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0);
+    let id = proof["goal_id"].as_str().unwrap();
+    let log = f.home.join("repos");
+    let log = std::fs::read_dir(&log)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join(format!("goals/{id}/events.jsonl"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let verify = || {
+        let out = f.omk(&["goal", "replay", id, "--verify"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(verify().0, Some(0));
+
+    // The last event removed: every remaining line still chains, but the proof says more.
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&log, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let (code, out) = verify();
+    assert_eq!(code, Some(1));
+    assert!(out.contains("the log was cut"), "{out}");
+
+    // A gate's outcome rewritten in the middle: the chain breaks at the next event.
+    let edited = text.replacen("\"outcome\":\"exit 0\"", "\"outcome\":\"exit 00\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&log, edited).unwrap();
+    let (code, out) = verify();
+    assert_eq!(code, Some(1));
+    assert!(out.contains("does not follow the line before it"), "{out}");
+}
