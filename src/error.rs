@@ -46,6 +46,10 @@ pub enum Error {
     #[error("goal {goal} is being run by process {pid}; wait for it, or stop it with `omk goal cancel {goal}`")]
     Busy { goal: String, pid: String },
 
+    /// The disk would fill up.
+    #[error("not enough disk space: {0}")]
+    Disk(String),
+
     /// A libgit2 operation failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
@@ -79,7 +83,11 @@ impl Error {
             | Error::UnknownGoal(_)
             | Error::AmbiguousGoal { .. }
             | Error::Busy { .. } => 2,
-            Error::Git(_) | Error::GitCommand { .. } | Error::Io { .. } | Error::Actor(_) => 3,
+            Error::Git(_)
+            | Error::GitCommand { .. }
+            | Error::Io { .. }
+            | Error::Actor(_)
+            | Error::Disk(_) => 3,
         }
     }
 

@@ -121,6 +121,23 @@ impl Repo {
         Ok(tree.to_string())
     }
 
+    /// The bytes of every file in `commit`'s tree: what a full checkout writes.
+    pub fn checkout_bytes(&self, commit: &str) -> Result<u64> {
+        let repo = self.open()?;
+        let tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+        let odb = repo.odb()?;
+        let mut total = 0u64;
+        tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob) {
+                if let Ok((size, _)) = odb.read_header(entry.id()) {
+                    total += size as u64;
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(total)
+    }
+
     /// Creates `branch` at `commit`; fails if it exists.
     pub fn create_ref(&self, name: &str, commit: &str, message: &str) -> Result<()> {
         let repo = self.open()?;

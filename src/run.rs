@@ -135,6 +135,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         GatesSource::Configured(_) => {}
     }
 
+    check_disk(&repo, &store, &base_commit, plan.slices.len())?;
     let goal = store.create_goal()?;
     let lock = goal.lock()?;
     let plan_json =
@@ -292,6 +293,38 @@ async fn drive(
     }
     drop(lock);
     Ok(Finished { state, goal })
+}
+
+/// The free space a run must leave on the disk holding omk's state:
+/// `OMK_DISK_MARGIN` bytes, else 1 GB.
+fn disk_margin() -> u64 {
+    std::env::var("OMK_DISK_MARGIN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000_000)
+}
+
+/// Refuses a run whose worktrees (one per slice plus the integration's, each
+/// a full checkout of the base) would leave less than the margin free.
+fn check_disk(repo: &Repo, store: &Store, base: &str, slices: usize) -> Result<()> {
+    let Some(free) = crate::util::free_bytes(store.root()) else {
+        return Ok(());
+    };
+    let per_tree = repo.checkout_bytes(base)?;
+    let need = per_tree.saturating_mul(slices as u64 + 1);
+    let margin = disk_margin();
+    if free < need.saturating_add(margin) {
+        return Err(Error::Disk(format!(
+            "{} worktrees of about {} each need {}, but {} is free where omk keeps them ({}), and {} must stay free; free some space or run fewer slices",
+            slices + 1,
+            crate::util::human_bytes(per_tree),
+            crate::util::human_bytes(need),
+            crate::util::human_bytes(free),
+            store.root().display(),
+            crate::util::human_bytes(margin),
+        )));
+    }
+    Ok(())
 }
 
 /// Removes every worktree of a goal; returns the bytes they held.

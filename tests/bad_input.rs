@@ -203,3 +203,29 @@ fn unknown_goal_ids() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("no goal `zzz`"));
     }
 }
+
+#[test]
+fn a_run_that_would_fill_the_disk_is_refused() {
+    let f = ok_repo();
+    let plan = f.plan(json!({ "slices": [slice("a", &["a"])] }));
+    let agent = f.agent("true");
+    let out = f.omk_env(
+        &[
+            "goal",
+            "run",
+            "g",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--agent",
+            &agent,
+        ],
+        &[("OMK_DISK_MARGIN", "18000000000000000000")],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not enough disk space") && stderr.contains("2 worktrees"),
+        "{stderr}"
+    );
+    assert!(!f.omk_left_traces());
+}

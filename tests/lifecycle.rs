@@ -306,3 +306,33 @@ fn verify_catches_a_cut_or_edited_log() {
     assert_eq!(code, Some(1));
     assert!(out.contains("does not follow the line before it"), "{out}");
 }
+
+#[test]
+fn doctor_lists_what_a_goal_without_state_left_behind() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--keep-worktrees"]);
+    assert_eq!(code, 0);
+    let id = proof["goal_id"].as_str().unwrap();
+    let doctor = || String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
+    assert!(doctor().contains("orphans:    none"), "{}", doctor());
+    // The goal's state is lost; what it made in the repository is not.
+    let repos = std::fs::read_dir(f.home.join("repos"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_dir_all(repos.join("goals").join(id)).unwrap();
+    let report = doctor();
+    assert!(report.contains("orphans:    4 left"), "{report}");
+    assert!(
+        report.contains(&format!("branch -D omk/{id}/a"))
+            && report.contains(&format!("branch -D omk/{id}/integration"))
+    );
+    assert!(report.contains(&format!(
+        "worktree remove --force {}",
+        repos.join("worktrees").join(id).join("a").display()
+    )));
+}

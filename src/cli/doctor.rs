@@ -22,8 +22,21 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
     println!("state home: {}", store::home()?.display());
     match Repo::discover(dir) {
         Ok(repo) => {
+            let store = Store::for_repo(&repo)?;
             println!("repository: {}", repo.root.display());
-            println!("state dir:  {}", Store::for_repo(&repo)?.root().display());
+            println!("state dir:  {}", store.root().display());
+            let orphans = orphans(&repo, &store)?;
+            if orphans.is_empty() {
+                println!("orphans:    none");
+            } else {
+                println!(
+                    "orphans:    {} left by goals whose state is gone; remove them with:",
+                    orphans.len()
+                );
+                for o in orphans {
+                    println!("            {o}");
+                }
+            }
         }
         Err(_) => {
             println!("repository: none here (run omk inside a git repository or pass -C DIR)")
@@ -34,6 +47,42 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         println!("{line}");
     }
     Ok(if ok { 0 } else { 3 })
+}
+
+/// Worktrees and branches omk made for goals whose state no longer exists,
+/// as the commands that remove them.
+fn orphans(repo: &Repo, store: &Store) -> Result<Vec<String>> {
+    let goals: std::collections::HashSet<String> = store.goal_ids()?.into_iter().collect();
+    let mut found = Vec::new();
+    let worktrees = store.root().join("worktrees");
+    for goal in std::fs::read_dir(&worktrees)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let id = goal.file_name().to_string_lossy().into_owned();
+        if goals.contains(&id) {
+            continue;
+        }
+        for wt in std::fs::read_dir(goal.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            found.push(format!(
+                "git -C {} worktree remove --force {}",
+                repo.root.display(),
+                wt.path().display()
+            ));
+        }
+    }
+    for branch in repo.branches_under("omk/")? {
+        let id = branch.split('/').nth(1).unwrap_or_default();
+        if !goals.contains(id) {
+            found.push(format!("git -C {} branch -D {branch}", repo.root.display()));
+        }
+    }
+    Ok(found)
 }
 
 /// Which Kimi CLI is installed, and so which `--agent kimi…` specs will work.
