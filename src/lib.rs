@@ -19,6 +19,7 @@ pub mod fault;
 pub mod gate;
 pub mod git;
 pub mod plan;
+pub mod planner;
 pub mod process;
 pub mod proof;
 pub mod redact;

@@ -244,6 +244,16 @@ impl WriteScope {
         builder.build().map(WriteScope).map_err(|e| e.to_string())
     }
 
+    /// A scope that allows nothing.
+    pub fn empty() -> WriteScope {
+        WriteScope(GlobSet::empty())
+    }
+
+    /// Whether `path` is inside the scope.
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.is_match(path)
+    }
+
     /// The paths that fall outside the scope.
     pub fn violations<'a>(&self, paths: &'a [String]) -> Vec<&'a String> {
         paths

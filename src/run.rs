@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub slices: Option<usize>,
     /// `--plan`.
     pub plan: Option<PathBuf>,
+    /// `--shard-by`: split the paths matching this glob into N shards.
+    pub shard_by: Option<String>,
     /// `--agent`.
     pub agent: String,
     /// `--base`.
@@ -99,21 +101,17 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     let config = Config::load(&repo.root)?;
-    let Some(plan_path) = &opts.plan else {
-        return Err(Error::Usage(
-            "planning from the goal text alone is not available yet; write a plan file and pass --plan FILE (format: docs/formats.md)".into(),
-        ));
-    };
-    let plan = Plan::load(plan_path)?;
-    let gate_names: Vec<String> = config.slice_gates().map(|g| g.name.clone()).collect();
-    let errors = plan.validate(opts.slices, &gate_names);
-    if !errors.is_empty() {
-        return Err(Error::Plan {
-            file: plan_path.display().to_string(),
-            errors,
-        });
-    }
     let store = Store::for_repo(&repo)?;
+    let plan = obtain_plan(
+        &opts,
+        &repo,
+        &store,
+        &config,
+        &agent,
+        &base_commit,
+        &reporter,
+    )
+    .await?;
     if opts.budget.usd.is_some() && config.price.is_none() {
         reporter.notice("--budget-usd: no [[price]] for the agents' model in omk.toml, so only costs the agents report themselves count");
     }
@@ -188,6 +186,85 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         lock,
     )
     .await
+}
+
+/// Makes the plan a run asks for, without running it (`omk goal plan`).
+pub async fn plan_goal(opts: &RunOptions, reporter: &Reporter) -> Result<Plan> {
+    if opts.slices == Some(0) {
+        return Err(Error::Usage("--slices must be at least 1".into()));
+    }
+    let agent = AgentSpec::parse(&opts.agent)?;
+    let repo = Repo::discover(&opts.dir)?;
+    let base_commit = repo.resolve_commit(&opts.base)?;
+    let config = Config::load(&repo.root)?;
+    let store = Store::for_repo(&repo)?;
+    obtain_plan(opts, &repo, &store, &config, &agent, &base_commit, reporter).await
+}
+
+/// The plan from `--plan FILE`, from `--shard-by GLOB`, or from the agent,
+/// validated as a whole.
+async fn obtain_plan(
+    opts: &RunOptions,
+    repo: &Repo,
+    store: &Store,
+    config: &Config,
+    agent: &AgentSpec,
+    base_commit: &str,
+    reporter: &Reporter,
+) -> Result<Plan> {
+    let per_slice_gates: Vec<String> = config.slice_gates().map(|g| g.name.clone()).collect();
+    let (plan, source) = match (&opts.plan, &opts.shard_by) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "--plan and --shard-by cannot be combined; pick one".into(),
+            ))
+        }
+        (Some(path), None) => (Plan::load(path)?, path.display().to_string()),
+        (None, shard_by) => {
+            let Some(n) = opts.slices else {
+                return Err(Error::Usage(
+                    "--slices N is needed to plan a goal; or pass a plan with --plan FILE".into(),
+                ));
+            };
+            match shard_by {
+                Some(glob) => {
+                    let ctx = crate::planner::RepoContext::load(repo, base_commit)?;
+                    (
+                        crate::planner::shard(&opts.goal, glob, n, &ctx)?,
+                        format!("--shard-by {glob}"),
+                    )
+                }
+                None => {
+                    let planning = crate::planner::Planning {
+                        repo,
+                        store,
+                        agent,
+                        goal: &opts.goal,
+                        slices: n,
+                        base: base_commit,
+                        gates: config
+                            .gates
+                            .iter()
+                            .map(|g| format!("{} (`{}`)", g.name, g.command))
+                            .collect(),
+                        per_slice_gates: per_slice_gates.clone(),
+                        timeout: opts.slice_timeout.unwrap_or(config.slice_timeout),
+                        inactivity: opts.inactivity_timeout.unwrap_or(config.inactivity_timeout),
+                    };
+                    let plan = crate::planner::plan_with_agent(planning, reporter).await?;
+                    (plan, format!("the plan {agent} made"))
+                }
+            }
+        }
+    };
+    let errors = plan.validate(opts.slices, &per_slice_gates);
+    if !errors.is_empty() {
+        return Err(Error::Plan {
+            file: source,
+            errors,
+        });
+    }
+    Ok(plan)
 }
 
 /// Takes over a goal whose controller stopped (crashed, killed, cancelled)

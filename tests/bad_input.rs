@@ -162,8 +162,8 @@ fn no_plan_and_bad_agents() {
     let f = ok_repo();
     refused(
         &f,
-        &["goal", "run", "g", "--slices", "2", "--agent", "exec:true"],
-        "--plan FILE",
+        &["goal", "run", "g", "--agent", "exec:true"],
+        "--slices N is needed",
     );
     let plan = f.plan(json!({ "slices": [slice("a", &["a"])] }));
     let plan = plan.to_str().unwrap();

@@ -403,3 +403,47 @@ fn doctor_says_which_backends_each_cli_supports() {
         "{missing}"
     );
 }
+
+#[test]
+fn the_real_cli_plans_the_goal_then_runs_the_slices() {
+    let f = repo();
+    let plan = json!({"slices": [
+        {"id": "alpha", "prompt": "write alpha.txt", "write_scope": ["alpha.txt"]},
+        {"id": "beta", "prompt": "write beta.txt", "write_scope": ["beta.txt"]}
+    ], "notes": ["two files"]});
+    let answer = format!("I looked at the repository. Here is the plan:\n{plan}");
+    let server = LlmServer::start(move |body, n| {
+        if llm::message_text(body).contains("You are planning") {
+            Reply::Text(answer.clone())
+        } else {
+            llm::write_slice_file(body, n)
+        }
+    });
+    let env = kimi::env(Product::Python, &server.base_url, f.tmp.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = f.omk_env(
+        &[
+            "goal",
+            "run",
+            "write two files",
+            "--slices",
+            "3",
+            "--json",
+            "--no-progress",
+        ],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proof["agent"], "kimi");
+    assert_eq!(proof["slices"].as_array().unwrap().len(), 2);
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    for id in ["alpha", "beta"] {
+        assert_eq!(slice_of(&proof, id)["status"], "merged");
+        assert_eq!(
+            f.show(branch, &format!("{id}.txt")),
+            format!("hello from {id}")
+        );
+    }
+}

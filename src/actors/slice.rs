@@ -263,6 +263,7 @@ pub fn prompt(
     goal: &str,
     spec: &SliceSpec,
     others: &[&SliceSpec],
+    gates: &[String],
     conflict_paths: &[String],
 ) -> String {
     let mut p = format!("Goal: {goal}\n\nYour slice: {}", spec.id);
@@ -284,6 +285,12 @@ pub fn prompt(
             };
             p += &format!("- {}: {what}\n", o.id);
         }
+    }
+    if !gates.is_empty() {
+        p += &format!(
+            "\nYour change is judged by these gates, which must pass on your commit: {}.\n",
+            gates.join(", ")
+        );
     }
     if !conflict_paths.is_empty() {
         p += &format!(

@@ -631,10 +631,22 @@ impl SupervisorState {
             .filter(|o| o.id != id)
             .collect();
         let worktree_for_policy = worktree.clone();
+        let gate_names: Vec<String> = self
+            .state
+            .slice_gates(id)
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
         let task = Task {
             goal_id: self.state.goal_id.clone(),
             slice_id: id.to_string(),
-            prompt: slice::prompt(&self.state.goal, &spec, &others, &conflict_paths),
+            prompt: slice::prompt(
+                &self.state.goal,
+                &spec,
+                &others,
+                &gate_names,
+                &conflict_paths,
+            ),
             worktree,
             write_scope: spec.write_scope.clone(),
             attempt,
@@ -645,6 +657,8 @@ impl SupervisorState {
                 &worktree_for_policy,
                 &self.state.settings.limits.deny,
             ),
+            answer: None,
+            planning: false,
         };
         let args = SliceArgs {
             supervisor: myself.clone(),

@@ -90,18 +90,27 @@ pub(super) async fn run(
     let session_id = Arc::new(Mutex::new(None::<String>));
     let usage_seen = Arc::new(tokio::sync::Notify::new());
     let denials = Arc::new(Mutex::new(Vec::<String>::new()));
+    let said = Arc::new(Mutex::new(String::new()));
 
     let on_update = {
-        let (transcript, activity, updates, usage, usage_seen) = (
+        let (transcript, activity, updates, usage, usage_seen, said) = (
             transcript.clone(),
             activity.clone(),
             updates.clone(),
             usage.clone(),
             usage_seen.clone(),
+            said.clone(),
         );
         async move |n: SessionNotification, _cx| {
             activity.touch();
             transcript.write("<-", &n);
+            if let SessionUpdate::AgentMessageChunk(chunk) = &n.update {
+                if let ContentBlock::Text(t) = &chunk.content {
+                    if let Ok(mut said) = said.lock() {
+                        said.push_str(&t.text);
+                    }
+                }
+            }
             if let SessionUpdate::UsageUpdate(u) = &n.update {
                 let mut usage = usage
                     .lock()
@@ -285,6 +294,11 @@ pub(super) async fn run(
     }
     r.usd = usd;
     r.session_id = session_id.lock().ok().and_then(|id| id.clone());
+    r.message = said
+        .lock()
+        .ok()
+        .map(|s| s.clone())
+        .filter(|s| !s.is_empty());
     Ok(r)
 }
 

@@ -17,6 +17,11 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
     let log_err = log
         .try_clone()
         .context(|| format!("opening {}", task.log.display()))?;
+    // A wanted answer is stdout alone; otherwise stdout joins stderr in the log.
+    let log = match &task.answer {
+        Some(path) => open_log(path)?,
+        None => log,
+    };
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -51,8 +56,13 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         }
         _ = output_grows => unreachable!("the output watcher never ends"),
     };
-    Ok(match exit {
+    let mut r = match exit {
         Exit::Code(0) => report("ok", Some(0)),
         other => report(other.to_string(), other.code()),
-    })
+    };
+    r.message = task
+        .answer
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    Ok(r)
 }

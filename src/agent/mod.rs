@@ -138,6 +138,10 @@ pub struct Task {
     pub inactivity: Duration,
     /// What the agent may do unasked.
     pub policy: policy::Policy,
+    /// Where an `exec:` agent's stdout goes, when its answer is wanted (planning).
+    pub answer: Option<PathBuf>,
+    /// Whether this is a planning run (`OMK_PLANNING=1`).
+    pub planning: bool,
 }
 
 impl Task {
@@ -151,6 +155,12 @@ impl Task {
             ("OMK_WRITE_SCOPE".into(), self.write_scope.join("\n")),
             ("OMK_ATTEMPT".into(), self.attempt.to_string()),
         ]
+        .into_iter()
+        .chain(
+            self.planning
+                .then(|| ("OMK_PLANNING".to_string(), "1".to_string())),
+        )
+        .collect()
     }
 }
 
@@ -203,6 +213,10 @@ pub struct Report {
     /// Whether trying again later may succeed (rate limits, server errors).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
+    /// What the agent said: its assistant messages, or an `exec:` agent's
+    /// stdout when `Task::answer` is set. Not part of the proof.
+    #[serde(skip)]
+    pub message: Option<String>,
 }
 
 impl Report {
@@ -315,6 +329,7 @@ fn report(exit: impl Into<String>, exit_code: Option<i32>) -> Report {
         duration_ms: 0,
         log: PathBuf::new(),
         retryable: false,
+        message: None,
     }
 }
 

@@ -54,6 +54,7 @@ pub struct Decision {
 pub struct Policy {
     worktree: PathBuf,
     deny: Vec<String>,
+    read_only: bool,
 }
 
 impl Policy {
@@ -63,11 +64,28 @@ impl Policy {
         Policy {
             worktree: worktree.to_path_buf(),
             deny: deny.to_vec(),
+            read_only: false,
+        }
+    }
+
+    /// A policy for planning: every request to write or run anything is denied.
+    pub fn read_only(worktree: &Path) -> Policy {
+        Policy {
+            worktree: worktree.to_path_buf(),
+            deny: vec![],
+            read_only: true,
         }
     }
 
     /// Decides one request.
     pub fn decide(&self, request: &Request) -> Decision {
+        if self.read_only {
+            return deny(
+                "read-only",
+                "planning is read-only: do not change files or run commands; answer with the plan"
+                    .into(),
+            );
+        }
         for path in &request.paths {
             if !self.inside(path) {
                 return deny(
@@ -192,6 +210,13 @@ mod tests {
             assert_eq!(d.rule, "outside-worktree");
             assert!(d.reason.contains("outside"), "{}", d.reason);
         }
+    }
+
+    #[test]
+    fn planning_denies_everything() {
+        let d = Policy::read_only(Path::new("/w")).decide(&edit("src/lib.rs"));
+        assert!(!d.allow);
+        assert_eq!(d.rule, "read-only");
     }
 
     #[test]

@@ -48,13 +48,22 @@ pub(super) async fn run(
         id: session.clone(),
     });
     let activity = Activity::new();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let read = {
-        let activity = activity.clone();
+        let (activity, said) = (activity.clone(), said.clone());
         async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 activity.touch();
                 let _ = writeln!(log, "<- {}", crate::redact::redact(&line));
+                if let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if msg["role"] == "assistant" {
+                        if let (Some(text), Ok(mut said)) = (msg["content"].as_str(), said.lock()) {
+                            said.push_str(text);
+                            said.push('\n');
+                        }
+                    }
+                }
             }
         }
     };
@@ -88,6 +97,11 @@ pub(super) async fn run(
         });
     }
     r.session_id = Some(session);
+    r.message = said
+        .lock()
+        .ok()
+        .map(|s| s.clone())
+        .filter(|s| !s.is_empty());
     Ok(r)
 }
 

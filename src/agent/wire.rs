@@ -67,6 +67,7 @@ pub(super) async fn run(
     tokio::pin!(watcher);
     let mut lines = BufReader::new(stdout).lines();
     let (mut tokens_in, mut tokens_out, mut saw_usage) = (0u64, 0u64, false);
+    let mut said = String::new();
     let mut r = loop {
         let line = tokio::select! {
             line = lines.next_line() => line,
@@ -100,6 +101,12 @@ pub(super) async fn run(
                     });
                 }
             }
+            Some("event") if msg["params"]["type"] == "ContentPart" => {
+                let part = &msg["params"]["payload"];
+                if part["type"] == "text" {
+                    said.push_str(part["text"].as_str().unwrap_or_default());
+                }
+            }
             Some("event") => {}
             Some("request") => {
                 let reply = answer(&msg, task, &updates);
@@ -117,6 +124,7 @@ pub(super) async fn run(
         r.tokens_out = Some(tokens_out);
     }
     r.session_id = Some(session);
+    r.message = (!said.is_empty()).then_some(said);
     Ok(r)
 }
 

@@ -15,9 +15,12 @@ pub struct Args {
     /// How many slices to plan at most; with --plan, defaults to the plan's count.
     #[arg(long, value_name = "N")]
     slices: Option<usize>,
-    /// A plan file (JSON or TOML) with the slices to run.
+    /// A plan file (JSON or TOML) with the slices to run; without it the agent plans.
     #[arg(long, value_name = "FILE")]
     plan: Option<PathBuf>,
+    /// Split the paths matching GLOB into N balanced shards instead of asking the agent.
+    #[arg(long, value_name = "GLOB", conflicts_with = "plan")]
+    shard_by: Option<String>,
     /// The agent in each slice: kimi, kimi-wire, kimi-print, acp:<command>, exec:<command>.
     #[arg(long, value_name = "SPEC", default_value = "kimi")]
     agent: String,
@@ -71,6 +74,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         goal: args.goal,
         slices: args.slices,
         plan: args.plan,
+        shard_by: args.shard_by,
         agent: args.agent,
         base: args.base,
         concurrency: args.concurrency,

@@ -5,6 +5,7 @@ mod doctor;
 mod goal_cancel;
 mod goal_clean;
 mod goal_list;
+mod goal_plan;
 mod goal_proof;
 mod goal_replay;
 mod goal_resume;
@@ -33,6 +34,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process; boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Plan, run and inspect goals.
@@ -48,6 +51,8 @@ enum Command {
 enum GoalCommand {
     /// Run a goal: slices in worktrees, gates, integration, proof.
     Run(goal_run::Args),
+    /// Make a plan and run nothing: review or edit it, then `goal run --plan`.
+    Plan(goal_plan::Args),
     /// Show a goal's state.
     Status(goal_status::Args),
     /// List this repository's goals.
@@ -85,6 +90,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Goal(GoalCommand::Run(a)) => goal_run::run(&dir, a).await,
+            Command::Goal(GoalCommand::Plan(a)) => goal_plan::run(&dir, a).await,
             Command::Goal(GoalCommand::Status(a)) => goal_status::run(&dir, a),
             Command::Goal(GoalCommand::List(a)) => goal_list::run(&dir, a),
             Command::Goal(GoalCommand::Proof(a)) => goal_proof::run(&dir, a),

@@ -131,6 +131,7 @@ pub async fn run(args: Args) -> Result<u8> {
         goal: "Give textkit upper, lower and count commands, tested and documented".into(),
         slices: Some(4),
         plan: Some(plan),
+        shard_by: None,
         agent: format!("exec:sh '{}'", agent.display()),
         base: "HEAD".into(),
         concurrency: None,
