@@ -38,6 +38,10 @@ pub struct Config {
     pub deny: Vec<String>,
     /// The price of the model the agents use, when known.
     pub price: Option<Price>,
+    /// Extra directories agents may write (`[sandbox] writable`, `~/` expanded).
+    pub sandbox_writable: Vec<String>,
+    /// Extra environment variables agents may see (`[sandbox] env`).
+    pub sandbox_env: Vec<String>,
 }
 
 /// Where the gates of a run came from.
@@ -62,6 +66,17 @@ struct File {
     policy: PolicyEntry,
     #[serde(default)]
     price: Vec<Price>,
+    #[serde(default)]
+    sandbox: SandboxEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxEntry {
+    #[serde(default)]
+    writable: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 /// What a model's tokens cost (`[[price]]` in `omk.toml`).
@@ -186,6 +201,8 @@ impl Config {
             inactivity_timeout,
             deny: file.policy.deny,
             price,
+            sandbox_writable: file.sandbox.writable,
+            sandbox_env: file.sandbox.env,
         })
     }
 
@@ -226,6 +243,8 @@ impl Config {
             inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
             deny: vec![],
             price: None,
+            sandbox_writable: vec![],
+            sandbox_env: vec![],
         }
     }
 

@@ -91,6 +91,7 @@ pub async fn run(
         timeout: gate.timeout,
     };
     let (exit, took) = process::run(&spec, cancel).await?;
+    crate::redact::redact_file(&log)?;
     Ok(GateResult {
         name: gate.name.clone(),
         passed: exit.success(),

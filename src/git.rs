@@ -388,6 +388,38 @@ impl Repo {
         }))
     }
 
+    /// The symlinks among `paths` in `commit` whose target leaves the
+    /// repository (absolute, or climbing above the root with `..`).
+    pub fn escaping_links(&self, commit: &str, paths: &[String]) -> Result<Vec<String>> {
+        let repo = self.open()?;
+        let tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+        let mut escaping = Vec::new();
+        for path in paths {
+            let Ok(entry) = tree.get_path(Path::new(path)) else {
+                continue;
+            };
+            if entry.filemode() != 0o120000 {
+                continue;
+            }
+            let blob = repo.find_blob(entry.id())?;
+            let target = String::from_utf8_lossy(blob.content()).into_owned();
+            let mut depth: i64 = path.matches('/').count() as i64;
+            let mut escapes = target.starts_with('/');
+            for part in target.split('/') {
+                match part {
+                    ".." => depth -= 1,
+                    "" | "." => {}
+                    _ => depth += 1,
+                }
+                escapes |= depth < 0;
+            }
+            if escapes {
+                escaping.push(format!("{path} -> {target}"));
+            }
+        }
+        Ok(escaping)
+    }
+
     /// Merges `theirs` into `ours` in the object database.
     pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Merge> {
         let args = [

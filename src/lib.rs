@@ -25,6 +25,7 @@ pub mod proof;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod sandbox;
 pub mod state;
 pub mod store;
 pub mod util;

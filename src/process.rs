@@ -162,6 +162,22 @@ impl Group {
         Ok(Group { child, pgid })
     }
 
+    /// Spawns an agent for `task`: only the environment it may see, its
+    /// private temp directory, and its sandbox when there is one.
+    pub fn spawn_agent(
+        mut command: tokio::process::Command,
+        task: &crate::agent::Task,
+        what: &str,
+    ) -> Result<Group> {
+        std::fs::create_dir_all(&task.tmp)
+            .context(|| format!("creating {}", task.tmp.display()))?;
+        command.env_clear();
+        if let Some(sandbox) = &task.sandbox {
+            sandbox.apply(&mut command);
+        }
+        Group::spawn(command, &task.worktree, &task.env(), what)
+    }
+
     /// Kills every process of the group at once.
     pub fn kill(&self) {
         kill_group(self.pgid, libc::SIGKILL);

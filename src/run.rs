@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub budget: Budget,
     /// `--keep-worktrees`: leave the slices' worktrees after the goal ends.
     pub keep_worktrees: bool,
+    /// `--require-sandbox`: refuse to run agents without Landlock.
+    pub require_sandbox: bool,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -102,6 +104,15 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let base_commit = repo.resolve_commit(&opts.base)?;
     let config = Config::load(&repo.root)?;
     let store = Store::for_repo(&repo)?;
+    match crate::sandbox::abi() {
+        None if opts.require_sandbox => {
+            return Err(Error::Actor(
+                "--require-sandbox: this kernel has no Landlock, so agents cannot be confined to their worktrees".into(),
+            ))
+        }
+        None => reporter.notice("Landlock is not available here: agents run unconfined, and only the write-scope check catches writes outside their scope"),
+        Some(_) => {}
+    }
     let plan = obtain_plan(
         &opts,
         &repo,
@@ -158,6 +169,8 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         budget_usd: opts.budget.usd,
         price: config.price.clone(),
         keep_worktrees: opts.keep_worktrees,
+        sandbox_writable: config.sandbox_writable.clone(),
+        sandbox_env: config.sandbox_env.clone(),
     };
     let started = EventBody::GoalStarted {
         goal_id: goal.id.clone(),
@@ -250,6 +263,8 @@ async fn obtain_plan(
                         per_slice_gates: per_slice_gates.clone(),
                         timeout: opts.slice_timeout.unwrap_or(config.slice_timeout),
                         inactivity: opts.inactivity_timeout.unwrap_or(config.inactivity_timeout),
+                        env_extra: config.sandbox_env.clone(),
+                        writable: config.sandbox_writable.clone(),
                     };
                     let plan = crate::planner::plan_with_agent(planning, reporter).await?;
                     (plan, format!("the plan {agent} made"))

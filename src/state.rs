@@ -172,6 +172,12 @@ pub struct Limits {
     pub price: Option<crate::config::Price>,
     #[serde(default)]
     pub keep_worktrees: bool,
+    /// Extra directories agents may write (`[sandbox] writable`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_writable: Vec<String>,
+    /// Extra environment variables agents may see (`[sandbox] env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_env: Vec<String>,
 }
 
 /// Settings fixed when the goal started; not part of the proof.

@@ -85,6 +85,7 @@ case "$OMK_PROMPT" in *"do $OMK_SLICE_ID"*) ;; *) echo "prompt lacks the task" >
 #[test]
 fn slices_editing_the_same_lines_are_retried_on_the_integration_and_merge() {
     let f = Fixture::new(&[("omk.toml", &passing_gate()), ("shared.txt", "base\n")]);
+    f.allow_agent_writes_to_scripts();
     let prompts = f.scripts.join("prompts");
     std::fs::create_dir_all(&prompts).unwrap();
     let agent = f.agent(&format!(
@@ -225,6 +226,7 @@ fn a_commit_outside_the_write_scope_is_refused_and_not_merged() {
 #[test]
 fn agents_that_fail_hang_or_do_nothing_fail_their_slice_only() {
     let f = Fixture::new(&[("omk.toml", &passing_gate())]);
+    f.allow_agent_writes_to_scripts();
     let pidfile = f.scripts.join("hang.pid");
     let agent = f.agent(&format!(
         r#"case "$OMK_SLICE_ID" in

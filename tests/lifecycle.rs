@@ -18,6 +18,7 @@ struct Blocking {
 
 fn blocking() -> Blocking {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.allow_agent_writes_to_scripts();
     let gate_file = f.scripts.join("hold");
     std::fs::write(&gate_file, "").unwrap();
     let agent = f.agent(&format!(
@@ -64,7 +65,12 @@ impl Blocking {
         loop {
             let out = self.f.omk(&["goal", "status", "--json"]);
             if let Ok(state) = serde_json::from_slice::<Value>(&out.stdout) {
-                let ready = slice_of(&state, "quick")["status"] == "merged"
+                // The log may not hold its first event yet: no slices then.
+                let quick_merged = state["slices"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["id"] == "quick" && s["status"] == "merged")
+                });
+                let ready = quick_merged
                     && ["slow1", "slow2"]
                         .iter()
                         .all(|s| self.f.scripts.join(format!("{s}.pid")).exists());

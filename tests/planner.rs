@@ -18,6 +18,7 @@ fn repo() -> Fixture {
 /// An agent that answers the n-th planning ask with `answers[n-1]` (keeping
 /// each prompt it got) and otherwise appends its slice id to its scope's files.
 fn agent(f: &Fixture, answers: &[Value]) -> String {
+    f.allow_agent_writes_to_scripts();
     for (i, a) in answers.iter().enumerate() {
         std::fs::write(
             f.scripts.join(format!("answer-{}.json", i + 1)),

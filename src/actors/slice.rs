@@ -45,6 +45,8 @@ pub struct SliceArgs {
     pub cancel: CancellationToken,
     /// The goal's shared back-off for retryable agent failures.
     pub limiter: Arc<Limiter>,
+    /// Directories besides the worktree and its temp dir the agent may write.
+    pub writable: Vec<std::path::PathBuf>,
 }
 
 /// How often a retryable agent failure is retried within one attempt.
@@ -107,6 +109,15 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         args.start_commit.clone(),
     );
     blocking(move || repo.prepare_worktree(&path, Some(&branch), &start)).await?;
+    let mut task = task.clone();
+    std::fs::create_dir_all(&task.tmp)
+        .map_err(|e| crate::Error::io(format!("creating {}", task.tmp.display()), e))?;
+    let writable: Vec<std::path::PathBuf> = [task.worktree.clone(), task.tmp.clone()]
+        .into_iter()
+        .chain(args.writable.iter().cloned())
+        .collect();
+    task.sandbox = crate::sandbox::Sandbox::new(&writable)?.map(Arc::new);
+    let task = &task;
 
     let (updates, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = {
@@ -128,7 +139,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             }
         })
     };
-    let report = run_agent(args, updates).await;
+    let report = run_agent(args, task, updates).await;
     let _ = forward.await;
     let report = report?;
     let ok = report.ok();
@@ -195,6 +206,23 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             outside,
         ));
     }
+    let (repo, commit, changed) = (
+        args.repo.clone(),
+        committed.commit.clone(),
+        committed.changed_files.clone(),
+    );
+    let links = blocking(move || repo.escaping_links(&commit, &changed)).await?;
+    if !links.is_empty() {
+        return Ok(fail(
+            args,
+            SliceStatus::ScopeViolation,
+            format!(
+                "added symlinks that point outside the repository: {}",
+                links.join(", ")
+            ),
+            links,
+        ));
+    }
     Ok(EventBody::SliceCommitted {
         slice: task.slice_id.clone(),
         attempt: task.attempt,
@@ -209,9 +237,9 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
 /// tokens of every try.
 async fn run_agent(
     args: &SliceArgs,
+    task: &Task,
     updates: tokio::sync::mpsc::UnboundedSender<agent::Update>,
 ) -> crate::Result<agent::Report> {
-    let task = &args.task;
     let mut spent = (None::<u64>, None::<u64>);
     let mut retry = 0;
     loop {

@@ -351,7 +351,8 @@ impl SupervisorState {
         });
         let proof = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| crate::Error::io("encoding proof", e.into()))?;
-        write_atomic(&self.goal.proof(), &proof)?;
+        let proof = String::from_utf8_lossy(&proof);
+        write_atomic(&self.goal.proof(), crate::redact::redact(&proof).as_bytes())?;
         self.reporter.event(&event, &self.state);
         Ok(())
     }
@@ -659,6 +660,9 @@ impl SupervisorState {
             ),
             answer: None,
             planning: false,
+            inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env),
+            sandbox: None,
+            tmp: worktree_for_policy.with_file_name(format!(".tmp-{id}")),
         };
         let args = SliceArgs {
             supervisor: myself.clone(),
@@ -678,6 +682,10 @@ impl SupervisorState {
             ),
             cancel: self.agent_cancel.clone(),
             limiter: self.limiter.clone(),
+            writable: crate::sandbox::writable_dirs(
+                self.agent.is_kimi(),
+                &self.state.settings.limits.sandbox_writable,
+            ),
         };
         match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {

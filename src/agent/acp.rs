@@ -79,7 +79,7 @@ pub(super) async fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr));
-    let mut group = Group::spawn(cmd, &task.worktree, &task.env(), command)?;
+    let mut group = Group::spawn_agent(cmd, task, command)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
         return Err(Error::Actor("the agent's stdio was not captured".into()));
     };

@@ -28,7 +28,7 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err));
-    let mut group = Group::spawn(cmd, &task.worktree, &task.env(), command)?;
+    let mut group = Group::spawn_agent(cmd, task, command)?;
     let activity = Activity::new();
     let output_grows = {
         let (activity, log) = (activity.clone(), task.log.clone());
@@ -60,6 +60,10 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         Exit::Code(0) => report("ok", Some(0)),
         other => report(other.to_string(), other.code()),
     };
+    crate::redact::redact_file(&task.log)?;
+    if let Some(answer) = &task.answer {
+        crate::redact::redact_file(answer)?;
+    }
     r.message = task
         .answer
         .as_ref()

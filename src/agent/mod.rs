@@ -55,6 +55,14 @@ pub fn kimi_bin() -> String {
 }
 
 impl AgentSpec {
+    /// Whether this runs a Kimi CLI.
+    pub fn is_kimi(&self) -> bool {
+        matches!(
+            self,
+            AgentSpec::Acp { kimi: true, .. } | AgentSpec::KimiWire | AgentSpec::KimiPrint
+        )
+    }
+
     /// Parses an `--agent` value.
     pub fn parse(spec: &str) -> Result<AgentSpec> {
         let need = |what: &str| {
@@ -142,25 +150,82 @@ pub struct Task {
     pub answer: Option<PathBuf>,
     /// Whether this is a planning run (`OMK_PLANNING=1`).
     pub planning: bool,
+    /// The variables of omk's environment the agent may see (see [`allowed_env`]).
+    pub inherit: Vec<(String, String)>,
+    /// The Landlock rules the agent runs under, when the kernel has Landlock.
+    pub sandbox: Option<std::sync::Arc<crate::sandbox::Sandbox>>,
+    /// The agent's private temp directory (`TMPDIR`).
+    pub tmp: PathBuf,
+}
+
+/// Variables every agent may see: the basics of a shell, locale and
+/// terminal, build tool homes, and what the Kimi backends need. Anything else
+/// in omk's environment (cloud credentials, tokens of other tools) is not
+/// passed on unless `[sandbox] env` names it.
+const ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "COLORTERM",
+    "NO_COLOR",
+];
+const ENV_PREFIXES: &[&str] = &[
+    "LC_",
+    "XDG_",
+    "KIMI_",
+    "MOONSHOT_",
+    "OPENAI_",
+    "CARGO_",
+    "RUSTUP_",
+    "GO",
+    "NODE_",
+    "NPM_",
+    "PYTHON",
+    "VIRTUAL_ENV",
+    "PYENV_",
+];
+
+/// The part of omk's environment agents may see, plus the names in `extra`.
+pub fn allowed_env(extra: &[String]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            ENV_NAMES.contains(&k.as_str())
+                || ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+                || extra.contains(k)
+        })
+        .collect();
+    vars.sort();
+    vars
 }
 
 impl Task {
     /// The `OMK_*` variables every agent process gets (see the contract).
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("OMK_GOAL_ID".into(), self.goal_id.clone()),
-            ("OMK_SLICE_ID".into(), self.slice_id.clone()),
-            ("OMK_PROMPT".into(), self.prompt.clone()),
-            ("OMK_WORKTREE".into(), self.worktree.display().to_string()),
-            ("OMK_WRITE_SCOPE".into(), self.write_scope.join("\n")),
-            ("OMK_ATTEMPT".into(), self.attempt.to_string()),
-        ]
-        .into_iter()
-        .chain(
-            self.planning
-                .then(|| ("OMK_PLANNING".to_string(), "1".to_string())),
-        )
-        .collect()
+        let own = [
+            ("OMK_GOAL_ID", self.goal_id.clone()),
+            ("OMK_SLICE_ID", self.slice_id.clone()),
+            ("OMK_PROMPT", self.prompt.clone()),
+            ("OMK_WORKTREE", self.worktree.display().to_string()),
+            ("OMK_WRITE_SCOPE", self.write_scope.join("\n")),
+            ("OMK_ATTEMPT", self.attempt.to_string()),
+            ("TMPDIR", self.tmp.display().to_string()),
+        ];
+        let planning = self.planning.then(|| ("OMK_PLANNING", "1".to_string()));
+        self.inherit
+            .iter()
+            .cloned()
+            .chain(
+                own.into_iter()
+                    .chain(planning)
+                    .map(|(k, v)| (k.to_string(), v)),
+            )
+            .collect()
     }
 }
 

@@ -40,7 +40,7 @@ pub(super) async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr));
-    let mut group = Group::spawn(cmd, &task.worktree, &task.env(), &format!("{bin} --print"))?;
+    let mut group = Group::spawn_agent(cmd, task, &format!("{bin} --print"))?;
     let Some(stdout) = group.child.stdout.take() else {
         return Err(Error::Actor("the agent's stdout was not captured".into()));
     };

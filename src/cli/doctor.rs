@@ -42,6 +42,10 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             println!("repository: none here (run omk inside a git repository or pass -C DIR)")
         }
     }
+    match crate::sandbox::abi() {
+        Some(abi) => println!("sandbox:    Landlock ABI {abi}: agents may write only their worktree, temp dir and state dirs"),
+        None => println!("sandbox:    Landlock is NOT available on this kernel: agents run unconfined (detection only; --require-sandbox refuses)"),
+    }
     println!("agents:     exec:<command> and acp:<command> need only their command");
     for line in kimi_report() {
         println!("{line}");
@@ -64,11 +68,12 @@ fn orphans(repo: &Repo, store: &Store) -> Result<Vec<String>> {
         if goals.contains(&id) {
             continue;
         }
-        for wt in std::fs::read_dir(goal.path())
+        // Worktrees only; the agents' `.tmp-<slice>` dirs go with them.
+        let entries = std::fs::read_dir(goal.path())
             .into_iter()
             .flatten()
-            .flatten()
-        {
+            .flatten();
+        for wt in entries.filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
             found.push(format!(
                 "git -C {} worktree remove --force {}",
                 repo.root.display(),

@@ -57,6 +57,9 @@ pub struct Args {
     /// Let the goal end ready when no gate is configured or detected.
     #[arg(long)]
     allow_no_gates: bool,
+    /// Refuse to run agents when the kernel cannot sandbox them (Landlock).
+    #[arg(long)]
+    require_sandbox: bool,
     /// Leave the slices' worktrees in place after the goal ends.
     #[arg(long)]
     keep_worktrees: bool,
@@ -85,6 +88,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         max_attempts: args.max_attempts,
         inactivity_timeout: args.inactivity_timeout,
         keep_worktrees: args.keep_worktrees,
+        require_sandbox: args.require_sandbox,
         budget: crate::run::Budget {
             time: args.budget_time,
             tokens: args.budget_tokens,

@@ -242,6 +242,10 @@ pub struct Planning<'a> {
     pub per_slice_gates: Vec<String>,
     pub timeout: std::time::Duration,
     pub inactivity: std::time::Duration,
+    /// Extra environment variables the agent may see (`[sandbox] env`).
+    pub env_extra: Vec<String>,
+    /// Extra directories the agent may write (`[sandbox] writable`).
+    pub writable: Vec<String>,
 }
 
 /// Asks the agent for a plan, at most twice, and returns a valid one.
@@ -255,6 +259,17 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
         let (repo, wt, base) = (p.repo.clone(), worktree.clone(), p.base.to_string());
         crate::actors::blocking(move || repo.add_worktree(&wt, None, &base)).await?;
     }
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    let writable: Vec<PathBuf> = [worktree.clone(), tmp.clone()]
+        .into_iter()
+        .chain(crate::sandbox::writable_dirs(
+            p.agent.is_kimi(),
+            &p.writable,
+        ))
+        .collect();
+    let sandbox = crate::sandbox::Sandbox::new(&writable)?.map(std::sync::Arc::new);
     let mut errors: Vec<String> = Vec::new();
     let mut result = Err(Error::Plan {
         file: "the planning agent's answer".into(),
@@ -278,6 +293,9 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
             policy: Policy::read_only(&worktree),
             answer: Some(dir.join(format!("ask-{ask}.answer"))),
             planning: true,
+            inherit: agent::allowed_env(&p.env_extra),
+            sandbox: sandbox.clone(),
+            tmp: tmp.clone(),
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let report = agent::run(p.agent, &task, tx, &CancellationToken::new()).await?;

@@ -414,8 +414,9 @@ impl EventLog {
             prev: self.last_hash.clone(),
             body,
         };
-        let mut line =
-            serde_json::to_vec(&event).map_err(|e| Error::io("encoding event", e.into()))?;
+        let json =
+            serde_json::to_string(&event).map_err(|e| Error::io("encoding event", e.into()))?;
+        let mut line = crate::redact::redact(&json).into_owned().into_bytes();
         let hash = line_hash(&line);
         line.push(b'\n');
         self.file

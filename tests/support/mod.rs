@@ -85,6 +85,17 @@ impl Fixture {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Lets agents write into the scripts folder (pid files, captured prompts)
+    /// through `[sandbox] writable` in the committed `omk.toml`.
+    pub fn allow_agent_writes_to_scripts(&self) {
+        let path = self.repo.join("omk.toml");
+        let mut toml = std::fs::read_to_string(&path).unwrap_or_default();
+        toml += &format!("\n[sandbox]\nwritable = ['{}']\n", self.scripts.display());
+        std::fs::write(&path, toml).unwrap();
+        self.git(&["add", "omk.toml"]);
+        self.git(&["commit", "-q", "-m", "let agents write test evidence"]);
+    }
+
     /// Writes a file outside the repository (plans, agent scripts) and returns its path.
     pub fn script(&self, name: &str, text: &str) -> PathBuf {
         let p = self.scripts.join(name);
