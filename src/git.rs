@@ -37,6 +37,40 @@ pub struct Committed {
     pub changed_files: Vec<String>,
 }
 
+/// A snapshot of the user's HEAD, index and refs (see [`Repo::guard`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    head: String,
+    index: u64,
+    refs: std::collections::BTreeMap<String, String>,
+}
+
+impl Guard {
+    /// What differs in `now`, as evidence.
+    pub fn changes(&self, now: &Guard) -> Vec<String> {
+        let mut evidence = Vec::new();
+        if self.head != now.head {
+            evidence.push(format!("HEAD moved from {} to {}", self.head, now.head));
+        }
+        if self.index != now.index {
+            evidence.push("the index changed".to_string());
+        }
+        for (name, target) in &now.refs {
+            match self.refs.get(name) {
+                None => evidence.push(format!("{name} was created at {target}")),
+                Some(old) if old != target => {
+                    evidence.push(format!("{name} moved from {old} to {target}"))
+                }
+                _ => {}
+            }
+        }
+        for name in self.refs.keys().filter(|n| !now.refs.contains_key(*n)) {
+            evidence.push(format!("{name} was deleted"));
+        }
+        evidence
+    }
+}
+
 /// The result of merging two commits in the object database.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Merge {
@@ -119,6 +153,30 @@ impl Repo {
         let repo = self.open()?;
         let tree = repo.find_commit(Oid::from_str(commit)?)?.tree_id();
         Ok(tree.to_string())
+    }
+
+    /// What an agent must not change in the user's repository: where HEAD
+    /// points, the index, and every ref but omk's own.
+    pub fn guard(&self) -> Result<Guard> {
+        let repo = self.open()?;
+        let head = repo.find_reference("HEAD")?;
+        let head = match head.symbolic_target().ok().flatten() {
+            Some(t) => format!("-> {t}"),
+            None => head.target().map(|o| o.to_string()).unwrap_or_default(),
+        };
+        let index = std::fs::read(repo.path().join("index"))
+            .map(|b| crate::util::fnv1a64(&b))
+            .unwrap_or(0);
+        let mut refs = std::collections::BTreeMap::new();
+        for r in repo.references()?.flatten() {
+            let (Ok(name), Some(target)) = (r.name(), r.target()) else {
+                continue;
+            };
+            if !name.starts_with("refs/heads/omk/") {
+                refs.insert(name.to_string(), target.to_string());
+            }
+        }
+        Ok(Guard { head, index, refs })
     }
 
     /// The bytes of every file in `commit`'s tree: what a full checkout writes.

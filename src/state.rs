@@ -398,6 +398,17 @@ impl GoalState {
                     s.current_gate = None;
                 }
             }
+            EventBody::CheckoutTouched {
+                slice, evidence, ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Failed;
+                    s.reason = Some(format!(
+                        "the user's repository changed while its agent ran: {}",
+                        evidence.join("; ")
+                    ));
+                }
+            }
             EventBody::SliceBlocked { slice, reason } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.reason = Some(reason.clone());

@@ -203,3 +203,61 @@ fn without_landlock_the_run_says_so_or_refuses() {
     let doctor = f.omk(&["doctor"]);
     assert!(String::from_utf8_lossy(&doctor.stdout).contains("sandbox:    Landlock ABI"));
 }
+
+#[test]
+fn without_a_sandbox_an_agent_that_touches_the_users_repository_stops_the_goal() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let repo = f.repo.display().to_string();
+    let agent = f.agent(&format!(
+        r#"case "$OMK_SLICE_ID" in
+  rogue) git -C {repo} update-ref refs/heads/rogue HEAD; echo x > rogue.txt ;;
+  *) sleep 1; echo x > "$OMK_SLICE_ID.txt" ;;
+esac"#
+    ));
+    let plan =
+        f.plan(json!({ "slices": [slice("rogue", &["rogue.txt"]), slice("calm", &["calm.txt"])] }));
+    let out = f.omk_env(
+        &[
+            "goal",
+            "run",
+            "g",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--agent",
+            &agent,
+            "--json",
+            "--no-progress",
+        ],
+        &[("OMK_LANDLOCK", "0")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proof["status"], "failed");
+    assert!(
+        proof["reason"]
+            .as_str()
+            .unwrap()
+            .contains("slice `rogue` changed the user's repository"),
+        "{}",
+        proof["reason"]
+    );
+    let rogue = slice_of(&proof, "rogue");
+    assert_eq!(rogue["status"], "failed");
+    assert!(
+        rogue["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refs/heads/rogue was created"),
+        "{rogue}"
+    );
+    assert_ne!(
+        slice_of(&proof, "calm")["status"],
+        "merged",
+        "nothing more is merged once the goal stops"
+    );
+}

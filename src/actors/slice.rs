@@ -118,6 +118,11 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         .collect();
     task.sandbox = crate::sandbox::Sandbox::new(&writable)?.map(Arc::new);
     let task = &task;
+    // Without a sandbox, watch the user's repository instead.
+    let guard = match task.sandbox {
+        None => Some(args.repo.guard()?),
+        Some(_) => None,
+    };
 
     let (updates, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = {
@@ -152,6 +157,16 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     args.supervisor
         .send_message(SupervisorMsg::Report(finished))
         .map_err(|_| crate::Error::Actor("the supervisor is gone".into()))?;
+    if let Some(before) = guard {
+        let evidence = before.changes(&args.repo.guard()?);
+        if !evidence.is_empty() {
+            return Ok(EventBody::CheckoutTouched {
+                slice: task.slice_id.clone(),
+                attempt: task.attempt,
+                evidence,
+            });
+        }
+    }
     if !ok {
         let status = if exit == "cancelled" {
             SliceStatus::Cancelled

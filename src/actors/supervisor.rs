@@ -84,7 +84,8 @@ pub struct SupervisorState {
     /// Usage of running attempts, per slice: (tokens in, tokens out).
     live: HashMap<String, (u64, u64)>,
     limiter: Arc<Limiter>,
-    cancelled: bool,
+    /// Set when the goal must stop early: how it ends, and why.
+    halt: Option<(GoalStatus, String)>,
     integration_started: bool,
     /// Set when resuming: slices to send on to gates or the integrator once started.
     redispatch: bool,
@@ -194,7 +195,7 @@ impl Actor for Supervisor {
             cancel,
             live: HashMap::new(),
             limiter: Arc::new(Limiter::default()),
-            cancelled: false,
+            halt: None,
             integration_started: false,
             redispatch: resumed,
             done: Some(args.done),
@@ -263,10 +264,25 @@ impl Actor for Supervisor {
                     let (status, reason) = state.state.verdict();
                     return state.finish(status, reason, &myself);
                 }
+                if let EventBody::CheckoutTouched {
+                    slice, evidence, ..
+                } = &body
+                {
+                    // An agent changed the user's repository: stop everything.
+                    let reason = format!(
+                        "slice `{slice}` changed the user's repository ({}); stopped",
+                        evidence.join("; ")
+                    );
+                    state.halt.get_or_insert((GoalStatus::Failed, reason));
+                    state.cancel.cancel();
+                }
                 state.follow_up(&body)?;
             }
             SupervisorMsg::Cancel => {
-                state.cancelled = true;
+                state.halt.get_or_insert((
+                    GoalStatus::Cancelled,
+                    "cancelled before every slice finished".into(),
+                ));
                 state.cancel.cancel();
             }
             SupervisorMsg::TimeBudgetSpent => {
@@ -437,7 +453,9 @@ impl SupervisorState {
                 self.stop_slice_actor(slice);
                 self.dispatch(slice)?;
             }
-            EventBody::SliceFailed { slice, .. } => self.stop_slice_actor(slice),
+            EventBody::SliceFailed { slice, .. } | EventBody::CheckoutTouched { slice, .. } => {
+                self.stop_slice_actor(slice)
+            }
             _ => {}
         }
         Ok(())
@@ -508,7 +526,7 @@ impl SupervisorState {
             let reason = format!("dependency `{dep}` did not merge ({status})");
             self.record(EventBody::SliceBlocked { slice, reason })?;
         }
-        if !self.cancelled && self.state.budget_exhausted.is_none() {
+        if self.halt.is_none() && self.state.budget_exhausted.is_none() {
             self.start_ready_slices(myself).await?;
         }
         let busy = self.state.slices.iter().any(|s| {
@@ -520,12 +538,8 @@ impl SupervisorState {
         if busy {
             return Ok(());
         }
-        if self.cancelled {
-            return self.finish(
-                GoalStatus::Cancelled,
-                Some("cancelled before every slice finished".into()),
-                myself,
-            );
+        if let Some((status, reason)) = self.halt.clone() {
+            return self.finish(status, Some(reason), myself);
         }
         if self.state.budget_exhausted.is_some() {
             let (status, reason) = self.state.verdict();

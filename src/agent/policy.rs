@@ -87,6 +87,12 @@ impl Policy {
             );
         }
         for path in &request.paths {
+            if path.split('/').any(|part| part == ".git") {
+                return deny(
+                    "git-dir",
+                    format!("`{path}` is in the repository's .git directory, which is omk's, not the agent's"),
+                );
+            }
             if !self.inside(path) {
                 return deny(
                     "outside-worktree",
@@ -106,6 +112,15 @@ impl Policy {
                 return deny(
                     "no-push",
                     "pushing is not allowed; omk commits and merges your work".into(),
+                );
+            }
+            if words
+                .iter()
+                .any(|w| w.split('/').any(|part| part == ".git"))
+            {
+                return deny(
+                    "git-dir",
+                    "commands may not touch the repository's .git directory".into(),
                 );
             }
             if let Some(pattern) = self.deny.iter().find(|p| command.contains(p.as_str())) {
@@ -210,6 +225,23 @@ mod tests {
             assert_eq!(d.rule, "outside-worktree");
             assert!(d.reason.contains("outside"), "{}", d.reason);
         }
+    }
+
+    #[test]
+    fn the_git_directory_is_not_the_agents() {
+        assert_eq!(
+            policy().decide(&edit(".git/hooks/pre-commit")).rule,
+            "git-dir"
+        );
+        assert_eq!(
+            policy().decide(&edit("/state/wt/core/.git")).rule,
+            "git-dir"
+        );
+        assert_eq!(
+            policy().decide(&shell("echo x > .git/config")).rule,
+            "git-dir"
+        );
+        assert!(policy().decide(&edit("src/.gitignore")).allow);
     }
 
     #[test]

@@ -108,6 +108,12 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         paths: Vec<String>,
     },
+    /// The user's repository changed while an unsandboxed agent ran.
+    CheckoutTouched {
+        slice: String,
+        attempt: u32,
+        evidence: Vec<String>,
+    },
     /// The slice cannot start because a dependency will never merge.
     SliceBlocked { slice: String, reason: String },
     /// A gate started on a slice's tree (or the integration's, without `slice`).
@@ -175,6 +181,7 @@ impl EventBody {
             | EventBody::SliceCommitted { slice, .. }
             | EventBody::SliceFailed { slice, .. }
             | EventBody::SliceBlocked { slice, .. }
+            | EventBody::CheckoutTouched { slice, .. }
             | EventBody::SliceMerged { slice, .. }
             | EventBody::MergeConflict { slice, .. } => Some(slice),
             EventBody::GateStarted { slice, .. }
@@ -196,6 +203,7 @@ impl EventBody {
             EventBody::SliceCommitted { .. } => "slice_committed",
             EventBody::SliceFailed { .. } => "slice_failed",
             EventBody::SliceBlocked { .. } => "slice_blocked",
+            EventBody::CheckoutTouched { .. } => "checkout_touched",
             EventBody::GateStarted { .. } => "gate_started",
             EventBody::GateFinished { .. } => "gate_finished",
             EventBody::Verified { .. } => "verified",
@@ -285,6 +293,9 @@ impl EventBody {
             ),
             EventBody::SliceFailed { status, reason, .. } => format!("{status}: {reason}"),
             EventBody::SliceBlocked { reason, .. } => format!("blocked: {reason}"),
+            EventBody::CheckoutTouched { evidence, .. } => {
+                format!("CHANGED THE USER'S REPOSITORY: {}", evidence.join("; "))
+            }
             EventBody::GateStarted { gate, tree, .. } => {
                 format!("gate {gate} started on tree {}", short(tree))
             }
