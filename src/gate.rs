@@ -69,6 +69,48 @@ pub struct GateResult {
     pub tree: String,
     /// Its combined stdout and stderr.
     pub log: PathBuf,
+    /// Whether this result was reused from an earlier run on the same tree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+}
+
+/// Passing gate results kept per repository, so one tree is never verified
+/// twice by the same gate. Failures are not kept: a flaky failure can be
+/// retried.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// The cache in `dir`.
+    pub fn new(dir: PathBuf) -> Cache {
+        Cache { dir }
+    }
+
+    fn path(&self, gate: &GateSpec, tree: &str) -> PathBuf {
+        let key = crate::util::fnv1a64(format!("{}\0{}", gate.name, gate.command).as_bytes());
+        self.dir.join(format!("{tree}-{key:016x}.json"))
+    }
+
+    /// A passing result of `gate` on `tree`, if one was kept.
+    pub fn get(&self, gate: &GateSpec, tree: &str) -> Option<GateResult> {
+        let bytes = std::fs::read(self.path(gate, tree)).ok()?;
+        let mut result: GateResult = serde_json::from_slice(&bytes).ok()?;
+        (result.passed && result.tree == tree).then(|| {
+            result.cached = true;
+            result
+        })
+    }
+
+    /// Keeps a passing result.
+    pub fn put(&self, gate: &GateSpec, result: &GateResult) {
+        if result.passed {
+            if let Ok(bytes) = serde_json::to_vec(result) {
+                let _ = crate::util::write_atomic(&self.path(gate, &result.tree), &bytes);
+            }
+        }
+    }
 }
 
 /// Runs one gate in `dir`, whose checked-out tree is `tree`.
@@ -100,6 +142,7 @@ pub async fn run(
         duration_ms: took.as_millis() as u64,
         tree: tree.to_string(),
         log,
+        cached: false,
     })
 }
 

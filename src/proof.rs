@@ -12,12 +12,13 @@ fn short(sha: &str) -> &str {
 
 fn gate_line(g: &crate::gate::GateResult) -> String {
     format!(
-        "{} {} ({}, {} ms, tree {})",
+        "{} {} ({}, {} ms, tree {}{})",
         if g.passed { "✓" } else { "✗" },
         g.name,
         g.outcome,
         g.duration_ms,
-        short(&g.tree)
+        short(&g.tree),
+        if g.cached { ", cached" } else { "" }
     )
 }
 

@@ -372,3 +372,34 @@ fn no_gates_means_not_ready_unless_allowed() {
     assert_eq!(code, 0);
     assert_eq!(proof["status"], "ready");
 }
+
+#[test]
+fn a_tree_is_verified_once_per_gate() {
+    let counter = tempfile::tempdir().unwrap();
+    let count = counter.path().join("runs");
+    let gate = gate_toml("check", &format!("echo run >> {}", count.display()), "both");
+    let f = Fixture::new(&[("omk.toml", &gate)]);
+    let agent = f.agent(r#"echo same > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, first, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0);
+    let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(
+        runs(),
+        3,
+        "two slice trees and the integration's, once each"
+    );
+    assert_eq!(slice_of(&first, "a")["gates"][0]["cached"], json!(null));
+
+    // The same work again: the same trees, so no gate runs.
+    let (code, second, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(second["status"], "ready");
+    assert_eq!(runs(), 3, "a passing gate is not run twice on one tree");
+    assert_eq!(slice_of(&second, "a")["gates"][0]["cached"], true);
+    assert_eq!(second["integration"]["gates"][0]["cached"], true);
+    assert_eq!(
+        second["integration"]["gates"][0]["tree"],
+        second["integration"]["tree"]
+    );
+}

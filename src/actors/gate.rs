@@ -49,6 +49,8 @@ pub struct GateArgs {
     pub repo: Repo,
     pub concurrency: usize,
     pub cancel: CancellationToken,
+    /// Passing results kept per repository.
+    pub cache: gate::Cache,
 }
 
 /// The gate actor's state.
@@ -93,14 +95,15 @@ impl Actor for GateActor {
                 break;
             };
             state.running += 1;
-            let (supervisor, repo, cancel) = (
+            let (supervisor, repo, cancel, cache) = (
                 state.args.supervisor.clone(),
                 state.args.repo.clone(),
                 state.args.cancel.clone(),
+                state.args.cache.clone(),
             );
             let me = myself.clone();
             tokio::spawn(async move {
-                run_job(job, &supervisor, repo, &cancel).await;
+                run_job(job, &supervisor, repo, &cancel, &cache).await;
                 let _ = me.send_message(GateMsg::JobDone);
             });
         }
@@ -113,38 +116,58 @@ async fn run_job(
     supervisor: &ActorRef<SupervisorMsg>,
     repo: Repo,
     cancel: &CancellationToken,
+    cache: &gate::Cache,
 ) {
     let report = |body| {
         let _ = supervisor.send_message(SupervisorMsg::Report(body));
     };
     let mut passed = true;
-    let prepared = match job.checkout.clone() {
-        Some(commit) => {
-            let dir = job.dir.clone();
-            blocking(move || repo.prepare_worktree(&dir, None, &commit)).await
-        }
-        None => Ok(()),
-    };
+    // The checkout is made only when a gate has to run: a tree every gate
+    // already passed needs none.
+    let mut prepared: Option<crate::Result<()>> = None;
     for spec in &job.gates {
-        report(EventBody::GateStarted {
-            slice: job.slice.clone(),
-            gate: spec.name.clone(),
-            tree: job.tree.clone(),
-        });
-        let log = job.log_dir.join(format!("gate-{}.log", spec.name));
-        let result = match &prepared {
-            Ok(()) => gate::run(spec, &job.goal_id, &job.dir, &job.tree, log.clone(), cancel).await,
-            Err(e) => Err(crate::Error::Actor(format!("preparing the checkout: {e}"))),
+        let result = match cache.get(spec, &job.tree) {
+            Some(hit) => hit,
+            None => {
+                report(EventBody::GateStarted {
+                    slice: job.slice.clone(),
+                    gate: spec.name.clone(),
+                    tree: job.tree.clone(),
+                });
+                if prepared.is_none() {
+                    prepared = Some(match job.checkout.clone() {
+                        Some(commit) => {
+                            let (repo, dir) = (repo.clone(), job.dir.clone());
+                            blocking(move || repo.prepare_worktree(&dir, None, &commit)).await
+                        }
+                        None => Ok(()),
+                    });
+                }
+                let log = job.log_dir.join(format!("gate-{}.log", spec.name));
+                let result = match &prepared {
+                    Some(Ok(())) => {
+                        gate::run(spec, &job.goal_id, &job.dir, &job.tree, log.clone(), cancel)
+                            .await
+                    }
+                    Some(Err(e)) => {
+                        Err(crate::Error::Actor(format!("preparing the checkout: {e}")))
+                    }
+                    None => unreachable!("prepared just above"),
+                };
+                let result = result.unwrap_or_else(|e| GateResult {
+                    name: spec.name.clone(),
+                    passed: false,
+                    exit_code: None,
+                    outcome: format!("could not run: {e}"),
+                    duration_ms: 0,
+                    tree: job.tree.clone(),
+                    log,
+                    cached: false,
+                });
+                cache.put(spec, &result);
+                result
+            }
         };
-        let result = result.unwrap_or_else(|e| GateResult {
-            name: spec.name.clone(),
-            passed: false,
-            exit_code: None,
-            outcome: format!("could not run: {e}"),
-            duration_ms: 0,
-            tree: job.tree.clone(),
-            log,
-        });
         let ok = result.passed;
         report(EventBody::GateFinished {
             slice: job.slice.clone(),

@@ -30,6 +30,9 @@ use crate::store::events::{Event, EventBody, EventLog};
 use crate::store::{GoalDir, Store};
 use crate::util::write_atomic;
 
+/// How often the proof is rewritten while a goal runs.
+const PROOF_EVERY: Duration = Duration::from_secs(1);
+
 /// Messages to the supervisor.
 // Reports are moved, never copied, and arrive a few per slice: boxing them buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -84,6 +87,10 @@ pub struct SupervisorState {
     /// Usage of running attempts, per slice: (tokens in, tokens out).
     live: HashMap<String, (u64, u64)>,
     limiter: Arc<Limiter>,
+    /// The plan's dependency order, computed once.
+    order: Option<Vec<String>>,
+    /// When the proof was last written.
+    proof_written: std::time::Instant,
     /// Set when the goal must stop early: how it ends, and why.
     halt: Option<(GoalStatus, String)>,
     integration_started: bool,
@@ -163,6 +170,7 @@ impl Actor for Supervisor {
                 repo: args.repo.clone(),
                 concurrency: gate_concurrency.max(1),
                 cancel: cancel.clone(),
+                cache: crate::gate::Cache::new(args.store.root().join("gate-cache")),
             },
             myself.get_cell(),
         )
@@ -196,6 +204,8 @@ impl Actor for Supervisor {
             live: HashMap::new(),
             limiter: Arc::new(Limiter::default()),
             halt: None,
+            order: None,
+            proof_written: std::time::Instant::now(),
             integration_started: false,
             redispatch: resumed,
             done: Some(args.done),
@@ -365,11 +375,29 @@ impl SupervisorState {
             events: event.seq,
             hash: self.log.last_hash().to_string(),
         });
+        // The proof is O(slices) bytes: rewriting it after every event would
+        // make a goal quadratic. It is written when the goal starts, resumes
+        // and ends, and at most once a second in between; the log is the
+        // record, and `status` rebuilds from it.
+        let milestone = matches!(
+            event.body,
+            EventBody::GoalStarted { .. }
+                | EventBody::GoalResumed { .. }
+                | EventBody::GoalFinished { .. }
+        );
+        if milestone || self.proof_written.elapsed() >= PROOF_EVERY {
+            self.write_proof()?;
+        }
+        self.reporter.event(&event, &self.state);
+        Ok(())
+    }
+
+    fn write_proof(&mut self) -> crate::Result<()> {
         let proof = serde_json::to_vec_pretty(&self.state)
             .map_err(|e| crate::Error::io("encoding proof", e.into()))?;
         let proof = String::from_utf8_lossy(&proof);
         write_atomic(&self.goal.proof(), crate::redact::redact(&proof).as_bytes())?;
-        self.reporter.event(&event, &self.state);
+        self.proof_written = std::time::Instant::now();
         Ok(())
     }
 
@@ -582,17 +610,21 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
     ) -> Result<(), ActorProcessingErr> {
-        let order = match self.state.settings.plan.as_ref().map(|p| p.order()) {
-            Some(Ok(order)) => order,
-            _ => return Ok(()),
-        };
+        // The dependency order is fixed for the goal: compute it once.
+        if self.order.is_none() {
+            self.order = match self.state.settings.plan.as_ref().map(|p| p.order()) {
+                Some(Ok(order)) => Some(order),
+                _ => return Ok(()),
+            };
+        }
+        let order = self.order.clone().unwrap_or_default();
+        let mut running = self
+            .state
+            .slices
+            .iter()
+            .filter(|s| s.status == SliceStatus::Running)
+            .count();
         for id in order {
-            let running = self
-                .state
-                .slices
-                .iter()
-                .filter(|s| s.status == SliceStatus::Running)
-                .count();
             if running >= self.state.settings.concurrency {
                 break;
             }
@@ -606,6 +638,7 @@ impl SupervisorState {
             });
             if s.status == SliceStatus::Pending && deps_merged {
                 self.start_slice(&id, myself).await?;
+                running += 1;
             }
         }
         Ok(())
