@@ -7,25 +7,12 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{gate_toml, slice, slice_of, Fixture};
+use support::{files_under, gate_toml, slice, slice_of, Fixture};
 
 /// A secret omk's environment holds but agents are not given.
 const HIDDEN: &str = "hidden-secret-value-91b3";
 /// A secret agents are given (backends need their API keys) that must not reach omk's files.
 const PASSED: &str = "kimi-key-value-5d7e20aa";
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
 
 #[test]
 fn hostile_agents_are_blocked_or_detected_and_leave_no_trace() {
@@ -65,24 +52,8 @@ true"#,
     ];
     let slices: Vec<Value> = ids.iter().map(|id| slice(id, &["**"])).collect();
     let plan = f.plan(json!({ "slices": slices }));
-    let out = f.omk_env(
-        &[
-            "goal",
-            "run",
-            "attack",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--agent",
-            &agent,
-            "--json",
-            "--no-progress",
-            "--require-sandbox",
-        ],
-        &[("HIDDEN_SECRET_TOKEN", HIDDEN), ("KIMI_API_KEY", PASSED)],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let proof: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{stderr}"));
+    let env = [("HIDDEN_SECRET_TOKEN", HIDDEN), ("KIMI_API_KEY", PASSED)];
+    let (_, proof, _) = f.run_goal_env(&plan, &agent, &["--require-sandbox"], &env);
     let branch = proof["integration"]["branch"].as_str().unwrap();
 
     // Blocked: every attack that ran says so from inside, and nothing landed.
@@ -216,27 +187,8 @@ esac"#
     ));
     let plan =
         f.plan(json!({ "slices": [slice("rogue", &["rogue.txt"]), slice("calm", &["calm.txt"])] }));
-    let out = f.omk_env(
-        &[
-            "goal",
-            "run",
-            "g",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--agent",
-            &agent,
-            "--json",
-            "--no-progress",
-        ],
-        &[("OMK_LANDLOCK", "0")],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &[], &[("OMK_LANDLOCK", "0")]);
+    assert_eq!(code, 1, "{stderr}");
     assert_eq!(proof["status"], "failed");
     assert!(
         proof["reason"]

@@ -10,7 +10,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{gate_toml, Fixture};
+use support::{files_under, gate_toml, Fixture};
 
 const SLICES: usize = 8;
 
@@ -158,7 +158,7 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
             1,
             "{spec}: leftover worktrees:\n{worktrees}"
         );
-        let locks: Vec<_> = walk(&f.home)
+        let locks: Vec<_> = files_under(&f.home)
             .into_iter()
             .filter(|p| p.ends_with("lock"))
             .collect();
@@ -178,17 +178,4 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
         "too few points were reached: {killed} of {}",
         points.len()
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

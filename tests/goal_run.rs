@@ -325,27 +325,9 @@ fn a_panicking_slice_actor_fails_its_slice_and_the_goal_goes_on() {
     let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
     let plan =
         f.plan(json!({ "slices": [slice("boom", &["boom.txt"]), slice("fine", &["fine.txt"])] }));
-    let out = f.omk_env(
-        &[
-            "goal",
-            "run",
-            "g",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--agent",
-            &agent,
-            "--json",
-            "--no-progress",
-        ],
-        &[("OMK_FAULT", "panic:slice.after_agent:boom")],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = [("OMK_FAULT", "panic:slice.after_agent:boom")];
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &[], &env);
+    assert_eq!(code, 1, "{stderr}");
     let boom = slice_of(&proof, "boom");
     assert_eq!(boom["status"], "failed");
     assert!(

@@ -60,8 +60,7 @@ fn replay_is_byte_identical_and_verify_catches_tampering() {
     assert_eq!(first, stdout(&f.omk(&["goal", "replay", id])));
     assert!(first.contains("goal finished: ready"));
     let json = stdout(&f.omk(&["goal", "replay", id, "--json"]));
-    let log_path = f.home.join("repos");
-    let log = find_file(&log_path, "events.jsonl").expect("an event log");
+    let log = f.goal_dir(id).join("events.jsonl");
     assert_eq!(
         json,
         std::fs::read_to_string(&log).unwrap(),
@@ -145,15 +144,4 @@ fn deliver_ff_moves_only_a_branch_that_is_free_and_unmoved() {
         proof["integration"]["commit"].as_str().unwrap()
     );
     assert_eq!(f.git(&["rev-parse", "main"]), main_before);
-}
-
-fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            find_file(&p, name)
-        } else {
-            p.file_name().is_some_and(|n| n == name).then_some(p)
-        }
-    })
 }

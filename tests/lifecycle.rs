@@ -279,14 +279,7 @@ fn verify_catches_a_cut_or_edited_log() {
     let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
     assert_eq!(code, 0);
     let id = proof["goal_id"].as_str().unwrap();
-    let log = f.home.join("repos");
-    let log = std::fs::read_dir(&log)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join(format!("goals/{id}/events.jsonl"));
+    let log = f.goal_dir(id).join("events.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
     let verify = || {
         let out = f.omk(&["goal", "replay", id, "--verify"]);
@@ -324,12 +317,7 @@ fn doctor_lists_what_a_goal_without_state_left_behind() {
     let doctor = || String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
     assert!(doctor().contains("orphans:    none"), "{}", doctor());
     // The goal's state is lost; what it made in the repository is not.
-    let repos = std::fs::read_dir(f.home.join("repos"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let repos = f.state_dir();
     std::fs::remove_dir_all(repos.join("goals").join(id)).unwrap();
     let report = doctor();
     // The slice's worktree and the two branches (the integration gate reused the

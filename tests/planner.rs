@@ -61,14 +61,7 @@ fn run(f: &Fixture, agent: &str, extra: &[&str]) -> (i32, Value, String) {
 
 fn goal_plan(f: &Fixture, proof: &Value) -> Value {
     let id = proof["goal_id"].as_str().unwrap();
-    let repos = std::fs::read_dir(f.home.join("repos"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    serde_json::from_slice(&std::fs::read(repos.join("goals").join(id).join("plan.json")).unwrap())
-        .unwrap()
+    serde_json::from_slice(&std::fs::read(f.goal_dir(id).join("plan.json")).unwrap()).unwrap()
 }
 
 #[test]

@@ -134,6 +134,17 @@ impl Fixture {
 
     /// Runs a goal with `--json` and returns (exit code, proof, stderr).
     pub fn run_goal(&self, plan: &Path, agent: &str, extra: &[&str]) -> (i32, Value, String) {
+        self.run_goal_env(plan, agent, extra, &[])
+    }
+
+    /// [`Fixture::run_goal`] with extra environment variables for omk.
+    pub fn run_goal_env(
+        &self,
+        plan: &Path,
+        agent: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (i32, Value, String) {
         let plan = plan.display().to_string();
         let mut args = vec![
             "goal",
@@ -147,7 +158,7 @@ impl Fixture {
             "--no-progress",
         ];
         args.extend_from_slice(extra);
-        let out = self.omk(&args);
+        let out = self.omk_env(&args, env);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let proof: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -190,6 +201,22 @@ impl Fixture {
         self.home.exists() || refs
     }
 
+    /// omk's state directory for this repository (under the fixture's state home).
+    pub fn state_dir(&self) -> PathBuf {
+        let repos = self.home.join("repos");
+        let mut dirs = std::fs::read_dir(&repos)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path());
+        dirs.next()
+            .unwrap_or_else(|| panic!("no state under {}", repos.display()))
+    }
+
+    /// The directory of goal `id`.
+    pub fn goal_dir(&self, id: &str) -> PathBuf {
+        self.state_dir().join("goals").join(id)
+    }
+
     /// The text of a file at `rev`.
     pub fn show(&self, rev: &str, path: &str) -> String {
         self.git(&["show", &format!("{rev}:{path}")])
@@ -203,6 +230,20 @@ fn scratch() -> tempfile::TempDir {
         dir.disable_cleanup(true);
     }
     dir.tempdir().unwrap()
+}
+
+/// Every file below `dir`, not following symlinked directories.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The user's checkout, byte for byte.
