@@ -253,10 +253,7 @@ impl Repo {
     /// Concurrent `git worktree add`s in one repository can read each other's
     /// half-written admin directories, so omk adds one at a time.
     pub fn add_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
-        static ADDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = ADDING
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = worktree_admin();
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
@@ -293,6 +290,13 @@ impl Repo {
                     .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             }
         }
+        self.prune_worktrees()
+    }
+
+    /// Forgets worktrees whose directories are gone. Serialized with adds: a
+    /// worktree being added looks stale to a concurrent prune.
+    fn prune_worktrees(&self) -> Result<()> {
+        let _one_at_a_time = worktree_admin();
         self.git(&["worktree", "prune"]).map(|_| ())
     }
 
@@ -349,28 +353,45 @@ impl Repo {
         changed_between(&repo, &a, &b)
     }
 
-    /// Makes `path` a worktree checked out at exactly `commit` (on `branch`,
-    /// or detached): a healthy worktree there is reset; one left half-made by
-    /// a crash is removed and made again; a missing one is added.
+    /// Makes `path` a worktree checked out at exactly `commit`, on `branch`
+    /// (an omk branch, created or moved there) or detached: a missing
+    /// worktree is added, one left half-made by a crash is made again, and an
+    /// existing one — a pool slot that served another slice — is switched and
+    /// cleaned of every untracked and ignored file.
     pub fn prepare_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
         if let Some(b) = branch {
+            if !b.starts_with("omk/") {
+                return Err(Error::Actor(format!(
+                    "omk moves only its own branches, not {b}"
+                )));
+            }
             self.clear_stale_ref_lock(b)?;
         }
-        if path.exists() {
-            let healthy = Repository::open(path)
-                .is_ok_and(|r| r.path().join("HEAD").is_file() && r.head().is_ok());
-            if healthy {
-                return self.reset_worktree(path, commit);
-            }
+        if path.exists() && !Repository::open(path).is_ok_and(|r| r.path().join("HEAD").is_file()) {
             std::fs::remove_dir_all(path).map_err(|e| {
                 Error::io(
                     format!("removing the broken worktree {}", path.display()),
                     e,
                 )
             })?;
-            self.git(&["worktree", "prune"])?;
+            self.prune_worktrees()?;
         }
-        self.add_worktree(path, branch, commit)
+        if !path.exists() {
+            // Detached: a branch is set with git2 below, so the git CLI never
+            // sees one branch checked out in two slots.
+            self.add_worktree(path, None, commit)?;
+        }
+        let repo = Repository::open(path)?;
+        clear_stale_worktree_locks(&repo)?;
+        let oid = Oid::from_str(commit)?;
+        // Slots stay detached; the slice's branch is moved by omk itself, so
+        // no branch is ever checked out in a slot (and no slot ever has to
+        // touch another).
+        if let Some(b) = branch {
+            repo.reference(&format!("refs/heads/{b}"), oid, true, "omk: start attempt")?;
+        }
+        repo.set_head_detached(oid)?;
+        reset_hard_clean(&repo, oid)
     }
 
     /// Removes the lock of an omk branch left by a process that died while
@@ -393,32 +414,32 @@ impl Repo {
     /// moved there and every untracked or ignored file is removed.
     pub fn reset_worktree(&self, path: &Path, commit: &str) -> Result<()> {
         let repo = Repository::open(path)?;
-        clear_stale_index_lock(&repo)?;
+        clear_stale_worktree_locks(&repo)?;
         if let Ok(Some(branch)) = repo
             .find_reference("HEAD")
             .map(|h| h.symbolic_target().ok().flatten().map(str::to_string))
         {
             self.clear_stale_ref_lock(branch.trim_start_matches("refs/heads/"))?;
         }
-        let target = repo.find_object(Oid::from_str(commit)?, None)?;
-        let mut checkout = CheckoutBuilder::new();
-        checkout.force().remove_untracked(true).remove_ignored(true);
-        repo.reset(&target, ResetType::Hard, Some(&mut checkout))?;
-        Ok(())
+        reset_hard_clean(&repo, Oid::from_str(commit)?)
     }
 
     /// Commits everything that changed in the worktree at `path` (as `git add
     /// -A` would, honouring .gitignore) and reports what differs from `start`.
     ///
     /// Returns `None` when the final tree equals `start`'s. Commits the agent
-    /// made itself are kept; the result is whatever `HEAD` ends on.
+    /// made itself are kept; the result is whatever `HEAD` ends on, and
+    /// `branch` (an omk branch) is moved to it.
     pub fn commit_worktree(
         &self,
         path: &Path,
+        branch: &str,
         start: &str,
         message: &str,
     ) -> Result<Option<Committed>> {
         let repo = Repository::open(path)?;
+        clear_stale_worktree_locks(&repo)?;
+        self.clear_stale_ref_lock(branch)?;
         let mut index = repo.index()?;
         index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
         index.update_all(["*"], None)?;
@@ -430,8 +451,20 @@ impl Repo {
         } else {
             let sig = signature(&repo)?;
             let tree = repo.find_tree(tree_id)?;
-            repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])?
+            repo.commit(None, &sig, &sig, message, &tree, &[&head])?
         };
+        repo.set_head_detached(result)?;
+        if !branch.starts_with("omk/") {
+            return Err(Error::Actor(format!(
+                "omk moves only its own branches, not {branch}"
+            )));
+        }
+        repo.reference(
+            &format!("refs/heads/{branch}"),
+            result,
+            true,
+            "omk: commit slice",
+        )?;
         let start = repo.find_commit(Oid::from_str(start)?)?;
         let result_tree = repo.find_commit(result)?.tree()?;
         if result_tree.id() == start.tree_id() {
@@ -544,18 +577,43 @@ impl Repo {
     }
 }
 
-/// Removes an `index.lock` left in one of omk's worktrees by a process that
-/// died (omk itself in a crash, or an agent's git killed with its group).
-/// omk touches a worktree's index only when no agent runs there and while it
-/// holds the goal's lock, so any lock found then is stale.
-fn clear_stale_index_lock(repo: &Repository) -> Result<()> {
-    let lock = repo.path().join("index.lock");
-    match std::fs::remove_file(&lock) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing stale {}", lock.display()), e))
+/// The lock around changes to the repository's worktree list (add, prune):
+/// concurrent ones read each other's half-written admin directories.
+fn worktree_admin() -> std::sync::MutexGuard<'static, ()> {
+    static ADMIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ADMIN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Resets a worktree hard to `oid` and removes every untracked and ignored
+/// file. (libgit2's reset ignores the removal flags, so a forced checkout of
+/// the new HEAD does that part.)
+fn reset_hard_clean(repo: &Repository, oid: Oid) -> Result<()> {
+    let target = repo.find_object(oid, None)?;
+    repo.reset(&target, ResetType::Hard, None)?;
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force().remove_untracked(true).remove_ignored(true);
+    repo.checkout_head(Some(&mut checkout))?;
+    Ok(())
+}
+
+/// Removes an `index.lock` or `HEAD.lock` left in one of omk's worktrees by a
+/// process that died (omk itself in a crash, or an agent's git killed with
+/// its group). omk touches a worktree's index and HEAD only when no agent
+/// runs there and while it holds the goal's lock and the slot's, so any lock
+/// found then is stale.
+fn clear_stale_worktree_locks(repo: &Repository) -> Result<()> {
+    for name in ["index.lock", "HEAD.lock"] {
+        let lock = repo.path().join(name);
+        match std::fs::remove_file(&lock) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("removing stale {}", lock.display()), e))
+            }
+            _ => {}
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 /// Every path that differs between two trees (both sides of renames), sorted.
@@ -592,4 +650,98 @@ pub fn version() -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name == ".git" {
+                continue;
+            }
+            if p.is_dir() {
+                out.extend(files(&p).into_iter().map(|f| format!("{name}/{f}")));
+            } else {
+                out.push(format!(
+                    "{name}={}",
+                    std::fs::read_to_string(&p).unwrap_or_default()
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_recycled_slot_holds_exactly_the_start_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let main = tmp.path().join("main");
+        std::fs::create_dir_all(main.join("src")).unwrap();
+        std::fs::write(main.join("src/a.txt"), "a\n").unwrap();
+        std::fs::write(main.join("b.txt"), "b\n").unwrap();
+        std::fs::write(main.join("c.txt"), "c\n").unwrap();
+        std::fs::write(main.join(".gitignore"), "target/\n").unwrap();
+        git(&main, &["init", "-q", "-b", "main"]);
+        git(&main, &["add", "-A"]);
+        git(&main, &["commit", "-q", "-m", "base"]);
+        let base = git(&main, &["rev-parse", "HEAD"]);
+        let repo = Repo::discover(&main).unwrap();
+        let slot = tmp.path().join("pool/slot-0");
+
+        // One slice works in the slot and commits on its branch…
+        repo.prepare_worktree(&slot, Some("omk/g/one"), &base)
+            .unwrap();
+        std::fs::create_dir_all(slot.join("one")).unwrap();
+        std::fs::write(slot.join("one/out.txt"), "one\n").unwrap();
+        let one = repo
+            .commit_worktree(&slot, "omk/g/one", &base, "one")
+            .unwrap()
+            .unwrap();
+        assert_eq!(one.changed_files, vec!["one/out.txt"]);
+        // …and leaves every kind of leftover behind.
+        std::fs::write(slot.join("untracked.txt"), "u\n").unwrap();
+        std::fs::create_dir_all(slot.join("target/debug")).unwrap();
+        std::fs::write(slot.join("target/debug/ignored.bin"), "i\n").unwrap();
+        std::fs::write(slot.join("b.txt"), "modified\n").unwrap();
+        std::fs::remove_file(slot.join("c.txt")).unwrap();
+        std::fs::remove_file(slot.join("src/a.txt")).unwrap();
+        std::fs::create_dir_all(slot.join("src/a.txt")).unwrap();
+        std::fs::write(slot.join("src/a.txt/inner"), "dir now\n").unwrap();
+
+        // The next slice gets exactly the base tree, on its own branch.
+        repo.prepare_worktree(&slot, Some("omk/g/two"), &base)
+            .unwrap();
+        assert_eq!(files(&slot), files(&main), "the slot is not the base tree");
+        assert_eq!(
+            git(&main, &["rev-parse", "omk/g/two"]),
+            base,
+            "the branch is at the start"
+        );
+        assert_eq!(git(&slot, &["rev-parse", "HEAD"]), base);
+        assert_eq!(git(&slot, &["status", "--porcelain", "--ignored"]), "");
+        // The first slice's commit is kept on its branch.
+        assert_eq!(git(&main, &["show", "omk/g/one:one/out.txt"]), "one");
+    }
 }

@@ -20,6 +20,7 @@ pub mod gate;
 pub mod git;
 pub mod plan;
 pub mod planner;
+pub mod pool;
 pub mod process;
 pub mod proof;
 pub mod redact;

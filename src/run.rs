@@ -55,8 +55,6 @@ pub struct RunOptions {
     pub inactivity_timeout: Option<Duration>,
     /// `--budget-time`, `--budget-tokens`, `--budget-usd`.
     pub budget: Budget,
-    /// `--keep-worktrees`: leave the slices' worktrees after the goal ends.
-    pub keep_worktrees: bool,
     /// `--require-sandbox`: refuse to run agents without Landlock.
     pub require_sandbox: bool,
 }
@@ -168,7 +166,6 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         budget_tokens: opts.budget.tokens,
         budget_usd: opts.budget.usd,
         price: config.price.clone(),
-        keep_worktrees: opts.keep_worktrees,
         sandbox_writable: config.sandbox_writable.clone(),
         sandbox_env: config.sandbox_env.clone(),
     };
@@ -377,12 +374,8 @@ async fn drive(
             goal.events().display()
         ))
     })?;
-    if !state.settings.limits.keep_worktrees {
-        let (repo, store, id) = (repo, store, goal.id.clone());
-        tokio::task::spawn_blocking(move || clean_worktrees(&repo, &store, &id))
-            .await
-            .map_err(|e| Error::Actor(e.to_string()))??;
-    }
+    // The slices' worktrees are pool slots: they stay for the next goal.
+    let _ = (repo, store);
     drop(lock);
     Ok(Finished { state, goal })
 }
@@ -417,18 +410,4 @@ fn check_disk(repo: &Repo, store: &Store, base: &str, slices: usize) -> Result<(
         )));
     }
     Ok(())
-}
-
-/// Removes every worktree of a goal; returns the bytes they held.
-pub fn clean_worktrees(repo: &Repo, store: &Store, goal_id: &str) -> Result<u64> {
-    let dir = store.worktree(goal_id, "");
-    let mut freed = 0;
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            freed += crate::util::disk_usage(&e.path());
-            repo.remove_worktree(&e.path())?;
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(freed)
 }

@@ -170,8 +170,6 @@ pub struct Limits {
     pub budget_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<crate::config::Price>,
-    #[serde(default)]
-    pub keep_worktrees: bool,
     /// Extra directories agents may write (`[sandbox] writable`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sandbox_writable: Vec<String>,

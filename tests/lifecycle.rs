@@ -232,15 +232,15 @@ fn clean_removes_exactly_what_the_goal_created() {
     f.git(&["worktree", "add", "-q", mine_wt.to_str().unwrap(), "mine"]);
     let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
-    let (code, proof, _) = f.run_goal(&plan, &agent, &["--keep-worktrees"]);
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
     assert_eq!(code, 0);
     let id = proof["goal_id"].as_str().unwrap();
     let before = f.git(&["for-each-ref", "--format=%(refname:short)"]);
     assert!(before.contains(&format!("omk/{id}/a")));
     assert_eq!(
         f.git(&["worktree", "list"]).lines().count(),
-        5,
-        "main, mine and the goal's three kept worktrees"
+        4,
+        "main, mine and the pool's two slots, kept for the next goal"
     );
 
     let out = f.omk(&["goal", "clean", id]);
@@ -311,7 +311,7 @@ fn doctor_lists_what_a_goal_without_state_left_behind() {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
     let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
-    let (code, proof, _) = f.run_goal(&plan, &agent, &["--keep-worktrees"]);
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
     assert_eq!(code, 0);
     let id = proof["goal_id"].as_str().unwrap();
     let doctor = || String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
@@ -320,15 +320,10 @@ fn doctor_lists_what_a_goal_without_state_left_behind() {
     let repos = f.state_dir();
     std::fs::remove_dir_all(repos.join("goals").join(id)).unwrap();
     let report = doctor();
-    // The slice's worktree and the two branches (the integration gate reused the
-    // slice's result on the same tree, so no integration worktree was made).
-    assert!(report.contains("orphans:    3 left"), "{report}");
+    // Its branches (its worktree was a pool slot, which stays for other goals).
+    assert!(report.contains("orphans:    2 left"), "{report}");
     assert!(
         report.contains(&format!("branch -D omk/{id}/a"))
             && report.contains(&format!("branch -D omk/{id}/integration"))
     );
-    assert!(report.contains(&format!(
-        "worktree remove --force {}",
-        repos.join("worktrees").join(id).join("a").display()
-    )));
 }

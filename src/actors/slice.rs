@@ -110,6 +110,8 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     );
     blocking(move || repo.prepare_worktree(&path, Some(&branch), &start)).await?;
     let mut task = task.clone();
+    // The slot's temp dir starts empty, like its tree.
+    let _ = std::fs::remove_dir_all(&task.tmp);
     std::fs::create_dir_all(&task.tmp)
         .map_err(|e| crate::Error::io(format!("creating {}", task.tmp.display()), e))?;
     let writable: Vec<std::path::PathBuf> = [task.worktree.clone(), task.tmp.clone()]
@@ -187,13 +189,15 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     }
     fault_point("slice.after_agent", &task.slice_id);
 
-    let (repo, path, start, message) = (
+    let (repo, path, branch, start, message) = (
         args.repo.clone(),
         task.worktree.clone(),
+        args.branch.clone(),
         args.start_commit.clone(),
         args.commit_message.clone(),
     );
-    let committed = blocking(move || repo.commit_worktree(&path, &start, &message)).await?;
+    let committed =
+        blocking(move || repo.commit_worktree(&path, &branch, &start, &message)).await?;
     let Some(committed) = committed else {
         return Ok(fail(
             args,

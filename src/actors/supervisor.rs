@@ -70,7 +70,6 @@ pub struct SupervisorArgs {
 /// The supervisor's state.
 pub struct SupervisorState {
     repo: Repo,
-    store: Store,
     goal: GoalDir,
     agent: AgentSpec,
     log: EventLog,
@@ -87,6 +86,9 @@ pub struct SupervisorState {
     /// Usage of running attempts, per slice: (tokens in, tokens out).
     live: HashMap<String, (u64, u64)>,
     limiter: Arc<Limiter>,
+    /// The repository's worktree pool, and the slots this goal holds.
+    pool: Arc<crate::pool::Pool>,
+    slots: HashMap<String, std::path::PathBuf>,
     /// The plan's dependency order, computed once.
     order: Option<Vec<String>>,
     /// When the proof was last written.
@@ -188,9 +190,9 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let pool_dir = args.store.root().join("pool");
         let mut state = SupervisorState {
             repo: args.repo,
-            store: args.store,
             goal: args.goal,
             agent: args.agent,
             log,
@@ -205,6 +207,8 @@ impl Actor for Supervisor {
             limiter: Arc::new(Limiter::default()),
             halt: None,
             order: None,
+            pool: Arc::new(crate::pool::Pool::new(pool_dir)),
+            slots: HashMap::new(),
             proof_written: std::time::Instant::now(),
             integration_started: false,
             redispatch: resumed,
@@ -236,6 +240,18 @@ impl Actor for Supervisor {
                 .map(|s| s.id.clone())
                 .collect();
             for id in waiting {
+                // A gating slice goes on in the slot it had.
+                let slot = state.state.slice(&id).and_then(|s| s.worktree.clone());
+                if let Some(slot) = slot.filter(|p| p.starts_with(state.pool.dir())) {
+                    if state
+                        .state
+                        .slice(&id)
+                        .is_some_and(|s| s.status == SliceStatus::Gating)
+                    {
+                        state.pool.hold(&slot)?;
+                        state.slots.insert(id.clone(), slot);
+                    }
+                }
                 state.dispatch(&id)?;
             }
         }
@@ -486,7 +502,24 @@ impl SupervisorState {
             }
             _ => {}
         }
+        // A slice that is no longer running or gating needs its tree no more.
+        if let Some(slice) = body.slice() {
+            let needs_tree = self
+                .state
+                .slice(slice)
+                .is_some_and(|s| matches!(s.status, SliceStatus::Running | SliceStatus::Gating));
+            if !needs_tree {
+                self.release_slot(slice);
+            }
+        }
         Ok(())
+    }
+
+    /// Gives a slice's (or the integration's) pool slot back, detached.
+    fn release_slot(&mut self, owner: &str) {
+        if let Some(slot) = self.slots.remove(owner) {
+            self.pool.release(&slot);
+        }
     }
 
     /// Sends a committed slice to the gate actor, or a verified one to the integrator.
@@ -582,9 +615,9 @@ impl SupervisorState {
             return self.finish(status, reason, myself);
         }
         self.integration_started = true;
-        let worktree = self
-            .store
-            .worktree(&self.state.goal_id, crate::plan::INTEGRATION);
+        let worktree = self.pool.acquire()?;
+        self.slots
+            .insert(crate::plan::INTEGRATION.to_string(), worktree.clone());
         let (commit, tree) = (
             self.state.integration.commit.clone(),
             self.state.integration.tree.clone(),
@@ -660,7 +693,8 @@ impl SupervisorState {
         } else {
             self.state.integration.commit.clone()
         };
-        let worktree = self.store.worktree(&self.state.goal_id, id);
+        let worktree = self.pool.acquire()?;
+        self.slots.insert(id.to_string(), worktree.clone());
         let conflict_paths = s.retry_after_conflict.clone();
         self.record(EventBody::SliceStarted {
             slice: id.to_string(),
@@ -709,7 +743,7 @@ impl SupervisorState {
             planning: false,
             inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env),
             sandbox: None,
-            tmp: worktree_for_policy.with_file_name(format!(".tmp-{id}")),
+            tmp: worktree_for_policy.with_extension("tmp"),
         };
         let args = SliceArgs {
             supervisor: myself.clone(),
@@ -762,6 +796,10 @@ impl SupervisorState {
             self.record(delivery)?;
         }
         self.record(EventBody::GoalFinished { status, reason })?;
+        let held: Vec<String> = self.slots.keys().cloned().collect();
+        for owner in held {
+            self.release_slot(&owner);
+        }
         self.reporter.finish();
         self.cancel.cancel();
         if let Some(done) = self.done.take() {

@@ -53,34 +53,11 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
     Ok(if ok { 0 } else { 3 })
 }
 
-/// Worktrees and branches omk made for goals whose state no longer exists,
-/// as the commands that remove them.
+/// Branches omk made for goals whose state no longer exists, as the
+/// commands that remove them. (Worktrees are pool slots, shared by goals.)
 fn orphans(repo: &Repo, store: &Store) -> Result<Vec<String>> {
     let goals: std::collections::HashSet<String> = store.goal_ids()?.into_iter().collect();
     let mut found = Vec::new();
-    let worktrees = store.root().join("worktrees");
-    for goal in std::fs::read_dir(&worktrees)
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let id = goal.file_name().to_string_lossy().into_owned();
-        if goals.contains(&id) {
-            continue;
-        }
-        // Worktrees only; the agents' `.tmp-<slice>` dirs go with them.
-        let entries = std::fs::read_dir(goal.path())
-            .into_iter()
-            .flatten()
-            .flatten();
-        for wt in entries.filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
-            found.push(format!(
-                "git -C {} worktree remove --force {}",
-                repo.root.display(),
-                wt.path().display()
-            ));
-        }
-    }
     for branch in repo.branches_under("omk/")? {
         let id = branch.split('/').nth(1).unwrap_or_default();
         if !goals.contains(id) {

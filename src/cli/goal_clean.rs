@@ -1,5 +1,6 @@
-//! `omk goal clean`: remove what a goal created — its worktrees and slice
-//! branches — and nothing else. The integration branch stays unless asked.
+//! `omk goal clean`: remove what goals created — slice branches, and the
+//! pool's idle worktree slots — and nothing else. The integration branch
+//! stays unless asked.
 
 use std::path::Path;
 
@@ -38,7 +39,6 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             },
             other => other,
         })?;
-        let bytes = crate::run::clean_worktrees(&repo, &store, &id)?;
         let mut deleted = Vec::new();
         for branch in repo.branches_under(&format!("omk/{id}/"))? {
             let integration = branch.ends_with(&format!("/{}", crate::plan::INTEGRATION));
@@ -48,12 +48,26 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         }
         drop(lock);
         let _ = std::fs::remove_file(goal.lock_path());
-        freed += bytes;
         println!(
-            "goal {id}: removed worktrees ({}) and {} branch{}",
-            crate::util::human_bytes(bytes),
+            "goal {id}: removed {} branch{}",
             deleted.len(),
             if deleted.len() == 1 { "" } else { "es" }
+        );
+    }
+    // Worktree slots no goal is using are rebuilt when needed.
+    let pool = crate::pool::Pool::new(store.root().join("pool"));
+    let idle = pool.idle_slots();
+    for slot in &idle {
+        freed += crate::util::disk_usage(slot);
+        repo.remove_worktree(slot)?;
+        let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
+        let _ = std::fs::remove_file(slot.with_extension("lock"));
+    }
+    if !idle.is_empty() {
+        println!(
+            "removed {} idle worktree slot{}",
+            idle.len(),
+            if idle.len() == 1 { "" } else { "s" }
         );
     }
     println!("freed {}", crate::util::human_bytes(freed));

@@ -47,7 +47,6 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         max_attempts: None,
         inactivity_timeout: None,
         budget: Default::default(),
-        keep_worktrees: false,
         require_sandbox: false,
     };
     let plan = crate::run::plan_goal(&opts, &Reporter::new(false)).await?;

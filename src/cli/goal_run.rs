@@ -60,9 +60,6 @@ pub struct Args {
     /// Refuse to run agents when the kernel cannot sandbox them (Landlock).
     #[arg(long)]
     require_sandbox: bool,
-    /// Leave the slices' worktrees in place after the goal ends.
-    #[arg(long)]
-    keep_worktrees: bool,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -87,7 +84,6 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         slice_timeout: args.slice_timeout,
         max_attempts: args.max_attempts,
         inactivity_timeout: args.inactivity_timeout,
-        keep_worktrees: args.keep_worktrees,
         require_sandbox: args.require_sandbox,
         budget: crate::run::Budget {
             time: args.budget_time,

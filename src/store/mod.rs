@@ -5,7 +5,9 @@
 //! $OMK_HOME (default $XDG_STATE_HOME/omk, else ~/.local/state/omk)
 //! └── repos/<repo-name>-<hash of its git dir>/
 //!     ├── goals/<goal-id>/{plan.json, events.jsonl, proof.json, logs/…}
-//!     └── worktrees/<goal-id>/<slice-id>/
+//!     ├── pool/slot-N/          worktree slots, recycled across goals
+//!     ├── gate-cache/           passing gate results by tree
+//!     └── planning/             scratch worktrees of planning agents
 //! ```
 
 pub mod events;
@@ -163,11 +165,6 @@ impl Store {
                 Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
             }
         }
-    }
-
-    /// The worktree of one slice (or of the integration gates).
-    pub fn worktree(&self, goal_id: &str, name: &str) -> PathBuf {
-        self.root.join("worktrees").join(goal_id).join(name)
     }
 
     /// Every goal's id, oldest first.

@@ -142,7 +142,6 @@ pub async fn run(args: Args) -> Result<u8> {
         max_attempts: None,
         inactivity_timeout: None,
         budget: Default::default(),
-        keep_worktrees: false,
         require_sandbox: false,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;

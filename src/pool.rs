@@ -1,0 +1,128 @@
+//! The worktree pool: checkouts kept per repository and recycled.
+//!
+//! Creating a full worktree costs seconds on a large repository and removing
+//! one more; switching an existing one to another branch and cleaning it
+//! costs a fraction. So slices run in slots (`<state>/pool/slot-N`) that
+//! outlive goals: a slot is taken when a slice starts, reset to exactly the
+//! slice's start commit on its branch (`git::Repo::prepare_worktree`), and
+//! given back when the slice no longer needs its tree (committed and
+//! verified, or failed). The pool grows to the number of slots in use at
+//! once. Each slot is held through an `flock` on `slot-N.lock`, so two
+//! goals never share one and a dead holder frees it.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, IoContext, Result};
+
+/// A repository's pool of worktree slots.
+#[derive(Debug)]
+pub struct Pool {
+    dir: PathBuf,
+    held: Mutex<BTreeMap<PathBuf, std::fs::File>>,
+}
+
+impl Pool {
+    /// The pool in `dir` (created on first use).
+    pub fn new(dir: PathBuf) -> Pool {
+        Pool {
+            dir,
+            held: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Where the slots live.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes a free slot, preferring existing ones, and returns its path.
+    pub fn acquire(&self) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir)
+            .context(|| format!("creating {}", self.dir.display()))?;
+        for k in 0.. {
+            let slot = self.dir.join(format!("slot-{k}"));
+            if self.try_hold(&slot)? {
+                return Ok(slot);
+            }
+        }
+        unreachable!("the slot numbers are unbounded")
+    }
+
+    /// Holds a slot a resumed slice already works in.
+    pub fn hold(&self, slot: &Path) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .context(|| format!("creating {}", self.dir.display()))?;
+        if self.try_hold(slot)? {
+            Ok(())
+        } else {
+            Err(Error::Actor(format!(
+                "the worktree slot {} is held by another process",
+                slot.display()
+            )))
+        }
+    }
+
+    /// Gives a slot back.
+    pub fn release(&self, slot: &Path) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(slot);
+        }
+    }
+
+    fn try_hold(&self, slot: &Path) -> Result<bool> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.contains_key(slot) {
+            return Ok(false);
+        }
+        let lock = slot.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .context(|| format!("opening {}", lock.display()))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Ok(false);
+        }
+        held.insert(slot.to_path_buf(), file);
+        Ok(true)
+    }
+
+    /// The slots no process holds, for cleanup.
+    pub fn idle_slots(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        let mut idle = Vec::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            // Slots are `slot-N`; their `slot-N.tmp` dirs go with them.
+            if p.is_dir() && p.extension().is_none() && self.try_hold(&p).unwrap_or(false) {
+                idle.push(p);
+            }
+        }
+        idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_taken_once_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Pool::new(dir.path().join("pool"));
+        let b = Pool::new(dir.path().join("pool"));
+        let s0 = a.acquire().unwrap();
+        let s1 = b.acquire().unwrap();
+        assert_ne!(s0, s1, "a slot held by one pool is not given to another");
+        assert!(b.hold(&s0).is_err());
+        a.release(&s0);
+        assert_eq!(b.acquire().unwrap(), s0, "a released slot is reused first");
+    }
+}
