@@ -127,6 +127,12 @@ pub struct SliceState {
     /// Set when the last attempt conflicted and another is due.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retry_after_conflict: Vec<String>,
+    /// The agent session of the running attempt, as the agent reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The session an interrupted attempt resumes when it runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_session: Option<String>,
     /// The gate running now, for progress displays.
     #[serde(skip)]
     pub current_gate: Option<String>,
@@ -344,12 +350,23 @@ impl GoalState {
                     s.branch = branch.clone();
                     s.worktree = Some(worktree.clone());
                     s.reason = None;
+                    s.session = None;
+                    s.resume_session = None;
                     s.paths.clear();
                     s.gates.clear();
                     s.commit = None;
                     s.tree = None;
                     s.changed_files.clear();
                     s.retry_after_conflict.clear();
+                }
+            }
+            EventBody::AgentUpdate {
+                slice,
+                update: agent::Update::Session { id },
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.session = Some(id.clone());
                 }
             }
             EventBody::AgentUpdate { .. } => {}
@@ -518,6 +535,8 @@ impl GoalState {
                             s.status = SliceStatus::Pending;
                             s.attempts = s.attempts.saturating_sub(1);
                             s.reason = None;
+                            // The agent picks its own session up again where it can.
+                            s.resume_session = s.session.take();
                         }
                         SliceStatus::Gating => s.gates.clear(),
                         _ => {}

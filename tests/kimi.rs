@@ -441,3 +441,98 @@ fn the_real_cli_plans_the_goal_then_runs_the_slices() {
         );
     }
 }
+
+#[test]
+fn an_interrupted_agent_resumes_its_own_session() {
+    let f = repo();
+    // The first request hangs, so omk is killed while the agent waits on it.
+    let server = LlmServer::start(|body, n| {
+        if n == 0 {
+            Reply::Delay(
+                std::time::Duration::from_secs(30),
+                Box::new(Reply::Text("late".into())),
+            )
+        } else {
+            llm::write_slice_file(body, n)
+        }
+    });
+    let env = kimi::env(Product::Python, &server.base_url, f.tmp.path());
+    let plan = f.plan(json!({ "slices": [slice("alpha", &["alpha.txt"])] }));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
+        .arg("-C")
+        .arg(&f.repo)
+        .args([
+            "goal",
+            "run",
+            "g",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--agent",
+            "kimi-wire",
+            "--no-progress",
+        ])
+        .env("OMK_HOME", &f.home)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the agent's session to be recorded and its first request to arrive.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let session = loop {
+        let found = events(&f).into_iter().find_map(|e| {
+            (e["kind"] == "agent_update" && e["update"]["type"] == "session")
+                .then(|| e["update"]["id"].as_str().unwrap().to_string())
+        });
+        if let (Some(id), true) = (found, server.arrived() > 0) {
+            break id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = f.omk_env(&["goal", "resume", "--json", "--no-progress"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alpha = slice_of(&proof, "alpha");
+    assert_eq!(alpha["status"], "merged");
+    assert_eq!(
+        alpha["attempts"], 1,
+        "the interrupted attempt ran again under its own number"
+    );
+    assert_eq!(
+        alpha["agent"]["session_id"],
+        session.as_str(),
+        "the agent resumed its session"
+    );
+    let restarted = events(&f)
+        .into_iter()
+        .rfind(|e| e["kind"] == "slice_started")
+        .unwrap();
+    assert_eq!(restarted["resume_session"], session.as_str());
+    // The CLI really continued that session: every request carries it (the
+    // first, still delayed, is not recorded yet).
+    let later: Vec<String> = server
+        .served()
+        .iter()
+        .filter_map(|s| s.body["prompt_cache_key"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !later.is_empty() && later.iter().all(|k| k == &session),
+        "{later:?} vs {session}"
+    );
+    assert_eq!(
+        f.show(
+            proof["integration"]["branch"].as_str().unwrap(),
+            "alpha.txt"
+        ),
+        "hello from alpha"
+    );
+}

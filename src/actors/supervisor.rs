@@ -703,6 +703,7 @@ impl SupervisorState {
             branch: s.branch.clone(),
             worktree: worktree.clone(),
             conflict_paths: conflict_paths.clone(),
+            resume_session: s.resume_session.clone(),
         })?;
         let others: Vec<_> = self
             .state
@@ -722,13 +723,15 @@ impl SupervisorState {
         let task = Task {
             goal_id: self.state.goal_id.clone(),
             slice_id: id.to_string(),
-            prompt: slice::prompt(
-                &self.state.goal,
-                &spec,
-                &others,
-                &gate_names,
-                &conflict_paths,
-            ),
+            prompt: match &s.resume_session {
+                // The agent remembers its work; its worktree does not.
+                Some(_) => format!(
+                    "omk was interrupted while you worked on this, and your worktree was reset to its start. \
+                     Check the files and redo whatever is missing.\n\n{}",
+                    slice::prompt(&self.state.goal, &spec, &others, &gate_names, &conflict_paths)
+                ),
+                None => slice::prompt(&self.state.goal, &spec, &others, &gate_names, &conflict_paths),
+            },
             worktree,
             write_scope: spec.write_scope.clone(),
             attempt,
@@ -741,6 +744,7 @@ impl SupervisorState {
             ),
             answer: None,
             planning: false,
+            resume_session: s.resume_session.clone(),
             inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env),
             sandbox: None,
             tmp: worktree_for_policy.with_extension("tmp"),

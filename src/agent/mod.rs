@@ -156,6 +156,9 @@ pub struct Task {
     pub sandbox: Option<std::sync::Arc<crate::sandbox::Sandbox>>,
     /// The agent's private temp directory (`TMPDIR`).
     pub tmp: PathBuf,
+    /// The session of an interrupted attempt, for backends that can resume
+    /// one (`kimi-wire`, `kimi-print`); others start afresh.
+    pub resume_session: Option<String>,
 }
 
 /// Variables every agent may see: the basics of a shell, locale and

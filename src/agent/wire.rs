@@ -28,7 +28,7 @@ pub(super) async fn run(
     updates: UnboundedSender<Update>,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    let session = new_uuid();
+    let session = task.resume_session.clone().unwrap_or_else(new_uuid);
     let log = open_log(&task.log)?;
     let stderr = log
         .try_clone()

@@ -296,6 +296,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
             inherit: agent::allowed_env(&p.env_extra),
             sandbox: sandbox.clone(),
             tmp: tmp.clone(),
+            resume_session: None,
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let report = agent::run(p.agent, &task, tx, &CancellationToken::new()).await?;

@@ -70,6 +70,10 @@ pub enum EventBody {
         worktree: PathBuf,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         conflict_paths: Vec<String>,
+        /// The agent session this attempt resumes (an interrupted attempt of
+        /// a backend that can resume one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_session: Option<String>,
     },
     /// The agent reported something while running.
     AgentUpdate {

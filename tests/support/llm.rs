@@ -45,6 +45,7 @@ pub struct LlmServer {
     /// `http://127.0.0.1:PORT/v1`
     pub base_url: String,
     served: Arc<Mutex<Vec<Served>>>,
+    arrived: Arc<AtomicUsize>,
 }
 
 impl LlmServer {
@@ -55,6 +56,7 @@ impl LlmServer {
         let served = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Script> = Arc::new(script);
         let counter = Arc::new(AtomicUsize::new(0));
+        let arrived = counter.clone();
         {
             let served = served.clone();
             std::thread::spawn(move || {
@@ -67,7 +69,16 @@ impl LlmServer {
                 }
             });
         }
-        LlmServer { base_url, served }
+        LlmServer {
+            base_url,
+            served,
+            arrived,
+        }
+    }
+
+    /// How many chat requests have arrived (answered or not yet).
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
     }
 
     /// Every request answered so far.
