@@ -442,8 +442,9 @@ fn the_real_cli_plans_the_goal_then_runs_the_slices() {
     }
 }
 
-#[test]
-fn an_interrupted_agent_resumes_its_own_session() {
+/// Kills omk while `agent` waits on the LLM, resumes, and checks the agent
+/// continued its own session.
+fn interrupted_agent_resumes_its_session(product: Product, agent: &str) {
     let f = repo();
     // The first request hangs, so omk is killed while the agent waits on it.
     let server = LlmServer::start(|body, n| {
@@ -456,7 +457,7 @@ fn an_interrupted_agent_resumes_its_own_session() {
             llm::write_slice_file(body, n)
         }
     });
-    let env = kimi::env(Product::Python, &server.base_url, f.tmp.path());
+    let env = kimi::env(product, &server.base_url, f.tmp.path());
     let plan = f.plan(json!({ "slices": [slice("alpha", &["alpha.txt"])] }));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
         .arg("-C")
@@ -468,7 +469,7 @@ fn an_interrupted_agent_resumes_its_own_session() {
             "--plan",
             plan.to_str().unwrap(),
             "--agent",
-            "kimi-wire",
+            agent,
             "--no-progress",
         ])
         .env("OMK_HOME", &f.home)
@@ -535,4 +536,14 @@ fn an_interrupted_agent_resumes_its_own_session() {
         ),
         "hello from alpha"
     );
+}
+
+#[test]
+fn an_interrupted_wire_agent_resumes_its_own_session() {
+    interrupted_agent_resumes_its_session(Product::Python, "kimi-wire");
+}
+
+#[test]
+fn an_interrupted_acp_agent_loads_its_own_session() {
+    interrupted_agent_resumes_its_session(Product::Code, "kimi");
 }

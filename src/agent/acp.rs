@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ContentBlock, InitializeRequest, NewSessionRequest, PermissionOptionKind,
-    PromptRequest, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
-    SelectedPermissionOutcome, SessionNotification, SessionUpdate, StopReason, TextContent,
-    ToolCallContent, ToolCallUpdateFields,
+    CancelNotification, ContentBlock, InitializeRequest, LoadSessionRequest, NewSessionRequest,
+    PermissionOptionKind, PromptRequest, RequestPermissionOutcome, RequestPermissionRequest,
+    RequestPermissionResponse, SelectedPermissionOutcome, SessionId, SessionNotification,
+    SessionUpdate, StopReason, TextContent, ToolCallContent, ToolCallUpdateFields,
 };
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::{Agent, ByteStreams, V1};
@@ -193,6 +193,7 @@ pub(super) async fn run(
             session_id.clone(),
         );
         let task = task.clone();
+        let resume = task.resume_session.clone();
         let cancel = cancel.clone();
         async move |connection: ConnectionTo<Agent>| -> std::result::Result<
             (Ended, Option<(u64, u64)>),
@@ -204,13 +205,29 @@ pub(super) async fn run(
                 .await?;
             activity.touch();
             transcript.write("<-", &init);
-            let new = connection
-                .send_request(NewSessionRequest::new(cwd))
-                .block_task()
-                .await?;
+            // An interrupted attempt continues its own session where the
+            // agent can load one; otherwise, or if loading fails, a new one.
+            let mut loaded = None;
+            if let (Some(id), true) = (&resume, init.agent_capabilities.load_session) {
+                let request = LoadSessionRequest::new(id.clone(), cwd.clone());
+                transcript.write("->", &request);
+                if let Ok(response) = connection.send_request(request).block_task().await {
+                    transcript.write("<-", &response);
+                    loaded = Some(SessionId::new(id.clone()));
+                }
+            }
+            let session_id = match loaded {
+                Some(id) => id,
+                None => {
+                    let new = connection
+                        .send_request(NewSessionRequest::new(cwd))
+                        .block_task()
+                        .await?;
+                    transcript.write("<-", &new);
+                    new.session_id.clone()
+                }
+            };
             activity.touch();
-            transcript.write("<-", &new);
-            let session_id = new.session_id.clone();
             let _ = updates.send(Update::Session {
                 id: session_id.to_string(),
             });
