@@ -98,6 +98,17 @@ fn python_cli_over_acp_writes_merges_and_is_gated() {
     assert!(slice_of(&proof, "alpha")["agent"]["tokens_in"].is_null());
 }
 
+/// Each slice's token counts in the proof are exactly what the server sent for it.
+fn assert_usage_is_what_the_server_sent(proof: &Value, server: &LlmServer) {
+    for id in ["alpha", "beta", "gamma"] {
+        let agent = &slice_of(proof, id)["agent"];
+        let (tin, tout) = served_tokens(server, id);
+        assert!(tin > 0, "the server answered nothing for {id}");
+        assert_eq!(agent["tokens_in"], tin, "{agent}");
+        assert_eq!(agent["tokens_out"], tout, "{agent}");
+    }
+}
+
 /// Tokens the server sent for one slice's requests: (prompt, completion).
 fn served_tokens(server: &LlmServer, id: &str) -> (u64, u64) {
     server
@@ -141,13 +152,7 @@ fn python_cli_over_wire_reports_the_token_usage_of_every_step() {
     );
     assert_eq!(code, 0, "{stderr}\n{proof:#}");
     assert_written(&f, &proof);
-    for id in ["alpha", "beta", "gamma"] {
-        let agent = &slice_of(&proof, id)["agent"];
-        let (tin, tout) = served_tokens(&server, id);
-        assert!(tin > 0);
-        assert_eq!(agent["tokens_in"], tin, "{agent}");
-        assert_eq!(agent["tokens_out"], tout, "{agent}");
-    }
+    assert_usage_is_what_the_server_sent(&proof, &server);
 }
 
 #[test]
@@ -164,12 +169,7 @@ fn python_cli_in_print_mode_reports_usage_from_its_session_log() {
     );
     assert_eq!(code, 0, "{stderr}\n{proof:#}");
     assert_written(&f, &proof);
-    for id in ["alpha", "beta", "gamma"] {
-        let agent = &slice_of(&proof, id)["agent"];
-        let (tin, tout) = served_tokens(&server, id);
-        assert_eq!(agent["tokens_in"], tin, "{agent}");
-        assert_eq!(agent["tokens_out"], tout, "{agent}");
-    }
+    assert_usage_is_what_the_server_sent(&proof, &server);
 }
 
 /// First asks to write outside the worktree, then writes its own file.

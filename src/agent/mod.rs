@@ -401,6 +401,41 @@ fn report(exit: impl Into<String>, exit_code: Option<i32>) -> Report {
     }
 }
 
+/// Starts the Python Kimi CLI for `task` with `mode` (e.g. `--wire`), in the
+/// worktree, on the session the attempt resumes or a new one omk chooses,
+/// and reports that session. Returns the running agent, its session id, and
+/// the transcript file its stderr already goes to.
+fn start_kimi(
+    task: &Task,
+    mode: &[&str],
+    extra: &[&str],
+    stdin: std::process::Stdio,
+    updates: &UnboundedSender<Update>,
+) -> Result<(crate::process::Group, String, std::fs::File)> {
+    use crate::error::IoContext;
+    let session = task.resume_session.clone().unwrap_or_else(new_uuid);
+    let log = crate::process::open_log(&task.log)?;
+    let stderr = log
+        .try_clone()
+        .context(|| format!("opening {}", task.log.display()))?;
+    let bin = kimi_bin();
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args(mode)
+        .arg("-w")
+        .arg(&task.worktree)
+        .args(["-S", &session])
+        .args(extra)
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(stderr));
+    let group =
+        crate::process::Group::spawn_agent(cmd, task, &format!("{bin} {}", mode.join(" ")))?;
+    let _ = updates.send(Update::Session {
+        id: session.clone(),
+    });
+    Ok((group, session, log))
+}
+
 /// A fresh random (version 4) UUID, for session ids omk chooses.
 fn new_uuid() -> String {
     let b: [u8; 16] = rand::random();

@@ -15,9 +15,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{kimi_bin, new_uuid, report, watch, Activity, Report, Task, Update};
+use super::{report, start_kimi, watch, Activity, Report, Task, Update};
 use crate::error::{Error, IoContext, Result};
-use crate::process::{exit_of, open_log, Exit, Group};
+use crate::process::{exit_of, Exit};
 
 /// The exit code the Python CLI uses for retryable failures.
 const RETRYABLE_EXIT: i32 = 75;
@@ -27,26 +27,16 @@ pub(super) async fn run(
     updates: UnboundedSender<Update>,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    let session = task.resume_session.clone().unwrap_or_else(new_uuid);
-    let mut log = open_log(&task.log)?;
-    let stderr = log
-        .try_clone()
-        .context(|| format!("opening {}", task.log.display()))?;
-    let bin = kimi_bin();
-    let mut cmd = tokio::process::Command::new(&bin);
-    cmd.args(["--print", "--output-format", "stream-json", "-w"])
-        .arg(&task.worktree)
-        .args(["-S", &session, "-p", &task.prompt])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr));
-    let mut group = Group::spawn_agent(cmd, task, &format!("{bin} --print"))?;
+    let (mut group, session, mut log) = start_kimi(
+        task,
+        &["--print", "--output-format", "stream-json"],
+        &["-p", &task.prompt],
+        Stdio::null(),
+        &updates,
+    )?;
     let Some(stdout) = group.child.stdout.take() else {
         return Err(Error::Actor("the agent's stdout was not captured".into()));
     };
-    let _ = updates.send(Update::Session {
-        id: session.clone(),
-    });
     let activity = Activity::new();
     let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let read = {
@@ -69,7 +59,7 @@ pub(super) async fn run(
     };
     let exit = tokio::select! {
         (status, _) = async { tokio::join!(group.child.wait(), read) } => {
-            let status = status.context(|| format!("waiting for {bin} --print"))?;
+            let status = status.context(|| "waiting for the Kimi CLI (--print)".to_string())?;
             group.kill();
             exit_of(status)
         }

@@ -16,9 +16,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::policy::Request;
-use super::{kimi_bin, new_uuid, report, watch, Activity, Report, Task, Update};
+use super::{report, start_kimi, watch, Activity, Report, Task, Update};
 use crate::error::{Error, IoContext, Result};
-use crate::process::{open_log, Group};
 
 /// The wire protocol version omk speaks.
 const PROTOCOL: &str = "1.10";
@@ -28,27 +27,10 @@ pub(super) async fn run(
     updates: UnboundedSender<Update>,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    let session = task.resume_session.clone().unwrap_or_else(new_uuid);
-    let log = open_log(&task.log)?;
-    let stderr = log
-        .try_clone()
-        .context(|| format!("opening {}", task.log.display()))?;
-    let bin = kimi_bin();
-    let mut cmd = tokio::process::Command::new(&bin);
-    cmd.arg("--wire")
-        .arg("-w")
-        .arg(&task.worktree)
-        .args(["-S", &session])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr));
-    let mut group = Group::spawn_agent(cmd, task, &format!("{bin} --wire"))?;
+    let (mut group, session, log) = start_kimi(task, &["--wire"], &[], Stdio::piped(), &updates)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
         return Err(Error::Actor("the agent's stdio was not captured".into()));
     };
-    let _ = updates.send(Update::Session {
-        id: session.clone(),
-    });
     let mut wire = Wire {
         stdin: Some(stdin),
         log,

@@ -13,16 +13,15 @@ use crate::store::events::{EventBody, EventLog};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `latest`, a goal id, or a unique prefix.
-    #[arg(default_value = "latest")]
-    id: String,
+    #[command(flatten)]
+    goal: super::GoalRef,
     /// How long to wait for the goal to stop.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::util::parse_duration)]
     wait: Duration,
 }
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
-    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (_, goal) = super::find_goal(dir, &args.goal.id)?;
     if let Some(pid) = goal.holder() {
         // SAFETY: sending SIGTERM to the process that holds the goal's lock.
         unsafe {

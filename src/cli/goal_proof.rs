@@ -6,9 +6,8 @@ use crate::error::Result;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `latest`, a goal id, or a unique prefix.
-    #[arg(default_value = "latest")]
-    id: String,
+    #[command(flatten)]
+    goal: super::GoalRef,
     /// The proof as JSON.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -18,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(dir: &Path, args: Args) -> Result<u8> {
-    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (_, goal) = super::find_goal(dir, &args.goal.id)?;
     let (state, _) = super::load_state(&goal)?;
     if args.json {
         super::print_json(&state)?;

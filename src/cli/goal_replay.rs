@@ -9,9 +9,8 @@ use crate::store::events::{check_chain, line_hash, Event, EventBody};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `latest`, a goal id, or a unique prefix.
-    #[arg(default_value = "latest")]
-    id: String,
+    #[command(flatten)]
+    goal: super::GoalRef,
     /// The events as JSON Lines.
     #[arg(long)]
     json: bool,
@@ -21,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(dir: &Path, args: Args) -> Result<u8> {
-    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (_, goal) = super::find_goal(dir, &args.goal.id)?;
     let (state, events) = super::load_state(&goal)?;
     if args.verify {
         match check_chain(&goal.events())? {

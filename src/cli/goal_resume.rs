@@ -7,9 +7,8 @@ use crate::report::Reporter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `latest`, a goal id, or a unique prefix.
-    #[arg(default_value = "latest")]
-    id: String,
+    #[command(flatten)]
+    goal: super::GoalRef,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -19,6 +18,7 @@ pub struct Args {
 }
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
-    let finished = crate::run::resume_goal(dir, &args.id, Reporter::new(!args.no_progress)).await?;
+    let finished =
+        crate::run::resume_goal(dir, &args.goal.id, Reporter::new(!args.no_progress)).await?;
     super::print_finished(&finished, args.json)
 }

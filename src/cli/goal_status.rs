@@ -6,16 +6,15 @@ use crate::error::Result;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `latest`, a goal id, or a unique prefix.
-    #[arg(default_value = "latest")]
-    id: String,
+    #[command(flatten)]
+    goal: super::GoalRef,
     /// Print the state as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(dir: &Path, args: Args) -> Result<u8> {
-    let (_, goal) = super::find_goal(dir, &args.id)?;
+    let (_, goal) = super::find_goal(dir, &args.goal.id)?;
     let (state, _) = super::load_state(&goal)?;
     if args.json {
         super::print_json(&state)?;

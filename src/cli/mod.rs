@@ -69,6 +69,14 @@ enum GoalCommand {
     Clean(goal_clean::Args),
 }
 
+/// Which goal a command is about.
+#[derive(Debug, clap::Args)]
+struct GoalRef {
+    /// `latest`, a goal id, or a unique prefix.
+    #[arg(default_value = "latest")]
+    id: String,
+}
+
 /// Runs the command line and renders any error once.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
