@@ -1,0 +1,107 @@
+//! Goals of sleeping agents: wall time against the ideal ⌈N / C⌉ × T, and
+//! omk's own peak memory (VmHWM of the omk process, agents excluded) with
+//! 256 slices in flight, measured in the same run.
+//!
+//! Run with `cargo bench --bench scale`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=bench", "-c", "user.email=b@example.com"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// Runs a goal of `n` slices whose agents sleep `t`, `c` at a time; returns
+/// the wall time and omk's peak resident memory in kB.
+fn run(dir: &Path, n: usize, c: usize, t: Duration) -> (Duration, u64) {
+    let slices: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"id":"s{i}","prompt":"sleep","write_scope":["s{i}.txt"]}}"#))
+        .collect();
+    let plan = dir.join(format!("plan-{n}-{c}.json"));
+    std::fs::write(&plan, format!(r#"{{"slices":[{}]}}"#, slices.join(","))).unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omk"))
+        .arg("-C")
+        .arg(dir.join("repo"))
+        .args([
+            "goal",
+            "run",
+            "sleep",
+            "--no-progress",
+            "--allow-no-gates",
+            "--concurrency",
+            &c.to_string(),
+            "--agent",
+        ])
+        .arg(format!(
+            "exec:sleep {}; echo done > \"$OMK_SLICE_ID.txt\"",
+            t.as_secs_f64()
+        ))
+        .arg("--plan")
+        .arg(&plan)
+        .env("OMK_HOME", dir.join("home"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+            peak = peak.max(
+                kb.trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0),
+            );
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "omk failed");
+            return (started.elapsed(), peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "bench\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    let t = Duration::from_secs(2);
+    for (n, c) in [(16, 4), (32, 16)] {
+        let (wall, _) = run(tmp.path(), n, c, t);
+        let ideal = t * n.div_ceil(c) as u32;
+        println!(
+            "scale: N={n:<3} C={c:<3} T={}s   wall {:.2}s   ideal {:.2}s   ratio {:.3}x",
+            t.as_secs(),
+            wall.as_secs_f64(),
+            ideal.as_secs_f64(),
+            wall.as_secs_f64() / ideal.as_secs_f64()
+        );
+    }
+    let (wall, peak) = run(tmp.path(), 256, 256, Duration::from_secs(5));
+    println!(
+        "scale: N=256 in flight   omk peak RSS {:.1} MB (target 100 MB)   ratio {:.2}x of target   wall {:.1}s",
+        peak as f64 / 1000.0,
+        peak as f64 / 100_000.0,
+        wall.as_secs_f64()
+    );
+}
