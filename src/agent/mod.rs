@@ -436,6 +436,34 @@ fn start_kimi(
     Ok((group, session, log))
 }
 
+/// Whether an error message speaks of a failure worth retrying.
+fn retryable_text(message: &str) -> bool {
+    [
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "rate limit",
+        "overloaded",
+        "Connection error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// The tokens of one step, from the Python Kimi CLI's `StatusUpdate`
+/// payload (wire events and the session's `wire.jsonl` alike): input counts
+/// fresh and cached tokens, output the generated ones.
+fn step_tokens(status: &serde_json::Value) -> Option<(u64, u64)> {
+    let u = status.get("token_usage")?;
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    Some((
+        n("input_other") + n("input_cache_read") + n("input_cache_creation"),
+        n("output"),
+    ))
+}
+
 /// A fresh random (version 4) UUID, for session ids omk chooses.
 fn new_uuid() -> String {
     let b: [u8; 16] = rand::random();

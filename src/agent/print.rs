@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{report, start_kimi, watch, Activity, Report, Task, Update};
+use super::{report, start_kimi, step_tokens, watch, Activity, Report, Task, Update};
 use crate::error::{Error, IoContext, Result};
 use crate::process::{exit_of, Exit};
 
@@ -95,22 +95,6 @@ pub(super) async fn run(
     Ok(r)
 }
 
-/// Whether an error message speaks of a failure worth retrying.
-pub(super) fn retryable_text(message: &str) -> bool {
-    [
-        "429",
-        "500",
-        "502",
-        "503",
-        "504",
-        "rate limit",
-        "overloaded",
-        "Connection error",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
-}
-
 /// The Kimi CLI's data directory: `$KIMI_SHARE_DIR`, else `~/.kimi`.
 fn share_dir() -> Option<PathBuf> {
     std::env::var_os("KIMI_SHARE_DIR")
@@ -137,10 +121,9 @@ fn session_usage(session: &str) -> Option<(u64, u64)> {
         if msg["type"] != "StatusUpdate" {
             continue;
         }
-        if let Some(u) = msg["payload"].get("token_usage") {
-            let n = |k: &str| u[k].as_u64().unwrap_or(0);
-            tin += n("input_other") + n("input_cache_read") + n("input_cache_creation");
-            tout += n("output");
+        if let Some((i, o)) = step_tokens(&msg["payload"]) {
+            tin += i;
+            tout += o;
             seen = true;
         }
     }

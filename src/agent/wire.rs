@@ -16,7 +16,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::policy::Request;
-use super::{report, start_kimi, watch, Activity, Report, Task, Update};
+use super::{
+    report, retryable_text, start_kimi, step_tokens, watch, Activity, Report, Task, Update,
+};
 use crate::error::{Error, IoContext, Result};
 
 /// The wire protocol version omk speaks.
@@ -71,11 +73,9 @@ pub(super) async fn run(
         };
         match msg["method"].as_str() {
             Some("event") if msg["params"]["type"] == "StatusUpdate" => {
-                if let Some(u) = msg["params"]["payload"].get("token_usage") {
-                    let n = |k: &str| u[k].as_u64().unwrap_or(0);
-                    tokens_in +=
-                        n("input_other") + n("input_cache_read") + n("input_cache_creation");
-                    tokens_out += n("output");
+                if let Some((i, o)) = step_tokens(&msg["params"]["payload"]) {
+                    tokens_in += i;
+                    tokens_out += o;
                     saw_usage = true;
                     let _ = updates.send(Update::Usage {
                         tokens_in,
@@ -188,7 +188,7 @@ fn finished(msg: &Value) -> Report {
         let message = err["message"].as_str().unwrap_or("unknown error");
         let code = err["code"].as_i64().unwrap_or(0);
         let mut r = report(format!("error: {message}"), None);
-        r.retryable = code == -32003 || super::print::retryable_text(message);
+        r.retryable = code == -32003 || retryable_text(message);
         return r;
     }
     match msg["result"]["status"].as_str() {
