@@ -167,8 +167,13 @@ fn cancel_from_another_terminal_keeps_committed_work_and_resume_finishes() {
         String::from_utf8_lossy(&cancel.stderr)
     );
     assert!(String::from_utf8_lossy(&cancel.stdout).contains("cancelled"));
+    let pid = child.id().to_string();
     let (code, proof, _) = wait(child);
     assert_eq!(code, Some(1));
+    // Watching for the run to stop does not take the goal's lock over.
+    let id = proof["goal_id"].as_str().unwrap();
+    let lock = std::fs::read_to_string(b.f.goal_dir(id).join("lock")).unwrap();
+    assert_eq!(lock, pid, "the lock file names the run that held it");
     cancelled_then_resumed(&b, &proof);
 }
 

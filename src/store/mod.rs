@@ -58,8 +58,7 @@ impl GoalDir {
     /// Takes the goal's lock: only one process drives a goal at a time. The
     /// lock is an `flock`, so the kernel releases it when its holder dies.
     pub fn lock(&self) -> Result<GoalLock> {
-        use std::io::{Read, Seek, Write};
-        use std::os::fd::AsRawFd;
+        use std::io::{Seek, Write};
         let path = self.lock_path();
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -68,13 +67,10 @@ impl GoalDir {
             .truncate(false)
             .open(&path)
             .context(|| format!("opening {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
+        if let Some(pid) = held_by(&file) {
             return Err(Error::Busy {
                 goal: self.id.clone(),
-                pid: pid.trim().to_string(),
+                pid,
             });
         }
         file.set_len(0)
@@ -84,14 +80,27 @@ impl GoalDir {
         Ok(GoalLock { _file: file })
     }
 
-    /// The process holding the goal's lock, if one does.
+    /// The process holding the goal's lock, if one does. Only looks: the
+    /// lock file is not rewritten, and a free lock is released at once.
     pub fn holder(&self) -> Option<i32> {
-        match self.lock() {
-            Ok(_) => None,
-            Err(Error::Busy { pid, .. }) => pid.parse().ok(),
-            Err(_) => None,
-        }
+        let file = std::fs::File::open(self.lock_path()).ok()?;
+        held_by(&file)?.parse().ok()
     }
+}
+
+/// Tries the `flock` of an open lock file. When another process holds it,
+/// returns the pid written in the file; otherwise the lock is now held
+/// through `file` (released when it is dropped) and `None` is returned.
+fn held_by(file: &std::fs::File) -> Option<String> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return None;
+    }
+    let mut pid = String::new();
+    let _ = (&*file).read_to_string(&mut pid);
+    Some(pid.trim().to_string())
 }
 
 /// Held while a process drives a goal; released on drop or death.
