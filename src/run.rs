@@ -325,8 +325,8 @@ async fn drive(
 ) -> Result<Finished> {
     let (done, finished) = tokio::sync::oneshot::channel();
     let args = SupervisorArgs {
-        repo: repo.clone(),
-        store: store.clone(),
+        repo,
+        store,
         goal: goal.clone(),
         start,
         agent,
@@ -374,8 +374,6 @@ async fn drive(
             goal.events().display()
         ))
     })?;
-    // The slices' worktrees are pool slots: they stay for the next goal.
-    let _ = (repo, store);
     drop(lock);
     Ok(Finished { state, goal })
 }
