@@ -148,11 +148,13 @@ fn find_goal(dir: &Path, id: &str) -> Result<(Store, GoalDir)> {
 fn load_state(goal: &GoalDir) -> Result<(GoalState, Vec<events::Event>)> {
     let events = events::read(&goal.events())?;
     let mut state = GoalState::from_events(&events);
-    if let Ok((count, hash)) = events::check_chain(&goal.events())? {
-        state.log_end = Some(crate::state::LogEnd {
-            events: count as u64,
-            hash,
-        });
+    if let Ok(hashes) = events::check_chain(&goal.events())? {
+        if let Some(hash) = hashes.last() {
+            state.log_end = Some(crate::state::LogEnd {
+                events: hashes.len() as u64,
+                hash: hash.clone(),
+            });
+        }
     }
     Ok((state, events))
 }

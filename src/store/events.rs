@@ -471,11 +471,11 @@ pub fn read(path: &Path) -> Result<Vec<Event>> {
 }
 
 /// Checks the log's chain: sequence numbers without gaps, each event
-/// carrying the hash of the line before it. Returns the first break found.
-pub fn check_chain(path: &Path) -> Result<Result<(usize, String), String>> {
+/// carrying the hash of the line before it. Returns every line's hash, or
+/// the first break found.
+pub fn check_chain(path: &Path) -> Result<Result<Vec<String>, String>> {
     let bytes = std::fs::read(path).context(|| format!("reading event log {}", path.display()))?;
-    let mut prev = String::new();
-    let mut count = 0;
+    let mut hashes: Vec<String> = Vec::new();
     for (i, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
         let Some(line) = raw.strip_suffix(b"\n") else {
             return Ok(Err(format!("line {} is cut short (no newline)", i + 1)));
@@ -492,14 +492,13 @@ pub fn check_chain(path: &Path) -> Result<Result<(usize, String), String>> {
                 i + 1
             )));
         }
-        if event.prev != prev {
+        if event.prev != hashes.last().map_or("", String::as_str) {
             return Ok(Err(format!(
                 "event {} does not follow the line before it (its prev hash differs): the log was edited",
                 event.seq
             )));
         }
-        prev = line_hash(line);
-        count += 1;
+        hashes.push(line_hash(line));
     }
-    Ok(Ok((count, prev)))
+    Ok(Ok(hashes))
 }
