@@ -37,12 +37,57 @@ pub struct Committed {
     pub changed_files: Vec<String>,
 }
 
-/// A snapshot of the user's HEAD, index and refs (see [`Repo::guard`]).
+/// A snapshot of the user's HEAD, index, refs and working files (see
+/// [`Repo::guard`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
     head: String,
     index: u64,
     refs: std::collections::BTreeMap<String, String>,
+    files: Marks,
+}
+
+/// What `git status` shows of a worktree: every modified, deleted or
+/// untracked (not ignored) path, with its size and modification time. Marks
+/// taken at two moments differ when something wrote in the worktree between
+/// them; a clean worktree has none.
+pub type Marks = std::collections::BTreeMap<String, Option<(u64, i128)>>;
+
+/// The paths whose mark differs between `before` and `now`, sorted.
+pub fn changed_marks(before: &Marks, now: &Marks) -> Vec<String> {
+    let mut paths: Vec<String> = now
+        .iter()
+        .filter(|(p, m)| before.get(*p) != Some(m))
+        .chain(before.iter().filter(|(p, _)| !now.contains_key(*p)))
+        .map(|(p, _)| p.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The marks of the worktree at `dir` (see [`Marks`]). Reads only: the
+/// index is not refreshed or written.
+pub fn worktree_marks(dir: &Path) -> Result<Marks> {
+    use std::os::unix::fs::MetadataExt;
+    let repo = Repository::open(dir)?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let mut marks = Marks::new();
+    for entry in repo.statuses(Some(&mut opts))?.iter() {
+        let Ok(path) = entry.path() else { continue };
+        let mark = std::fs::symlink_metadata(dir.join(path)).ok().map(|m| {
+            (
+                m.len(),
+                m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            )
+        });
+        marks.insert(path.to_string(), mark);
+    }
+    Ok(marks)
 }
 
 impl Guard {
@@ -66,6 +111,9 @@ impl Guard {
         }
         for name in self.refs.keys().filter(|n| !now.refs.contains_key(*n)) {
             evidence.push(format!("{name} was deleted"));
+        }
+        for path in changed_marks(&self.files, &now.files) {
+            evidence.push(format!("{path} was written in the checkout"));
         }
         evidence
     }
@@ -156,7 +204,7 @@ impl Repo {
     }
 
     /// What an agent must not change in the user's repository: where HEAD
-    /// points, the index, and every ref but omk's own.
+    /// points, the index, every ref but omk's own, and the working files.
     pub fn guard(&self) -> Result<Guard> {
         let repo = self.open()?;
         let head = repo.find_reference("HEAD")?;
@@ -176,7 +224,16 @@ impl Repo {
                 refs.insert(name.to_string(), target.to_string());
             }
         }
-        Ok(Guard { head, index, refs })
+        let files = match repo.is_bare() {
+            true => Marks::new(),
+            false => worktree_marks(&self.root)?,
+        };
+        Ok(Guard {
+            head,
+            index,
+            refs,
+            files,
+        })
     }
 
     /// The bytes of every file in `commit`'s tree: what a full checkout writes.

@@ -16,12 +16,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
+use crate::git::Marks;
+
+/// A slot holding a finished tree.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// The slot.
+    pub slot: PathBuf,
+    /// The slice whose tree it holds.
+    pub owner: String,
+    /// Which settling this is: a slot settled again later holds another tree.
+    pub n: u64,
+    /// What `git status` showed of it when it settled.
+    pub marks: Marks,
+}
 
 /// A repository's pool of worktree slots.
 #[derive(Debug)]
 pub struct Pool {
     dir: PathBuf,
     held: Mutex<BTreeMap<PathBuf, std::fs::File>>,
+    /// Settled slots: owner, and which settling it is (a slot settled again
+    /// later is a different tree).
+    settled: Mutex<(BTreeMap<PathBuf, Settled>, u64)>,
 }
 
 impl Pool {
@@ -30,6 +47,7 @@ impl Pool {
         Pool {
             dir,
             held: Mutex::new(BTreeMap::new()),
+            settled: Mutex::new((BTreeMap::new(), 0)),
         }
     }
 
@@ -67,9 +85,38 @@ impl Pool {
 
     /// Gives a slot back.
     pub fn release(&self, slot: &Path) {
+        self.unsettle(slot);
         if let Ok(mut held) = self.held.lock() {
             held.remove(slot);
         }
+    }
+
+    /// Marks a slot as holding `owner`'s finished tree: nothing may write in
+    /// it until its gates start (see [`Pool::unsettle`]). Without a sandbox,
+    /// every agent run checks that such slots stayed as they were.
+    pub fn settle(&self, slot: &Path, owner: &str, marks: Marks) {
+        let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        settled.1 += 1;
+        let n = settled.1;
+        let entry = Settled {
+            slot: slot.to_path_buf(),
+            owner: owner.to_string(),
+            n,
+            marks,
+        };
+        settled.0.insert(slot.to_path_buf(), entry);
+    }
+
+    /// Ends a slot's settled time: gates are about to write in it.
+    pub fn unsettle(&self, slot: &Path) {
+        let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        settled.0.remove(slot);
+    }
+
+    /// The settled slots.
+    pub fn settled(&self) -> Vec<Settled> {
+        let settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        settled.0.values().cloned().collect()
     }
 
     fn try_hold(&self, slot: &Path) -> Result<bool> {

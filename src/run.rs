@@ -108,7 +108,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
                 "--require-sandbox: this kernel has no Landlock, so agents cannot be confined to their worktrees".into(),
             ))
         }
-        None => reporter.notice("Landlock is not available here: agents run unconfined, and only the write-scope check catches writes outside their scope"),
+        None => reporter.notice("Landlock is not available here: agents run unconfined, and omk falls back to detection (your checkout and the waiting slices' worktrees are compared around every agent run, and each commit is checked against its write scope)"),
         Some(_) => {}
     }
     let plan = obtain_plan(

@@ -38,7 +38,9 @@ common=$(git rev-parse --git-common-dir)
 case "$OMK_SLICE_ID" in
   honest) echo fine > honest.txt ;;
   absolute) try 'echo pwned > {repo}/pwned.txt' absolute ;;
-  sibling) sleep 1; try 'echo pwned > ../honest/pwned.txt' sibling ;;
+  sibling) sleep 1; others=$(ls -d ../slot-*/ | grep -v "/${{PWD##*/}}\(\.tmp\)\?/$")
+    [ -n "$others" ] || echo "sibling: no other slot" >> result-$OMK_SLICE_ID.txt
+    for d in $others; do try "echo pwned > $d/pwned.txt" sibling; done ;;
   symlink) ln -s {repo}/linked.txt link; try 'echo pwned > link' write-through-link ;;
   hooks) try 'mkdir -p "$common/hooks" && echo "exit 1" > "$common/hooks/pre-commit"' hook; try 'git config user.name pwned' config ;;
   refs) try 'git update-ref refs/heads/main HEAD' update-ref; try 'git push {remote} HEAD:refs/heads/stolen' push ;;
@@ -181,7 +183,7 @@ fn without_a_sandbox_an_agent_that_touches_the_users_repository_stops_the_goal()
     let repo = f.repo.display().to_string();
     let agent = f.agent(&format!(
         r#"case "$OMK_SLICE_ID" in
-  rogue) git -C {repo} update-ref refs/heads/rogue HEAD; echo x > rogue.txt ;;
+  rogue) git -C {repo} update-ref refs/heads/rogue HEAD; echo x > {repo}/pwned.txt; echo x > rogue.txt ;;
   *) sleep 1; echo x > "$OMK_SLICE_ID.txt" ;;
 esac"#
     ));
@@ -200,16 +202,60 @@ esac"#
     );
     let rogue = slice_of(&proof, "rogue");
     assert_eq!(rogue["status"], "failed");
-    assert!(
-        rogue["reason"]
-            .as_str()
-            .unwrap()
-            .contains("refs/heads/rogue was created"),
-        "{rogue}"
-    );
+    for evidence in [
+        "refs/heads/rogue was created",
+        "pwned.txt was written in the checkout",
+    ] {
+        assert!(
+            rogue["reason"].as_str().unwrap().contains(evidence),
+            "{evidence}: {rogue}"
+        );
+    }
     assert_ne!(
         slice_of(&proof, "calm")["status"],
         "merged",
         "nothing more is merged once the goal stops"
     );
+}
+
+#[test]
+fn without_a_sandbox_an_agent_that_writes_in_a_waiting_slice_s_worktree_fails() {
+    // One gate at a time, each slow: of `first` and `second`, which finish at
+    // once, one waits in the gate queue with its worktree settled while
+    // `rogue` writes in every other slot.
+    let f = Fixture::new(&[("omk.toml", &gate_toml("wait", "sleep 4", "slice"))]);
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in
+  rogue) sleep 2; for d in ../slot-*/; do echo pwned > "$d/pwned.txt"; done ;;
+  *) echo x > "$OMK_SLICE_ID.txt" ;;
+esac"#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("first", &["first.txt"]),
+        slice("second", &["second.txt"]),
+        slice("rogue", &["**"]),
+    ] }));
+    let (_, proof, stderr) = f.run_goal_env(
+        &plan,
+        &agent,
+        &["--gate-concurrency", "1"],
+        &[("OMK_LANDLOCK", "0")],
+    );
+    let rogue = slice_of(&proof, "rogue");
+    assert_eq!(rogue["status"], "scope_violation", "{rogue}\n{stderr}");
+    let reason = rogue["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("wrote in other slices' worktrees")
+            && reason.contains("pwned.txt")
+            && (reason.contains("slice `first`") || reason.contains("slice `second`")),
+        "{reason}"
+    );
+    // The waiting slice's gates ran on its commit, not on what was written.
+    for id in ["first", "second"] {
+        assert_eq!(slice_of(&proof, id)["status"], "merged", "{proof}");
+    }
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    assert!(!f
+        .git(&["ls-tree", "-r", "--name-only", branch])
+        .contains("pwned.txt"));
 }

@@ -47,6 +47,8 @@ pub struct GateJob {
 pub struct GateArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
     pub repo: Repo,
+    /// The worktree pool, told when gates start writing in a slot.
+    pub pool: std::sync::Arc<crate::pool::Pool>,
     pub concurrency: usize,
     pub cancel: CancellationToken,
     /// Passing results kept per repository.
@@ -101,6 +103,7 @@ impl Actor for GateActor {
                 state.args.cancel.clone(),
                 state.args.cache.clone(),
             );
+            state.args.pool.unsettle(&job.dir);
             let me = myself.clone();
             tokio::spawn(async move {
                 run_job(job, &supervisor, repo, &cancel, &cache).await;

@@ -45,6 +45,8 @@ pub struct SliceArgs {
     pub cancel: CancellationToken,
     /// The goal's shared back-off for retryable agent failures.
     pub limiter: Arc<Limiter>,
+    /// The repository's worktree pool (for the other slices' slots).
+    pub pool: Arc<crate::pool::Pool>,
     /// Directories besides the worktree and its temp dir the agent may write.
     pub writable: Vec<std::path::PathBuf>,
 }
@@ -120,9 +122,10 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         .collect();
     task.sandbox = crate::sandbox::Sandbox::new(&writable)?.map(Arc::new);
     let task = &task;
-    // Without a sandbox, watch the user's repository instead.
-    let guard = match task.sandbox {
-        None => Some(args.repo.guard()?),
+    // Without a sandbox, watch the user's repository and the other slices'
+    // finished worktrees instead.
+    let watch = match task.sandbox {
+        None => Some(Watch::take(&args.repo, &args.pool, &task.worktree).await?),
         Some(_) => None,
     };
 
@@ -159,14 +162,29 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     args.supervisor
         .send_message(SupervisorMsg::Report(finished))
         .map_err(|_| crate::Error::Actor("the supervisor is gone".into()))?;
-    if let Some(before) = guard {
-        let evidence = before.changes(&args.repo.guard()?);
+    if let Some(before) = watch {
+        let now = Watch::take(&args.repo, &args.pool, &task.worktree).await?;
+        let evidence = before.checkout.changes(&now.checkout);
         if !evidence.is_empty() {
             return Ok(EventBody::CheckoutTouched {
                 slice: task.slice_id.clone(),
                 attempt: task.attempt,
                 evidence,
             });
+        }
+        let touched = before.touched_slots(&now);
+        if !touched.is_empty() {
+            let (what, paths): (Vec<String>, Vec<Vec<String>>) = touched.into_iter().unzip();
+            return Ok(fail(
+                args,
+                SliceStatus::ScopeViolation,
+                format!(
+                    "wrote in other slices' worktrees while it ran (without Landlock omk cannot \
+                     tell which of the agents running then did): {}",
+                    what.join("; ")
+                ),
+                paths.concat(),
+            ));
         }
     }
     if !ok {
@@ -242,6 +260,15 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             links,
         ));
     }
+    // Unconfined agents compare other slots with how they settled.
+    let marks = match task.sandbox {
+        None => {
+            let path = task.worktree.clone();
+            blocking(move || crate::git::worktree_marks(&path)).await?
+        }
+        Some(_) => crate::git::Marks::new(),
+    };
+    args.pool.settle(&task.worktree, &task.slice_id, marks);
     Ok(EventBody::SliceCommitted {
         slice: task.slice_id.clone(),
         attempt: task.attempt,
@@ -249,6 +276,64 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         tree: committed.tree,
         changed_files: committed.changed_files,
     })
+}
+
+/// What an unconfined agent must leave as it was: the user's repository and
+/// the worktrees of slices that finished and wait for their gates.
+///
+/// A slot is compared from the later of the agent's start and the slot's
+/// settling to the agent's end, so an agent is blamed only for changes made
+/// while it ran.
+struct Watch {
+    checkout: crate::git::Guard,
+    /// The settled slots but the agent's own, with their marks when taken.
+    slots: Vec<(crate::pool::Settled, crate::git::Marks)>,
+}
+
+impl Watch {
+    async fn take(
+        repo: &Repo,
+        pool: &Arc<crate::pool::Pool>,
+        own: &std::path::Path,
+    ) -> crate::Result<Watch> {
+        let (repo, pool, own) = (repo.clone(), pool.clone(), own.to_path_buf());
+        blocking(move || {
+            let mut slots = Vec::new();
+            for settled in pool.settled().into_iter().filter(|s| s.slot != own) {
+                // A slot whose worktree cannot be read is no evidence either way.
+                if let Ok(marks) = crate::git::worktree_marks(&settled.slot) {
+                    slots.push((settled, marks));
+                }
+            }
+            Ok(Watch {
+                checkout: repo.guard()?,
+                slots,
+            })
+        })
+        .await
+    }
+
+    /// The settled slots written in between `self` and `now`, each described,
+    /// with the paths.
+    fn touched_slots(&self, now: &Watch) -> Vec<(String, Vec<String>)> {
+        let mut touched = Vec::new();
+        for (after, marks) in &now.slots {
+            let before = match self.slots.iter().find(|(b, _)| b.n == after.n) {
+                Some((_, before)) => before,
+                // Settled since the agent started: compare with its settling.
+                None => &after.marks,
+            };
+            let paths = crate::git::changed_marks(before, marks);
+            if !paths.is_empty() {
+                let name = after.slot.file_name().unwrap_or_default().to_string_lossy();
+                touched.push((
+                    format!("{name} (slice `{}`): {}", after.owner, paths.join(", ")),
+                    paths,
+                ));
+            }
+        }
+        touched
+    }
 }
 
 /// Runs the agent, retrying failures worth retrying after the goal's shared

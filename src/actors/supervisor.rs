@@ -164,12 +164,14 @@ impl Actor for Supervisor {
             Some(EventBody::GoalStarted { limits, .. }) => limits.gate_concurrency,
             _ => first.settings.limits.gate_concurrency,
         };
+        let pool = Arc::new(crate::pool::Pool::new(args.store.root().join("pool")));
         let (gates, _) = Actor::spawn_linked(
             None,
             GateActor,
             GateArgs {
                 supervisor: myself.clone(),
                 repo: args.repo.clone(),
+                pool: pool.clone(),
                 concurrency: gate_concurrency.max(1),
                 cancel: cancel.clone(),
                 cache: crate::gate::Cache::new(args.store.root().join("gate-cache")),
@@ -190,7 +192,6 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
-        let pool_dir = args.store.root().join("pool");
         let mut state = SupervisorState {
             repo: args.repo,
             goal: args.goal,
@@ -207,7 +208,7 @@ impl Actor for Supervisor {
             limiter: Arc::new(Limiter::default()),
             halt: None,
             order: None,
-            pool: Arc::new(crate::pool::Pool::new(pool_dir)),
+            pool,
             slots: HashMap::new(),
             proof_written: std::time::Instant::now(),
             integration_started: false,
@@ -535,7 +536,9 @@ impl SupervisorState {
                 goal_id: self.state.goal_id.clone(),
                 slice: Some(s.id.clone()),
                 dir: s.worktree.clone().unwrap_or_default(),
-                checkout: None,
+                // Unconfined agents could have written in the slot since the
+                // commit: reset it so the gates see exactly the commit.
+                checkout: crate::sandbox::abi().is_none().then(|| commit.clone()),
                 tree,
                 gates: self.state.slice_gates(slice),
                 log_dir: self.attempt_logs(slice, s.attempts),
@@ -767,6 +770,7 @@ impl SupervisorState {
             ),
             cancel: self.agent_cancel.clone(),
             limiter: self.limiter.clone(),
+            pool: self.pool.clone(),
             writable: crate::sandbox::writable_dirs(
                 self.agent.is_kimi(),
                 &self.state.settings.limits.sandbox_writable,
