@@ -3,13 +3,17 @@
 //! Generates a repository of `FILES` tracked files (~2 KB each), then for N
 //! slices measures, in the same run:
 //! - the floor: what any tool must do per slice, by plain git commands —
-//!   add a worktree, write a file, commit it, `merge-tree --write-tree`,
-//!   `commit-tree`, `update-ref`;
+//!   recycle a worktree (`checkout -f -B <branch> <base>` + `clean -fdx`),
+//!   write a file, commit it, `merge-tree --write-tree`, `commit-tree`,
+//!   `update-ref`;
 //! - omk: `omk goal run` with an instant `exec:` agent and no gates.
 //!
-//! The floor runs its slices one after another while omk runs up to
-//! `--concurrency` at once, so for N > 1 the ratio also credits omk's
-//! parallelism; N = 1 is the pure per-slice overhead.
+//! Both start warm: the floor's worktree is made before its clock starts,
+//! and an untimed goal of 16 slices first fills omk's worktree pool (a
+//! second goal on a repository finds its slots made). The floor runs its
+//! slices one after another while omk runs up to `--concurrency` at once,
+//! so for N > 1 the ratio also credits omk's parallelism; N = 1 is the pure
+//! per-slice overhead.
 //!
 //! Prints one ratio line per N. Run with `cargo bench`; sizes can be set
 //! with `OMK_BENCH_FILES` and `OMK_BENCH_SLICES` (comma-separated).
@@ -55,28 +59,29 @@ fn make_repo(dir: &Path, files: usize) {
     git(dir, &["commit", "-q", "-m", "base"]);
 }
 
-/// The git floor for `n` slices, one after the other.
+/// The git floor for `n` slices, one after the other, in one recycled worktree.
 fn floor(repo: &Path, scratch: &Path, n: usize) -> Duration {
     let base = git(repo, &["rev-parse", "HEAD"]);
     let int = format!("floor-int-{n}");
     git(repo, &["branch", &int, &base]);
+    let wt = scratch.join("floor");
+    git(
+        repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            wt.to_str().unwrap(),
+            &base,
+        ],
+    );
     let started = Instant::now();
     let mut head = base.clone();
     for i in 0..n {
-        let wt = scratch.join(format!("floor-{i}"));
         let branch = format!("floor-{n}-{i}");
-        git(
-            repo,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "-b",
-                &branch,
-                wt.to_str().unwrap(),
-                &base,
-            ],
-        );
+        git(&wt, &["checkout", "-q", "-f", "-B", &branch, &base]);
+        git(&wt, &["clean", "-q", "-fdx"]);
         std::fs::write(wt.join(format!("slice-{i}.txt")), "done\n").unwrap();
         git(&wt, &["add", "-A"]);
         git(&wt, &["commit", "-q", "-m", "slice"]);
@@ -104,7 +109,7 @@ fn floor(repo: &Path, scratch: &Path, n: usize) -> Duration {
     started.elapsed()
 }
 
-fn omk(repo: &Path, scratch: &Path, n: usize) -> Duration {
+fn omk(repo: &Path, scratch: &Path, home: &Path, n: usize) -> Duration {
     let slices: Vec<String> = (0..n)
         .map(|i| {
             format!(
@@ -129,7 +134,7 @@ fn omk(repo: &Path, scratch: &Path, n: usize) -> Duration {
         .arg(r#"exec:n=${OMK_SLICE_ID#s}; echo done > "slice-$n.txt""#)
         .arg("--plan")
         .arg(&plan)
-        .env("OMK_HOME", scratch.join("omk-home"))
+        .env("OMK_HOME", home)
         .output()
         .unwrap();
     let took = started.elapsed();
@@ -157,13 +162,25 @@ fn main() {
         .collect();
     let scratch = tempfile::tempdir().unwrap();
     let repo = scratch.path().join("repo");
+    let made = Instant::now();
     make_repo(&repo, files);
-    println!("overhead: repository of {files} files of ~2 KB");
+    println!(
+        "overhead: repository of {files} files of ~2 KB (made in {:.1}s)",
+        made.elapsed().as_secs_f64()
+    );
+    let home = scratch.path().join("omk-home");
+    let warm = scratch.path().join("warm-up");
+    std::fs::create_dir_all(&warm).unwrap();
+    let took = omk(&repo, &warm, &home, 16);
+    println!(
+        "overhead: pool warm-up, 16 slots made in {:.1}s (untimed)",
+        took.as_secs_f64()
+    );
     for n in counts {
         let run_scratch = scratch.path().join(format!("n{n}"));
         std::fs::create_dir_all(&run_scratch).unwrap();
         let floor = floor(&repo, &run_scratch, n);
-        let omk = omk(&repo, &run_scratch, n);
+        let omk = omk(&repo, &run_scratch, &home, n);
         let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
         println!(
             "overhead: N={n:<5} floor {:>8.1} ms/slice   omk {:>8.1} ms/slice   ratio {:.2}x",

@@ -42,6 +42,8 @@ pub struct Config {
     pub sandbox_writable: Vec<String>,
     /// Extra environment variables agents may see (`[sandbox] env`).
     pub sandbox_env: Vec<String>,
+    /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
+    pub slot_cache: Vec<String>,
 }
 
 /// Where the gates of a run came from.
@@ -68,6 +70,15 @@ struct File {
     price: Vec<Price>,
     #[serde(default)]
     sandbox: SandboxEntry,
+    #[serde(default)]
+    pool: PoolEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolEntry {
+    #[serde(default)]
+    cache: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +204,18 @@ impl Config {
             None if file.price.len() == 1 => file.price.first().cloned(),
             None => None,
         };
+        for name in &file.pool.cache {
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+                && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+            if !valid {
+                return Err(bad(format!(
+                    "pool.cache: `{name}` is not an environment variable name (letters, digits and _, e.g. CARGO_TARGET_DIR)"
+                )));
+            }
+        }
         Ok(Config {
             gates,
             gates_source,
@@ -203,6 +226,7 @@ impl Config {
             price,
             sandbox_writable: file.sandbox.writable,
             sandbox_env: file.sandbox.env,
+            slot_cache: file.pool.cache,
         })
     }
 
@@ -245,6 +269,7 @@ impl Config {
             price: None,
             sandbox_writable: vec![],
             sandbox_env: vec![],
+            slot_cache: vec![],
         }
     }
 
@@ -314,5 +339,12 @@ mod tests {
         .unwrap();
         let err = Config::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("gate[0] (`t`).timeout"), "{err}");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[pool]\ncache = [\"target dir\"]\n",
+        )
+        .unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("pool.cache: `target dir`"), "{err}");
     }
 }

@@ -113,22 +113,27 @@ impl Cache {
     }
 }
 
-/// Runs one gate in `dir`, whose checked-out tree is `tree`.
+/// Runs one gate in `dir`, whose checked-out tree is `tree`, with `env`
+/// (the slot's build caches) set besides the `OMK_*` variables.
 pub async fn run(
     gate: &GateSpec,
     goal_id: &str,
     dir: &Path,
     tree: &str,
+    env: &[(String, String)],
     log: PathBuf,
     cancel: &CancellationToken,
 ) -> Result<GateResult> {
     let spec = process::Spec {
         command: gate.command.clone(),
         cwd: dir.to_path_buf(),
-        env: vec![
-            ("OMK_GATE".into(), gate.name.clone()),
-            ("OMK_GOAL_ID".into(), goal_id.into()),
-        ],
+        env: [
+            ("OMK_GATE".to_string(), gate.name.clone()),
+            ("OMK_GOAL_ID".to_string(), goal_id.to_string()),
+        ]
+        .into_iter()
+        .chain(env.iter().cloned())
+        .collect(),
         log: log.clone(),
         timeout: gate.timeout,
     };

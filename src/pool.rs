@@ -139,6 +139,19 @@ impl Pool {
         Ok(true)
     }
 
+    /// The build caches of `slot` named by `names` (`[pool] cache`), each
+    /// a directory `slot-N.cache/<NAME>` that outlives recycling, made if
+    /// missing: the variables to set for the slot's agents and gates.
+    pub fn caches(slot: &Path, names: &[String]) -> Result<Vec<(String, String)>> {
+        let mut vars = Vec::new();
+        for name in names {
+            let dir = slot.with_extension("cache").join(name);
+            std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+            vars.push((name.clone(), dir.display().to_string()));
+        }
+        Ok(vars)
+    }
+
     /// The slots no process holds, for cleanup.
     pub fn idle_slots(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
@@ -147,7 +160,7 @@ impl Pool {
         let mut idle = Vec::new();
         for e in entries.flatten() {
             let p = e.path();
-            // Slots are `slot-N`; their `slot-N.tmp` dirs go with them.
+            // Slots are `slot-N`; their `slot-N.tmp` and `.cache` dirs go with them.
             if p.is_dir() && p.extension().is_none() && self.try_hold(&p).unwrap_or(false) {
                 idle.push(p);
             }

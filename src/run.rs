@@ -168,6 +168,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         price: config.price.clone(),
         sandbox_writable: config.sandbox_writable.clone(),
         sandbox_env: config.sandbox_env.clone(),
+        slot_cache: config.slot_cache.clone(),
     };
     let started = EventBody::GoalStarted {
         goal_id: goal.id.clone(),

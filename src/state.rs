@@ -182,6 +182,9 @@ pub struct Limits {
     /// Extra environment variables agents may see (`[sandbox] env`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sandbox_env: Vec<String>,
+    /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slot_cache: Vec<String>,
 }
 
 /// Settings fixed when the goal started; not part of the proof.

@@ -385,3 +385,35 @@ fn a_tree_is_verified_once_per_gate() {
         second["integration"]["tree"]
     );
 }
+
+#[test]
+fn a_slot_s_build_cache_outlives_recycling_and_goals() {
+    let toml = gate_toml(
+        "build",
+        r#"echo "gate $OMK_GOAL_ID" >> "$BUILD_CACHE/runs""#,
+        "both",
+    ) + "\n[pool]\ncache = [\"BUILD_CACHE\"]\n";
+    let f = Fixture::new(&[("omk.toml", &toml)]);
+    let agent = f
+        .agent(r#"echo "agent $OMK_GOAL_ID" >> "$BUILD_CACHE/runs"; echo x > "$OMK_SLICE_ID.txt""#);
+    let mut goals = vec![];
+    for id in ["one", "two"] {
+        let scope = format!("{id}.txt");
+        let plan = f.plan(json!({ "slices": [slice(id, &[&scope])] }));
+        let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(slice_of(&proof, id)["status"], "merged", "{proof}");
+        let branch = proof["integration"]["branch"].as_str().unwrap();
+        let tree = f.git(&["ls-tree", "-r", "--name-only", branch]);
+        assert!(!tree.contains("runs"), "the cache was committed: {tree}");
+        goals.push(proof["goal_id"].as_str().unwrap().to_string());
+    }
+    // Slot 0 served both goals and was recycled in between; its cache kept
+    // what the agent and the gates of each wrote.
+    let runs = std::fs::read_to_string(f.state_dir().join("pool/slot-0.cache/BUILD_CACHE/runs"))
+        .unwrap_or_default();
+    for goal in &goals {
+        assert!(runs.contains(&format!("agent {goal}")), "{runs}");
+        assert!(runs.contains(&format!("gate {goal}")), "{runs}");
+    }
+}

@@ -37,6 +37,8 @@ pub struct GateJob {
     pub checkout: Option<String>,
     /// The tree id checked out in `dir`.
     pub tree: String,
+    /// Variables set for the gates besides `OMK_*`: the slot's build caches.
+    pub env: Vec<(String, String)>,
     /// The gates, in order.
     pub gates: Vec<GateSpec>,
     /// Where the gates' logs go.
@@ -149,8 +151,16 @@ async fn run_job(
                 let log = job.log_dir.join(format!("gate-{}.log", spec.name));
                 let result = match &prepared {
                     Some(Ok(())) => {
-                        gate::run(spec, &job.goal_id, &job.dir, &job.tree, log.clone(), cancel)
-                            .await
+                        gate::run(
+                            spec,
+                            &job.goal_id,
+                            &job.dir,
+                            &job.tree,
+                            &job.env,
+                            log.clone(),
+                            cancel,
+                        )
+                        .await
                     }
                     Some(Err(e)) => {
                         Err(crate::Error::Actor(format!("preparing the checkout: {e}")))

@@ -535,6 +535,10 @@ impl SupervisorState {
             SliceStatus::Gating => self.gates.send_message(GateMsg::Run(GateJob {
                 goal_id: self.state.goal_id.clone(),
                 slice: Some(s.id.clone()),
+                env: crate::pool::Pool::caches(
+                    s.worktree.as_deref().unwrap_or(std::path::Path::new("")),
+                    &self.state.settings.limits.slot_cache,
+                )?,
                 dir: s.worktree.clone().unwrap_or_default(),
                 // Unconfined agents could have written in the slot since the
                 // commit: reset it so the gates see exactly the commit.
@@ -625,6 +629,7 @@ impl SupervisorState {
             self.state.integration.commit.clone(),
             self.state.integration.tree.clone(),
         );
+        let env = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         self.record(EventBody::IntegrationStarted {
             commit: commit.clone(),
             tree: tree.clone(),
@@ -636,6 +641,7 @@ impl SupervisorState {
             dir: worktree,
             checkout: Some(commit),
             tree,
+            env,
             gates,
             log_dir: self.goal.logs().join(crate::plan::INTEGRATION),
         }))?;
@@ -698,6 +704,7 @@ impl SupervisorState {
         };
         let worktree = self.pool.acquire()?;
         self.slots.insert(id.to_string(), worktree.clone());
+        let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         let conflict_paths = s.retry_after_conflict.clone();
         self.record(EventBody::SliceStarted {
             slice: id.to_string(),
@@ -748,7 +755,11 @@ impl SupervisorState {
             answer: None,
             planning: false,
             resume_session: s.resume_session.clone(),
-            inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env),
+            inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env)
+                .into_iter()
+                .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
+                .chain(caches.iter().cloned())
+                .collect(),
             sandbox: None,
             tmp: worktree_for_policy.with_extension("tmp"),
         };
@@ -774,7 +785,10 @@ impl SupervisorState {
             writable: crate::sandbox::writable_dirs(
                 self.agent.is_kimi(),
                 &self.state.settings.limits.sandbox_writable,
-            ),
+            )
+            .into_iter()
+            .chain(caches.iter().map(|(_, dir)| dir.into()))
+            .collect(),
         };
         match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {

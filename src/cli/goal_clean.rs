@@ -61,6 +61,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         freed += crate::util::disk_usage(slot);
         repo.remove_worktree(slot)?;
         let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
+        let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
         let _ = std::fs::remove_file(slot.with_extension("lock"));
     }
     if !idle.is_empty() {
