@@ -568,16 +568,34 @@ impl Repo {
         Ok(escaping)
     }
 
-    /// Merges `theirs` into `ours` in the object database.
-    pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Merge> {
-        let args = [
-            "merge-tree",
-            "--write-tree",
-            "--name-only",
-            "--no-messages",
-            ours,
-            theirs,
-        ];
+    /// Whether `commit` reaches `ancestor` through single-parent commits
+    /// only: then `ancestor` is the merge base of `commit` and any commit
+    /// that contains `ancestor`, and a merge need not search for one.
+    pub fn descends_linearly(&self, commit: &str, ancestor: &str) -> Result<bool> {
+        let repo = self.open()?;
+        let ancestor = Oid::from_str(ancestor)?;
+        let mut at = repo.find_commit(Oid::from_str(commit)?)?;
+        // An agent rarely commits more than a few times; past this, search.
+        for _ in 0..1000 {
+            if at.id() == ancestor {
+                return Ok(true);
+            }
+            if at.parent_count() != 1 {
+                return Ok(false);
+            }
+            at = at.parent(0)?;
+        }
+        Ok(false)
+    }
+
+    /// Merges `theirs` into `ours` in the object database, from `base` when
+    /// it is known to be their merge base (else git finds one, walking the
+    /// history of both: O(commits) on a long-running integration branch).
+    pub fn merge_tree(&self, ours: &str, theirs: &str, base: Option<&str>) -> Result<Merge> {
+        let base_arg = base.map(|b| format!("--merge-base={b}"));
+        let mut args = vec!["merge-tree", "--write-tree", "--name-only", "--no-messages"];
+        args.extend(base_arg.as_deref());
+        args.extend([ours, theirs]);
         let out = self.git_output(&args)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let mut lines = stdout.lines();

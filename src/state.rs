@@ -198,6 +198,9 @@ pub struct Settings {
     pub concurrency: usize,
     pub deliver: Deliver,
     pub base_tree: String,
+    /// Each slice's position in `GoalState::slices` and the plan, so a
+    /// lookup by id costs O(1) on a goal of thousands of slices.
+    pub index: std::collections::HashMap<String, usize>,
 }
 
 /// A goal's state; serialized, its proof.
@@ -337,6 +340,12 @@ impl GoalState {
                         concurrency: *concurrency,
                         deliver: *deliver,
                         base_tree: base_tree.clone(),
+                        index: plan
+                            .slices
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| (s.id.clone(), i))
+                            .collect(),
                     },
                 };
             }
@@ -345,11 +354,13 @@ impl GoalState {
                 attempt,
                 branch,
                 worktree,
+                start_commit,
                 ..
             } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Running;
                     s.attempts = *attempt;
+                    s.start_commit = Some(start_commit.clone());
                     s.branch = branch.clone();
                     s.worktree = Some(worktree.clone());
                     s.reason = None;
@@ -568,16 +579,20 @@ impl GoalState {
 
     /// The slice with this id.
     pub fn slice(&self, id: &str) -> Option<&SliceState> {
-        self.slices.iter().find(|s| s.id == id)
+        let i = *self.settings.index.get(id)?;
+        self.slices.get(i).filter(|s| s.id == id)
     }
 
     fn slice_mut(&mut self, id: &str) -> Option<&mut SliceState> {
-        self.slices.iter_mut().find(|s| s.id == id)
+        let i = *self.settings.index.get(id)?;
+        self.slices.get_mut(i).filter(|s| s.id == id)
     }
 
     /// The plan entry of a slice.
     pub fn spec(&self, id: &str) -> Option<&SliceSpec> {
-        self.settings.plan.as_ref().and_then(|p| p.slice(id))
+        let i = *self.settings.index.get(id)?;
+        let plan = self.settings.plan.as_ref()?;
+        plan.slices.get(i).filter(|s| s.id == id)
     }
 
     /// The gates that judge slice `id`: the plan's selection, else every per-slice gate.

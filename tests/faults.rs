@@ -180,3 +180,40 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
         points.len()
     );
 }
+
+#[test]
+fn a_commit_made_just_before_a_kill_is_adopted_not_redone() {
+    let (f, plan, _) = fixture();
+    f.allow_agent_writes_to_scripts();
+    let runs = f.scripts.join("runs");
+    let agent = f.agent(&format!(
+        r#"echo "$OMK_SLICE_ID" >> {runs}; mkdir -p "$OMK_SLICE_ID"; echo "work of $OMK_SLICE_ID" > "$OMK_SLICE_ID/out.txt""#,
+        runs = runs.display()
+    ));
+    // One slice at a time: the kill lands right after s0's commit, before
+    // the controller records it, with no other agent in flight.
+    let args = [
+        "goal",
+        "run",
+        "faults",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--agent",
+        &agent,
+        "--concurrency",
+        "1",
+        "--no-progress",
+    ];
+    let out = f.omk_env(&args, &[("OMK_FAULT", "kill:slice.committed:1")]);
+    assert_eq!(out.status.code(), None, "the fault point was not reached");
+    let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let proof: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let runs = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(
+        runs.lines().filter(|l| *l == "s0").count(),
+        1,
+        "s0's agent ran again though its commit was there:\n{runs}"
+    );
+    assert_eq!(runs.lines().count(), SLICES, "{runs}");
+}

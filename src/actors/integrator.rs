@@ -21,6 +21,9 @@ pub enum IntegratorMsg {
         slice: String,
         attempt: u32,
         commit: String,
+        /// The commit the attempt started from: an ancestor of the
+        /// integration branch, so the merge base, known without a walk.
+        base: Option<String>,
     },
 }
 
@@ -64,6 +67,7 @@ impl Actor for IntegratorActor {
             slice,
             attempt,
             commit,
+            base,
         } = message;
         let (repo, head, branch_ref) = (
             state.repo.clone(),
@@ -76,7 +80,11 @@ impl Actor for IntegratorActor {
         );
         let theirs = commit.clone();
         let merged = blocking(move || {
-            Ok(match repo.merge_tree(&head, &theirs)? {
+            let base = match base {
+                Some(b) if repo.descends_linearly(&theirs, &b)? => Some(b),
+                _ => None,
+            };
+            Ok(match repo.merge_tree(&head, &theirs, base.as_deref())? {
                 Merge::Clean(tree) => {
                     let new = repo.commit_tree(&tree, &[&head, &theirs], &message)?;
                     repo.update_ref(&branch_ref, &new, &head, "omk: integrate slice")?;

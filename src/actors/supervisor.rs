@@ -551,6 +551,7 @@ impl SupervisorState {
                 slice: s.id.clone(),
                 attempt: s.attempts,
                 commit,
+                base: s.start_commit.clone(),
             })?,
             _ => {}
         }

@@ -16,7 +16,7 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         Some(v) => println!("git:        {v}"),
         None => {
             ok = false;
-            println!("git:        NOT FOUND — install git ≥ 2.38 (omk needs `git merge-tree --write-tree`)");
+            println!("git:        NOT FOUND — install git ≥ 2.40 (omk needs `git merge-tree --write-tree --merge-base`)");
         }
     }
     println!("state home: {}", store::home()?.display());

@@ -85,7 +85,7 @@ fn verify(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<u8> {
         else {
             continue;
         };
-        let rebuilt = match repo.merge_tree(&head, slice_commit)? {
+        let rebuilt = match repo.merge_tree(&head, slice_commit, None)? {
             Merge::Clean(t) => t,
             Merge::Conflict(paths) => {
                 println!(
