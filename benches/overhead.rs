@@ -4,8 +4,8 @@
 //! slices measures, in the same run:
 //! - the floor: what any tool must do per slice, by plain git commands —
 //!   recycle a worktree (`checkout -f -B <branch> <base>` + `clean -fdx`),
-//!   write a file, commit it, `merge-tree --write-tree`, `commit-tree`,
-//!   `update-ref`;
+//!   write a file, commit it, `merge-tree --write-tree` (given the merge
+//!   base, which a tool knows), `commit-tree`, `update-ref`;
 //! - omk: `omk goal run` with an instant `exec:` agent and no gates.
 //!
 //! Both start warm: the floor's worktree is made before its clock starts,
@@ -86,7 +86,11 @@ fn floor(repo: &Path, scratch: &Path, n: usize) -> Duration {
         git(&wt, &["add", "-A"]);
         git(&wt, &["commit", "-q", "-m", "slice"]);
         let commit = git(&wt, &["rev-parse", "HEAD"]);
-        let tree = git(repo, &["merge-tree", "--write-tree", &head, &commit]);
+        let merge_base = format!("--merge-base={base}");
+        let tree = git(
+            repo,
+            &["merge-tree", "--write-tree", &merge_base, &head, &commit],
+        );
         let new = git(
             repo,
             &[

@@ -44,6 +44,8 @@ pub struct Config {
     pub sandbox_env: Vec<String>,
     /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
     pub slot_cache: Vec<String>,
+    /// Directories every sparse slot materializes (`[sparse] include`).
+    pub sparse_include: Vec<String>,
 }
 
 /// Where the gates of a run came from.
@@ -72,6 +74,15 @@ struct File {
     sandbox: SandboxEntry,
     #[serde(default)]
     pool: PoolEntry,
+    #[serde(default)]
+    sparse: SparseEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SparseEntry {
+    #[serde(default)]
+    include: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +215,17 @@ impl Config {
             None if file.price.len() == 1 => file.price.first().cloned(),
             None => None,
         };
+        for dir in &file.sparse.include {
+            if dir.starts_with('/')
+                || dir
+                    .split('/')
+                    .any(|p| p == ".." || p.contains(['*', '?', '[']))
+            {
+                return Err(bad(format!(
+                    "sparse.include: `{dir}` is not a directory of the repository (relative, no `..`, no globs, e.g. \"build\")"
+                )));
+            }
+        }
         for name in &file.pool.cache {
             let valid = name
                 .chars()
@@ -227,6 +249,7 @@ impl Config {
             sandbox_writable: file.sandbox.writable,
             sandbox_env: file.sandbox.env,
             slot_cache: file.pool.cache,
+            sparse_include: file.sparse.include,
         })
     }
 
@@ -270,6 +293,7 @@ impl Config {
             sandbox_writable: vec![],
             sandbox_env: vec![],
             slot_cache: vec![],
+            sparse_include: vec![],
         }
     }
 

@@ -1,19 +1,24 @@
 //! Everything omk asks of git, in one place.
 //!
-//! Objects, refs, commits and diffs go through git2. Two operations shell out
-//! to the `git` binary because git2 cannot do them:
+//! Objects, refs, commits and diffs go through git2. What touches a
+//! worktree's files or merges shells out to the `git` binary, which does it
+//! better:
 //! - `merge-tree --write-tree` merges two commits inside the object database
 //!   in ~3 ms at any repository size; git2's `merge_commits` builds a full
 //!   index and costs ~180 ms on 100k files.
 //! - `worktree add --detach` / `--no-checkout`: git2 can only add a worktree
 //!   on a branch with a full checkout.
+//! - `checkout --force` + `clean`, `add --all` + `write-tree`, `status`:
+//!   git's index-aware versions are 4-5x faster than libgit2's on 100k files,
+//!   and libgit2 reads neither sparse checkouts (`sparse-checkout`, used for
+//!   `--sparse` slots) nor sparse indexes.
 //!
 //! Every method is synchronous; actors call them from `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use git2::{build::CheckoutBuilder, IndexAddOption, Oid, Repository, ResetType, Signature};
+use git2::{Oid, Repository, Signature};
 
 use crate::error::{Error, Result};
 
@@ -68,24 +73,46 @@ pub fn changed_marks(before: &Marks, now: &Marks) -> Vec<String> {
 
 /// The marks of the worktree at `dir` (see [`Marks`]). Reads only: the
 /// index is not refreshed or written.
+///
+/// git's own `status` reads sparse checkouts and sparse indexes, which
+/// libgit2 cannot; `GIT_OPTIONAL_LOCKS=0` keeps it from refreshing the index.
 pub fn worktree_marks(dir: &Path) -> Result<Marks> {
     use std::os::unix::fs::MetadataExt;
-    let repo = Repository::open(dir)?;
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true);
+    let args = [
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--no-renames",
+        "--ignore-submodules=all",
+    ];
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))?;
+    if !out.status.success() {
+        return Err(command_error(&args, &out));
+    }
     let mut marks = Marks::new();
-    for entry in repo.statuses(Some(&mut opts))?.iter() {
-        let Ok(path) = entry.path() else { continue };
-        let mark = std::fs::symlink_metadata(dir.join(path)).ok().map(|m| {
-            (
-                m.len(),
-                m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-            )
-        });
-        marks.insert(path.to_string(), mark);
+    for entry in out.stdout.split(|b| *b == 0) {
+        // `XY path`
+        let Some(path) = entry.get(3..).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let path = String::from_utf8_lossy(path);
+        let mark = std::fs::symlink_metadata(dir.join(path.as_ref()))
+            .ok()
+            .map(|m| {
+                (
+                    m.len(),
+                    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                )
+            });
+        marks.insert(path.into_owned(), mark);
     }
     Ok(marks)
 }
@@ -203,6 +230,13 @@ impl Repo {
         Ok(tree.to_string())
     }
 
+    /// Whether the repository's config has `extensions.worktreeConfig` on.
+    pub fn worktree_config_enabled(&self) -> bool {
+        self.open()
+            .and_then(|r| Ok(r.config()?.get_bool("extensions.worktreeconfig")?))
+            .unwrap_or(false)
+    }
+
     /// What an agent must not change in the user's repository: where HEAD
     /// points, the index, every ref but omk's own, and the working files.
     pub fn guard(&self) -> Result<Guard> {
@@ -304,12 +338,18 @@ impl Repo {
         Ok(false)
     }
 
-    /// Adds a worktree at `path` checked out at `commit`, on a new `branch`
-    /// or detached.
+    /// Adds a worktree at `path` at `commit`, on a new `branch` or detached,
+    /// with its files checked out unless `checkout` is false.
     ///
     /// Concurrent `git worktree add`s in one repository can read each other's
     /// half-written admin directories, so omk adds one at a time.
-    pub fn add_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
+    pub fn add_worktree(
+        &self,
+        path: &Path,
+        branch: Option<&str>,
+        commit: &str,
+        checkout: bool,
+    ) -> Result<()> {
         let _one_at_a_time = worktree_admin();
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -321,6 +361,9 @@ impl Repo {
             None => false,
         };
         let mut args = vec!["worktree", "add", "--quiet"];
+        if !checkout {
+            args.push("--no-checkout");
+        }
         match branch {
             // A resumed or cleaned goal's branch exists already: check it out, then reset.
             Some(b) if existing => args.extend([path_arg.as_ref(), b]),
@@ -415,7 +458,17 @@ impl Repo {
     /// worktree is added, one left half-made by a crash is made again, and an
     /// existing one — a pool slot that served another slice — is switched and
     /// cleaned of every untracked and ignored file.
-    pub fn prepare_worktree(&self, path: &Path, branch: Option<&str>, commit: &str) -> Result<()> {
+    ///
+    /// With a `cone` (directories; `--sparse`), only the files at the top
+    /// and below those directories are materialized, with a sparse index;
+    /// without one, every file is.
+    pub fn prepare_worktree(
+        &self,
+        path: &Path,
+        branch: Option<&str>,
+        commit: &str,
+        cone: Option<&[String]>,
+    ) -> Result<()> {
         if let Some(b) = branch {
             if !b.starts_with("omk/") {
                 return Err(Error::Actor(format!(
@@ -433,10 +486,12 @@ impl Repo {
             })?;
             self.prune_worktrees()?;
         }
-        if !path.exists() {
+        let fresh = !path.exists();
+        if fresh {
             // Detached: a branch is set with git2 below, so the git CLI never
-            // sees one branch checked out in two slots.
-            self.add_worktree(path, None, commit)?;
+            // sees one branch checked out in two slots. A sparse slot is
+            // checked out below, once its cone is set.
+            self.add_worktree(path, None, commit, cone.is_none())?;
         }
         let repo = Repository::open(path)?;
         clear_stale_worktree_locks(&repo)?;
@@ -447,8 +502,28 @@ impl Repo {
         if let Some(b) = branch {
             repo.reference(&format!("refs/heads/{b}"), oid, true, "omk: start attempt")?;
         }
-        repo.set_head_detached(oid)?;
-        reset_hard_clean(&repo, oid)
+        match cone {
+            Some(dirs) => {
+                let mut set = vec!["sparse-checkout", "set", "--cone", "--sparse-index", "--"];
+                set.extend(dirs.iter().map(String::as_str));
+                if fresh {
+                    // Nothing is checked out yet: set the cone, then fill it.
+                    git_at(path, &set)?;
+                    reset_clean(path, commit)
+                } else {
+                    // Back to a clean `commit` first, so changing the cone
+                    // finds no modified file to keep.
+                    reset_clean(path, commit)?;
+                    git_at(path, &set).map(drop)
+                }
+            }
+            None => {
+                if is_sparse(path) {
+                    git_at(path, &["sparse-checkout", "disable"])?;
+                }
+                reset_clean(path, commit)
+            }
+        }
     }
 
     /// Removes the lock of an omk branch left by a process that died while
@@ -478,7 +553,7 @@ impl Repo {
         {
             self.clear_stale_ref_lock(branch.trim_start_matches("refs/heads/"))?;
         }
-        reset_hard_clean(&repo, Oid::from_str(commit)?)
+        reset_clean(path, commit)
     }
 
     /// Commits everything that changed in the worktree at `path` (as `git add
@@ -497,11 +572,10 @@ impl Repo {
         let repo = Repository::open(path)?;
         clear_stale_worktree_locks(&repo)?;
         self.clear_stale_ref_lock(branch)?;
-        let mut index = repo.index()?;
-        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
-        index.update_all(["*"], None)?;
-        index.write()?;
-        let tree_id = index.write_tree()?;
+        // git, not git2: its index-aware `add` is about 5x faster on 100k
+        // files, and libgit2 cannot read a sparse index.
+        git_at(path, &["add", "--all"])?;
+        let tree_id = Oid::from_str(git_at(path, &["write-tree"])?.trim())?;
         let head = repo.head()?.peel_to_commit()?;
         let result = if tree_id == head.tree_id() {
             head.id()
@@ -632,24 +706,47 @@ impl Repo {
 
     /// Runs `git` in the repository and returns stdout, failing on non-zero exit.
     fn git(&self, args: &[&str]) -> Result<String> {
-        let out = self.git_output(args)?;
-        if !out.status.success() {
-            return Err(command_error(args, &out));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        git_at(&self.root, args)
     }
 
     fn git_output(&self, args: &[&str]) -> Result<std::process::Output> {
-        // No background gc while slices are in flight.
-        Command::new("git")
-            .arg("-C")
-            .arg(&self.root)
-            .args(["-c", "gc.auto=0"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))
+        git_output_at(&self.root, args)
     }
+}
+
+/// Runs git in `dir` and returns its output, failing on a non-zero exit.
+fn git_at(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = git_output_at(dir, args)?;
+    if !out.status.success() {
+        return Err(command_error(args, &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn git_output_at(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    // No background gc while slices are in flight.
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "gc.auto=0"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))
+}
+
+/// Whether the worktree at `path` is a sparse checkout (its own
+/// `config.worktree` sets `core.sparseCheckout`).
+pub fn is_sparse(path: &Path) -> bool {
+    let Ok(dotgit) = std::fs::read_to_string(path.join(".git")) else {
+        return false;
+    };
+    let Some(gitdir) = dotgit.trim().strip_prefix("gitdir: ") else {
+        return false;
+    };
+    git2::Config::open(&Path::new(gitdir).join("config.worktree"))
+        .and_then(|c| c.get_bool("core.sparsecheckout"))
+        .unwrap_or(false)
 }
 
 /// The lock around changes to the repository's worktree list (add, prune):
@@ -661,16 +758,19 @@ fn worktree_admin() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Resets a worktree hard to `oid` and removes every untracked and ignored
-/// file. (libgit2's reset ignores the removal flags, so a forced checkout of
-/// the new HEAD does that part.)
-fn reset_hard_clean(repo: &Repository, oid: Oid) -> Result<()> {
-    let target = repo.find_object(oid, None)?;
-    repo.reset(&target, ResetType::Hard, None)?;
-    let mut checkout = CheckoutBuilder::new();
-    checkout.force().remove_untracked(true).remove_ignored(true);
-    repo.checkout_head(Some(&mut checkout))?;
-    Ok(())
+/// Resets the worktree at `path` to exactly `commit` (its files in the
+/// cone, for a sparse one), detached, and removes every untracked and
+/// ignored file, nested repositories included.
+///
+/// git, not git2: its checkout compares the index's stat data and touches
+/// only what changed (about 4x faster than libgit2's on 100k files), and
+/// libgit2 reads neither sparse checkouts nor sparse indexes.
+fn reset_clean(path: &Path, commit: &str) -> Result<()> {
+    git_at(
+        path,
+        &["checkout", "--quiet", "--force", "--detach", commit],
+    )?;
+    git_at(path, &["clean", "--quiet", "-f", "-f", "-d", "-x"]).map(drop)
 }
 
 /// Removes an `index.lock` or `HEAD.lock` left in one of omk's worktrees by a
@@ -786,7 +886,7 @@ mod tests {
         let slot = tmp.path().join("pool/slot-0");
 
         // One slice works in the slot and commits on its branch…
-        repo.prepare_worktree(&slot, Some("omk/g/one"), &base)
+        repo.prepare_worktree(&slot, Some("omk/g/one"), &base, None)
             .unwrap();
         std::fs::create_dir_all(slot.join("one")).unwrap();
         std::fs::write(slot.join("one/out.txt"), "one\n").unwrap();
@@ -806,7 +906,7 @@ mod tests {
         std::fs::write(slot.join("src/a.txt/inner"), "dir now\n").unwrap();
 
         // The next slice gets exactly the base tree, on its own branch.
-        repo.prepare_worktree(&slot, Some("omk/g/two"), &base)
+        repo.prepare_worktree(&slot, Some("omk/g/two"), &base, None)
             .unwrap();
         assert_eq!(files(&slot), files(&main), "the slot is not the base tree");
         assert_eq!(
@@ -818,5 +918,50 @@ mod tests {
         assert_eq!(git(&slot, &["status", "--porcelain", "--ignored"]), "");
         // The first slice's commit is kept on its branch.
         assert_eq!(git(&main, &["show", "omk/g/one:one/out.txt"]), "one");
+
+        // A sparse slice gets the top-level files and its cone only…
+        let cone = vec!["src".to_string()];
+        repo.prepare_worktree(&slot, Some("omk/g/three"), &base, Some(&cone))
+            .unwrap();
+        assert!(is_sparse(&slot));
+        assert_eq!(
+            files(&slot),
+            [
+                ".gitignore=target/\n",
+                "b.txt=b\n",
+                "c.txt=c\n",
+                "src/a.txt=a\n"
+            ]
+        );
+        // …and its commit still holds the whole tree.
+        std::fs::write(slot.join("src/new.txt"), "new\n").unwrap();
+        let three = repo
+            .commit_worktree(&slot, "omk/g/three", &base, "three")
+            .unwrap()
+            .unwrap();
+        assert_eq!(three.changed_files, vec!["src/new.txt"]);
+        let tree = git(&main, &["ls-tree", "-r", "--name-only", "omk/g/three"]);
+        assert_eq!(tree, ".gitignore\nb.txt\nc.txt\nsrc/a.txt\nsrc/new.txt");
+        // Another cone, then a full slice again: each sees exactly its part.
+        std::fs::write(slot.join("src/a.txt"), "dirty\n").unwrap();
+        let other = vec!["one".to_string()];
+        repo.prepare_worktree(&slot, Some("omk/g/four"), &one.commit, Some(&other))
+            .unwrap();
+        assert_eq!(
+            files(&slot),
+            [
+                ".gitignore=target/\n",
+                "b.txt=b\n",
+                "c.txt=c\n",
+                "one/out.txt=one\n"
+            ]
+        );
+        repo.prepare_worktree(&slot, Some("omk/g/five"), &base, None)
+            .unwrap();
+        assert!(!is_sparse(&slot));
+        assert_eq!(files(&slot), files(&main));
+        // git2 still opens the repository, whose config git changed.
+        assert!(repo.worktree_config_enabled());
+        repo.guard().unwrap();
     }
 }

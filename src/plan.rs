@@ -230,6 +230,47 @@ fn scope_glob(pattern: &str) -> Result<Glob, String> {
         .map_err(|e| format!("`{pattern}` is not a valid glob: {e}"))
 }
 
+/// The directories a sparse checkout of a slice with `write_scope` needs,
+/// `include` added: `None` when a pattern does not start with a literal
+/// directory (`**/*.rs`, `*/x`), which no cone can hold. Files at the top of
+/// the repository are in every cone, so `README.md` or `*.md` need nothing.
+pub fn cone(write_scope: &[String], include: &[String]) -> Option<Vec<String>> {
+    let mut dirs = Vec::new();
+    for pattern in write_scope {
+        // `dir/` means everything below `dir`.
+        let (pattern, below) = match pattern.strip_suffix('/') {
+            Some(dir) => (dir, true),
+            None => (pattern.as_str(), false),
+        };
+        let parts: Vec<&str> = pattern.split('/').collect();
+        let literal = parts
+            .iter()
+            .take_while(|p| !p.contains(['*', '?', '[', '{', '\\']))
+            .count();
+        let dir = match literal {
+            // A path: the directory it is in, or itself for `dir/`.
+            n if n == parts.len() && below => parts.join("/"),
+            n if n == parts.len() => parts[..n - 1].join("/"),
+            // A top-level glob that cannot cross `/` (`*.md`).
+            0 if parts.len() == 1 && !parts[0].contains("**") => String::new(),
+            0 => return None,
+            n => parts[..n].join("/"),
+        };
+        if !dir.is_empty() {
+            dirs.push(dir);
+        }
+    }
+    dirs.extend(
+        include
+            .iter()
+            .map(|d| d.trim_end_matches('/').to_string())
+            .filter(|d| !d.is_empty()),
+    );
+    dirs.sort();
+    dirs.dedup();
+    Some(dirs)
+}
+
 /// A compiled write scope.
 #[derive(Debug, Clone)]
 pub struct WriteScope(GlobSet);
@@ -381,5 +422,31 @@ mod tests {
         std::fs::write(&json, r#"{"slices":[{"id":"a"}]}"#).unwrap();
         let err = Plan::load(&json).unwrap_err().to_string();
         assert!(err.contains("missing field `prompt`"), "{err}");
+    }
+
+    #[test]
+    fn a_cone_holds_the_directories_a_scope_names() {
+        let cone = |scope: &[&str], include: &[&str]| {
+            let s: Vec<String> = scope.iter().map(|p| p.to_string()).collect();
+            let i: Vec<String> = include.iter().map(|p| p.to_string()).collect();
+            super::cone(&s, &i)
+        };
+        let dirs = |d: &[&str]| Some(d.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        assert_eq!(cone(&["src/api/**"], &[]), dirs(&["src/api"]));
+        assert_eq!(cone(&["src/api/"], &[]), dirs(&["src/api"]));
+        assert_eq!(
+            cone(&["src/*.rs", "docs/api.md"], &[]),
+            dirs(&["docs", "src"])
+        );
+        assert_eq!(
+            cone(&["crates/a/src/**/*.rs"], &["build/"]),
+            dirs(&["build", "crates/a/src"])
+        );
+        // Top-level files are in every cone.
+        assert_eq!(cone(&["README.md", "*.toml"], &[]), dirs(&[]));
+        // A pattern that can match anywhere fits no cone.
+        assert_eq!(cone(&["**"], &[]), None);
+        assert_eq!(cone(&["src/**", "**/*.rs"], &[]), None);
+        assert_eq!(cone(&["*/mod.rs"], &[]), None);
     }
 }

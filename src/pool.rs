@@ -57,9 +57,23 @@ impl Pool {
     }
 
     /// Takes a free slot, preferring existing ones, and returns its path.
-    pub fn acquire(&self) -> Result<PathBuf> {
+    /// Slots already sparse (or full) are preferred for a `sparse` (or
+    /// full) checkout: switching one to the other rewrites most of its tree.
+    pub fn acquire(&self, sparse: bool) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)
             .context(|| format!("creating {}", self.dir.display()))?;
+        let mut existing: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .context(|| format!("reading {}", self.dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && p.extension().is_none())
+            .collect();
+        existing.sort();
+        for slot in existing {
+            if crate::git::is_sparse(&slot) == sparse && self.try_hold(&slot)? {
+                return Ok(slot);
+            }
+        }
         for k in 0.. {
             let slot = self.dir.join(format!("slot-{k}"));
             if self.try_hold(&slot)? {
@@ -178,11 +192,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Pool::new(dir.path().join("pool"));
         let b = Pool::new(dir.path().join("pool"));
-        let s0 = a.acquire().unwrap();
-        let s1 = b.acquire().unwrap();
+        let s0 = a.acquire(false).unwrap();
+        let s1 = b.acquire(false).unwrap();
         assert_ne!(s0, s1, "a slot held by one pool is not given to another");
         assert!(b.hold(&s0).is_err());
         a.release(&s0);
-        assert_eq!(b.acquire().unwrap(), s0, "a released slot is reused first");
+        assert_eq!(
+            b.acquire(false).unwrap(),
+            s0,
+            "a released slot is reused first"
+        );
     }
 }

@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub budget: Budget,
     /// `--require-sandbox`: refuse to run agents without Landlock.
     pub require_sandbox: bool,
+    /// `--sparse`: slices whose write scope fits a cone get sparse worktrees.
+    pub sparse: bool,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -142,7 +144,14 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         GatesSource::Configured(_) => {}
     }
 
-    check_disk(&repo, &store, &base_commit, plan.slices.len())?;
+    let concurrency = opts.concurrency.unwrap_or(plan.slices.len().clamp(1, 16));
+    // One slot per slice running at once, and one for the integration gates.
+    check_disk(
+        &repo,
+        &store,
+        &base_commit,
+        concurrency.min(plan.slices.len()) + 1,
+    )?;
     let goal = store.create_goal()?;
     let lock = goal.lock()?;
     let plan_json =
@@ -155,7 +164,6 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         "omk: start goal",
     )?;
 
-    let concurrency = opts.concurrency.unwrap_or(plan.slices.len().clamp(1, 16));
     let ms = |d: Duration| d.as_millis() as u64;
     let limits = Limits {
         slice_timeout_ms: ms(opts.slice_timeout.unwrap_or(config.slice_timeout)),
@@ -169,7 +177,11 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         sandbox_writable: config.sandbox_writable.clone(),
         sandbox_env: config.sandbox_env.clone(),
         slot_cache: config.slot_cache.clone(),
+        sparse: opts.sparse.then(|| config.sparse_include.clone()),
     };
+    if opts.sparse {
+        sparse_notice(&repo, &plan, &config.sparse_include, &reporter);
+    }
     let started = EventBody::GoalStarted {
         goal_id: goal.id.clone(),
         goal: opts.goal.clone(),
@@ -381,6 +393,26 @@ async fn drive(
 
 /// The free space a run must leave on the disk holding omk's state:
 /// `OMK_DISK_MARGIN` bytes, else 1 GB.
+/// Says, for a `--sparse` run, which slices get full worktrees anyway and
+/// that git records sparse checkouts in the repository's shared config.
+fn sparse_notice(repo: &Repo, plan: &Plan, include: &[String], reporter: &Reporter) {
+    let full: Vec<&str> = plan
+        .slices
+        .iter()
+        .filter(|s| crate::plan::cone(&s.write_scope, include).is_none())
+        .map(|s| s.id.as_str())
+        .collect();
+    if !full.is_empty() {
+        reporter.notice(&format!(
+            "--sparse: these slices get full worktrees, as a sparse checkout holds only write scopes that start with a directory (`src/api/**`): {}",
+            full.join(", ")
+        ));
+    }
+    if !repo.worktree_config_enabled() {
+        reporter.notice("--sparse: git keeps a sparse worktree's settings in the worktree's own config, so the first sparse slot sets extensions.worktreeConfig=true in the repository's .git/config (see README, Sparse slices)");
+    }
+}
+
 fn disk_margin() -> u64 {
     std::env::var("OMK_DISK_MARGIN")
         .ok()
@@ -390,17 +422,29 @@ fn disk_margin() -> u64 {
 
 /// Refuses a run whose worktrees (one per slice plus the integration's, each
 /// a full checkout of the base) would leave less than the margin free.
-fn check_disk(repo: &Repo, store: &Store, base: &str, slices: usize) -> Result<()> {
+/// Refuses a goal whose worktree slots would not fit on the disk: `slots`
+/// are needed at once, and the pool's existing ones are reused.
+fn check_disk(repo: &Repo, store: &Store, base: &str, slots: usize) -> Result<()> {
+    let existing = std::fs::read_dir(store.root().join("pool"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir() && e.path().extension().is_none())
+                .count()
+        })
+        .unwrap_or(0);
+    let new = slots.saturating_sub(existing);
+    if new == 0 {
+        return Ok(());
+    }
     let Some(free) = crate::util::free_bytes(store.root()) else {
         return Ok(());
     };
     let per_tree = repo.checkout_bytes(base)?;
-    let need = per_tree.saturating_mul(slices as u64 + 1);
+    let need = per_tree.saturating_mul(new as u64);
     let margin = disk_margin();
     if free < need.saturating_add(margin) {
         return Err(Error::Disk(format!(
-            "{} worktrees of about {} each need {}, but {} is free where omk keeps them ({}), and {} must stay free; free some space or run fewer slices",
-            slices + 1,
+            "{new} new worktrees of about {} each need {}, but {} is free where omk keeps them ({}), and {} must stay free; free some space or run fewer slices at once (--concurrency)",
             crate::util::human_bytes(per_tree),
             crate::util::human_bytes(need),
             crate::util::human_bytes(free),

@@ -123,6 +123,9 @@ pub struct SliceState {
     /// The commit the last attempt started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_commit: Option<String>,
+    /// The directories its worktree materializes, when sparse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Vec<String>>,
     pub depends_on: Vec<String>,
     /// Set when the last attempt conflicted and another is due.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -185,6 +188,10 @@ pub struct Limits {
     /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slot_cache: Vec<String>,
+    /// `--sparse`: set, with the directories every sparse slot also
+    /// materializes (`[sparse] include`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Vec<String>>,
 }
 
 /// Settings fixed when the goal started; not part of the proof.
@@ -355,12 +362,14 @@ impl GoalState {
                 branch,
                 worktree,
                 start_commit,
+                sparse,
                 ..
             } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Running;
                     s.attempts = *attempt;
                     s.start_commit = Some(start_commit.clone());
+                    s.sparse = sparse.clone();
                     s.branch = branch.clone();
                     s.worktree = Some(worktree.clone());
                     s.reason = None;

@@ -224,7 +224,7 @@ fn a_run_that_would_fill_the_disk_is_refused() {
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("not enough disk space") && stderr.contains("2 worktrees"),
+        stderr.contains("not enough disk space") && stderr.contains("2 new worktrees"),
         "{stderr}"
     );
     assert!(!f.omk_left_traces());

@@ -417,3 +417,45 @@ fn a_slot_s_build_cache_outlives_recycling_and_goals() {
         assert!(runs.contains(&format!("gate {goal}")), "{runs}");
     }
 }
+
+#[test]
+fn sparse_slices_see_only_their_cone_and_merge_into_the_whole_tree() {
+    let toml = gate_toml("lib", "test -f shared/lib.txt", "slice")
+        + &gate_toml("all", "test -f a/a.txt && test -f b/b.txt", "integration")
+        + "\n[sparse]\ninclude = [\"shared\"]\n";
+    let f = Fixture::new(&[
+        ("omk.toml", &toml),
+        ("a/a.txt", "a\n"),
+        ("b/b.txt", "b\n"),
+        ("shared/lib.txt", "lib\n"),
+    ]);
+    // Each agent writes down whether it saw the other slice's directory.
+    let agent = f.agent(
+        r#"if [ -e a/a.txt ] && [ -e b/b.txt ]; then saw=full; else saw=sparse; fi
+case "$OMK_SLICE_ID" in
+  a) echo $saw > a/saw.txt ;;
+  wide) echo $saw > notes.md ;;
+esac"#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("a", &["a/**"]),
+        slice("wide", &["**/notes.md"]),
+    ] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--sparse"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    assert_eq!(slice_of(&proof, "a")["sparse"], json!(["a", "shared"]));
+    assert!(slice_of(&proof, "wide").get("sparse").is_none());
+    assert!(
+        stderr.contains("get full worktrees") && stderr.contains("(`src/api/**`): wide"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("extensions.worktreeConfig"), "{stderr}");
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    assert_eq!(f.show(branch, "a/saw.txt"), "sparse");
+    assert_eq!(f.show(branch, "notes.md"), "full");
+    assert_eq!(
+        f.git(&["ls-tree", "-r", "--name-only", branch]),
+        "a/a.txt\na/saw.txt\nb/b.txt\nnotes.md\nomk.toml\nshared/lib.txt"
+    );
+}

@@ -19,7 +19,7 @@ use crate::store::events::EventBody;
 #[derive(Debug)]
 pub enum GateMsg {
     /// Queue a verification job.
-    Run(GateJob),
+    Run(Box<GateJob>),
     /// A job finished; its slot is free (sent by the actor's own tasks).
     JobDone,
 }
@@ -35,6 +35,8 @@ pub struct GateJob {
     pub dir: PathBuf,
     /// When set, `dir` is first created as a detached worktree at this commit.
     pub checkout: Option<String>,
+    /// The directories that checkout materializes; `None` for all.
+    pub cone: Option<Vec<String>>,
     /// The tree id checked out in `dir`.
     pub tree: String,
     /// Variables set for the gates besides `OMK_*`: the slot's build caches.
@@ -91,7 +93,7 @@ impl Actor for GateActor {
         state: &mut GateState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            GateMsg::Run(job) => state.queue.push_back(job),
+            GateMsg::Run(job) => state.queue.push_back(*job),
             GateMsg::JobDone => state.running -= 1,
         }
         while state.running < state.args.concurrency {
@@ -142,8 +144,12 @@ async fn run_job(
                 if prepared.is_none() {
                     prepared = Some(match job.checkout.clone() {
                         Some(commit) => {
-                            let (repo, dir) = (repo.clone(), job.dir.clone());
-                            blocking(move || repo.prepare_worktree(&dir, None, &commit)).await
+                            let (repo, dir, cone) =
+                                (repo.clone(), job.dir.clone(), job.cone.clone());
+                            blocking(move || {
+                                repo.prepare_worktree(&dir, None, &commit, cone.as_deref())
+                            })
+                            .await
                         }
                         None => Ok(()),
                     });

@@ -37,6 +37,8 @@ pub struct SliceArgs {
     pub task: Task,
     /// The slice's branch (short name).
     pub branch: String,
+    /// The directories a sparse worktree materializes; `None` for all.
+    pub cone: Option<Vec<String>>,
     /// The commit the attempt starts from.
     pub start_commit: String,
     /// The message of the slice's commit.
@@ -104,13 +106,14 @@ fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String
 /// Runs the attempt and returns its final event.
 async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     let task = &args.task;
-    let (repo, path, branch, start) = (
+    let (repo, path, branch, start, cone) = (
         args.repo.clone(),
         task.worktree.clone(),
         args.branch.clone(),
         args.start_commit.clone(),
+        args.cone.clone(),
     );
-    blocking(move || repo.prepare_worktree(&path, Some(&branch), &start)).await?;
+    blocking(move || repo.prepare_worktree(&path, Some(&branch), &start, cone.as_deref())).await?;
     let mut task = task.clone();
     // The slot's temp dir starts empty, like its tree.
     let _ = std::fs::remove_dir_all(&task.tmp);

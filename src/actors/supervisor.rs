@@ -532,7 +532,7 @@ impl SupervisorState {
             return Ok(());
         };
         match s.status {
-            SliceStatus::Gating => self.gates.send_message(GateMsg::Run(GateJob {
+            SliceStatus::Gating => self.gates.send_message(GateMsg::Run(Box::new(GateJob {
                 goal_id: self.state.goal_id.clone(),
                 slice: Some(s.id.clone()),
                 env: crate::pool::Pool::caches(
@@ -543,10 +543,11 @@ impl SupervisorState {
                 // Unconfined agents could have written in the slot since the
                 // commit: reset it so the gates see exactly the commit.
                 checkout: crate::sandbox::abi().is_none().then(|| commit.clone()),
+                cone: s.sparse.clone(),
                 tree,
                 gates: self.state.slice_gates(slice),
                 log_dir: self.attempt_logs(slice, s.attempts),
-            }))?,
+            })))?,
             SliceStatus::Merging => self.integrator.send_message(IntegratorMsg::Merge {
                 slice: s.id.clone(),
                 attempt: s.attempts,
@@ -623,7 +624,7 @@ impl SupervisorState {
             return self.finish(status, reason, myself);
         }
         self.integration_started = true;
-        let worktree = self.pool.acquire()?;
+        let worktree = self.pool.acquire(false)?;
         self.slots
             .insert(crate::plan::INTEGRATION.to_string(), worktree.clone());
         let (commit, tree) = (
@@ -636,16 +637,17 @@ impl SupervisorState {
             tree: tree.clone(),
             worktree: worktree.clone(),
         })?;
-        self.gates.send_message(GateMsg::Run(GateJob {
+        self.gates.send_message(GateMsg::Run(Box::new(GateJob {
             goal_id: self.state.goal_id.clone(),
             slice: None,
             dir: worktree,
             checkout: Some(commit),
+            cone: None,
             tree,
             env,
             gates,
             log_dir: self.goal.logs().join(crate::plan::INTEGRATION),
-        }))?;
+        })))?;
         Ok(())
     }
 
@@ -703,7 +705,12 @@ impl SupervisorState {
         } else {
             self.state.integration.commit.clone()
         };
-        let worktree = self.pool.acquire()?;
+        let limits = &self.state.settings.limits;
+        let sparse = limits
+            .sparse
+            .as_ref()
+            .and_then(|include| crate::plan::cone(&spec.write_scope, include));
+        let worktree = self.pool.acquire(sparse.is_some())?;
         self.slots.insert(id.to_string(), worktree.clone());
         let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         let conflict_paths = s.retry_after_conflict.clone();
@@ -715,6 +722,7 @@ impl SupervisorState {
             worktree: worktree.clone(),
             conflict_paths: conflict_paths.clone(),
             resume_session: s.resume_session.clone(),
+            sparse: sparse.clone(),
         })?;
         let others: Vec<_> = self
             .state
@@ -770,6 +778,7 @@ impl SupervisorState {
             agent: self.agent.clone(),
             task,
             branch: s.branch.clone(),
+            cone: sparse,
             start_commit,
             commit_message: format!(
                 "omk: {}\n\nOmk-Goal: {}\nOmk-Slice: {id}\nOmk-Attempt: {attempt}\n",

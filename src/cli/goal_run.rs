@@ -60,6 +60,10 @@ pub struct Args {
     /// Refuse to run agents when the kernel cannot sandbox them (Landlock).
     #[arg(long)]
     require_sandbox: bool,
+    /// Check out only the directories a slice may write (plus `[sparse]
+    /// include`) when its write scope fits a cone.
+    #[arg(long)]
+    sparse: bool,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -85,6 +89,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         max_attempts: args.max_attempts,
         inactivity_timeout: args.inactivity_timeout,
         require_sandbox: args.require_sandbox,
+        sparse: args.sparse,
         budget: crate::run::Budget {
             time: args.budget_time,
             tokens: args.budget_tokens,

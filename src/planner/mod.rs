@@ -257,7 +257,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
     let worktree = dir.join("worktree");
     {
         let (repo, wt, base) = (p.repo.clone(), worktree.clone(), p.base.to_string());
-        crate::actors::blocking(move || repo.add_worktree(&wt, None, &base)).await?;
+        crate::actors::blocking(move || repo.add_worktree(&wt, None, &base, true)).await?;
     }
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp)

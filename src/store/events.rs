@@ -74,6 +74,10 @@ pub enum EventBody {
         /// a backend that can resume one).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_session: Option<String>,
+        /// The directories the worktree materializes (`--sparse`); absent
+        /// for a full checkout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sparse: Option<Vec<String>>,
     },
     /// The agent reported something while running.
     AgentUpdate {
@@ -240,9 +244,13 @@ impl EventBody {
                 attempt,
                 start_commit,
                 conflict_paths,
+                sparse,
                 ..
             } => {
                 let mut s = format!("attempt {attempt} started from {}", short(start_commit));
+                if let Some(dirs) = sparse {
+                    s += &format!(" in a sparse worktree of {}", dirs.join(", "));
+                }
                 if !conflict_paths.is_empty() {
                     s += &format!(" (after conflict on {})", conflict_paths.join(", "));
                 }
