@@ -16,7 +16,8 @@
 //! per-slice overhead.
 //!
 //! Prints one ratio line per N. Run with `cargo bench`; sizes can be set
-//! with `OMK_BENCH_FILES` and `OMK_BENCH_SLICES` (comma-separated).
+//! with `OMK_BENCH_FILES` and `OMK_BENCH_SLICES` (comma-separated), and
+//! `OMK_BENCH_SPARSE=1` adds `--sparse` runs.
 
 use std::path::Path;
 use std::process::Command;
@@ -113,12 +114,16 @@ fn floor(repo: &Path, scratch: &Path, n: usize) -> Duration {
     started.elapsed()
 }
 
-fn omk(repo: &Path, scratch: &Path, home: &Path, n: usize) -> Duration {
+/// `omk goal run` of `n` instant slices; with `sparse`, each writes in a
+/// directory of its own and runs in a sparse worktree of it.
+fn omk(repo: &Path, scratch: &Path, home: &Path, n: usize, sparse: Option<usize>) -> Duration {
     let slices: Vec<String> = (0..n)
         .map(|i| {
-            format!(
-                r#"{{"id":"s{i}","prompt":"write slice-{i}.txt","write_scope":["slice-{i}.txt"]}}"#
-            )
+            let file = match sparse {
+                Some(dirs) => format!("src/d{:03}/slice-{i}.txt", i % dirs),
+                None => format!("slice-{i}.txt"),
+            };
+            format!(r#"{{"id":"s{i}","prompt":"write {file}","write_scope":["{file}"]}}"#)
         })
         .collect();
     let plan = scratch.join(format!("plan-{n}.json"));
@@ -135,9 +140,10 @@ fn omk(repo: &Path, scratch: &Path, home: &Path, n: usize) -> Duration {
             "--allow-no-gates",
             "--agent",
         ])
-        .arg(r#"exec:n=${OMK_SLICE_ID#s}; echo done > "slice-$n.txt""#)
+        .arg(r#"exec:echo done > "$OMK_WRITE_SCOPE""#)
         .arg("--plan")
         .arg(&plan)
+        .args(sparse.map(|_| "--sparse"))
         .env("OMK_HOME", home)
         .output()
         .unwrap();
@@ -175,23 +181,48 @@ fn main() {
     let home = scratch.path().join("omk-home");
     let warm = scratch.path().join("warm-up");
     std::fs::create_dir_all(&warm).unwrap();
-    let took = omk(&repo, &warm, &home, 16);
+    let took = omk(&repo, &warm, &home, 16, None);
     println!(
         "overhead: pool warm-up, 16 slots made in {:.1}s (untimed)",
         took.as_secs_f64()
     );
+    // With OMK_BENCH_SPARSE=1, `--sparse` runs too, each slice in a cone of
+    // one directory of ~100 files, against the same (full) floor.
+    let sparse = std::env::var("OMK_BENCH_SPARSE")
+        .is_ok_and(|v| v == "1")
+        .then_some((files / 100).max(1));
+    if let Some(dirs) = sparse {
+        let warm = scratch.path().join("warm-up-sparse");
+        std::fs::create_dir_all(&warm).unwrap();
+        let took = omk(&repo, &warm, &home, 16, Some(dirs));
+        println!(
+            "overhead: sparse pool warm-up, 16 slots made in {:.1}s (untimed)",
+            took.as_secs_f64()
+        );
+    }
     for n in counts {
         let run_scratch = scratch.path().join(format!("n{n}"));
         std::fs::create_dir_all(&run_scratch).unwrap();
         let floor = floor(&repo, &run_scratch, n);
-        let omk = omk(&repo, &run_scratch, &home, n);
+        let full = omk(&repo, &run_scratch, &home, n, None);
         let per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
         println!(
             "overhead: N={n:<5} floor {:>8.1} ms/slice   omk {:>8.1} ms/slice   ratio {:.2}x",
             per(floor),
-            per(omk),
-            omk.as_secs_f64() / floor.as_secs_f64()
+            per(full),
+            full.as_secs_f64() / floor.as_secs_f64()
         );
+        if sparse.is_some() {
+            let run_scratch = scratch.path().join(format!("n{n}-sparse"));
+            std::fs::create_dir_all(&run_scratch).unwrap();
+            let took = omk(&repo, &run_scratch, &home, n, sparse);
+            println!(
+                "overhead: N={n:<5} floor {:>8.1} ms/slice   omk --sparse {:>8.1} ms/slice   ratio {:.2}x",
+                per(floor),
+                per(took),
+                took.as_secs_f64() / floor.as_secs_f64()
+            );
+        }
         git(&repo, &["worktree", "prune"]);
     }
 }

@@ -356,19 +356,23 @@ mod tests {
     #[test]
     fn bad_config_names_the_field() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(FILE_NAME),
-            "[[gate]]\nname = \"t\"\ncommand = \"true\"\ntimeout = \"soon\"\n",
-        )
-        .unwrap();
-        let err = Config::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("gate[0] (`t`).timeout"), "{err}");
-        std::fs::write(
-            dir.path().join(FILE_NAME),
-            "[pool]\ncache = [\"target dir\"]\n",
-        )
-        .unwrap();
-        let err = Config::load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("pool.cache: `target dir`"), "{err}");
+        for (toml, field) in [
+            (
+                "[[gate]]\nname = \"t\"\ncommand = \"true\"\ntimeout = \"soon\"\n",
+                "gate[0] (`t`).timeout",
+            ),
+            (
+                "[pool]\ncache = [\"target dir\"]\n",
+                "pool.cache: `target dir`",
+            ),
+            (
+                "[sparse]\ninclude = [\"../up\"]\n",
+                "sparse.include: `../up`",
+            ),
+        ] {
+            std::fs::write(dir.path().join(FILE_NAME), toml).unwrap();
+            let err = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
     }
 }

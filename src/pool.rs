@@ -76,6 +76,11 @@ impl Pool {
         }
         for k in 0.. {
             let slot = self.dir.join(format!("slot-{k}"));
+            // A new sparse slot is made in a moment, while turning a full
+            // one sparse deletes most of its files: only new ones, then.
+            if sparse && slot.exists() {
+                continue;
+            }
             if self.try_hold(&slot)? {
                 return Ok(slot);
             }
@@ -202,5 +207,11 @@ mod tests {
             s0,
             "a released slot is reused first"
         );
+        // A sparse slice gets a new slot rather than a full one to thin out.
+        std::fs::create_dir_all(&s0).unwrap();
+        b.release(&s0);
+        let sparse = b.acquire(true).unwrap();
+        assert!(sparse != s0 && sparse != s1, "{}", sparse.display());
+        assert_eq!(b.acquire(false).unwrap(), s0);
     }
 }

@@ -146,11 +146,12 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
 
     let concurrency = opts.concurrency.unwrap_or(plan.slices.len().clamp(1, 16));
     // One slot per slice running at once, and one for the integration gates.
+    let integration_slot = usize::from(config.integration_gates().next().is_some());
     check_disk(
         &repo,
         &store,
         &base_commit,
-        concurrency.min(plan.slices.len()) + 1,
+        concurrency.min(plan.slices.len()) + integration_slot,
     )?;
     let goal = store.create_goal()?;
     let lock = goal.lock()?;

@@ -34,6 +34,7 @@ fn run(
     plan: &std::path::Path,
     agent: &str,
     fault: Option<&str>,
+    concurrency: &str,
 ) -> std::process::Output {
     let args = [
         "goal",
@@ -44,7 +45,7 @@ fn run(
         "--agent",
         agent,
         "--concurrency",
-        "3",
+        concurrency,
         "--json",
         "--no-progress",
     ];
@@ -70,7 +71,7 @@ impl Rng {
 fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
     // The uninterrupted run.
     let (f, plan, agent) = fixture();
-    let out = run(&f, &plan, &agent, None);
+    let out = run(&f, &plan, &agent, None, "3");
     assert!(
         out.status.success(),
         "{}",
@@ -113,7 +114,7 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
     for (kind, n) in &points {
         let spec = format!("kill:{kind}:{n}");
         let (f, plan, agent) = fixture();
-        let out = run(&f, &plan, &agent, Some(&spec));
+        let out = run(&f, &plan, &agent, Some(&spec), "3");
         if out.status.code().is_none() {
             killed += 1;
         }
@@ -192,19 +193,7 @@ fn a_commit_made_just_before_a_kill_is_adopted_not_redone() {
     ));
     // One slice at a time: the kill lands right after s0's commit, before
     // the controller records it, with no other agent in flight.
-    let args = [
-        "goal",
-        "run",
-        "faults",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--agent",
-        &agent,
-        "--concurrency",
-        "1",
-        "--no-progress",
-    ];
-    let out = f.omk_env(&args, &[("OMK_FAULT", "kill:slice.committed:1")]);
+    let out = run(&f, &plan, &agent, Some("kill:slice.committed:1"), "1");
     assert_eq!(out.status.code(), None, "the fault point was not reached");
     let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
     let proof: Value = serde_json::from_slice(&resumed.stdout).unwrap();
