@@ -214,13 +214,7 @@ impl Repo {
 
     /// Whether the user's checkout has uncommitted changes (ignored files aside).
     pub fn has_uncommitted_changes(&self) -> Result<bool> {
-        let repo = self.open()?;
-        let mut opts = git2::StatusOptions::new();
-        opts.include_untracked(true)
-            .include_ignored(false)
-            .exclude_submodules(true);
-        let dirty = !repo.statuses(Some(&mut opts))?.is_empty();
-        Ok(dirty)
+        Ok(!worktree_marks(&self.root)?.is_empty())
     }
 
     /// The tree of a commit.
