@@ -662,18 +662,18 @@ impl SupervisorState {
                 _ => return Ok(()),
             };
         }
-        let order = self.order.clone().unwrap_or_default();
         let mut running = self
             .state
             .slices
             .iter()
             .filter(|s| s.status == SliceStatus::Running)
             .count();
-        for id in order {
+        let order = std::mem::take(&mut self.order).unwrap_or_default();
+        for id in &order {
             if running >= self.state.settings.concurrency {
                 break;
             }
-            let Some(s) = self.state.slice(&id) else {
+            let Some(s) = self.state.slice(id) else {
                 continue;
             };
             let deps_merged = s.depends_on.iter().all(|d| {
@@ -682,10 +682,14 @@ impl SupervisorState {
                     .is_some_and(|d| d.status == SliceStatus::Merged)
             });
             if s.status == SliceStatus::Pending && deps_merged {
-                self.start_slice(&id, myself).await?;
+                if let Err(e) = self.start_slice(id, myself).await {
+                    self.order = Some(order);
+                    return Err(e);
+                }
                 running += 1;
             }
         }
+        self.order = Some(order);
         Ok(())
     }
 
