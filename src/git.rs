@@ -231,6 +231,36 @@ impl Repo {
             .unwrap_or(false)
     }
 
+    /// Turns `extensions.worktreeConfig` off again when nothing needs it: no
+    /// slot under `pool` is sparse, and no other worktree (the main one
+    /// included) has a `config.worktree` of its own. Returns whether it did.
+    pub fn drop_worktree_config(&self, pool: &Path) -> Result<bool> {
+        let repo = self.open()?;
+        if self.common_dir.join("config.worktree").exists() {
+            return Ok(false);
+        }
+        for name in repo.worktrees()?.iter().flatten().flatten() {
+            let path = repo.find_worktree(name)?.path().to_path_buf();
+            let needed = match path.starts_with(pool) {
+                true => is_sparse(&path),
+                false => self
+                    .common_dir
+                    .join("worktrees")
+                    .join(name)
+                    .join("config.worktree")
+                    .exists(),
+            };
+            if needed {
+                return Ok(false);
+            }
+        }
+        let mut config = repo.config()?.open_level(git2::ConfigLevel::Local)?;
+        match config.remove("extensions.worktreeConfig") {
+            Err(e) if e.code() != git2::ErrorCode::NotFound => Err(e.into()),
+            _ => Ok(true),
+        }
+    }
+
     /// What an agent must not change in the user's repository: where HEAD
     /// points, the index, every ref but omk's own, and the working files.
     pub fn guard(&self) -> Result<Guard> {

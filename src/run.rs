@@ -181,7 +181,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
     };
     if opts.sparse {
-        sparse_notice(&repo, &plan, &config.sparse_include, &reporter);
+        sparse_notice(&repo, &store, &plan, &config.sparse_include, &reporter);
     }
     let started = EventBody::GoalStarted {
         goal_id: goal.id.clone(),
@@ -394,9 +394,13 @@ async fn drive(
 
 /// The free space a run must leave on the disk holding omk's state:
 /// `OMK_DISK_MARGIN` bytes, else 1 GB.
+/// The file in a repository's store that says `--sparse` found
+/// `extensions.worktreeConfig` off (so git's turning it on was omk's doing).
+pub const WORKTREE_CONFIG_MARK: &str = "worktree-config-set-by-omk";
+
 /// Says, for a `--sparse` run, which slices get full worktrees anyway and
 /// that git records sparse checkouts in the repository's shared config.
-fn sparse_notice(repo: &Repo, plan: &Plan, include: &[String], reporter: &Reporter) {
+fn sparse_notice(repo: &Repo, store: &Store, plan: &Plan, include: &[String], reporter: &Reporter) {
     let full: Vec<&str> = plan
         .slices
         .iter()
@@ -410,7 +414,9 @@ fn sparse_notice(repo: &Repo, plan: &Plan, include: &[String], reporter: &Report
         ));
     }
     if !repo.worktree_config_enabled() {
-        reporter.notice("--sparse: git keeps a sparse worktree's settings in the worktree's own config, so the first sparse slot sets extensions.worktreeConfig=true in the repository's .git/config (see README, Sparse slices)");
+        // Remembered, so that `goal clean` takes back only what omk caused.
+        let _ = std::fs::write(store.root().join(WORKTREE_CONFIG_MARK), b"");
+        reporter.notice("--sparse: git keeps a sparse worktree's settings in the worktree's own config, so the first sparse slot sets extensions.worktreeConfig=true in the repository's .git/config; `omk goal clean` unsets it once no sparse slot is left (see README, Sparse slices)");
     }
 }
 

@@ -458,4 +458,11 @@ esac"#,
         f.git(&["ls-tree", "-r", "--name-only", branch]),
         "a/a.txt\na/saw.txt\nb/b.txt\nnotes.md\nomk.toml\nshared/lib.txt"
     );
+    // Cleaning up takes back the config change along with the sparse slots.
+    let config = || std::fs::read_to_string(f.repo.join(".git/config")).unwrap();
+    assert!(config().contains("worktreeConfig"));
+    let clean = f.omk(&["goal", "clean", "--all"]);
+    let said = String::from_utf8_lossy(&clean.stdout);
+    assert!(said.contains("unset extensions.worktreeConfig"), "{said}");
+    assert!(!config().contains("worktreeConfig"), "{}", config());
 }

@@ -71,6 +71,12 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             if idle.len() == 1 { "" } else { "s" }
         );
     }
+    // What a `--sparse` run made git turn on goes once nothing needs it.
+    let mark = store.root().join(crate::run::WORKTREE_CONFIG_MARK);
+    if mark.exists() && repo.drop_worktree_config(pool.dir())? {
+        let _ = std::fs::remove_file(&mark);
+        println!("unset extensions.worktreeConfig, which --sparse had turned on");
+    }
     println!("freed {}", crate::util::human_bytes(freed));
     Ok(0)
 }
