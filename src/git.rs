@@ -75,44 +75,34 @@ pub fn changed_marks(before: &Marks, now: &Marks) -> Vec<String> {
 /// index is not refreshed or written.
 ///
 /// git's own `status` reads sparse checkouts and sparse indexes, which
-/// libgit2 cannot; `GIT_OPTIONAL_LOCKS=0` keeps it from refreshing the index.
+/// libgit2 cannot; `GIT_OPTIONAL_LOCKS=0` (see [`git_at`]) keeps it from
+/// refreshing the index.
 pub fn worktree_marks(dir: &Path) -> Result<Marks> {
     use std::os::unix::fs::MetadataExt;
-    let args = [
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--no-renames",
-        "--ignore-submodules=all",
-    ];
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))?;
-    if !out.status.success() {
-        return Err(command_error(&args, &out));
-    }
+    let status = git_at(
+        dir,
+        &[
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--ignore-submodules=all",
+        ],
+    )?;
     let mut marks = Marks::new();
-    for entry in out.stdout.split(|b| *b == 0) {
+    for entry in status.split('\0') {
         // `XY path`
         let Some(path) = entry.get(3..).filter(|p| !p.is_empty()) else {
             continue;
         };
-        let path = String::from_utf8_lossy(path);
-        let mark = std::fs::symlink_metadata(dir.join(path.as_ref()))
-            .ok()
-            .map(|m| {
-                (
-                    m.len(),
-                    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-                )
-            });
-        marks.insert(path.into_owned(), mark);
+        let mark = std::fs::symlink_metadata(dir.join(path)).ok().map(|m| {
+            (
+                m.len(),
+                m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+            )
+        });
+        marks.insert(path.to_string(), mark);
     }
     Ok(marks)
 }
@@ -745,11 +735,13 @@ fn git_at(dir: &Path, args: &[&str]) -> Result<String> {
 }
 
 fn git_output_at(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
-    // No background gc while slices are in flight.
+    // No background gc while slices are in flight, and no index refresh by a
+    // command that only reads (`status` would write the user's index).
     Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(["-c", "gc.auto=0"])
+        .env("GIT_OPTIONAL_LOCKS", "0")
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -36,8 +36,7 @@ pub struct Settled {
 pub struct Pool {
     dir: PathBuf,
     held: Mutex<BTreeMap<PathBuf, std::fs::File>>,
-    /// Settled slots: owner, and which settling it is (a slot settled again
-    /// later is a different tree).
+    /// The settled slots, and the number of the last settling.
     settled: Mutex<(BTreeMap<PathBuf, Settled>, u64)>,
 }
 
