@@ -535,10 +535,12 @@ impl SupervisorState {
             SliceStatus::Gating => self.gates.send_message(GateMsg::Run(Box::new(GateJob {
                 goal_id: self.state.goal_id.clone(),
                 slice: Some(s.id.clone()),
-                env: crate::pool::Pool::caches(
-                    s.worktree.as_deref().unwrap_or(std::path::Path::new("")),
-                    &self.state.settings.limits.slot_cache,
-                )?,
+                env: match s.worktree.as_deref() {
+                    Some(slot) => {
+                        crate::pool::Pool::caches(slot, &self.state.settings.limits.slot_cache)?
+                    }
+                    None => vec![],
+                },
                 dir: s.worktree.clone().unwrap_or_default(),
                 // Unconfined agents could have written in the slot since the
                 // commit: reset it so the gates see exactly the commit.
