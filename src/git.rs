@@ -656,7 +656,7 @@ impl Repo {
     /// Whether `commit` reaches `ancestor` through single-parent commits
     /// only: then `ancestor` is the merge base of `commit` and any commit
     /// that contains `ancestor`, and a merge need not search for one.
-    pub fn descends_linearly(&self, commit: &str, ancestor: &str) -> Result<bool> {
+    fn descends_linearly(&self, commit: &str, ancestor: &str) -> Result<bool> {
         let repo = self.open()?;
         let ancestor = Oid::from_str(ancestor)?;
         let mut at = repo.find_commit(Oid::from_str(commit)?)?;
@@ -673,10 +673,17 @@ impl Repo {
         Ok(false)
     }
 
-    /// Merges `theirs` into `ours` in the object database, from `base` when
-    /// it is known to be their merge base (else git finds one, walking the
-    /// history of both: O(commits) on a long-running integration branch).
-    pub fn merge_tree(&self, ours: &str, theirs: &str, base: Option<&str>) -> Result<Merge> {
+    /// Merges `theirs` into `ours` in the object database.
+    ///
+    /// `start`, the commit `theirs` was made from, is an ancestor of `ours`;
+    /// when `theirs` reaches it through single-parent commits it is their
+    /// merge base and is passed as such. Otherwise git finds one, walking the
+    /// history of both: O(commits) on a long-running integration branch.
+    pub fn merge_tree(&self, ours: &str, theirs: &str, start: Option<&str>) -> Result<Merge> {
+        let base = match start {
+            Some(s) if self.descends_linearly(theirs, s)? => Some(s),
+            _ => None,
+        };
         let base_arg = base.map(|b| format!("--merge-base={b}"));
         let mut args = vec!["merge-tree", "--write-tree", "--name-only", "--no-messages"];
         args.extend(base_arg.as_deref());

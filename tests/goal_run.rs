@@ -122,6 +122,13 @@ printf '%s' "$OMK_PROMPT" > "{}/$OMK_SLICE_ID-$OMK_ATTEMPT.txt""#,
     let branch = proof["integration"]["branch"].as_str().unwrap();
     assert_eq!(f.show(branch, "shared.txt"), format!("from {retried}"));
     assert_eq!(proof["integration"]["order"][1], retried);
+    // Re-merging from the record, retry included, gives the same trees.
+    let verify = f.omk(&["goal", "replay", "--verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 #[test]

@@ -21,9 +21,8 @@ pub enum IntegratorMsg {
         slice: String,
         attempt: u32,
         commit: String,
-        /// The commit the attempt started from: an ancestor of the
-        /// integration branch, so the merge base, known without a walk.
-        base: Option<String>,
+        /// The commit the attempt started from (see [`Repo::merge_tree`]).
+        start: Option<String>,
     },
 }
 
@@ -67,7 +66,7 @@ impl Actor for IntegratorActor {
             slice,
             attempt,
             commit,
-            base,
+            start,
         } = message;
         let (repo, head, branch_ref) = (
             state.repo.clone(),
@@ -80,11 +79,7 @@ impl Actor for IntegratorActor {
         );
         let theirs = commit.clone();
         let merged = blocking(move || {
-            let base = match base {
-                Some(b) if repo.descends_linearly(&theirs, &b)? => Some(b),
-                _ => None,
-            };
-            Ok(match repo.merge_tree(&head, &theirs, base.as_deref())? {
+            Ok(match repo.merge_tree(&head, &theirs, start.as_deref())? {
                 Merge::Clean(tree) => {
                     let new = repo.commit_tree(&tree, &[&head, &theirs], &message)?;
                     repo.update_ref(&branch_ref, &new, &head, "omk: integrate slice")?;

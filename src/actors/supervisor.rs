@@ -554,7 +554,7 @@ impl SupervisorState {
                 slice: s.id.clone(),
                 attempt: s.attempts,
                 commit,
-                base: s.start_commit.clone(),
+                start: s.start_commit.clone(),
             })?,
             _ => {}
         }

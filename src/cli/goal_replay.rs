@@ -75,17 +75,29 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
 fn verify(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<u8> {
     let mut head = state.base_commit.clone();
     let mut merges = 0;
+    // Each slice's latest start, from which the integrator merged it (its
+    // tree is the rebuilt chain's at that point, so the merge is the same).
+    let mut starts = std::collections::HashMap::new();
     for e in events {
-        let EventBody::SliceMerged {
-            slice,
-            slice_commit,
-            tree,
-            ..
-        } = &e.body
-        else {
-            continue;
+        let (slice, slice_commit, tree) = match &e.body {
+            EventBody::SliceStarted {
+                slice,
+                start_commit,
+                ..
+            } => {
+                starts.insert(slice.as_str(), start_commit.as_str());
+                continue;
+            }
+            EventBody::SliceMerged {
+                slice,
+                slice_commit,
+                tree,
+                ..
+            } => (slice, slice_commit, tree),
+            _ => continue,
         };
-        let rebuilt = match repo.merge_tree(&head, slice_commit, None)? {
+        let start = starts.get(slice.as_str()).copied();
+        let rebuilt = match repo.merge_tree(&head, slice_commit, start)? {
             Merge::Clean(t) => t,
             Merge::Conflict(paths) => {
                 println!(
