@@ -311,11 +311,7 @@ pub(super) async fn run(
     }
     r.usd = usd;
     r.session_id = session_id.lock().ok().and_then(|id| id.clone());
-    r.message = said
-        .lock()
-        .ok()
-        .map(|s| s.clone())
-        .filter(|s| !s.is_empty());
+    r.set_message(&said);
     Ok(r)
 }
 

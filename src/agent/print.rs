@@ -87,11 +87,7 @@ pub(super) async fn run(
         });
     }
     r.session_id = Some(session);
-    r.message = said
-        .lock()
-        .ok()
-        .map(|s| s.clone())
-        .filter(|s| !s.is_empty());
+    r.set_message(&said);
     Ok(r)
 }
 
