@@ -61,14 +61,7 @@ impl Pool {
     pub fn acquire(&self, sparse: bool) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)
             .context(|| format!("creating {}", self.dir.display()))?;
-        let mut existing: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .context(|| format!("reading {}", self.dir.display()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && p.extension().is_none())
-            .collect();
-        existing.sort();
-        for slot in existing {
+        for slot in self.slots() {
             if crate::git::is_sparse(&slot) == sparse && self.try_hold(&slot)? {
                 return Ok(slot);
             }
@@ -172,18 +165,25 @@ impl Pool {
 
     /// The slots no process holds, for cleanup.
     pub fn idle_slots(&self) -> Vec<PathBuf> {
+        self.slots()
+            .into_iter()
+            .filter(|slot| self.try_hold(slot).unwrap_or(false))
+            .collect()
+    }
+
+    /// The slots made so far, held or not, sorted.
+    pub fn slots(&self) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return vec![];
         };
-        let mut idle = Vec::new();
-        for e in entries.flatten() {
-            let p = e.path();
-            // Slots are `slot-N`; their `slot-N.tmp` and `.cache` dirs go with them.
-            if p.is_dir() && p.extension().is_none() && self.try_hold(&p).unwrap_or(false) {
-                idle.push(p);
-            }
-        }
-        idle
+        // Slots are `slot-N`; their `slot-N.tmp` and `.cache` dirs go with them.
+        let mut slots: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && p.extension().is_none())
+            .collect();
+        slots.sort();
+        slots
     }
 }
 

@@ -427,18 +427,13 @@ fn disk_margin() -> u64 {
         .unwrap_or(1_000_000_000)
 }
 
-/// Refuses a run whose worktrees (one per slice plus the integration's, each
-/// a full checkout of the base) would leave less than the margin free.
-/// Refuses a goal whose worktree slots would not fit on the disk: `slots`
-/// are needed at once, and the pool's existing ones are reused.
+/// Refuses a goal whose worktree slots (full checkouts of the base) would
+/// leave less than the margin free: `slots` are needed at once, and the
+/// pool's existing ones are reused.
 fn check_disk(repo: &Repo, store: &Store, base: &str, slots: usize) -> Result<()> {
-    let existing = std::fs::read_dir(store.root().join("pool"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().is_dir() && e.path().extension().is_none())
-                .count()
-        })
-        .unwrap_or(0);
+    let existing = crate::pool::Pool::new(store.root().join("pool"))
+        .slots()
+        .len();
     let new = slots.saturating_sub(existing);
     if new == 0 {
         return Ok(());
