@@ -136,6 +136,10 @@ struct GateEntry {
     timeout: Option<String>,
     #[serde(default)]
     scope: GateScope,
+    #[serde(default)]
+    writable: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +186,8 @@ impl Config {
                 command: g.command,
                 timeout,
                 scope: g.scope,
+                writable: g.writable,
+                env: g.env,
             });
         }
         let detected = Self::detected(root);
@@ -277,6 +283,8 @@ impl Config {
                     command: command.to_string(),
                     timeout: DEFAULT_GATE_TIMEOUT,
                     scope: GateScope::Both,
+                    writable: vec![],
+                    env: vec![],
                 }],
                 GatesSource::Detected(file),
             ),

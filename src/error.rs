@@ -66,6 +66,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// One of omk's worktrees is not as omk left it, or omk was asked to
+    /// move a ref it does not own.
+    #[error("worktree: {0}")]
+    Worktree(String),
+
+    /// The sandbox cannot confine agents and gates as asked.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+
     /// The actor system could not start or lost an actor it cannot run without.
     #[error("actor system: {0}")]
     Actor(String),
@@ -87,6 +96,8 @@ impl Error {
             | Error::GitCommand { .. }
             | Error::Io { .. }
             | Error::Actor(_)
+            | Error::Worktree(_)
+            | Error::Sandbox(_)
             | Error::Disk(_) => 3,
         }
     }

@@ -2,9 +2,12 @@
 //!
 //! A gate passes when its command exits 0 before its timeout. Each result
 //! records the tree it ran on, so a proof can show that the integration tree
-//! it names is the one that was verified.
+//! it names is the one that was verified. A gate runs code the agents wrote,
+//! so it runs in the same sandbox as they do ([`crate::sandbox`]): it writes
+//! only its tree, its temp dir, the slot's build caches and what it is
+//! allowed besides, and sees only the allowed part of omk's environment.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +53,13 @@ pub struct GateSpec {
     pub timeout: Duration,
     /// Which trees it judges.
     pub scope: GateScope,
+    /// What it may write besides its tree, temp dir and the slot's build
+    /// caches (`writable`, `~/` expanded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<String>,
+    /// Variables of omk's environment it may see besides the allowed ones (`env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 /// The outcome of one gate on one tree.
@@ -72,6 +82,62 @@ pub struct GateResult {
     /// Whether this result was reused from an earlier run on the same tree.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// Whether the gate left its tree different from the one it ran on
+    /// (such a result is not cached).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed_tree: bool,
+}
+
+/// Where the gates of one job run: the same for each of its gates.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// The goal, named in the gates' environment (`OMK_GOAL_ID`).
+    pub goal_id: String,
+    /// The checkout the gates judge.
+    pub dir: PathBuf,
+    /// Their temp dir (`TMPDIR`), emptied before the job.
+    pub tmp: PathBuf,
+    /// The slot's build caches: variable and directory.
+    pub caches: Vec<(String, String)>,
+    /// Variables of omk's environment every agent and gate may see besides
+    /// the allowed ones (`[sandbox] env`).
+    pub env: Vec<String>,
+    /// Directories every agent and gate may write besides (`[sandbox] writable`).
+    pub writable: Vec<String>,
+}
+
+impl Bench {
+    /// The whole environment `gate` runs with.
+    pub fn env(&self, gate: &GateSpec) -> Vec<(String, String)> {
+        let names: Vec<String> = self.env.iter().chain(&gate.env).cloned().collect();
+        crate::agent::allowed_env(&names)
+            .into_iter()
+            .filter(|(k, _)| !self.caches.iter().any(|(c, _)| c == k))
+            .chain(self.caches.iter().cloned())
+            .chain([
+                ("OMK_GATE".to_string(), gate.name.clone()),
+                ("OMK_GOAL_ID".to_string(), self.goal_id.clone()),
+                ("TMPDIR".to_string(), self.tmp.display().to_string()),
+            ])
+            .collect()
+    }
+
+    /// Where `gate` may write.
+    pub fn confinement(&self, gate: &GateSpec) -> crate::sandbox::Confinement {
+        let extra: Vec<String> = self
+            .writable
+            .iter()
+            .chain(&gate.writable)
+            .cloned()
+            .collect();
+        crate::sandbox::Confinement::new(
+            [self.dir.clone(), self.tmp.clone()]
+                .into_iter()
+                .chain(self.caches.iter().map(|(_, d)| PathBuf::from(d)))
+                .chain(crate::sandbox::writable_dirs(false, &extra))
+                .collect(),
+        )
+    }
 }
 
 /// Passing gate results kept per repository, so one tree is never verified
@@ -88,14 +154,44 @@ impl Cache {
         Cache { dir }
     }
 
-    fn path(&self, gate: &GateSpec, tree: &str) -> PathBuf {
-        let key = crate::util::fnv1a64(format!("{}\0{}", gate.name, gate.command).as_bytes());
-        self.dir.join(format!("{tree}-{key:016x}.json"))
+    /// The file of `gate`'s result on `tree` run on `bench`: the key names
+    /// everything but the timeout that could change the verdict — the
+    /// command, the whole environment and what it may write — and the tree.
+    fn path(&self, gate: &GateSpec, bench: &Bench, tree: &str) -> PathBuf {
+        use sha2::Digest;
+        let mut key = sha2::Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            key.update((bytes.len() as u64).to_le_bytes());
+            key.update(bytes);
+        };
+        field(gate.name.as_bytes());
+        field(gate.command.as_bytes());
+        let mut env = bench.env(gate);
+        // The goal and the slot's directories aside: the same gate judges
+        // the same tree alike in any goal and any slot.
+        env.retain(|(k, _)| {
+            !["TMPDIR", "OMK_GOAL_ID"].contains(&k.as_str())
+                && !bench.caches.iter().any(|(c, _)| c == k)
+        });
+        env.sort();
+        for (k, v) in &env {
+            field(k.as_bytes());
+            field(v.as_bytes());
+        }
+        for w in bench.writable.iter().chain(&gate.writable) {
+            field(w.as_bytes());
+        }
+        for (name, _) in &bench.caches {
+            field(name.as_bytes());
+        }
+        let key = key.finalize();
+        let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{tree}-{hex}.json"))
     }
 
     /// A passing result of `gate` on `tree`, if one was kept.
-    pub fn get(&self, gate: &GateSpec, tree: &str) -> Option<GateResult> {
-        let bytes = std::fs::read(self.path(gate, tree)).ok()?;
+    pub fn get(&self, gate: &GateSpec, bench: &Bench, tree: &str) -> Option<GateResult> {
+        let bytes = std::fs::read(self.path(gate, bench, tree)).ok()?;
         let mut result: GateResult = serde_json::from_slice(&bytes).ok()?;
         (result.passed && result.tree == tree).then(|| {
             result.cached = true;
@@ -103,37 +199,30 @@ impl Cache {
         })
     }
 
-    /// Keeps a passing result.
-    pub fn put(&self, gate: &GateSpec, result: &GateResult) {
-        if result.passed {
+    /// Keeps a passing result whose tree was the same before and after the
+    /// gate ran.
+    pub fn put(&self, gate: &GateSpec, bench: &Bench, result: &GateResult) {
+        if result.passed && !result.changed_tree && !result.cached {
             if let Ok(bytes) = serde_json::to_vec(result) {
-                let _ = crate::util::write_atomic(&self.path(gate, &result.tree), &bytes);
+                let _ = crate::util::write_atomic(&self.path(gate, bench, &result.tree), &bytes);
             }
         }
     }
 }
 
-/// Runs one gate in `dir`, whose checked-out tree is `tree`, with `env`
-/// (the slot's build caches) set besides the `OMK_*` variables.
+/// Runs one gate on `bench`, whose checked-out tree is `tree`, confined.
 pub async fn run(
     gate: &GateSpec,
-    goal_id: &str,
-    dir: &Path,
+    bench: &Bench,
     tree: &str,
-    env: &[(String, String)],
     log: PathBuf,
     cancel: &CancellationToken,
 ) -> Result<GateResult> {
     let spec = process::Spec {
         command: gate.command.clone(),
-        cwd: dir.to_path_buf(),
-        env: [
-            ("OMK_GATE".to_string(), gate.name.clone()),
-            ("OMK_GOAL_ID".to_string(), goal_id.to_string()),
-        ]
-        .into_iter()
-        .chain(env.iter().cloned())
-        .collect(),
+        cwd: bench.dir.clone(),
+        env: bench.env(gate),
+        confinement: bench.confinement(gate),
         log: log.clone(),
         timeout: gate.timeout,
     };
@@ -148,6 +237,7 @@ pub async fn run(
         tree: tree.to_string(),
         log,
         cached: false,
+        changed_tree: false,
     })
 }
 

@@ -58,11 +58,11 @@ impl Pool {
     /// Takes a free slot, preferring existing ones, and returns its path.
     /// Slots already sparse (or full) are preferred for a `sparse` (or
     /// full) checkout: switching one to the other rewrites most of its tree.
-    pub fn acquire(&self, sparse: bool) -> Result<PathBuf> {
+    pub fn acquire(&self, repo: &crate::git::Repo, sparse: bool) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)
             .context(|| format!("creating {}", self.dir.display()))?;
         for slot in self.slots() {
-            if crate::git::is_sparse(&slot) == sparse && self.try_hold(&slot)? {
+            if repo.is_sparse(&slot) == sparse && self.try_hold(&slot)? {
                 return Ok(slot);
             }
         }
@@ -194,23 +194,31 @@ mod tests {
     #[test]
     fn slots_are_taken_once_and_given_back() {
         let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("repo");
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(&main)
+            .status()
+            .unwrap();
+        assert!(init.success());
+        let repo = crate::git::Repo::discover(&main).unwrap();
         let a = Pool::new(dir.path().join("pool"));
         let b = Pool::new(dir.path().join("pool"));
-        let s0 = a.acquire(false).unwrap();
-        let s1 = b.acquire(false).unwrap();
+        let s0 = a.acquire(&repo, false).unwrap();
+        let s1 = b.acquire(&repo, false).unwrap();
         assert_ne!(s0, s1, "a slot held by one pool is not given to another");
         assert!(b.hold(&s0).is_err());
         a.release(&s0);
         assert_eq!(
-            b.acquire(false).unwrap(),
+            b.acquire(&repo, false).unwrap(),
             s0,
             "a released slot is reused first"
         );
         // A sparse slice gets a new slot rather than a full one to thin out.
         std::fs::create_dir_all(&s0).unwrap();
         b.release(&s0);
-        let sparse = b.acquire(true).unwrap();
+        let sparse = b.acquire(&repo, true).unwrap();
         assert!(sparse != s0 && sparse != s1, "{}", sparse.display());
-        assert_eq!(b.acquire(false).unwrap(), s0);
+        assert_eq!(b.acquire(&repo, false).unwrap(), s0);
     }
 }

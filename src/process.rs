@@ -1,10 +1,13 @@
-//! Runs one subprocess in its own process group, with a timeout, a cancel
-//! token and its output captured to a log file.
+//! Runs one subprocess in its own session, confined, with a timeout, a
+//! cancel token and its output captured to a log file.
 //!
-//! Agents and gates both run through [`run`], so both are killed the same
-//! way: the whole process group, `SIGTERM` first, `SIGKILL` after a grace
-//! period. Whatever the group left running after a normal exit is killed too,
-//! so no background job outlives its slice.
+//! Agents and gates are both started through [`Group`], so both are stopped
+//! the same way: the whole process group, `SIGTERM` first, `SIGKILL` after a
+//! grace period. In the sandbox's pid namespace the kernel then kills
+//! whatever else the process left running (see [`crate::sandbox`]); without
+//! one, whatever the group left running after a normal exit is killed too.
+//! Each group is a session of its own, so no agent or gate has a
+//! controlling terminal (it cannot read or inject keystrokes into omk's).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -24,8 +27,10 @@ pub struct Spec {
     pub command: String,
     /// The working directory.
     pub cwd: PathBuf,
-    /// Extra environment variables.
+    /// The whole environment: nothing else of omk's is passed on.
     pub env: Vec<(String, String)>,
+    /// Where it may write.
+    pub confinement: crate::sandbox::Confinement,
     /// Where stdout and stderr go (created or truncated).
     pub log: PathBuf,
     /// How long it may run.
@@ -78,8 +83,9 @@ pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Durat
         .try_clone()
         .context(|| format!("opening log {}", spec.log.display()))?;
     let started = Instant::now();
-    let mut command = tokio::process::Command::new("sh");
+    let mut command = spec.confinement.command("sh")?;
     command
+        .env_clear()
         .arg("-c")
         .arg(&spec.command)
         .stdin(Stdio::null())
@@ -140,17 +146,27 @@ pub struct Group {
 }
 
 impl Group {
-    /// Spawns `command` in `cwd` with `env` added, as the leader of a new group.
+    /// Spawns `command` in `cwd` with `env` added, as the leader of a new
+    /// session (and so of a new process group).
     pub fn spawn(
         mut command: tokio::process::Command,
         cwd: &std::path::Path,
         env: &[(String, String)],
         what: &str,
     ) -> Result<Group> {
+        // SAFETY: setsid is async-signal-safe and only detaches the child
+        // from omk's session and terminal.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = command
             .current_dir(cwd)
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .context(|| format!("starting `{what}` in {}", cwd.display()))?;
@@ -162,8 +178,9 @@ impl Group {
         Ok(Group { child, pgid })
     }
 
-    /// Spawns an agent for `task`: only the environment it may see, its
-    /// private temp directory, and its sandbox when there is one.
+    /// Spawns an agent for `task`, with only the environment it may see
+    /// and its private temp directory; `command` comes from
+    /// [`crate::agent::Task::command`], so it runs in the task's sandbox.
     pub fn spawn_agent(
         mut command: tokio::process::Command,
         task: &crate::agent::Task,
@@ -172,9 +189,6 @@ impl Group {
         std::fs::create_dir_all(&task.tmp)
             .context(|| format!("creating {}", task.tmp.display()))?;
         command.env_clear();
-        if let Some(sandbox) = &task.sandbox {
-            sandbox.apply(&mut command);
-        }
         Group::spawn(command, &task.worktree, &task.env(), what)
     }
 
@@ -277,7 +291,11 @@ mod tests {
         Spec {
             command: command.into(),
             cwd: dir.to_path_buf(),
-            env: vec![("OMK_TEST_VAR".into(), "seen".into())],
+            env: vec![
+                ("OMK_TEST_VAR".into(), "seen".into()),
+                ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ],
+            confinement: Default::default(),
             log: dir.join("logs/out.log"),
             timeout,
         }

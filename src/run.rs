@@ -55,7 +55,8 @@ pub struct RunOptions {
     pub inactivity_timeout: Option<Duration>,
     /// `--budget-time`, `--budget-tokens`, `--budget-usd`.
     pub budget: Budget,
-    /// `--require-sandbox`: refuse to run agents without Landlock.
+    /// `--require-sandbox`: refuse to run agents and gates that cannot be
+    /// fully confined (Landlock and namespaces).
     pub require_sandbox: bool,
     /// `--sparse`: slices whose write scope fits a cone get sparse worktrees.
     pub sparse: bool,
@@ -104,15 +105,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let base_commit = repo.resolve_commit(&opts.base)?;
     let config = Config::load(&repo.root)?;
     let store = Store::for_repo(&repo)?;
-    match crate::sandbox::abi() {
-        None if opts.require_sandbox => {
-            return Err(Error::Actor(
-                "--require-sandbox: this kernel has no Landlock, so agents cannot be confined to their worktrees".into(),
-            ))
-        }
-        None => reporter.notice("Landlock is not available here: agents run unconfined, and omk falls back to detection (your checkout and the waiting slices' worktrees are compared around every agent run, and each commit is checked against its write scope)"),
-        Some(_) => {}
-    }
+    check_sandbox(opts.require_sandbox, &reporter)?;
     let plan = obtain_plan(
         &opts,
         &repo,
@@ -453,6 +446,24 @@ fn check_disk(repo: &Repo, store: &Store, base: &str, slots: usize) -> Result<()
             store.root().display(),
             crate::util::human_bytes(margin),
         )));
+    }
+    Ok(())
+}
+
+/// Says once what the sandbox lacks here, or refuses to run when it is
+/// `required`.
+pub fn check_sandbox(required: bool, reporter: &Reporter) -> Result<()> {
+    let support = crate::sandbox::support();
+    if let (true, Some(missing)) = (required, support.missing()) {
+        return Err(Error::Sandbox(format!(
+            "it is required, but this machine has {missing}"
+        )));
+    }
+    if support.landlock.is_none() {
+        reporter.notice("Landlock is not available here: agents and gates run unconfined, and omk falls back to detection (your checkout and the waiting slices' worktrees are compared around every agent run, and each commit is checked against its write scope)");
+    }
+    if let Err(why) = &support.namespaces {
+        reporter.notice(&format!("user namespaces are not available here ({why}): agents and gates share omk's view of processes and devices, and what they leave running is found by its environment only"));
     }
     Ok(())
 }

@@ -112,7 +112,7 @@ true"#,
     assert!(symlink["reason"]
         .as_str()
         .unwrap()
-        .contains("symlinks that point outside"));
+        .contains("resolves outside the repository"));
 
     // Secrets: the hidden one never reached the agent; the passed one is in no file of omk's.
     assert_eq!(slice_of(&proof, "secrets")["status"], "merged");

@@ -268,21 +268,9 @@ esac"#,
     assert_eq!(hang["status"], "failed");
     assert_eq!(hang["agent"]["exit"], "timed out");
     assert!(hang["reason"].as_str().unwrap().contains("timed out"));
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(
-        stat.is_empty()
-            || stat
-                .rsplit(')')
-                .next()
-                .unwrap()
-                .trim_start()
-                .starts_with('Z'),
-        "the hung agent's child {pid} is still running: {stat}"
-    );
+    assert!(pidfile.exists(), "the hung agent never started its child");
+    let left = f.leftover_processes();
+    assert!(left.is_empty(), "the hung agent's child survived: {left:?}");
 
     let lazy = slice_of(&proof, "lazy");
     assert_eq!(lazy["status"], "failed");
@@ -366,7 +354,8 @@ fn no_gates_means_not_ready_unless_allowed() {
 fn a_tree_is_verified_once_per_gate() {
     let counter = tempfile::tempdir().unwrap();
     let count = counter.path().join("runs");
-    let gate = gate_toml("check", &format!("echo run >> {}", count.display()), "both");
+    let gate = gate_toml("check", &format!("echo run >> {}", count.display()), "both")
+        + &format!("writable = ['{}']\n", counter.path().display());
     let f = Fixture::new(&[("omk.toml", &gate)]);
     let agent = f.agent(r#"echo same > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));

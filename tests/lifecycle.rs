@@ -86,28 +86,13 @@ impl Blocking {
         }
     }
 
+    /// Whether every agent process is gone (call once omk has exited).
     fn agents_gone(&self) -> bool {
-        ["slow1", "slow2"].iter().all(|s| {
-            let pid = std::fs::read_to_string(self.f.scripts.join(format!("{s}.pid"))).unwrap();
-            !alive(pid.trim().parse().unwrap())
-        })
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        });
-        if !running || Instant::now() > deadline {
-            return running;
+        let left = self.f.leftover_processes();
+        left.is_empty() || {
+            eprintln!("still running: {left:#?}");
+            false
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

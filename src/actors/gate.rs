@@ -27,20 +27,17 @@ pub enum GateMsg {
 /// One tree to verify.
 #[derive(Debug, Clone)]
 pub struct GateJob {
-    /// The goal, named in the gate's environment.
-    pub goal_id: String,
     /// The slice it judges; `None` for the integration.
     pub slice: Option<String>,
-    /// The checkout to run in.
-    pub dir: PathBuf,
-    /// When set, `dir` is first created as a detached worktree at this commit.
-    pub checkout: Option<String>,
+    /// Where the gates run, with what they see and may write.
+    pub bench: gate::Bench,
+    /// The commit whose tree is judged: the checkout is reset to exactly it
+    /// (and checked) before the first gate runs.
+    pub commit: String,
     /// The directories that checkout materializes; `None` for all.
     pub cone: Option<Vec<String>>,
-    /// The tree id checked out in `dir`.
+    /// The commit's tree id.
     pub tree: String,
-    /// Variables set for the gates besides `OMK_*`: the slot's build caches.
-    pub env: Vec<(String, String)>,
     /// The gates, in order.
     pub gates: Vec<GateSpec>,
     /// Where the gates' logs go.
@@ -107,7 +104,7 @@ impl Actor for GateActor {
                 state.args.cancel.clone(),
                 state.args.cache.clone(),
             );
-            state.args.pool.unsettle(&job.dir);
+            state.args.pool.unsettle(&job.bench.dir);
             let me = myself.clone();
             tokio::spawn(async move {
                 run_job(job, &supervisor, repo, &cancel, &cache).await;
@@ -129,11 +126,12 @@ async fn run_job(
         let _ = supervisor.send_message(SupervisorMsg::Report(body));
     };
     let mut passed = true;
-    // The checkout is made only when a gate has to run: a tree every gate
-    // already passed needs none.
-    let mut prepared: Option<crate::Result<()>> = None;
+    // Whether the checkout is known to hold exactly `job.tree` now. It is
+    // made so only when a gate has to run: a tree every gate already passed
+    // needs none.
+    let mut ready = false;
     for spec in &job.gates {
-        let result = match cache.get(spec, &job.tree) {
+        let result = match cache.get(spec, &job.bench, &job.tree) {
             Some(hit) => hit,
             None => {
                 report(EventBody::GateStarted {
@@ -141,49 +139,38 @@ async fn run_job(
                     gate: spec.name.clone(),
                     tree: job.tree.clone(),
                 });
-                if prepared.is_none() {
-                    prepared = Some(match job.checkout.clone() {
-                        Some(commit) => {
-                            let (repo, dir, cone) =
-                                (repo.clone(), job.dir.clone(), job.cone.clone());
-                            blocking(move || {
-                                repo.prepare_worktree(&dir, None, &commit, cone.as_deref())
-                            })
-                            .await
-                        }
-                        None => Ok(()),
-                    });
-                }
                 let log = job.log_dir.join(format!("gate-{}.log", spec.name));
-                let result = match &prepared {
-                    Some(Ok(())) => {
-                        gate::run(
-                            spec,
-                            &job.goal_id,
-                            &job.dir,
-                            &job.tree,
-                            &job.env,
-                            log.clone(),
-                            cancel,
-                        )
-                        .await
-                    }
-                    Some(Err(e)) => {
-                        Err(crate::Error::Actor(format!("preparing the checkout: {e}")))
-                    }
-                    None => unreachable!("prepared just above"),
-                };
-                let result = result.unwrap_or_else(|e| GateResult {
+                let not_run = |outcome: String| GateResult {
                     name: spec.name.clone(),
                     passed: false,
                     exit_code: None,
-                    outcome: format!("could not run: {e}"),
+                    outcome,
                     duration_ms: 0,
                     tree: job.tree.clone(),
-                    log,
+                    log: log.clone(),
                     cached: false,
-                });
-                cache.put(spec, &result);
+                    changed_tree: false,
+                };
+                let checked = match ready {
+                    true => Ok(()),
+                    false => prepare(&repo, &job).await,
+                };
+                let result = match checked {
+                    Ok(()) => match gate::run(spec, &job.bench, &job.tree, log.clone(), cancel)
+                        .await
+                    {
+                        Ok(mut result) => {
+                            // Whatever the gate did to its tree, the next
+                            // gate gets the commit's again.
+                            ready = files_tree(&repo, &job).await.ok().as_ref() == Some(&job.tree);
+                            result.changed_tree = !ready;
+                            result
+                        }
+                        Err(e) => not_run(format!("could not run: {e}")),
+                    },
+                    Err(why) => not_run(format!("not run: {why}")),
+                };
+                cache.put(spec, &job.bench, &result);
                 result
             }
         };
@@ -201,4 +188,44 @@ async fn run_job(
         slice: job.slice.clone(),
         passed,
     });
+}
+
+/// Resets the job's checkout to exactly its commit, with an empty temp dir,
+/// and checks that its files make the job's tree.
+async fn prepare(repo: &Repo, job: &GateJob) -> Result<(), String> {
+    let (r, dir, commit, cone, tmp) = (
+        repo.clone(),
+        job.bench.dir.clone(),
+        job.commit.clone(),
+        job.cone.clone(),
+        job.bench.tmp.clone(),
+    );
+    blocking(move || {
+        r.prepare_worktree(&dir, None, &commit, cone.as_deref())?;
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| crate::Error::io(format!("creating {}", tmp.display()), e))
+    })
+    .await
+    .map_err(|e| format!("preparing the checkout: {e}"))?;
+    match files_tree(repo, job).await {
+        Ok(tree) if tree == job.tree => Ok(()),
+        Ok(tree) => Err(format!(
+            "the checkout holds tree {tree}, not the commit's {}",
+            job.tree
+        )),
+        Err(e) => Err(format!("reading the checkout's tree: {e}")),
+    }
+}
+
+/// The tree the job's checkout holds now.
+async fn files_tree(repo: &Repo, job: &GateJob) -> crate::Result<String> {
+    let (repo, dir) = (repo.clone(), job.bench.dir.clone());
+    blocking(move || {
+        let slot = repo.slot(&dir)?.ok_or_else(|| {
+            crate::Error::Worktree(format!("{} is not a worktree of omk's", dir.display()))
+        })?;
+        slot.files_tree()
+    })
+    .await
 }

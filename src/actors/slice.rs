@@ -49,8 +49,6 @@ pub struct SliceArgs {
     pub limiter: Arc<Limiter>,
     /// The repository's worktree pool (for the other slices' slots).
     pub pool: Arc<crate::pool::Pool>,
-    /// Directories besides the worktree and its temp dir the agent may write.
-    pub writable: Vec<std::path::PathBuf>,
 }
 
 /// How often a retryable agent failure is retried within one attempt.
@@ -114,22 +112,16 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         args.cone.clone(),
     );
     blocking(move || repo.prepare_worktree(&path, Some(&branch), &start, cone.as_deref())).await?;
-    let mut task = task.clone();
     // The slot's temp dir starts empty, like its tree.
     let _ = std::fs::remove_dir_all(&task.tmp);
     std::fs::create_dir_all(&task.tmp)
         .map_err(|e| crate::Error::io(format!("creating {}", task.tmp.display()), e))?;
-    let writable: Vec<std::path::PathBuf> = [task.worktree.clone(), task.tmp.clone()]
-        .into_iter()
-        .chain(args.writable.iter().cloned())
-        .collect();
-    task.sandbox = crate::sandbox::Sandbox::new(&writable)?.map(Arc::new);
-    let task = &task;
-    // Without a sandbox, watch the user's repository and the other slices'
+    // Without Landlock, watch the user's repository and the other slices'
     // finished worktrees instead.
-    let watch = match task.sandbox {
-        None => Some(Watch::take(&args.repo, &args.pool, &task.worktree).await?),
-        Some(_) => None,
+    let confined = crate::sandbox::support().landlock.is_some();
+    let watch = match confined {
+        false => Some(Watch::take(&args.repo, &args.pool, &task.worktree).await?),
+        true => None,
     };
 
     let (updates, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -190,6 +182,20 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             ));
         }
     }
+    // The agent could rewrite its worktree's `.git` to send omk's git
+    // elsewhere; omk's git never follows it (see `git::Slot`), and a slice
+    // that tried is not merged.
+    let (repo, path) = (args.repo.clone(), task.worktree.clone());
+    let tampered =
+        blocking(move || Ok(repo.slot(&path)?.and_then(|s| s.dotgit_tampered()))).await?;
+    if let Some(what) = tampered {
+        return Ok(fail(
+            args,
+            SliceStatus::ScopeViolation,
+            format!("changed its worktree's git link: {what}"),
+            vec![".git".into()],
+        ));
+    }
     if !ok {
         let status = if exit == "cancelled" {
             SliceStatus::Cancelled
@@ -227,49 +233,23 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             vec![],
         ));
     };
-    let scope = WriteScope::new(&task.write_scope).map_err(crate::Error::Usage)?;
-    let outside: Vec<String> = scope
-        .violations(&committed.changed_files)
-        .into_iter()
-        .cloned()
-        .collect();
-    if !outside.is_empty() {
-        return Ok(fail(
-            args,
-            SliceStatus::ScopeViolation,
-            format!(
-                "changed {} path{} outside its write scope: {}",
-                outside.len(),
-                if outside.len() == 1 { "" } else { "s" },
-                outside.join(", ")
-            ),
-            outside,
-        ));
-    }
-    let (repo, commit, changed) = (
+    let (repo, scope, commit, changed) = (
         args.repo.clone(),
+        task.write_scope.clone(),
         committed.commit.clone(),
         committed.changed_files.clone(),
     );
-    let links = blocking(move || repo.escaping_links(&commit, &changed)).await?;
-    if !links.is_empty() {
-        return Ok(fail(
-            args,
-            SliceStatus::ScopeViolation,
-            format!(
-                "added symlinks that point outside the repository: {}",
-                links.join(", ")
-            ),
-            links,
-        ));
+    let rejected = blocking(move || judge_commit(&repo, &scope, &commit, &changed)).await?;
+    if let Some(Rejected { reason, paths }) = rejected {
+        return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
     }
     // Unconfined agents compare other slots with how they settled.
-    let marks = match task.sandbox {
-        None => {
-            let path = task.worktree.clone();
-            blocking(move || crate::git::worktree_marks(&path)).await?
+    let marks = match confined {
+        false => {
+            let (repo, path) = (args.repo.clone(), task.worktree.clone());
+            blocking(move || slot_marks(&repo, &path)).await?
         }
-        Some(_) => crate::git::Marks::new(),
+        true => crate::git::Marks::new(),
     };
     args.pool.settle(&task.worktree, &task.slice_id, marks);
     Ok(EventBody::SliceCommitted {
@@ -279,6 +259,61 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         tree: committed.tree,
         changed_files: committed.changed_files,
     })
+}
+
+/// Why a slice's commit is not accepted: it changed paths outside its
+/// write scope, or has a symlink that resolves outside the repository or
+/// into `.git`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// One sentence.
+    pub reason: String,
+    /// The paths to blame.
+    pub paths: Vec<String>,
+}
+
+/// Checks a slice's commit, which changed `changed`, against its write
+/// scope and for unsafe symlinks: the one check every commit passes, made by
+/// the agent's attempt or adopted on resume.
+pub fn judge_commit(
+    repo: &Repo,
+    write_scope: &[String],
+    commit: &str,
+    changed: &[String],
+) -> crate::Result<Option<Rejected>> {
+    let scope = WriteScope::new(write_scope).map_err(crate::Error::Usage)?;
+    let outside: Vec<String> = scope.violations(changed).into_iter().cloned().collect();
+    if !outside.is_empty() {
+        return Ok(Some(Rejected {
+            reason: format!(
+                "changed {} path{} outside its write scope: {}",
+                outside.len(),
+                if outside.len() == 1 { "" } else { "s" },
+                outside.join(", ")
+            ),
+            paths: outside,
+        }));
+    }
+    let links = repo.unsafe_links(commit, changed)?;
+    if !links.is_empty() {
+        let paths = links
+            .iter()
+            .map(|l| l.split(" -> ").next().unwrap_or_default().to_string())
+            .collect();
+        return Ok(Some(Rejected {
+            reason: format!("added symlinks that are not safe: {}", links.join(", ")),
+            paths,
+        }));
+    }
+    Ok(None)
+}
+
+/// The marks of one of omk's worktrees (empty when it is not one).
+fn slot_marks(repo: &Repo, dir: &std::path::Path) -> crate::Result<crate::git::Marks> {
+    match repo.slot(dir)? {
+        Some(slot) => slot.marks(),
+        None => Ok(crate::git::Marks::new()),
+    }
 }
 
 /// What an unconfined agent must leave as it was: the user's repository and
@@ -304,7 +339,7 @@ impl Watch {
             let mut slots = Vec::new();
             for settled in pool.settled().into_iter().filter(|s| s.slot != own) {
                 // A slot whose worktree cannot be read is no evidence either way.
-                if let Ok(marks) = crate::git::worktree_marks(&settled.slot) {
+                if let Ok(marks) = slot_marks(&repo, &settled.slot) {
                     slots.push((settled, marks));
                 }
             }

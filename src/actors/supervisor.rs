@@ -23,7 +23,6 @@ use std::sync::Arc;
 use super::limiter::Limiter;
 use crate::agent::{AgentSpec, Task, Update};
 use crate::git::Repo;
-use crate::plan::WriteScope;
 use crate::report::Reporter;
 use crate::state::{Deliver, GoalState, GoalStatus, LogEnd, SliceStatus};
 use crate::store::events::{Event, EventBody, EventLog};
@@ -532,24 +531,21 @@ impl SupervisorState {
             return Ok(());
         };
         match s.status {
-            SliceStatus::Gating => self.gates.send_message(GateMsg::Run(Box::new(GateJob {
-                goal_id: self.state.goal_id.clone(),
-                slice: Some(s.id.clone()),
-                env: match s.worktree.as_deref() {
-                    Some(slot) => {
-                        crate::pool::Pool::caches(slot, &self.state.settings.limits.slot_cache)?
-                    }
-                    None => vec![],
-                },
-                dir: s.worktree.clone().unwrap_or_default(),
-                // Unconfined agents could have written in the slot since the
-                // commit: reset it so the gates see exactly the commit.
-                checkout: crate::sandbox::abi().is_none().then(|| commit.clone()),
-                cone: s.sparse.clone(),
-                tree,
-                gates: self.state.slice_gates(slice),
-                log_dir: self.attempt_logs(slice, s.attempts),
-            })))?,
+            SliceStatus::Gating => {
+                let Some(slot) = s.worktree.clone() else {
+                    return Ok(());
+                };
+                let job = self.gate_job(
+                    Some(&s.id),
+                    slot,
+                    commit,
+                    tree,
+                    s.sparse.clone(),
+                    self.state.slice_gates(slice),
+                    self.attempt_logs(slice, s.attempts),
+                )?;
+                self.gates.send_message(GateMsg::Run(Box::new(job)))?
+            }
             SliceStatus::Merging => self.integrator.send_message(IntegratorMsg::Merge {
                 slice: s.id.clone(),
                 attempt: s.attempts,
@@ -559,6 +555,37 @@ impl SupervisorState {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A gate job judging `commit` (whose tree is `tree`) in `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn gate_job(
+        &self,
+        slice: Option<&str>,
+        slot: std::path::PathBuf,
+        commit: String,
+        tree: String,
+        cone: Option<Vec<String>>,
+        gates: Vec<crate::gate::GateSpec>,
+        log_dir: std::path::PathBuf,
+    ) -> crate::Result<GateJob> {
+        let limits = &self.state.settings.limits;
+        Ok(GateJob {
+            slice: slice.map(str::to_string),
+            bench: crate::gate::Bench {
+                goal_id: self.state.goal_id.clone(),
+                caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
+                tmp: slot.with_extension("tmp"),
+                dir: slot,
+                env: limits.sandbox_env.clone(),
+                writable: limits.sandbox_writable.clone(),
+            },
+            commit,
+            cone,
+            tree,
+            gates,
+            log_dir,
+        })
     }
 
     fn stop_slice_actor(&mut self, slice: &str) {
@@ -626,30 +653,28 @@ impl SupervisorState {
             return self.finish(status, reason, myself);
         }
         self.integration_started = true;
-        let worktree = self.pool.acquire(false)?;
+        let worktree = self.pool.acquire(&self.repo, false)?;
         self.slots
             .insert(crate::plan::INTEGRATION.to_string(), worktree.clone());
         let (commit, tree) = (
             self.state.integration.commit.clone(),
             self.state.integration.tree.clone(),
         );
-        let env = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         self.record(EventBody::IntegrationStarted {
             commit: commit.clone(),
             tree: tree.clone(),
             worktree: worktree.clone(),
         })?;
-        self.gates.send_message(GateMsg::Run(Box::new(GateJob {
-            goal_id: self.state.goal_id.clone(),
-            slice: None,
-            dir: worktree,
-            checkout: Some(commit),
-            cone: None,
+        let job = self.gate_job(
+            None,
+            worktree,
+            commit,
             tree,
-            env,
+            None,
             gates,
-            log_dir: self.goal.logs().join(crate::plan::INTEGRATION),
-        })))?;
+            self.goal.logs().join(crate::plan::INTEGRATION),
+        )?;
+        self.gates.send_message(GateMsg::Run(Box::new(job)))?;
         Ok(())
     }
 
@@ -716,7 +741,7 @@ impl SupervisorState {
             .sparse
             .as_ref()
             .and_then(|include| crate::plan::cone(&spec.write_scope, include));
-        let worktree = self.pool.acquire(sparse.is_some())?;
+        let worktree = self.pool.acquire(&self.repo, sparse.is_some())?;
         self.slots.insert(id.to_string(), worktree.clone());
         let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         let conflict_paths = s.retry_after_conflict.clone();
@@ -775,7 +800,16 @@ impl SupervisorState {
                 .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
                 .chain(caches.iter().cloned())
                 .collect(),
-            sandbox: None,
+            confinement: crate::sandbox::Confinement::new(
+                [worktree_for_policy.clone(), worktree_for_policy.with_extension("tmp")]
+                    .into_iter()
+                    .chain(crate::sandbox::writable_dirs(
+                        self.agent.is_kimi(),
+                        &self.state.settings.limits.sandbox_writable,
+                    ))
+                    .chain(caches.iter().map(|(_, dir)| dir.into()))
+                    .collect(),
+            ),
             tmp: worktree_for_policy.with_extension("tmp"),
         };
         let args = SliceArgs {
@@ -798,13 +832,6 @@ impl SupervisorState {
             cancel: self.agent_cancel.clone(),
             limiter: self.limiter.clone(),
             pool: self.pool.clone(),
-            writable: crate::sandbox::writable_dirs(
-                self.agent.is_kimi(),
-                &self.state.settings.limits.sandbox_writable,
-            )
-            .into_iter()
-            .chain(caches.iter().map(|(_, dir)| dir.into()))
-            .collect(),
         };
         match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -970,28 +997,24 @@ fn adopt_commits(repo: &Repo, known: &GoalState) -> Vec<EventBody> {
             .spec(&s.id)
             .map(|spec| spec.write_scope.clone())
             .unwrap_or_default();
-        let outside: Vec<String> = WriteScope::new(&scope)
-            .map(|w| w.violations(&changed).into_iter().cloned().collect())
-            .unwrap_or_default();
-        adopted.push(if outside.is_empty() {
-            EventBody::SliceCommitted {
+        let Ok(rejected) = slice::judge_commit(repo, &scope, &head, &changed) else {
+            continue;
+        };
+        adopted.push(match rejected {
+            None => EventBody::SliceCommitted {
                 slice: s.id.clone(),
                 attempt: s.attempts,
                 commit: head,
                 tree,
                 changed_files: changed,
-            }
-        } else {
-            EventBody::SliceFailed {
+            },
+            Some(slice::Rejected { reason, paths }) => EventBody::SliceFailed {
                 slice: s.id.clone(),
                 attempt: s.attempts,
                 status: SliceStatus::ScopeViolation,
-                reason: format!(
-                    "changed paths outside its write scope: {}",
-                    outside.join(", ")
-                ),
-                paths: outside,
-            }
+                reason,
+                paths,
+            },
         });
     }
     adopted

@@ -74,7 +74,7 @@ pub(super) async fn run(
     let stderr = log
         .try_clone()
         .context(|| format!("opening {}", task.log.display()))?;
-    let mut cmd = tokio::process::Command::new(&words[0]);
+    let mut cmd = task.command(&words[0])?;
     cmd.args(&words[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

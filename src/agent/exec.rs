@@ -22,7 +22,7 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         Some(path) => open_log(path)?,
         None => log,
     };
-    let mut cmd = tokio::process::Command::new("sh");
+    let mut cmd = task.command("sh")?;
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())

@@ -152,8 +152,9 @@ pub struct Task {
     pub planning: bool,
     /// The variables of omk's environment the agent may see (see [`allowed_env`]).
     pub inherit: Vec<(String, String)>,
-    /// The Landlock rules the agent runs under, when the kernel has Landlock.
-    pub sandbox: Option<std::sync::Arc<crate::sandbox::Sandbox>>,
+    /// Where the agent may write besides nothing (its worktree and temp dir
+    /// among them).
+    pub confinement: crate::sandbox::Confinement,
     /// The agent's private temp directory (`TMPDIR`).
     pub tmp: PathBuf,
     /// The session of an interrupted attempt, for backends that can resume
@@ -208,6 +209,11 @@ pub fn allowed_env(extra: &[String]) -> Vec<(String, String)> {
 }
 
 impl Task {
+    /// A command that runs `program` for this task, in its sandbox.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<tokio::process::Command> {
+        self.confinement.command(program)
+    }
+
     /// The `OMK_*` variables every agent process gets (see the contract).
     pub fn env(&self) -> Vec<(String, String)> {
         let own = [
@@ -428,7 +434,7 @@ fn start_kimi(
         .try_clone()
         .context(|| format!("opening {}", task.log.display()))?;
     let bin = kimi_bin();
-    let mut cmd = tokio::process::Command::new(&bin);
+    let mut cmd = task.command(&bin)?;
     cmd.args(mode)
         .arg("-w")
         .arg(&task.worktree)

@@ -42,9 +42,14 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             println!("repository: none here (run omk inside a git repository or pass -C DIR)")
         }
     }
-    match crate::sandbox::abi() {
-        Some(abi) => println!("sandbox:    Landlock ABI {abi}: agents may write only their worktree, temp dir and state dirs"),
-        None => println!("sandbox:    Landlock is NOT available on this kernel: agents run unconfined (detection only; --require-sandbox refuses)"),
+    let support = crate::sandbox::support();
+    match support.landlock {
+        Some(abi) => println!("sandbox:    Landlock ABI {abi}: agents and gates may write only their tree, temp dir, build caches and state dirs"),
+        None => println!("sandbox:    Landlock is NOT available on this kernel: agents and gates run unconfined (detection only; --require-sandbox refuses)"),
+    }
+    match &support.namespaces {
+        Ok(()) => println!("            namespaces: each agent and gate sees only its own processes and six devices; nothing it starts outlives it"),
+        Err(why) => println!("            user namespaces are NOT available ({why}): agents and gates see omk's processes and every device (--require-sandbox refuses)"),
     }
     println!("agents:     exec:<command> and acp:<command> need only their command");
     for line in kimi_report() {

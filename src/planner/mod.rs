@@ -262,14 +262,15 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    let writable: Vec<PathBuf> = [worktree.clone(), tmp.clone()]
-        .into_iter()
-        .chain(crate::sandbox::writable_dirs(
-            p.agent.is_kimi(),
-            &p.writable,
-        ))
-        .collect();
-    let sandbox = crate::sandbox::Sandbox::new(&writable)?.map(std::sync::Arc::new);
+    let confinement = crate::sandbox::Confinement::new(
+        [worktree.clone(), tmp.clone()]
+            .into_iter()
+            .chain(crate::sandbox::writable_dirs(
+                p.agent.is_kimi(),
+                &p.writable,
+            ))
+            .collect(),
+    );
     let mut errors: Vec<String> = Vec::new();
     let mut result = Err(Error::Plan {
         file: "the planning agent's answer".into(),
@@ -294,7 +295,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
             answer: Some(dir.join(format!("ask-{ask}.answer"))),
             planning: true,
             inherit: agent::allowed_env(&p.env_extra),
-            sandbox: sandbox.clone(),
+            confinement: confinement.clone(),
             tmp: tmp.clone(),
             resume_session: None,
         };

@@ -217,10 +217,56 @@ impl Fixture {
         self.state_dir().join("goals").join(id)
     }
 
+    /// The processes still running that this fixture's goals started: any
+    /// whose environment or command line names the fixture's directory
+    /// (every agent and gate has its worktree in `OMK_WORKTREE` or `TMPDIR`).
+    /// Waits up to 3 s for them to go; call it once omk has exited.
+    pub fn leftover_processes(&self) -> Vec<String> {
+        survivors(&self.tmp.path().display().to_string())
+    }
+
     /// The text of a file at `rev`.
     pub fn show(&self, rev: &str, path: &str) -> String {
         self.git(&["show", &format!("{rev}:{path}")])
     }
+}
+
+/// The processes still running, this one aside, whose environment or
+/// command line contains `needle`, as `pid: command line`. Waits up to 3 s
+/// for them to go (signals are delivered asynchronously).
+pub fn survivors(needle: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let found = scan_processes(needle);
+        if found.is_empty() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn scan_processes(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        if stat.is_empty() || state.starts_with('Z') || state.starts_with('X') {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let has = |b: &[u8]| String::from_utf8_lossy(b).contains(needle);
+        if has(&cmdline) || has(&environ) {
+            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{name}: {cmd}"));
+        }
+    }
+    found
 }
 
 fn scratch() -> tempfile::TempDir {

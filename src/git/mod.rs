@@ -14,6 +14,12 @@
 //!   `--sparse` slots) nor sparse indexes.
 //!
 //! Every method is synchronous; actors call them from `spawn_blocking`.
+//! omk's own worktrees are untrusted: see [`Slot`].
+
+mod links;
+mod slot;
+
+pub use slot::Slot;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,19 +83,23 @@ pub fn changed_marks(before: &Marks, now: &Marks) -> Vec<String> {
 /// git's own `status` reads sparse checkouts and sparse indexes, which
 /// libgit2 cannot; `GIT_OPTIONAL_LOCKS=0` (see [`git_at`]) keeps it from
 /// refreshing the index.
-pub fn worktree_marks(dir: &Path) -> Result<Marks> {
+fn worktree_marks(dir: &Path) -> Result<Marks> {
+    marks_of(dir, &git_at(dir, STATUS)?)
+}
+
+/// `git status` as [`Marks`] read it.
+const STATUS: &[&str] = &[
+    "status",
+    "--porcelain=v1",
+    "-z",
+    "--untracked-files=all",
+    "--no-renames",
+    "--ignore-submodules=all",
+];
+
+/// The marks of the worktree at `dir`, whose `git status` is `status`.
+fn marks_of(dir: &Path, status: &str) -> Result<Marks> {
     use std::os::unix::fs::MetadataExt;
-    let status = git_at(
-        dir,
-        &[
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--no-renames",
-            "--ignore-submodules=all",
-        ],
-    )?;
     let mut marks = Marks::new();
     for entry in status.split('\0') {
         // `XY path`
@@ -232,7 +242,7 @@ impl Repo {
         for name in repo.worktrees()?.iter().flatten().flatten() {
             let path = repo.find_worktree(name)?.path().to_path_buf();
             let needed = match path.starts_with(pool) {
-                true => is_sparse(&path),
+                true => self.is_sparse(&path),
                 false => self
                     .common_dir
                     .join("worktrees")
@@ -464,79 +474,6 @@ impl Repo {
         changed_between(&repo, &a, &b)
     }
 
-    /// Makes `path` a worktree checked out at exactly `commit`, on `branch`
-    /// (an omk branch, created or moved there) or detached: a missing
-    /// worktree is added, one left half-made by a crash is made again, and an
-    /// existing one — a pool slot that served another slice — is switched and
-    /// cleaned of every untracked and ignored file.
-    ///
-    /// With a `cone` (directories; `--sparse`), only the files at the top
-    /// and below those directories are materialized, with a sparse index;
-    /// without one, every file is.
-    pub fn prepare_worktree(
-        &self,
-        path: &Path,
-        branch: Option<&str>,
-        commit: &str,
-        cone: Option<&[String]>,
-    ) -> Result<()> {
-        if let Some(b) = branch {
-            if !b.starts_with("omk/") {
-                return Err(Error::Actor(format!(
-                    "omk moves only its own branches, not {b}"
-                )));
-            }
-            self.clear_stale_ref_lock(b)?;
-        }
-        if path.exists() && !Repository::open(path).is_ok_and(|r| r.path().join("HEAD").is_file()) {
-            std::fs::remove_dir_all(path).map_err(|e| {
-                Error::io(
-                    format!("removing the broken worktree {}", path.display()),
-                    e,
-                )
-            })?;
-            self.prune_worktrees()?;
-        }
-        let fresh = !path.exists();
-        if fresh {
-            // Detached: a branch is set with git2 below, so the git CLI never
-            // sees one branch checked out in two slots. A sparse slot is
-            // checked out below, once its cone is set.
-            self.add_worktree(path, None, commit, cone.is_none())?;
-        }
-        let repo = Repository::open(path)?;
-        clear_stale_worktree_locks(&repo)?;
-        let oid = Oid::from_str(commit)?;
-        // Slots stay detached; the slice's branch is moved by omk itself, so
-        // no branch is ever checked out in a slot (and no slot ever has to
-        // touch another).
-        if let Some(b) = branch {
-            repo.reference(&format!("refs/heads/{b}"), oid, true, "omk: start attempt")?;
-        }
-        match cone {
-            Some(dirs) => {
-                let mut set = vec!["sparse-checkout", "set", "--cone", "--sparse-index", "--"];
-                set.extend(dirs.iter().map(String::as_str));
-                if fresh {
-                    // Nothing is checked out yet: set the cone, then fill it.
-                    git_at(path, &set)?;
-                    reset_clean(path, commit)
-                } else {
-                    // Back to a clean `commit` first, so changing the cone
-                    // finds no modified file to keep.
-                    reset_clean(path, commit)?;
-                    git_at(path, &set).map(drop)
-                }
-            }
-            None => {
-                if is_sparse(path) {
-                    git_at(path, &["sparse-checkout", "disable"])?;
-                }
-                reset_clean(path, commit)
-            }
-        }
-    }
-
     /// Removes the lock of an omk branch left by a process that died while
     /// moving it. Only omk writes its branches, and only while holding the
     /// goal's lock, so such a lock is stale.
@@ -551,106 +488,6 @@ impl Repo {
             }
             _ => Ok(()),
         }
-    }
-
-    /// Resets the worktree at `path` to exactly `commit`'s tree: its branch is
-    /// moved there and every untracked or ignored file is removed.
-    pub fn reset_worktree(&self, path: &Path, commit: &str) -> Result<()> {
-        let repo = Repository::open(path)?;
-        clear_stale_worktree_locks(&repo)?;
-        if let Ok(Some(branch)) = repo
-            .find_reference("HEAD")
-            .map(|h| h.symbolic_target().ok().flatten().map(str::to_string))
-        {
-            self.clear_stale_ref_lock(branch.trim_start_matches("refs/heads/"))?;
-        }
-        reset_clean(path, commit)
-    }
-
-    /// Commits everything that changed in the worktree at `path` (as `git add
-    /// -A` would, honouring .gitignore) and reports what differs from `start`.
-    ///
-    /// Returns `None` when the final tree equals `start`'s. Commits the agent
-    /// made itself are kept; the result is whatever `HEAD` ends on, and
-    /// `branch` (an omk branch) is moved to it.
-    pub fn commit_worktree(
-        &self,
-        path: &Path,
-        branch: &str,
-        start: &str,
-        message: &str,
-    ) -> Result<Option<Committed>> {
-        let repo = Repository::open(path)?;
-        clear_stale_worktree_locks(&repo)?;
-        self.clear_stale_ref_lock(branch)?;
-        // git, not git2: its index-aware `add` is about 5x faster on 100k
-        // files, and libgit2 cannot read a sparse index.
-        git_at(path, &["add", "--all"])?;
-        let tree_id = Oid::from_str(git_at(path, &["write-tree"])?.trim())?;
-        let head = repo.head()?.peel_to_commit()?;
-        let result = if tree_id == head.tree_id() {
-            head.id()
-        } else {
-            let sig = signature(&repo)?;
-            let tree = repo.find_tree(tree_id)?;
-            repo.commit(None, &sig, &sig, message, &tree, &[&head])?
-        };
-        repo.set_head_detached(result)?;
-        if !branch.starts_with("omk/") {
-            return Err(Error::Actor(format!(
-                "omk moves only its own branches, not {branch}"
-            )));
-        }
-        repo.reference(
-            &format!("refs/heads/{branch}"),
-            result,
-            true,
-            "omk: commit slice",
-        )?;
-        let start = repo.find_commit(Oid::from_str(start)?)?;
-        let result_tree = repo.find_commit(result)?.tree()?;
-        if result_tree.id() == start.tree_id() {
-            return Ok(None);
-        }
-        let changed = changed_between(&repo, &start.tree()?, &result_tree)?;
-        crate::fault::point("slice.committed");
-        Ok(Some(Committed {
-            commit: result.to_string(),
-            tree: result_tree.id().to_string(),
-            changed_files: changed,
-        }))
-    }
-
-    /// The symlinks among `paths` in `commit` whose target leaves the
-    /// repository (absolute, or climbing above the root with `..`).
-    pub fn escaping_links(&self, commit: &str, paths: &[String]) -> Result<Vec<String>> {
-        let repo = self.open()?;
-        let tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
-        let mut escaping = Vec::new();
-        for path in paths {
-            let Ok(entry) = tree.get_path(Path::new(path)) else {
-                continue;
-            };
-            if entry.filemode() != 0o120000 {
-                continue;
-            }
-            let blob = repo.find_blob(entry.id())?;
-            let target = String::from_utf8_lossy(blob.content()).into_owned();
-            let mut depth: i64 = path.matches('/').count() as i64;
-            let mut escapes = target.starts_with('/');
-            for part in target.split('/') {
-                match part {
-                    ".." => depth -= 1,
-                    "" | "." => {}
-                    _ => depth += 1,
-                }
-                escapes |= depth < 0;
-            }
-            if escapes {
-                escaping.push(format!("{path} -> {target}"));
-            }
-        }
-        Ok(escaping)
     }
 
     /// Whether `commit` reaches `ancestor` through single-parent commits
@@ -734,39 +571,56 @@ impl Repo {
 
 /// Runs git in `dir` and returns its output, failing on a non-zero exit.
 fn git_at(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = git_output_at(dir, args)?;
+    checked(args, git_output(git_command(dir), args)?)
+}
+
+fn git_output_at(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    git_output(git_command(dir), args)
+}
+
+/// stdout of a finished git command, or its failure.
+fn checked(args: &[&str], out: std::process::Output) -> Result<String> {
     if !out.status.success() {
         return Err(command_error(args, &out));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn git_output_at(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
-    // No background gc while slices are in flight, and no index refresh by a
-    // command that only reads (`status` would write the user's index).
-    Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "gc.auto=0"])
-        .env("GIT_OPTIONAL_LOCKS", "0")
+/// Runs `command` with `args`.
+fn git_output(mut command: Command, args: &[&str]) -> Result<std::process::Output> {
+    command
         .args(args)
-        .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| Error::io("running git (is it installed and on PATH?)", e))
 }
 
-/// Whether the worktree at `path` is a sparse checkout (its own
-/// `config.worktree` sets `core.sparseCheckout`).
-pub fn is_sparse(path: &Path) -> bool {
-    let Ok(dotgit) = std::fs::read_to_string(path.join(".git")) else {
-        return false;
-    };
-    let Some(gitdir) = dotgit.trim().strip_prefix("gitdir: ") else {
-        return false;
-    };
-    git2::Config::open(&Path::new(gitdir).join("config.worktree"))
-        .and_then(|c| c.get_bool("core.sparsecheckout"))
-        .unwrap_or(false)
+/// The one way omk starts git, in `dir`.
+///
+/// No background gc while slices are in flight; no index refresh by a
+/// command that only reads (`status` would write the user's index); and
+/// nothing configured runs on omk's behalf: no hooks (`worktree add` and
+/// `checkout` would run `post-checkout`), no fsmonitor.
+fn git_command(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    command
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "gc.auto=0"])
+        .args(["-c", "core.hooksPath=/dev/null"])
+        .args(["-c", "core.fsmonitor=false"])
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// Refuses to move a branch omk did not create.
+fn check_own_branch(branch: &str) -> Result<()> {
+    match branch.starts_with("omk/") {
+        true => Ok(()),
+        false => Err(Error::Worktree(format!(
+            "omk moves only its own branches, not {branch}"
+        ))),
+    }
 }
 
 /// The lock around changes to the repository's worktree list (add, prune):
@@ -776,39 +630,6 @@ fn worktree_admin() -> std::sync::MutexGuard<'static, ()> {
     ADMIN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Resets the worktree at `path` to exactly `commit` (its files in the
-/// cone, for a sparse one), detached, and removes every untracked and
-/// ignored file, nested repositories included.
-///
-/// git, not git2: its checkout compares the index's stat data and touches
-/// only what changed (about 4x faster than libgit2's on 100k files), and
-/// libgit2 reads neither sparse checkouts nor sparse indexes.
-fn reset_clean(path: &Path, commit: &str) -> Result<()> {
-    git_at(
-        path,
-        &["checkout", "--quiet", "--force", "--detach", commit],
-    )?;
-    git_at(path, &["clean", "--quiet", "-f", "-f", "-d", "-x"]).map(drop)
-}
-
-/// Removes an `index.lock` or `HEAD.lock` left in one of omk's worktrees by a
-/// process that died (omk itself in a crash, or an agent's git killed with
-/// its group). omk touches a worktree's index and HEAD only when no agent
-/// runs there and while it holds the goal's lock and the slot's, so any lock
-/// found then is stale.
-fn clear_stale_worktree_locks(repo: &Repository) -> Result<()> {
-    for name in ["index.lock", "HEAD.lock"] {
-        let lock = repo.path().join(name);
-        match std::fs::remove_file(&lock) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(format!("removing stale {}", lock.display()), e))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// Every path that differs between two trees (both sides of renames), sorted.
@@ -948,7 +769,7 @@ mod tests {
         let cone = vec!["src".to_string()];
         repo.prepare_worktree(&slot, Some("omk/g/three"), &base, Some(&cone))
             .unwrap();
-        assert!(is_sparse(&slot));
+        assert!(repo.is_sparse(&slot));
         assert_eq!(
             files(&slot),
             [
@@ -983,7 +804,7 @@ mod tests {
         );
         repo.prepare_worktree(&slot, Some("omk/g/five"), &base, None)
             .unwrap();
-        assert!(!is_sparse(&slot));
+        assert!(!repo.is_sparse(&slot));
         assert_eq!(files(&slot), files(&main));
         // git2 still opens the repository, whose config git changed.
         assert!(repo.worktree_config_enabled());

@@ -1,0 +1,486 @@
+//! The sandbox helper: the process omk starts in place of every agent and
+//! gate, which confines itself and then runs the real command.
+//!
+//! omk runs `omk __sandbox <plan> -- <program> <args…>` (see
+//! [`super::Confinement::command`]). This runs before anything else in that
+//! process, while it has one thread, which `unshare(CLONE_NEWUSER)` needs:
+//!
+//! ```text
+//!  omk ──spawns──▶ monitor (omk's child, session leader; waits, relays the exit)
+//!                     │ unshare(user, mount, pid, ipc), fork
+//!                     ▼
+//!                   init (pid 1 of the new pid namespace)
+//!                     │ private mounts: /proc of its own, a /dev of six nodes,
+//!                     │ a private /dev/shm and /dev/pts; Landlock; no capabilities
+//!                     │ fork
+//!                     ▼
+//!                   the command (and everything it starts)
+//! ```
+//!
+//! When the command exits, init exits, and the kernel kills every process
+//! left in the namespace — double-forked daemons, `setsid` children, ones
+//! that cleared their environment — before the monitor sees init end. So
+//! when omk sees the exit, nothing the command started is alive. Inside,
+//! only the namespace's processes exist: omk and other slices' processes
+//! cannot be seen, read through `/proc` or signalled.
+//!
+//! Without namespaces (the plan says so) the helper applies Landlock and
+//! runs the command in its own place.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::Plan;
+
+/// `open_tree(2)` flag: a detached copy of the mount at the path.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount(2)` flag: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// The device nodes a confined process gets, bound from the host's `/dev`.
+pub(super) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The exit code when the sandbox itself could not be set up.
+pub const SETUP_FAILED: i32 = 125;
+
+/// Runs the helper with the arguments after `__sandbox`; never returns.
+pub fn main(args: Vec<OsString>) -> ! {
+    let code = match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("omk sandbox: {e}");
+            SETUP_FAILED
+        }
+    };
+    std::process::exit(code)
+}
+
+fn run(args: Vec<OsString>) -> Result<i32, String> {
+    let mut args = args.into_iter();
+    let plan = args.next().ok_or("no plan given")?;
+    let plan: Plan = serde_json::from_slice(plan.as_bytes()).map_err(|e| format!("plan: {e}"))?;
+    if args.next().is_none_or(|sep| sep != "--") {
+        return Err("expected `--` after the plan".into());
+    }
+    let argv: Vec<CString> = args
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| "a NUL byte in an argument".to_string()))
+        .collect::<Result<_, _>>()?;
+    if argv.is_empty() {
+        return Err("no command given".into());
+    }
+    if !plan.namespaces {
+        restrict_files(&plan, false)?;
+        drop_capabilities()?;
+        return Err(exec(&argv));
+    }
+    enter_namespaces()?;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors.
+    check(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        "pipe2",
+    )?;
+    let (status_r, status_w) = (fds[0], fds[1]);
+    // SAFETY: this process has one thread; the child only continues below.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            // SAFETY: closing our copy of the read end.
+            unsafe { libc::close(status_r) };
+            let code = match init(&plan, &argv, status_w) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    eprintln!("omk sandbox: {e}");
+                    SETUP_FAILED
+                }
+            };
+            // SAFETY: leaving the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        init_pid => {
+            // SAFETY: closing our copy of the write end.
+            unsafe { libc::close(status_w) };
+            Ok(monitor(init_pid, status_r))
+        }
+    }
+}
+
+/// Waits for init and ends the way the command ended.
+fn monitor(init_pid: libc::pid_t, status_r: libc::c_int) -> i32 {
+    // omk stops a confined process by signalling its process group: the
+    // command gets the signal itself; the monitor stays to report.
+    ignore_stop_signals();
+    detach_stdio();
+    let init_status = wait_for(init_pid);
+    let mut buf = [0u8; 4];
+    // SAFETY: reading at most four bytes into `buf`.
+    let n = unsafe { libc::read(status_r, buf.as_mut_ptr().cast(), 4) };
+    let status = if n == 4 {
+        i32::from_ne_bytes(buf)
+    } else {
+        init_status
+    };
+    end_like(status)
+}
+
+/// pid 1 of the namespace: sets up the view, starts the command, reaps
+/// until it exits, and passes its wait status on.
+fn init(
+    plan: &Plan,
+    argv: &[CString],
+    status_w: libc::c_int,
+) -> Result<std::convert::Infallible, String> {
+    // If the monitor is killed, so is init, and with it the namespace.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    mount_view()?;
+    restrict_files(plan, true)?;
+    ignore_stop_signals();
+    // SAFETY: init has one thread; the child execs or exits.
+    let child = unsafe { libc::fork() };
+    if child == -1 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        restore_signals();
+        let e = match drop_capabilities() {
+            Ok(()) => exec(argv),
+            Err(e) => e,
+        };
+        eprintln!("omk sandbox: {e}");
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(127) }
+    }
+    detach_stdio();
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == child {
+            let bytes = status.to_ne_bytes();
+            // SAFETY: writing four bytes from `bytes`.
+            unsafe { libc::write(status_w, bytes.as_ptr().cast(), 4) };
+            // SAFETY: init's exit ends the namespace and every process in it.
+            unsafe { libc::_exit(0) }
+        }
+        if pid == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // SAFETY: as above.
+            unsafe { libc::_exit(SETUP_FAILED) }
+        }
+    }
+}
+
+/// New user, mount, pid and IPC namespaces, with this process's uid and
+/// gid mapped to themselves. The network is shared: agents reach their
+/// model (and tests their loopback servers).
+fn enter_namespaces() -> Result<(), String> {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
+    // SAFETY: unshare with flags only.
+    check(
+        unsafe { libc::unshare(flags) },
+        "unshare(user, mount, pid, ipc)",
+    )?;
+    write_file("/proc/self/setgroups", "deny")?;
+    write_file("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
+    write_file("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))
+}
+
+/// The mounts the command sees: nothing propagates back out, `/proc` shows
+/// only this namespace, `/dev` holds [`DEVICES`] plus private `shm` and `pts`.
+fn mount_view() -> Result<(), String> {
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    // Detached copies of the host's nodes, taken before /dev is covered.
+    let mut nodes = Vec::new();
+    for name in DEVICES {
+        let path = cstr(&format!("/dev/{name}"))?;
+        // SAFETY: open_tree on a NUL-terminated path; returns a descriptor or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            nodes.push((*name, fd as libc::c_int));
+        }
+    }
+    mount(
+        Some("tmpfs"),
+        "/dev",
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=0755,size=1m"),
+    )?;
+    for (name, fd) in nodes {
+        let target = format!("/dev/{name}");
+        std::fs::File::create(&target).map_err(|e| format!("creating {target}: {e}"))?;
+        let target = cstr(&target)?;
+        let empty = cstr("")?;
+        // SAFETY: move_mount of a descriptor from open_tree onto a path.
+        let moved = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                fd,
+                empty.as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        check(moved as libc::c_int, &format!("binding /dev/{name}"))?;
+        // SAFETY: closing the descriptor open_tree gave.
+        unsafe { libc::close(fd) };
+    }
+    for (dir, mode) in [("/dev/shm", 0o1777), ("/dev/pts", 0o755)] {
+        std::fs::create_dir(dir).map_err(|e| format!("creating {dir}: {e}"))?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(|e| format!("chmod {dir}: {e}"))?;
+    }
+    mount(
+        Some("tmpfs"),
+        "/dev/shm",
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    // A pty of its own is a nicety (some tools want one); not every kernel
+    // lets a user namespace mount devpts.
+    if mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .is_ok()
+    {
+        let _ = std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx");
+    }
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, link).map_err(|e| format!("linking {link}: {e}"))?;
+    }
+    // Nothing more is created in /dev itself.
+    mount(
+        None,
+        "/dev",
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+        None,
+    )
+}
+
+/// Applies the plan's Landlock rules to this process and its descendants.
+fn restrict_files(plan: &Plan, private_dev: bool) -> Result<(), String> {
+    if !plan.landlock {
+        // SAFETY: prctl with integer arguments.
+        check(
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            "no_new_privs",
+        )?;
+        return Ok(());
+    }
+    super::landlock_rules(&plan.writable, private_dev)?
+        .restrict_self()
+        .map_err(|e| format!("applying Landlock: {e}"))?;
+    Ok(())
+}
+
+/// Empties the capability sets and the bounding set, so the command holds
+/// no capability in the namespace even as uid 0 (it cannot unmount the
+/// private `/proc` to find the host's under it).
+fn drop_capabilities() -> Result<(), String> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; EINVAL past the last capability.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: capset with a version-3 header and two data words.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
+    check(r as libc::c_int, "dropping capabilities")
+}
+
+/// Replaces this process with the command; returns only the error.
+fn exec(argv: &[CString]) -> String {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: a NULL-terminated array of NUL-terminated strings that outlive the call.
+    unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+    format!(
+        "running {}: {}",
+        argv[0].to_string_lossy(),
+        std::io::Error::last_os_error()
+    )
+}
+
+/// Waits for `pid` and returns its wait status.
+fn wait_for(pid: libc::pid_t) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return status;
+        }
+        if r == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return SETUP_FAILED << 8;
+        }
+    }
+}
+
+/// Exits with the code, or dies of the signal, that `status` describes.
+fn end_like(status: i32) -> i32 {
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        // SAFETY: restoring the default action and raising the signal; no
+        // core file is written for it.
+        unsafe {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(sig);
+        }
+        return 128 + sig;
+    }
+    libc::WEXITSTATUS(status)
+}
+
+const STOP_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+fn ignore_stop_signals() {
+    for sig in STOP_SIGNALS {
+        // SAFETY: setting a signal's disposition to ignore.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+}
+
+/// Default dispositions and an empty mask for the command, as any process
+/// omk starts would have.
+fn restore_signals() {
+    for sig in STOP_SIGNALS {
+        // SAFETY: restoring a signal's default disposition.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Points stdin, stdout and stderr at `/dev/null`, so the command's pipes
+/// close when the command closes them.
+fn detach_stdio() {
+    let null = c"/dev/null";
+    // SAFETY: open and dup2 on descriptors this process owns.
+    unsafe {
+        let fd = libc::open(null.as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            for target in 0..3 {
+                libc::dup2(fd, target);
+            }
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+fn mount(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let c = |s: Option<&str>| s.map(cstr).transpose();
+    let (source, target_c, fstype, data) = (c(source)?, cstr(target)?, c(fstype)?, c(data)?);
+    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: mount with NUL-terminated strings or NULLs.
+    let r = unsafe {
+        libc::mount(
+            ptr(&source),
+            target_c.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    };
+    check(r, &format!("mounting {target}"))
+}
+
+fn write_file(path: &str, text: &str) -> Result<(), String> {
+    std::fs::write(Path::new(path), text).map_err(|e| format!("writing {path}: {e}"))
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("a NUL byte in {s:?}"))
+}
+
+fn check(r: libc::c_int, what: &str) -> Result<(), String> {
+    if r == -1 {
+        Err(format!("{what}: {}", std::io::Error::last_os_error()))
+    } else {
+        Ok(())
+    }
+}
