@@ -110,7 +110,7 @@ impl Bench {
     /// The whole environment `gate` runs with.
     pub fn env(&self, gate: &GateSpec) -> Vec<(String, String)> {
         let names: Vec<String> = self.env.iter().chain(&gate.env).cloned().collect();
-        crate::agent::allowed_env(&names)
+        crate::agent::gate_env(&names)
             .into_iter()
             .filter(|(k, _)| !self.caches.iter().any(|(c, _)| c == k))
             .chain(self.caches.iter().cloned())
@@ -134,7 +134,7 @@ impl Bench {
             [self.dir.clone(), self.tmp.clone()]
                 .into_iter()
                 .chain(self.caches.iter().map(|(_, d)| PathBuf::from(d)))
-                .chain(crate::sandbox::writable_dirs(false, &extra))
+                .chain(crate::sandbox::extra_dirs(&extra))
                 .collect(),
         )
     }

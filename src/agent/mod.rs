@@ -182,9 +182,6 @@ const ENV_NAMES: &[&str] = &[
 const ENV_PREFIXES: &[&str] = &[
     "LC_",
     "XDG_",
-    "KIMI_",
-    "MOONSHOT_",
-    "OPENAI_",
     "CARGO_",
     "RUSTUP_",
     "GO",
@@ -195,8 +192,25 @@ const ENV_PREFIXES: &[&str] = &[
     "PYENV_",
 ];
 
+/// What the agent backends need besides: their model's keys and settings.
+/// Gates, which run agents' code but talk to no model, do not get them.
+const BACKEND_PREFIXES: &[&str] = &["KIMI_", "MOONSHOT_", "OPENAI_"];
+
 /// The part of omk's environment agents may see, plus the names in `extra`.
 pub fn allowed_env(extra: &[String]) -> Vec<(String, String)> {
+    let mut vars = gate_env(extra);
+    vars.extend(
+        std::env::vars().filter(|(k, _)| {
+            BACKEND_PREFIXES.iter().any(|p| k.starts_with(p)) && !extra.contains(k)
+        }),
+    );
+    vars.sort();
+    vars
+}
+
+/// The part of omk's environment gates may see, plus the names in `extra`:
+/// the agents' allow-list without the backends' keys.
+pub fn gate_env(extra: &[String]) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| {
             ENV_NAMES.contains(&k.as_str())

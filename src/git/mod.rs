@@ -810,4 +810,59 @@ mod tests {
         assert!(repo.worktree_config_enabled());
         repo.guard().unwrap();
     }
+
+    #[test]
+    fn a_forged_dotgit_is_seen_and_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let main = tmp.path().join("main");
+        std::fs::create_dir_all(&main).unwrap();
+        std::fs::write(main.join("a.txt"), "a\n").unwrap();
+        git(&main, &["init", "-q", "-b", "main"]);
+        git(&main, &["add", "-A"]);
+        git(&main, &["commit", "-q", "-m", "base"]);
+        let base = git(&main, &["rev-parse", "HEAD"]);
+        // Work in progress the user staged.
+        std::fs::write(main.join("a.txt"), "staged\n").unwrap();
+        git(&main, &["add", "a.txt"]);
+        let index = std::fs::read(main.join(".git/index")).unwrap();
+        let repo = Repo::discover(&main).unwrap();
+        let path = tmp.path().join("pool/slot-0");
+        let slot = repo
+            .prepare_worktree(&path, Some("omk/g/s"), &base, None)
+            .unwrap();
+        assert_eq!(slot.dotgit_tampered(), None);
+        assert_eq!(repo.slot(&path).unwrap(), Some(slot.clone()));
+
+        // The agent points its `.git` at the user's repository and works on.
+        let forged = format!("gitdir: {}\n", main.join(".git").display());
+        std::fs::write(path.join(".git"), &forged).unwrap();
+        std::fs::write(path.join("b.txt"), "b\n").unwrap();
+        let tampered = slot.dotgit_tampered().unwrap();
+        assert!(tampered.contains("rewritten"), "{tampered}");
+        assert_eq!(
+            repo.slot(&path).unwrap(),
+            Some(slot.clone()),
+            "found from the repository's side"
+        );
+        let done = repo
+            .commit_worktree(&path, "omk/g/s", &base, "s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.changed_files, vec!["b.txt"]);
+        // The user's HEAD and index are as they were; the slot's link is back.
+        assert_eq!(git(&main, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+        assert_eq!(git(&main, &["rev-parse", "HEAD"]), base);
+        assert_eq!(std::fs::read(main.join(".git/index")).unwrap(), index);
+        assert_eq!(slot.dotgit_tampered(), None);
+        assert_eq!(slot.head().unwrap(), done.commit);
+        assert_eq!(slot.files_tree().unwrap(), done.tree);
+
+        // A directory in its place is removed and the link written again.
+        std::fs::remove_file(path.join(".git")).unwrap();
+        std::fs::create_dir(path.join(".git")).unwrap();
+        assert!(slot.dotgit_tampered().unwrap().contains("directory"));
+        repo.prepare_worktree(&path, None, &base, None).unwrap();
+        assert_eq!(slot.dotgit_tampered(), None);
+        assert_eq!(files(&path), ["a.txt=a\n"]);
+    }
 }

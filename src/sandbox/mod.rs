@@ -278,12 +278,21 @@ pub fn writable_dirs(kimi: bool, extra: &[String]) -> Vec<PathBuf> {
             dirs.push(d);
         }
     }
-    for e in extra {
-        let d = expand_home(e);
-        let _ = std::fs::create_dir_all(&d);
-        dirs.push(d);
-    }
+    dirs.extend(extra_dirs(extra));
     dirs
+}
+
+/// Configured writable directories (`[sandbox] writable`, a gate's
+/// `writable`), `~/` expanded and created.
+pub fn extra_dirs(extra: &[String]) -> Vec<PathBuf> {
+    extra
+        .iter()
+        .map(|e| {
+            let d = expand_home(e);
+            let _ = std::fs::create_dir_all(&d);
+            d
+        })
+        .collect()
 }
 
 /// Directories an agent backend keeps its own state in, which stay writable.

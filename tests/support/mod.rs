@@ -169,6 +169,66 @@ impl Fixture {
         (out.status.code().unwrap_or(-1), proof, stderr)
     }
 
+    /// [`Fixture::run_goal_env`] for goals whose agents may attack omk
+    /// itself: omk's pid is written to `scripts/omk.pid` as soon as it runs,
+    /// and a run that does not end within 5 minutes (an agent stopped omk)
+    /// fails the test instead of hanging it.
+    pub fn run_goal_watched(
+        &self,
+        plan: &Path,
+        agent: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (i32, Value, String) {
+        let plan = plan.display().to_string();
+        let child = Command::new(env!("CARGO_BIN_EXE_omk"))
+            .arg("-C")
+            .arg(&self.repo)
+            .args([
+                "goal",
+                "run",
+                "test goal",
+                "--plan",
+                &plan,
+                "--agent",
+                agent,
+            ])
+            .args(["--json", "--no-progress"])
+            .args(extra)
+            .env("OMK_HOME", &self.home)
+            .env_remove("OMK_FAULT")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::fs::write(self.scripts.join("omk.pid"), pid.to_string()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(std::time::Duration::from_secs(300)) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                // SAFETY: waking and then killing the omk we started.
+                unsafe {
+                    libc::kill(pid, libc::SIGCONT);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                panic!("omk did not finish in 5 minutes: was it stopped by an agent?");
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let proof: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no proof JSON ({e}); stdout:\n{}\nstderr:\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), proof, stderr)
+    }
+
     /// Everything a user would check about their checkout.
     pub fn checkout_snapshot(&self) -> CheckoutSnapshot {
         let index = std::fs::read(self.repo.join(".git/index")).unwrap_or_default();
@@ -187,6 +247,40 @@ impl Fixture {
             ]),
             files,
         }
+    }
+
+    /// Everything of the user's that nothing omk runs may change: the
+    /// checkout (HEAD, branch, index, working files, stash), `.git/config`,
+    /// the hooks, and every ref but omk's own.
+    pub fn user_state(&self) -> UserState {
+        let git_dir = self.repo.join(".git");
+        let hooks = files_under(&git_dir.join("hooks"))
+            .into_iter()
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read(&p).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let refs = self
+            .git(&["for-each-ref", "--format=%(refname) %(objectname)"])
+            .lines()
+            .filter(|l| !l.starts_with("refs/heads/omk/"))
+            .map(str::to_string)
+            .collect();
+        UserState {
+            checkout: self.checkout_snapshot(),
+            config: std::fs::read(git_dir.join("config")).unwrap_or_default(),
+            hooks,
+            refs,
+        }
+    }
+
+    /// Changes `path` and stages the change, as work in progress a run must keep.
+    pub fn stage(&self, path: &str, text: &str) {
+        self.write(path, text);
+        self.git(&["add", path]);
     }
 
     /// Whether omk created anything at all: state, refs or worktrees.
@@ -290,6 +384,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// See [`Fixture::user_state`].
+#[derive(Debug, PartialEq)]
+pub struct UserState {
+    checkout: CheckoutSnapshot,
+    config: Vec<u8>,
+    hooks: Vec<(String, Vec<u8>)>,
+    refs: Vec<String>,
 }
 
 /// The user's checkout, byte for byte.
