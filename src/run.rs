@@ -172,6 +172,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         sandbox_env: config.sandbox_env.clone(),
         slot_cache: config.slot_cache.clone(),
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
+        require_sandbox: opts.require_sandbox,
     };
     if opts.sparse {
         sparse_notice(&repo, &store, &plan, &config.sparse_include, &reporter);
@@ -300,6 +301,7 @@ pub async fn resume_goal(dir: &Path, id: &str, reporter: Reporter) -> Result<Fin
         return Ok(Finished { state, goal });
     }
     let agent = AgentSpec::parse(&state.agent)?;
+    check_sandbox(state.settings.limits.require_sandbox, &reporter)?;
     let killed = crate::process::kill_orphans(&goal.id);
     if killed > 0 {
         reporter.notice(&format!(

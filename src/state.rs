@@ -192,6 +192,10 @@ pub struct Limits {
     /// materializes (`[sparse] include`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparse: Option<Vec<String>>,
+    /// `--require-sandbox`: refuse to run agents and gates that cannot be
+    /// fully confined, on resume too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_sandbox: bool,
 }
 
 /// Settings fixed when the goal started; not part of the proof.

@@ -629,3 +629,32 @@ fn without_user_namespaces_the_run_says_so_or_refuses_and_landlock_still_holds()
         "{doctor}"
     );
 }
+
+#[test]
+fn a_goal_that_requires_the_sandbox_requires_it_on_resume_too() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent("echo x > a.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let args = ["goal", "run", "g", "--plan", plan.to_str().unwrap()];
+    let run = [
+        &args[..],
+        &["--agent", &agent, "--require-sandbox", "--no-progress"],
+    ]
+    .concat();
+    // omk dies right after the commit; the goal waits for a resume.
+    let out = f.omk_env(&run, &[("OMK_FAULT", "kill:slice.committed:1")]);
+    assert_eq!(out.status.code(), None, "killed by the fault");
+
+    let resume = ["goal", "resume", "--no-progress"];
+    let out = f.omk_env(&resume, &[("OMK_USERNS", "0")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no user namespaces"), "{stderr}");
+    let out = f.omk(&resume);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
