@@ -504,9 +504,10 @@ case "$OMK_SLICE_ID" in
     git -C "$TMPDIR/evil.git" config core.fsmonitor "touch $SCRIPTS/fsmonitor-ran; echo pwned > $REPO/pwned.txt"
     printf 'gitdir: %s\n' "$TMPDIR/evil.git" > .git ;;
   attacks) echo x > attacks.txt; . "$SCRIPTS/attacks.sh" ;;
-  daemon) echo "a file the gate fails on" > bad
-    here=$PWD
-    setsid sh -c "(env -i sh -c 'while :; do rm -f $here/bad; sleep 0.05; done' &) &" ;;
+  daemon) echo x > daemon.txt; echo "a file the gate fails on" > bad
+    here=$PWD agent=$$
+    # Once the agent is gone (its commit and gates come next), remove the file.
+    setsid sh -c "(env -i sh -c 'while kill -0 $agent; do sleep 0.05; done; while :; do rm -f $here/bad; sleep 0.05; done' 2>/dev/null &) &" ;;
   swarm) echo x > swarm.txt; i=0; while [ $i -lt 500 ]; do setsid sleep 300 & i=$((i+1)); done ;;
   chain) mkdir a; ln -s .. a/l1; ln -s l1/.. a/l2 ;;
   hooklink) mkdir -p sub/dir; ln -s ../../.git/hooks sub/dir/h ;;

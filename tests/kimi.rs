@@ -253,7 +253,6 @@ fn a_stalled_agent_is_stopped_at_its_inactivity_timeout() {
             llm::write_slice_file(body, n)
         }
     });
-    let started = std::time::Instant::now();
     let (code, proof, _) = run(
         &f,
         Product::Python,
@@ -262,15 +261,13 @@ fn a_stalled_agent_is_stopped_at_its_inactivity_timeout() {
         three_slices(),
         &["--inactivity-timeout", "12s"],
     );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
     assert_eq!(code, 1);
     let beta = slice_of(&proof, "beta");
     assert_eq!(beta["status"], "failed");
     assert_eq!(beta["agent"]["exit"], "inactive");
+    // Stopped after its 12 s of silence, before the server's 120 s answer.
+    let ran = beta["agent"]["duration_ms"].as_u64().unwrap();
+    assert!((12_000..120_000).contains(&ran), "ran {ran} ms");
     assert!(
         beta["reason"].as_str().unwrap().contains("inactive"),
         "{beta}"

@@ -192,18 +192,39 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
     );
     let agent = format!("exec:trap '' TERM; . {}", script.display());
     let b = Blocking { agent, ..b };
-    let child = b.start();
+    let mut child = b.start();
     b.wait_for_blocked();
     let pid = child.id() as i32;
+    // omk's stderr, line by line, to see the first Ctrl-C taken.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
     // SAFETY: signalling the child we started.
     unsafe { libc::kill(pid, libc::SIGINT) };
-    std::thread::sleep(Duration::from_millis(300));
+    loop {
+        let line = said
+            .recv_timeout(Duration::from_secs(30))
+            .expect("omk never said it was cancelling");
+        if line.starts_with("omk: cancelling") {
+            break;
+        }
+    }
     unsafe { libc::kill(pid, libc::SIGINT) };
-    let started = Instant::now();
     let (code, _, _) = wait(child);
     assert_eq!(code, Some(130));
-    assert!(started.elapsed() < Duration::from_secs(2));
     assert!(b.agents_gone(), "agents outlived the forced exit");
+    // omk did not wait out the agents' grace period: it recorded no end for them.
+    let out = b.f.omk(&["goal", "replay", "--json"]);
+    let ended: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "agent_finished" && e["slice"] != "quick")
+        .collect();
+    assert!(ended.is_empty(), "omk waited for the agents: {ended:?}");
     std::fs::remove_file(&b.gate_file).unwrap();
     let out = b.f.omk(&["goal", "resume", "--json", "--no-progress"]);
     assert_eq!(

@@ -67,11 +67,18 @@ impl GoalDir {
             .truncate(false)
             .open(&path)
             .context(|| format!("opening {}", path.display()))?;
-        if let Some(pid) = held_by(&file) {
-            return Err(Error::Busy {
-                goal: self.id.clone(),
-                pid,
-            });
+        // A controller that was killed can leave its lock held for a moment
+        // by a child it was starting (between fork and exec the child shares
+        // the lock's open file): when the named holder is gone, wait for that.
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Some(pid) = held_by(&file) {
+            if process_alive(&pid) || std::time::Instant::now() > patience {
+                return Err(Error::Busy {
+                    goal: self.id.clone(),
+                    pid,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         file.set_len(0)
             .and_then(|_| file.rewind())
@@ -101,6 +108,18 @@ fn held_by(file: &std::fs::File) -> Option<String> {
     let mut pid = String::new();
     let _ = (&*file).read_to_string(&mut pid);
     Some(pid.trim().to_string())
+}
+
+/// Whether the process with this pid (as written in a lock file) runs.
+fn process_alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with(['Z', 'X'])
+    })
 }
 
 /// Held while a process drives a goal; released on drop or death.
