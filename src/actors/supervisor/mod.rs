@@ -1,12 +1,14 @@
 //! The goal supervisor: owns the goal's state and is its event log's single writer.
 //!
-//! Every report from a child is recorded ([`Supervisor`] stamps, appends,
-//! folds it into [`GoalState`], rewrites the proof and shows it), then the
-//! supervisor decides what follows: start slices whose dependencies are
-//! merged (within the concurrency limit), send committed slices to the gate
-//! actor and verified ones to the integrator, retry conflicts, and finally
-//! verify the integration and finish. A child that fails or panics fails its
-//! slice only; the supervisor carries on with the others.
+//! It decides nothing itself. Every report from a child is recorded
+//! ([`SupervisorState::record`] stamps, appends, folds it into
+//! [`GoalState`], rewrites the proof and shows it); [`decide::Decider`] says
+//! what follows — start slices, send committed ones to the gate actor and
+//! verified ones to the integrator, block, stop, integrate, finish — and
+//! the supervisor carries that out ([`SupervisorState::carry_out`]),
+//! recording what it produced, until nothing follows. [`recover`] reads back
+//! from git what a controller that died did not record. A child that fails
+//! or panics fails its slice only; the supervisor carries on with the others.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,19 +17,23 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::gate::{GateActor, GateArgs, GateJob, GateMsg};
-use super::integrator::{IntegratorActor, IntegratorArgs, IntegratorMsg};
-use super::slice::{self, SliceActor, SliceArgs, SliceMsg};
+mod decide;
+mod recover;
+
+use crate::actors::gate::{GateActor, GateArgs, GateJob, GateMsg};
+use crate::actors::integrator::{IntegratorActor, IntegratorArgs, IntegratorMsg};
+use crate::actors::slice::{self, SliceActor, SliceArgs, SliceMsg};
 use std::sync::Arc;
 
-use super::limiter::Limiter;
-use crate::agent::{AgentSpec, Task, Update};
+use crate::actors::limiter::Limiter;
+use crate::agent::{AgentSpec, Task};
 use crate::git::Repo;
 use crate::report::Reporter;
 use crate::state::{Deliver, GoalState, GoalStatus, LogEnd, SliceStatus};
 use crate::store::events::{Event, EventBody, EventLog};
 use crate::store::{GoalDir, Store};
 use crate::util::write_atomic;
+use decide::{Action, Decider, Phase};
 
 /// How often the proof is rewritten while a goal runs.
 const PROOF_EVERY: Duration = Duration::from_secs(1);
@@ -82,21 +88,16 @@ pub struct SupervisorState {
     cancel: CancellationToken,
     /// Cancels running agents only (a budget ran out; committed work still merges).
     agent_cancel: CancellationToken,
-    /// Usage of running attempts, per slice: (tokens in, tokens out).
-    live: HashMap<String, (u64, u64)>,
     limiter: Arc<Limiter>,
     /// The repository's worktree pool, and the slots this goal holds.
     pool: Arc<crate::pool::Pool>,
     slots: HashMap<String, std::path::PathBuf>,
-    /// The plan's dependency order, computed once.
-    order: Option<Vec<String>>,
     /// When the proof was last written.
     proof_written: std::time::Instant,
-    /// Set when the goal must stop early: how it ends, and why.
-    halt: Option<(GoalStatus, String)>,
-    integration_started: bool,
-    /// Set when resuming: slices to send on to gates or the integrator once started.
-    redispatch: bool,
+    /// Every decision: what follows each event, and the goal's phase.
+    decider: Decider,
+    /// Whether this goal was taken over from an earlier controller.
+    resumed: bool,
     done: Option<oneshot::Sender<GoalState>>,
 }
 
@@ -124,8 +125,8 @@ impl Actor for Supervisor {
             ),
             Start::Resume { log, events } => {
                 let known = GoalState::from_events(&events);
-                let mut recovered = recover_integration(&args.repo, &known)?;
-                recovered.extend(adopt_commits(&args.repo, &known));
+                let mut recovered = recover::recover_integration(&args.repo, &known)?;
+                recovered.extend(recover::adopt_commits(&args.repo, &known));
                 (log, known, recovered, true)
             }
         };
@@ -203,15 +204,12 @@ impl Actor for Supervisor {
             slices: HashMap::new(),
             agent_cancel: cancel.child_token(),
             cancel,
-            live: HashMap::new(),
             limiter: Arc::new(Limiter::default()),
-            halt: None,
-            order: None,
             pool,
             slots: HashMap::new(),
             proof_written: std::time::Instant::now(),
-            integration_started: false,
-            redispatch: resumed,
+            decider: Decider::new(),
+            resumed,
             done: Some(args.done),
         };
         for body in recovered {
@@ -230,30 +228,10 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        if state.redispatch {
+        if state.resumed {
             // Committed or verified slices of the last controller go on where they were.
-            let waiting: Vec<String> = state
-                .state
-                .slices
-                .iter()
-                .filter(|s| matches!(s.status, SliceStatus::Gating | SliceStatus::Merging))
-                .map(|s| s.id.clone())
-                .collect();
-            for id in waiting {
-                // A gating slice goes on in the slot it had.
-                let slot = state.state.slice(&id).and_then(|s| s.worktree.clone());
-                if let Some(slot) = slot.filter(|p| p.starts_with(state.pool.dir())) {
-                    if state
-                        .state
-                        .slice(&id)
-                        .is_some_and(|s| s.status == SliceStatus::Gating)
-                    {
-                        state.pool.hold(&slot)?;
-                        state.slots.insert(id.clone(), slot);
-                    }
-                }
-                state.dispatch(&id)?;
-            }
+            let actions = state.decider.on_resume(&state.state);
+            state.carry_out_all(actions, &myself).await?;
         }
         if let Some(limit) = state
             .state
@@ -268,7 +246,7 @@ impl Actor for Supervisor {
                 let _ = me.send_message(SupervisorMsg::TimeBudgetSpent);
             });
         }
-        state.drive(&myself).await
+        state.settle(&myself).await
     }
 
     async fn handle(
@@ -277,56 +255,19 @@ impl Actor for Supervisor {
         message: SupervisorMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        if state.done.is_none() {
+        if state.decider.phase() == &Phase::Done {
             return Ok(()); // finished; late reports change nothing
         }
-        match message {
+        let actions = match message {
             SupervisorMsg::Report(mut body) => {
                 state.price_report(&mut body);
-                state.record(body.clone())?;
-                state.track_usage(&body)?;
-                if let EventBody::Verified { slice: None, .. } = body {
-                    // The integration gates were the last step.
-                    let (status, reason) = state.state.verdict();
-                    return state.finish(status, reason, &myself);
-                }
-                if let EventBody::CheckoutTouched {
-                    slice, evidence, ..
-                } = &body
-                {
-                    // An agent changed the user's repository: stop everything.
-                    let reason = format!(
-                        "slice `{slice}` changed the user's repository ({}); stopped",
-                        evidence.join("; ")
-                    );
-                    state.halt.get_or_insert((GoalStatus::Failed, reason));
-                    state.cancel.cancel();
-                }
-                state.follow_up(&body)?;
+                return state.process(body, &myself).await;
             }
-            SupervisorMsg::Cancel => {
-                state.halt.get_or_insert((
-                    GoalStatus::Cancelled,
-                    "cancelled before every slice finished".into(),
-                ));
-                state.cancel.cancel();
-            }
-            SupervisorMsg::TimeBudgetSpent => {
-                let limit = Duration::from_millis(
-                    state
-                        .state
-                        .settings
-                        .limits
-                        .budget_time_ms
-                        .unwrap_or_default(),
-                );
-                state.exhaust(format!(
-                    "the time budget of {} ran out",
-                    crate::util::human_duration(limit)
-                ))?;
-            }
-        }
-        state.drive(&myself).await
+            SupervisorMsg::Cancel => state.decider.on_cancel(),
+            SupervisorMsg::TimeBudgetSpent => state.decider.on_time_spent(&state.state),
+        };
+        state.carry_out_all(actions, &myself).await?;
+        state.settle(&myself).await
     }
 
     async fn handle_supervisor_evt(
@@ -347,7 +288,7 @@ impl Actor for Supervisor {
             ),
             _ => return Ok(()),
         };
-        if state.done.is_none() {
+        if state.decider.phase() == &Phase::Done {
             return Ok(());
         }
         let id = cell.get_id();
@@ -357,13 +298,14 @@ impl Actor for Supervisor {
                 .slice(&slice)
                 .is_some_and(|s| s.status == SliceStatus::Running && s.attempts == attempt);
             if still_running {
-                state.record(EventBody::SliceFailed {
+                let failed = EventBody::SliceFailed {
                     slice,
                     attempt,
                     status: SliceStatus::Failed,
                     reason: format!("slice actor {why}"),
                     paths: vec![],
-                })?;
+                };
+                return state.process(failed, &myself).await;
             }
         } else if id == state.gates.get_id() || id == state.integrator.get_id() {
             let who = if id == state.gates.get_id() {
@@ -371,14 +313,10 @@ impl Actor for Supervisor {
             } else {
                 "integrator"
             };
-            state.finish(
-                GoalStatus::Failed,
-                Some(format!("the {who} {why}")),
-                &myself,
-            )?;
-            return Ok(());
+            let actions = state.decider.on_actor_lost(format!("the {who} {why}"));
+            return state.carry_out_all(actions, &myself).await;
         }
-        state.drive(&myself).await
+        Ok(())
     }
 }
 
@@ -430,91 +368,6 @@ impl SupervisorState {
         }
     }
 
-    /// Keeps the usage of running attempts and stops the goal when a budget is spent.
-    fn track_usage(&mut self, body: &EventBody) -> crate::Result<()> {
-        match body {
-            EventBody::AgentUpdate {
-                slice,
-                update:
-                    Update::Usage {
-                        tokens_in,
-                        tokens_out,
-                    },
-                ..
-            } => {
-                self.live
-                    .insert(slice.clone(), (*tokens_in, tokens_out.unwrap_or(0)));
-            }
-            EventBody::AgentFinished { slice, .. } => {
-                self.live.remove(slice);
-            }
-            _ => return Ok(()),
-        }
-        let usage = &self.state.usage;
-        let (live_in, live_out) = self
-            .live
-            .values()
-            .fold((0, 0), |(i, o), (a, b)| (i + a, o + b));
-        let tokens =
-            usage.tokens_in.unwrap_or(0) + usage.tokens_out.unwrap_or(0) + live_in + live_out;
-        let limits = &self.state.settings.limits;
-        if let Some(limit) = limits.budget_tokens {
-            if tokens >= limit {
-                return self.exhaust(format!(
-                    "the token budget of {limit} is spent ({tokens} tokens)"
-                ));
-            }
-        }
-        if let Some(limit) = limits.budget_usd {
-            let live_usd = limits
-                .price
-                .as_ref()
-                .map_or(0.0, |p| p.usd(live_in, live_out));
-            let usd = usage.usd.unwrap_or(0.0) + live_usd;
-            if usd >= limit {
-                return self.exhaust(format!("the budget of ${limit:.2} is spent (${usd:.4})"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Records that a budget ran out and cancels the running agents, once.
-    fn exhaust(&mut self, reason: String) -> crate::Result<()> {
-        if self.state.budget_exhausted.is_none() {
-            self.record(EventBody::BudgetExhausted { reason })?;
-            self.agent_cancel.cancel();
-        }
-        Ok(())
-    }
-
-    /// Sends a slice on to the next stage after an event moved it there.
-    fn follow_up(&mut self, body: &EventBody) -> Result<(), ActorProcessingErr> {
-        match body {
-            EventBody::SliceCommitted { slice, .. }
-            | EventBody::Verified {
-                slice: Some(slice), ..
-            } => {
-                self.stop_slice_actor(slice);
-                self.dispatch(slice)?;
-            }
-            EventBody::SliceFailed { slice, .. } | EventBody::CheckoutTouched { slice, .. } => {
-                self.stop_slice_actor(slice)
-            }
-            _ => {}
-        }
-        // A slice that is no longer running or gating needs its tree no more.
-        if let Some(slice) = body.slice() {
-            let needs_tree = self
-                .state
-                .slice(slice)
-                .is_some_and(|s| matches!(s.status, SliceStatus::Running | SliceStatus::Gating));
-            if !needs_tree {
-                self.release_slot(slice);
-            }
-        }
-        Ok(())
-    }
-
     /// Gives a slice's (or the integration's) pool slot back, detached.
     fn release_slot(&mut self, owner: &str) {
         if let Some(slot) = self.slots.remove(owner) {
@@ -522,38 +375,125 @@ impl SupervisorState {
         }
     }
 
-    /// Sends a committed slice to the gate actor, or a verified one to the integrator.
-    fn dispatch(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+    /// Records `body` and carries out what follows it, and what follows
+    /// the events that records, then whatever can start or end.
+    async fn process(
+        &mut self,
+        body: EventBody,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.record_and_follow(body, myself).await?;
+        self.settle(myself).await
+    }
+
+    /// Records `body`, and carries out what follows it (and so on), until
+    /// nothing does.
+    async fn record_and_follow(
+        &mut self,
+        body: EventBody,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        let mut queue = std::collections::VecDeque::from([body]);
+        while let Some(body) = queue.pop_front() {
+            self.record(body.clone())?;
+            for action in self.decider.on_event(&self.state, &body) {
+                queue.extend(self.carry_out(action, myself).await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks what can start or end now and carries it out, until nothing can.
+    async fn settle(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), ActorProcessingErr> {
+        loop {
+            let actions = self.decider.next(&self.state);
+            if actions.is_empty() {
+                return Ok(());
+            }
+            self.carry_out_all(actions, myself).await?;
+        }
+    }
+
+    /// Carries out `actions`, recording what they produce.
+    async fn carry_out_all(
+        &mut self,
+        actions: Vec<Action>,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), ActorProcessingErr> {
+        for action in actions {
+            for body in self.carry_out(action, myself).await? {
+                self.record_and_follow(body, myself).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Does what one decision says; returns the events it produced, to record.
+    async fn carry_out(
+        &mut self,
+        action: Action,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<Vec<EventBody>, ActorProcessingErr> {
+        match action {
+            Action::Block { slice, reason } => {
+                return Ok(vec![EventBody::SliceBlocked { slice, reason }])
+            }
+            Action::Start { slice } => return self.start_slice(&slice, myself).await,
+            Action::StopAttempt { slice } => self.stop_slice_actor(&slice),
+            Action::Gate { slice } => self.gate(&slice)?,
+            Action::Merge { slice } => self.merge(&slice)?,
+            Action::Release { slice } => self.release_slot(&slice),
+            Action::Exhaust { reason } => {
+                self.agent_cancel.cancel();
+                return Ok(vec![EventBody::BudgetExhausted { reason }]);
+            }
+            Action::CancelAll => self.cancel.cancel(),
+            Action::Integrate => return Ok(self.integrate()?.into_iter().collect()),
+            Action::Finish { status, reason } => self.finish(status, reason, myself)?,
+        }
+        Ok(vec![])
+    }
+
+    /// Sends a committed slice to the gate actor, in the slot it committed in.
+    fn gate(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
         let Some(s) = self.state.slice(slice).cloned() else {
             return Ok(());
         };
-        let (Some(commit), Some(tree)) = (s.commit.clone(), s.tree.clone()) else {
+        let (Some(commit), Some(tree), Some(slot)) = (s.commit, s.tree, s.worktree) else {
             return Ok(());
         };
-        match s.status {
-            SliceStatus::Gating => {
-                let Some(slot) = s.worktree.clone() else {
-                    return Ok(());
-                };
-                let job = self.gate_job(
-                    Some(&s.id),
-                    slot,
-                    commit,
-                    tree,
-                    s.sparse.clone(),
-                    self.state.slice_gates(slice),
-                    self.attempt_logs(slice, s.attempts),
-                )?;
-                self.gates.send_message(GateMsg::Run(Box::new(job)))?
-            }
-            SliceStatus::Merging => self.integrator.send_message(IntegratorMsg::Merge {
-                slice: s.id.clone(),
-                attempt: s.attempts,
-                commit,
-                start: s.start_commit.clone(),
-            })?,
-            _ => {}
+        // A resumed slice goes on in the slot it had.
+        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
+            self.pool.hold(&slot)?;
+            self.slots.insert(slice.to_string(), slot.clone());
         }
+        let job = self.gate_job(
+            Some(slice),
+            slot,
+            commit,
+            tree,
+            s.sparse,
+            self.state.slice_gates(slice),
+            self.attempt_logs(slice, s.attempts),
+        )?;
+        self.gates.send_message(GateMsg::Run(Box::new(job)))?;
+        Ok(())
+    }
+
+    /// Sends a verified slice to the integrator.
+    fn merge(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+        let Some(s) = self.state.slice(slice) else {
+            return Ok(());
+        };
+        let Some(commit) = s.commit.clone() else {
+            return Ok(());
+        };
+        self.integrator.send_message(IntegratorMsg::Merge {
+            slice: s.id.clone(),
+            attempt: s.attempts,
+            commit,
+            start: s.start_commit.clone(),
+        })?;
         Ok(())
     }
 
@@ -606,53 +546,9 @@ impl SupervisorState {
             .join(format!("attempt-{attempt}"))
     }
 
-    /// Starts what can start, and finishes the goal when nothing is left.
-    async fn drive(&mut self, myself: &ActorRef<SupervisorMsg>) -> Result<(), ActorProcessingErr> {
-        if self.done.is_none() || self.integration_started {
-            return Ok(());
-        }
-        // Slices whose dependencies will never merge are blocked, once.
-        loop {
-            let blocked = self.state.slices.iter().find_map(|s| {
-                let dep = self.state.blocked_by(s)?;
-                s.reason
-                    .is_none()
-                    .then(|| (s.id.clone(), dep.id.clone(), dep.status))
-            });
-            let Some((slice, dep, status)) = blocked else {
-                break;
-            };
-            let reason = format!("dependency `{dep}` did not merge ({status})");
-            self.record(EventBody::SliceBlocked { slice, reason })?;
-        }
-        if self.halt.is_none() && self.state.budget_exhausted.is_none() {
-            self.start_ready_slices(myself).await?;
-        }
-        let busy = self.state.slices.iter().any(|s| {
-            matches!(
-                s.status,
-                SliceStatus::Running | SliceStatus::Gating | SliceStatus::Merging
-            )
-        });
-        if busy {
-            return Ok(());
-        }
-        if let Some((status, reason)) = self.halt.clone() {
-            return self.finish(status, Some(reason), myself);
-        }
-        if self.state.budget_exhausted.is_some() {
-            let (status, reason) = self.state.verdict();
-            return self.finish(status, reason, myself);
-        }
-        if !self.state.slices_settled() {
-            return Ok(());
-        }
+    /// Takes a slot for the integration and sends its gates the integration head.
+    fn integrate(&mut self) -> crate::Result<Option<EventBody>> {
         let gates = self.state.integration_gates();
-        if self.state.integration.order.is_empty() || gates.is_empty() {
-            let (status, reason) = self.state.verdict();
-            return self.finish(status, reason, myself);
-        }
-        self.integration_started = true;
         let worktree = self.pool.acquire(&self.repo, false)?;
         self.slots
             .insert(crate::plan::INTEGRATION.to_string(), worktree.clone());
@@ -660,74 +556,34 @@ impl SupervisorState {
             self.state.integration.commit.clone(),
             self.state.integration.tree.clone(),
         );
-        self.record(EventBody::IntegrationStarted {
-            commit: commit.clone(),
-            tree: tree.clone(),
-            worktree: worktree.clone(),
-        })?;
         let job = self.gate_job(
             None,
-            worktree,
-            commit,
-            tree,
+            worktree.clone(),
+            commit.clone(),
+            tree.clone(),
             None,
             gates,
             self.goal.logs().join(crate::plan::INTEGRATION),
         )?;
-        self.gates.send_message(GateMsg::Run(Box::new(job)))?;
-        Ok(())
+        self.gates
+            .send_message(GateMsg::Run(Box::new(job)))
+            .map_err(|_| crate::Error::Actor("the gate actor is gone".into()))?;
+        Ok(Some(EventBody::IntegrationStarted {
+            commit,
+            tree,
+            worktree,
+        }))
     }
 
-    async fn start_ready_slices(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<(), ActorProcessingErr> {
-        // The dependency order is fixed for the goal: compute it once.
-        if self.order.is_none() {
-            self.order = match self.state.settings.plan.as_ref().map(|p| p.order()) {
-                Some(Ok(order)) => Some(order),
-                _ => return Ok(()),
-            };
-        }
-        let mut running = self
-            .state
-            .slices
-            .iter()
-            .filter(|s| s.status == SliceStatus::Running)
-            .count();
-        let order = std::mem::take(&mut self.order).unwrap_or_default();
-        for id in &order {
-            if running >= self.state.settings.concurrency {
-                break;
-            }
-            let Some(s) = self.state.slice(id) else {
-                continue;
-            };
-            let deps_merged = s.depends_on.iter().all(|d| {
-                self.state
-                    .slice(d)
-                    .is_some_and(|d| d.status == SliceStatus::Merged)
-            });
-            if s.status == SliceStatus::Pending && deps_merged {
-                if let Err(e) = self.start_slice(id, myself).await {
-                    self.order = Some(order);
-                    return Err(e);
-                }
-                running += 1;
-            }
-        }
-        self.order = Some(order);
-        Ok(())
-    }
-
+    /// Starts the next attempt of slice `id`: a slot, a task, a slice actor.
     async fn start_slice(
         &mut self,
         id: &str,
         myself: &ActorRef<SupervisorMsg>,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> Result<Vec<EventBody>, ActorProcessingErr> {
         let (Some(s), Some(spec)) = (self.state.slice(id).cloned(), self.state.spec(id).cloned())
         else {
-            return Ok(());
+            return Ok(vec![]);
         };
         let attempt = s.attempts + 1;
         // Dependent slices and retries build on what is already integrated.
@@ -745,7 +601,7 @@ impl SupervisorState {
         self.slots.insert(id.to_string(), worktree.clone());
         let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         let conflict_paths = s.retry_after_conflict.clone();
-        self.record(EventBody::SliceStarted {
+        let started = EventBody::SliceStarted {
             slice: id.to_string(),
             attempt,
             start_commit: start_commit.clone(),
@@ -754,7 +610,7 @@ impl SupervisorState {
             conflict_paths: conflict_paths.clone(),
             resume_session: s.resume_session.clone(),
             sparse: sparse.clone(),
-        })?;
+        };
         let others: Vec<_> = self
             .state
             .settings
@@ -833,20 +689,24 @@ impl SupervisorState {
             limiter: self.limiter.clone(),
             pool: self.pool.clone(),
         };
+        // The actor's reports wait in the mailbox until `started` is recorded.
         match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
                 self.slices
                     .insert(actor.get_id(), (id.to_string(), attempt, actor));
+                Ok(vec![started])
             }
-            Err(e) => self.record(EventBody::SliceFailed {
-                slice: id.to_string(),
-                attempt,
-                status: SliceStatus::Failed,
-                reason: format!("could not start the slice actor: {e}"),
-                paths: vec![],
-            })?,
+            Err(e) => Ok(vec![
+                started,
+                EventBody::SliceFailed {
+                    slice: id.to_string(),
+                    attempt,
+                    status: SliceStatus::Failed,
+                    reason: format!("could not start the slice actor: {e}"),
+                    paths: vec![],
+                },
+            ]),
         }
-        Ok(())
     }
 
     /// Delivers if asked, records the end, hands the state over, and stops.
@@ -913,109 +773,4 @@ impl SupervisorState {
             reason,
         }
     }
-}
-
-/// The merges the log missed: the last controller moved the integration
-/// branch (one merge per slice it was sent, in order) but stopped before
-/// recording them. Walking first parents back from the branch must reach the
-/// recorded head through merges of slices the log shows as `merging`;
-/// anything else moved the branch, and omk does not build on a history it
-/// did not write.
-fn recover_integration(
-    repo: &Repo,
-    known: &GoalState,
-) -> Result<Vec<EventBody>, ActorProcessingErr> {
-    let branch = &known.integration.branch;
-    let recorded = &known.integration.commit;
-    let actual = repo
-        .ref_target(&format!("refs/heads/{branch}"))?
-        .ok_or_else(|| format!("the integration branch {branch} is gone; it cannot be resumed"))?;
-    let mut missed = Vec::new();
-    let mut at = actual.clone();
-    while &at != recorded {
-        let parents = repo.parents(&at)?;
-        let merged = known.slices.iter().find(|s| {
-            s.status == SliceStatus::Merging
-                && parents.len() == 2
-                && s.commit.as_ref() == Some(&parents[1])
-                && !missed
-                    .iter()
-                    .any(|m: &EventBody| m.slice() == Some(s.id.as_str()))
-        });
-        let Some(s) = merged else {
-            return Err(format!(
-                "the integration branch {branch} points at {actual}, which does not descend from the recorded {recorded} through omk's merges: it was moved outside omk, so the goal cannot be resumed safely"
-            )
-            .into());
-        };
-        missed.push(EventBody::SliceMerged {
-            slice: s.id.clone(),
-            attempt: s.attempts,
-            slice_commit: parents[1].clone(),
-            tree: repo.tree_of(&at)?,
-            commit: at.clone(),
-        });
-        at = parents[0].clone();
-    }
-    missed.reverse();
-    Ok(missed)
-}
-
-/// Commits the last controller made for running slices but did not record:
-/// they are taken as the slices' results instead of running the agents again.
-fn adopt_commits(repo: &Repo, known: &GoalState) -> Vec<EventBody> {
-    let mut adopted = Vec::new();
-    for s in known
-        .slices
-        .iter()
-        .filter(|s| s.status == SliceStatus::Running)
-    {
-        let Some(start) = &s.start_commit else {
-            continue;
-        };
-        let Ok(Some(head)) = repo.ref_target(&format!("refs/heads/{}", s.branch)) else {
-            continue;
-        };
-        if &head == start {
-            continue;
-        }
-        let trailers = [
-            format!("Omk-Goal: {}", known.goal_id),
-            format!("Omk-Slice: {}", s.id),
-            format!("Omk-Attempt: {}", s.attempts),
-        ];
-        let ours = repo
-            .commit_message(&head)
-            .is_ok_and(|m| trailers.iter().all(|t| m.contains(t.as_str())));
-        let Ok(changed) = repo.changed_files(start, &head) else {
-            continue;
-        };
-        let (Ok(tree), true) = (repo.tree_of(&head), ours) else {
-            continue;
-        };
-        let scope = known
-            .spec(&s.id)
-            .map(|spec| spec.write_scope.clone())
-            .unwrap_or_default();
-        let Ok(rejected) = slice::judge_commit(repo, &scope, &head, &changed) else {
-            continue;
-        };
-        adopted.push(match rejected {
-            None => EventBody::SliceCommitted {
-                slice: s.id.clone(),
-                attempt: s.attempts,
-                commit: head,
-                tree,
-                changed_files: changed,
-            },
-            Some(slice::Rejected { reason, paths }) => EventBody::SliceFailed {
-                slice: s.id.clone(),
-                attempt: s.attempts,
-                status: SliceStatus::ScopeViolation,
-                reason,
-                paths,
-            },
-        });
-    }
-    adopted
 }

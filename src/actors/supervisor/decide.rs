@@ -1,0 +1,655 @@
+//! The supervisor's decisions: given what has happened, what to do next.
+//!
+//! [`Decider`] is pure: it reads the goal's state (the fold over its
+//! events) and what the supervisor tells it, and answers with [`Action`]s.
+//! It starts no process and touches no git; the supervisor carries its
+//! actions out, and whatever that records comes back through
+//! [`Decider::on_event`]. So every decision of a goal — which slice starts,
+//! which goes to the gates or the integrator, when the goal stops, and how
+//! it ends — is made here, and is tested by feeding states and events.
+
+use std::collections::HashMap;
+
+use crate::agent::Update;
+use crate::state::{GoalState, GoalStatus, SliceStatus};
+use crate::store::events::EventBody;
+
+/// Where the goal is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// Slices start, are gated and merge.
+    Working,
+    /// Stopping early (a cancel, an agent that changed the user's
+    /// repository): nothing new starts, and once nothing runs the goal
+    /// ends as `status`.
+    Halting {
+        /// How the goal will end.
+        status: GoalStatus,
+        /// Why.
+        reason: String,
+    },
+    /// Every slice has settled; the integration gates run.
+    Integrating,
+    /// The goal has ended; late reports change nothing.
+    Done,
+}
+
+/// Something the supervisor must carry out.
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Record that a pending slice can never start.
+    Block {
+        /// The slice.
+        slice: String,
+        /// Which dependency did not merge, in words.
+        reason: String,
+    },
+    /// Start the next attempt of a pending slice.
+    Start {
+        /// The slice.
+        slice: String,
+    },
+    /// Stop the actor of a slice whose attempt has reported its end.
+    StopAttempt {
+        /// The slice.
+        slice: String,
+    },
+    /// Send a committed slice to the gates.
+    Gate {
+        /// The slice.
+        slice: String,
+    },
+    /// Send a verified slice to the integrator.
+    Merge {
+        /// The slice.
+        slice: String,
+    },
+    /// Give back the slot of a slice that no longer needs its tree.
+    Release {
+        /// The slice.
+        slice: String,
+    },
+    /// Record that a budget ran out, and cancel the running agents.
+    Exhaust {
+        /// Which budget, in words.
+        reason: String,
+    },
+    /// Cancel every running agent and gate.
+    CancelAll,
+    /// Run the integration gates on the integration head.
+    Integrate,
+    /// End the goal.
+    Finish {
+        /// How it ends.
+        status: GoalStatus,
+        /// Why, when not ready.
+        reason: Option<String>,
+    },
+}
+
+/// The supervisor's decisions for one goal.
+#[derive(Debug)]
+pub struct Decider {
+    phase: Phase,
+    /// The plan's dependency order, computed once.
+    order: Option<Vec<String>>,
+    /// Usage of running attempts, per slice: (tokens in, tokens out).
+    live: HashMap<String, (u64, u64)>,
+}
+
+impl Default for Decider {
+    fn default() -> Self {
+        Decider::new()
+    }
+}
+
+impl Decider {
+    /// A goal that is working.
+    pub fn new() -> Decider {
+        Decider {
+            phase: Phase::Working,
+            order: None,
+            live: HashMap::new(),
+        }
+    }
+
+    /// Where the goal is.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// What follows `body`, which has been recorded: `state` includes it.
+    pub fn on_event(&mut self, state: &GoalState, body: &EventBody) -> Vec<Action> {
+        if self.phase == Phase::Done {
+            return vec![];
+        }
+        let mut actions = Vec::new();
+        match body {
+            EventBody::AgentUpdate {
+                slice,
+                update:
+                    Update::Usage {
+                        tokens_in,
+                        tokens_out,
+                    },
+                ..
+            } => {
+                self.live
+                    .insert(slice.clone(), (*tokens_in, tokens_out.unwrap_or(0)));
+                actions.extend(self.over_budget(state));
+            }
+            EventBody::AgentFinished { slice, .. } => {
+                self.live.remove(slice);
+                actions.extend(self.over_budget(state));
+            }
+            EventBody::Verified { slice: None, .. } => {
+                // The integration gates were the last step.
+                let (status, reason) = state.verdict();
+                return vec![self.finish(status, reason)];
+            }
+            EventBody::CheckoutTouched {
+                slice, evidence, ..
+            } => {
+                let reason = format!(
+                    "slice `{slice}` changed the user's repository ({}); stopped",
+                    evidence.join("; ")
+                );
+                self.halt(GoalStatus::Failed, reason);
+                actions.push(Action::CancelAll);
+                actions.push(Action::StopAttempt {
+                    slice: slice.clone(),
+                });
+            }
+            EventBody::SliceCommitted { slice, .. }
+            | EventBody::Verified {
+                slice: Some(slice), ..
+            } => {
+                actions.push(Action::StopAttempt {
+                    slice: slice.clone(),
+                });
+                actions.extend(self.send_on(state, slice));
+            }
+            EventBody::SliceFailed { slice, .. } => actions.push(Action::StopAttempt {
+                slice: slice.clone(),
+            }),
+            _ => {}
+        }
+        // A slice that is no longer running or gating needs its tree no more.
+        if let Some(slice) = body.slice() {
+            let needs_tree = state
+                .slice(slice)
+                .is_some_and(|s| matches!(s.status, SliceStatus::Running | SliceStatus::Gating));
+            if !needs_tree {
+                actions.push(Action::Release {
+                    slice: slice.to_string(),
+                });
+            }
+        }
+        actions
+    }
+
+    /// The run is cancelled: nothing new starts; the goal ends `cancelled`.
+    pub fn on_cancel(&mut self) -> Vec<Action> {
+        if self.phase == Phase::Done {
+            return vec![];
+        }
+        self.halt(
+            GoalStatus::Cancelled,
+            "cancelled before every slice finished".into(),
+        );
+        vec![Action::CancelAll]
+    }
+
+    /// The time budget ran out.
+    pub fn on_time_spent(&mut self, state: &GoalState) -> Vec<Action> {
+        let limit = std::time::Duration::from_millis(
+            state.settings.limits.budget_time_ms.unwrap_or_default(),
+        );
+        self.exhaust(
+            state,
+            format!(
+                "the time budget of {} ran out",
+                crate::util::human_duration(limit)
+            ),
+        )
+        .into_iter()
+        .collect()
+    }
+
+    /// An actor the goal cannot go on without (the gate actor, the
+    /// integrator) is gone.
+    pub fn on_actor_lost(&mut self, why: String) -> Vec<Action> {
+        if self.phase == Phase::Done {
+            return vec![];
+        }
+        vec![self.finish(GoalStatus::Failed, Some(why))]
+    }
+
+    /// A resumed goal: the slices the last controller left committed or
+    /// verified go on where they were.
+    pub fn on_resume(&self, state: &GoalState) -> Vec<Action> {
+        state
+            .slices
+            .iter()
+            .filter_map(|s| self.send_on(state, &s.id))
+            .collect()
+    }
+
+    /// What can start or end now. The supervisor asks after every message,
+    /// carrying out the answer, until there is none: each action here
+    /// changes the state or the phase, so the same is not asked twice.
+    pub fn next(&mut self, state: &GoalState) -> Vec<Action> {
+        if matches!(self.phase, Phase::Done | Phase::Integrating) {
+            return vec![];
+        }
+        // Slices whose dependencies will never merge are blocked, once.
+        let mut actions: Vec<Action> = state
+            .slices
+            .iter()
+            .filter(|s| s.reason.is_none())
+            .filter_map(|s| {
+                let dep = state.blocked_by(s)?;
+                Some(Action::Block {
+                    slice: s.id.clone(),
+                    reason: format!("dependency `{}` did not merge ({})", dep.id, dep.status),
+                })
+            })
+            .collect();
+        let mut starting = false;
+        if self.phase == Phase::Working && state.budget_exhausted.is_none() {
+            for slice in self.ready_to_start(state) {
+                starting = true;
+                actions.push(Action::Start { slice });
+            }
+        }
+        let busy = state.slices.iter().any(|s| {
+            matches!(
+                s.status,
+                SliceStatus::Running | SliceStatus::Gating | SliceStatus::Merging
+            )
+        });
+        if busy || starting {
+            return actions;
+        }
+        if let Phase::Halting { status, reason } = self.phase.clone() {
+            actions.push(self.finish(status, Some(reason)));
+            return actions;
+        }
+        if state.budget_exhausted.is_some() {
+            let (status, reason) = state.verdict();
+            actions.push(self.finish(status, reason));
+            return actions;
+        }
+        if !state.slices_settled() {
+            return actions;
+        }
+        if state.integration.order.is_empty() || state.integration_gates().is_empty() {
+            let (status, reason) = state.verdict();
+            actions.push(self.finish(status, reason));
+            return actions;
+        }
+        self.phase = Phase::Integrating;
+        actions.push(Action::Integrate);
+        actions
+    }
+
+    /// Pending slices whose dependencies have merged, in dependency order,
+    /// as many as the concurrency limit leaves room for.
+    fn ready_to_start(&mut self, state: &GoalState) -> Vec<String> {
+        // The dependency order is fixed for the goal: compute it once.
+        if self.order.is_none() {
+            match state.settings.plan.as_ref().map(|p| p.order()) {
+                Some(Ok(order)) => self.order = Some(order),
+                _ => return vec![],
+            }
+        }
+        let running = state
+            .slices
+            .iter()
+            .filter(|s| s.status == SliceStatus::Running)
+            .count();
+        let room = state.settings.concurrency.saturating_sub(running);
+        self.order
+            .iter()
+            .flatten()
+            .filter(|id| {
+                state.slice(id).is_some_and(|s| {
+                    s.status == SliceStatus::Pending
+                        && s.depends_on.iter().all(|d| {
+                            state
+                                .slice(d)
+                                .is_some_and(|d| d.status == SliceStatus::Merged)
+                        })
+                })
+            })
+            .take(room)
+            .cloned()
+            .collect()
+    }
+
+    /// Where a slice with a result goes next: the gates or the integrator.
+    fn send_on(&self, state: &GoalState, slice: &str) -> Option<Action> {
+        let s = state.slice(slice)?;
+        s.commit.as_ref()?;
+        s.tree.as_ref()?;
+        let slice = slice.to_string();
+        match s.status {
+            SliceStatus::Gating => Some(Action::Gate { slice }),
+            SliceStatus::Merging => Some(Action::Merge { slice }),
+            _ => None,
+        }
+    }
+
+    /// The budget that running and finished attempts have spent, if one is.
+    fn over_budget(&mut self, state: &GoalState) -> Option<Action> {
+        let usage = &state.usage;
+        let (live_in, live_out) = self
+            .live
+            .values()
+            .fold((0, 0), |(i, o), (a, b)| (i + a, o + b));
+        let tokens =
+            usage.tokens_in.unwrap_or(0) + usage.tokens_out.unwrap_or(0) + live_in + live_out;
+        let limits = &state.settings.limits;
+        if let Some(limit) = limits.budget_tokens {
+            if tokens >= limit {
+                return self.exhaust(
+                    state,
+                    format!("the token budget of {limit} is spent ({tokens} tokens)"),
+                );
+            }
+        }
+        if let Some(limit) = limits.budget_usd {
+            let live_usd = limits
+                .price
+                .as_ref()
+                .map_or(0.0, |p| p.usd(live_in, live_out));
+            let usd = usage.usd.unwrap_or(0.0) + live_usd;
+            if usd >= limit {
+                return self.exhaust(
+                    state,
+                    format!("the budget of ${limit:.2} is spent (${usd:.4})"),
+                );
+            }
+        }
+        None
+    }
+
+    /// A budget ran out, unless one already did.
+    fn exhaust(&self, state: &GoalState, reason: String) -> Option<Action> {
+        (state.budget_exhausted.is_none() && self.phase != Phase::Done)
+            .then_some(Action::Exhaust { reason })
+    }
+
+    /// Stops starting work; the first reason to halt is the one the goal
+    /// ends with.
+    fn halt(&mut self, status: GoalStatus, reason: String) {
+        if self.phase == Phase::Working {
+            self.phase = Phase::Halting { status, reason };
+        }
+    }
+
+    fn finish(&mut self, status: GoalStatus, reason: Option<String>) -> Action {
+        self.phase = Phase::Done;
+        Action::Finish { status, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::events::Event;
+    use serde_json::{json, Value};
+
+    /// A goal's state and its decider, fed events as the log would hold them.
+    struct Goal {
+        state: GoalState,
+        decider: Decider,
+        seq: u64,
+    }
+
+    impl Goal {
+        /// Slices `(id, depends_on)`, run `concurrency` at a time, with one
+        /// gate for slices and the integration, and `limits` merged in.
+        fn new(slices: &[(&str, &[&str])], concurrency: usize, limits: Value) -> Goal {
+            let slices: Vec<Value> = slices
+                .iter()
+                .map(|(id, deps)| {
+                    json!({"id": id, "prompt": "p", "write_scope": [format!("{id}/**")], "depends_on": deps})
+                })
+                .collect();
+            let mut all_limits = json!({"slice_timeout_ms": 1000, "inactivity_timeout_ms": 1000, "gate_concurrency": 1});
+            for (k, v) in limits.as_object().unwrap() {
+                all_limits[k] = v.clone();
+            }
+            let mut goal = Goal {
+                state: GoalState::default(),
+                decider: Decider::new(),
+                seq: 0,
+            };
+            let _ = goal.feed(
+                json!({"kind": "goal_started", "goal_id": "g", "goal": "goal",
+                "repository": "/r", "base_commit": "base", "base_tree": "t0", "base_ref": null,
+                "integration_branch": "omk/g/integration", "plan": {"slices": slices},
+                "agent": "exec:true",
+                "gates": [{"name": "test", "command": "true", "timeout": 1000, "scope": "both"}],
+                "allow_no_gates": false, "max_attempts": 1, "concurrency": concurrency,
+                "deliver": "branch", "limits": all_limits}),
+            );
+            goal
+        }
+
+        /// Records one event (`kind` and fields) and returns what follows it.
+        fn feed(&mut self, mut body: Value) -> Vec<Action> {
+            self.seq += 1;
+            body["seq"] = json!(self.seq);
+            body["ts"] = json!("2026-12-02T00:00:00Z");
+            let event: Event = serde_json::from_value(body).unwrap();
+            self.state.apply(&event);
+            self.decider.on_event(&self.state, &event.body)
+        }
+
+        fn next(&mut self) -> Vec<Action> {
+            self.decider.next(&self.state)
+        }
+
+        fn started(&mut self, slice: &str) -> Vec<Action> {
+            self.feed(json!({"kind": "slice_started", "slice": slice, "attempt": 1,
+                "start_commit": "base", "branch": format!("omk/g/{slice}"), "worktree": "/pool/slot"}))
+        }
+
+        fn committed(&mut self, slice: &str) -> Vec<Action> {
+            self.feed(json!({"kind": "slice_committed", "slice": slice, "attempt": 1,
+                "commit": format!("c-{slice}"), "tree": format!("t-{slice}"), "changed_files": [format!("{slice}/f")]}))
+        }
+
+        fn verified(&mut self, slice: Option<&str>, passed: bool) -> Vec<Action> {
+            self.feed(json!({"kind": "verified", "slice": slice, "passed": passed}))
+        }
+
+        fn merged(&mut self, slice: &str) -> Vec<Action> {
+            self.feed(json!({"kind": "slice_merged", "slice": slice, "attempt": 1,
+                "slice_commit": format!("c-{slice}"), "commit": format!("m-{slice}"), "tree": format!("mt-{slice}")}))
+        }
+
+        fn failed(&mut self, slice: &str) -> Vec<Action> {
+            self.feed(json!({"kind": "slice_failed", "slice": slice, "attempt": 1,
+                "status": "failed", "reason": "agent failed: exit 1", "paths": []}))
+        }
+    }
+
+    fn start(slice: &str) -> Action {
+        Action::Start {
+            slice: slice.into(),
+        }
+    }
+
+    fn stop(slice: &str) -> Action {
+        Action::StopAttempt {
+            slice: slice.into(),
+        }
+    }
+
+    fn release(slice: &str) -> Action {
+        Action::Release {
+            slice: slice.into(),
+        }
+    }
+
+    #[test]
+    fn slices_start_in_dependency_order_within_the_concurrency_limit() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &["a"]), ("c", &[])], 1, json!({}));
+        assert_eq!(g.next(), [start("a")]);
+        assert_eq!(g.started("a"), []);
+        assert_eq!(g.next(), [], "one at a time");
+        // A committed slice goes to its gates, and frees its place.
+        assert_eq!(
+            g.committed("a"),
+            [stop("a"), Action::Gate { slice: "a".into() }]
+        );
+        assert_eq!(g.next(), [start("c")], "`b` waits for `a` to merge");
+        assert_eq!(g.started("c"), []);
+        assert_eq!(
+            g.verified(Some("a"), true),
+            [stop("a"), Action::Merge { slice: "a".into() }, release("a")]
+        );
+        assert_eq!(g.next(), []);
+        assert_eq!(g.merged("a"), [release("a")]);
+        assert_eq!(g.next(), [], "`c` still holds the only place");
+        assert_eq!(g.failed("c"), [stop("c"), release("c")]);
+        assert_eq!(g.next(), [start("b")]);
+    }
+
+    #[test]
+    fn a_slice_whose_dependency_failed_is_blocked_and_the_goal_ends_not_ready() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &["a"]), ("c", &["b"])], 4, json!({}));
+        assert_eq!(g.next(), [start("a")]);
+        let _ = g.started("a");
+        let _ = g.failed("a");
+        let actions = g.next();
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert_eq!(
+            actions[0],
+            Action::Block {
+                slice: "b".into(),
+                reason: "dependency `a` did not merge (failed)".into()
+            }
+        );
+        assert!(matches!(&actions[1], Action::Block { slice, .. } if slice == "c"));
+        let Action::Finish { status, reason } = &actions[2] else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(*status, GoalStatus::NotReady);
+        assert!(reason.as_deref().unwrap().contains("b (blocked by a)"));
+        assert_eq!(g.decider.phase(), &Phase::Done);
+        assert_eq!(g.next(), [], "a finished goal decides nothing more");
+    }
+
+    #[test]
+    fn every_slice_merged_runs_the_integration_once_and_its_gates_decide_the_end() {
+        let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+        let _ = g.next();
+        let _ = g.started("a");
+        let _ = g.committed("a");
+        let _ = g.verified(Some("a"), true);
+        let _ = g.merged("a");
+        assert_eq!(g.next(), [Action::Integrate]);
+        assert_eq!(g.decider.phase(), &Phase::Integrating);
+        assert_eq!(g.next(), [], "the integration is started once");
+        let _ = g.feed(
+            json!({"kind": "gate_finished", "result": {"name": "test", "passed": true,
+            "exit_code": 0, "outcome": "exit 0", "duration_ms": 1, "tree": "mt-a", "log": "/l"}}),
+        );
+        assert_eq!(
+            g.verified(None, true),
+            [Action::Finish {
+                status: GoalStatus::Ready,
+                reason: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_cancel_stops_new_work_and_ends_the_goal_cancelled_once_nothing_runs() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &[])], 1, json!({}));
+        let _ = g.next();
+        let _ = g.started("a");
+        assert_eq!(g.decider.on_cancel(), [Action::CancelAll]);
+        assert_eq!(g.next(), [], "`b` does not start; `a` still runs");
+        let _ = g.feed(json!({"kind": "slice_failed", "slice": "a", "attempt": 1,
+            "status": "cancelled", "reason": "agent failed: cancelled", "paths": []}));
+        assert_eq!(
+            g.next(),
+            [Action::Finish {
+                status: GoalStatus::Cancelled,
+                reason: Some("cancelled before every slice finished".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn an_agent_that_touched_the_checkout_halts_the_goal_as_failed() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &[])], 2, json!({}));
+        let _ = g.next();
+        let _ = g.started("a");
+        let _ = g.started("b");
+        let actions = g.feed(
+            json!({"kind": "checkout_touched", "slice": "a", "attempt": 1,
+            "evidence": ["HEAD moved"]}),
+        );
+        assert_eq!(actions[..2], [Action::CancelAll, stop("a")]);
+        // The first reason to halt is the one the goal ends with.
+        assert_eq!(g.decider.on_cancel(), [Action::CancelAll]);
+        let _ = g.failed("b");
+        let Some(Action::Finish { status, reason }) = g.next().pop() else {
+            panic!("the goal did not end");
+        };
+        assert_eq!(status, GoalStatus::Failed);
+        assert!(reason
+            .unwrap()
+            .contains("slice `a` changed the user's repository (HEAD moved)"));
+    }
+
+    #[test]
+    fn running_usage_spends_a_token_budget_once() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &[])], 1, json!({"budget_tokens": 100}));
+        let _ = g.next();
+        let _ = g.started("a");
+        let usage = |n: u64| {
+            json!({"kind": "agent_update", "slice": "a", "attempt": 1,
+                "update": {"type": "usage", "tokens_in": n, "tokens_out": 0}})
+        };
+        assert_eq!(g.feed(usage(60)), []);
+        let exhausted = Action::Exhaust {
+            reason: "the token budget of 100 is spent (120 tokens)".into(),
+        };
+        assert_eq!(g.feed(usage(120)), [exhausted]);
+        let _ = g.feed(json!({"kind": "budget_exhausted", "reason": "tokens"}));
+        assert_eq!(g.feed(usage(130)), [], "once");
+        let _ = g.failed("a");
+        let Some(Action::Finish { status, .. }) = g.next().pop() else {
+            panic!("the goal did not end");
+        };
+        assert_eq!(status, GoalStatus::NeedsBudget, "`b` never started");
+    }
+
+    #[test]
+    fn a_resumed_goal_sends_committed_and_verified_slices_on() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &[]), ("c", &[])], 3, json!({}));
+        let _ = g.next();
+        for s in ["a", "b", "c"] {
+            let _ = g.started(s);
+        }
+        let _ = g.committed("a");
+        let _ = g.committed("b");
+        let _ = g.verified(Some("b"), true);
+        let resumed = Decider::new();
+        assert_eq!(
+            resumed.on_resume(&g.state),
+            [
+                Action::Gate { slice: "a".into() },
+                Action::Merge { slice: "b".into() }
+            ]
+        );
+    }
+}
