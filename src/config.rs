@@ -18,8 +18,9 @@ pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_SLICE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// The default inactivity timeout of an agent.
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// The default number of attempts a slice gets when it conflicts.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
+/// The default number of attempts a slice gets: its first and every retry
+/// after a failed gate, a refused commit or a conflict.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// The settings a run uses.
 #[derive(Debug, Clone)]

@@ -144,6 +144,25 @@ pub fn markdown(s: &GoalState) -> String {
             let _ = writeln!(out, "- `{}`: {r}", sl.id);
         }
     }
+    let retried: Vec<_> = s
+        .slices
+        .iter()
+        .filter(|sl| sl.attempt_history.len() > 1)
+        .collect();
+    if !retried.is_empty() {
+        let _ = writeln!(out, "\n### Attempts\n");
+        for sl in retried {
+            let _ = writeln!(out, "- `{}`:", sl.id);
+            for a in &sl.attempt_history {
+                let why = a
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  {}. {}{why}", a.attempt, a.status);
+            }
+        }
+    }
     let _ = writeln!(out, "\n### Integration gates\n");
     if s.integration.gates.is_empty() {
         let _ = writeln!(out, "_none ran_");

@@ -127,9 +127,16 @@ pub struct SliceState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparse: Option<Vec<String>>,
     pub depends_on: Vec<String>,
-    /// Set when the last attempt conflicted and another is due.
+    /// Every attempt that ended, and why (the last one too, once it has).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub retry_after_conflict: Vec<String>,
+    pub attempt_history: Vec<AttemptRecord>,
+    /// What went wrong in the last failed attempt, for the next one.
+    #[serde(skip)]
+    pub feedback: Option<String>,
+    /// Where the next attempt's worktree starts, when not at its start
+    /// commit: the failed attempt's own commit.
+    #[serde(skip)]
+    pub work_from: Option<String>,
     /// The agent session of the running attempt, as the agent reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
@@ -139,6 +146,37 @@ pub struct SliceState {
     /// The gate running now, for progress displays.
     #[serde(skip)]
     pub current_gate: Option<String>,
+}
+
+/// How one attempt of a slice ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first.
+    pub attempt: u32,
+    /// How it ended: `merged`, or the status it failed with.
+    pub status: SliceStatus,
+    /// Why, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its commit, when it made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+impl SliceState {
+    /// Notes in the history how the current attempt ended, once.
+    fn end_attempt(&mut self) {
+        // An attempt run again after an interruption keeps its number.
+        if self.attempt_history.last().map(|a| a.attempt) == Some(self.attempts) {
+            self.attempt_history.pop();
+        }
+        self.attempt_history.push(AttemptRecord {
+            attempt: self.attempts,
+            status: self.status,
+            reason: self.reason.clone(),
+            commit: self.commit.clone(),
+        });
+    }
 }
 
 /// The integration branch's state.
@@ -384,7 +422,6 @@ impl GoalState {
                     s.commit = None;
                     s.tree = None;
                     s.changed_files.clear();
-                    s.retry_after_conflict.clear();
                 }
             }
             EventBody::AgentUpdate {
@@ -438,6 +475,25 @@ impl GoalState {
                     s.reason = Some(reason.clone());
                     s.paths = paths.clone();
                     s.current_gate = None;
+                    s.end_attempt();
+                }
+            }
+            EventBody::SliceRetrying {
+                slice,
+                attempt,
+                feedback,
+                work_from,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Pending;
+                    s.reason = Some(format!(
+                        "attempt {attempt} failed; another attempt is told what went wrong"
+                    ));
+                    s.feedback = Some(feedback.clone());
+                    s.work_from = work_from.clone();
+                    // The agent goes on in its own session where it can.
+                    s.resume_session = s.session.take();
                 }
             }
             EventBody::CheckoutTouched {
@@ -489,6 +545,7 @@ impl GoalState {
                             ),
                             None => "a gate failed".into(),
                         });
+                        s.end_attempt();
                     }
                 }
             }
@@ -506,6 +563,9 @@ impl GoalState {
                     s.status = SliceStatus::Merged;
                     s.reason = None;
                     s.paths.clear();
+                    s.feedback = None;
+                    s.work_from = None;
+                    s.end_attempt();
                 }
             }
             EventBody::MergeConflict {
@@ -513,23 +573,15 @@ impl GoalState {
                 attempt,
                 paths,
             } => {
-                let max = self.settings.max_attempts;
                 if let Some(s) = self.slice_mut(slice) {
                     s.paths = paths.clone();
-                    if *attempt < max {
-                        s.status = SliceStatus::Pending;
-                        s.retry_after_conflict = paths.clone();
-                        s.reason = Some(format!(
-                            "attempt {attempt} conflicted; retrying on the integration head"
-                        ));
-                    } else {
-                        s.status = SliceStatus::Conflict;
-                        s.reason = Some(format!(
-                            "conflicts with the integration after {attempt} attempt{} on {}",
-                            if *attempt == 1 { "" } else { "s" },
-                            paths.join(", ")
-                        ));
-                    }
+                    s.status = SliceStatus::Conflict;
+                    s.reason = Some(format!(
+                        "conflicts with the integration after {attempt} attempt{} on {}",
+                        if *attempt == 1 { "" } else { "s" },
+                        paths.join(", ")
+                    ));
+                    s.end_attempt();
                 }
             }
             EventBody::IntegrationStarted { worktree, .. } => {

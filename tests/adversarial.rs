@@ -55,7 +55,9 @@ true"#,
     let slices: Vec<Value> = ids.iter().map(|id| slice(id, &["**"])).collect();
     let plan = f.plan(json!({ "slices": slices }));
     let env = [("HIDDEN_SECRET_TOKEN", HIDDEN), ("KIMI_API_KEY", PASSED)];
-    let (_, proof, _) = f.run_goal_env(&plan, &agent, &["--require-sandbox"], &env);
+    // One attempt each: what is judged is the attack, not a repair of it.
+    let one = ["--require-sandbox", "--max-attempts", "1"];
+    let (_, proof, _) = f.run_goal_env(&plan, &agent, &one, &env);
     let branch = proof["integration"]["branch"].as_str().unwrap();
 
     // Blocked: every attack that ran says so from inside, and nothing landed.
@@ -238,7 +240,7 @@ esac"#,
     let (_, proof, stderr) = f.run_goal_env(
         &plan,
         &agent,
-        &["--gate-concurrency", "1"],
+        &["--gate-concurrency", "1", "--max-attempts", "1"],
         &[("OMK_LANDLOCK", "0")],
     );
     let rogue = slice_of(&proof, "rogue");
@@ -525,7 +527,12 @@ esac"#
     let slices: Vec<Value> = ids.iter().map(|id| slice(id, &["**"])).collect();
     let plan = f.plan(json!({ "slices": slices }));
     let env = [("HIDDEN_SECRET_TOKEN", HIDDEN)];
-    let (code, proof, stderr) = f.run_goal_watched(&plan, &agent, &["--require-sandbox"], &env);
+    let (code, proof, stderr) = f.run_goal_watched(
+        &plan,
+        &agent,
+        &["--require-sandbox", "--max-attempts", "1"],
+        &env,
+    );
     assert_eq!(code, 1, "{stderr}\n{proof:#}");
     assert_ne!(proof["status"], "ready");
 

@@ -456,3 +456,113 @@ esac"#,
     assert!(said.contains("unset extensions.worktreeConfig"), "{said}");
     assert!(!config().contains("worktreeConfig"), "{}", config());
 }
+
+#[test]
+fn failed_gates_and_refused_commits_go_back_to_the_agent_until_they_pass() {
+    // The gate fails on a file that says `broken`, printing a marker.
+    let gate = r#"for f in *.txt; do if grep -q broken "$f"; then echo "BROKEN-MARKER in $f"; exit 1; fi; done"#;
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", gate, "both"))]);
+    f.allow_agent_writes_to_scripts();
+    let scripts = f.scripts.display();
+    let agent = f.agent(&format!(
+        r#"[ -n "$OMK_FEEDBACK" ] && cp "$OMK_FEEDBACK" {scripts}/feedback-$OMK_SLICE_ID-$OMK_ATTEMPT.md
+case "$OMK_SLICE_ID" in
+  fixme) if [ "$OMK_ATTEMPT" = 1 ]; then echo broken > fixme.txt
+    elif grep -q 'Gate `check` failed' "$OMK_FEEDBACK" && grep -q BROKEN-MARKER "$OMK_FEEDBACK"; then echo fixed > fixme.txt; fi ;;
+  hopeless) echo "broken $OMK_ATTEMPT" > hopeless.txt ;;
+  scope) echo mine > scope.txt
+    if [ "$OMK_ATTEMPT" = 1 ]; then echo stray > stray.txt
+    elif grep -q stray.txt "$OMK_FEEDBACK"; then rm stray.txt; fi ;;
+  ok) echo ok > ok.txt ;;
+esac"#
+    ));
+    let plan = f.plan(json!({ "slices": [
+        slice("fixme", &["fixme.txt"]),
+        slice("hopeless", &["hopeless.txt"]),
+        slice("scope", &["scope.txt"]),
+        slice("ok", &["ok.txt"]),
+    ] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(proof["status"], "not_ready");
+
+    // Told which gate failed and what it printed, the second attempt passes.
+    let fixme = slice_of(&proof, "fixme");
+    assert_eq!(fixme["status"], "merged", "{fixme}");
+    assert_eq!(fixme["attempts"], 2);
+    assert_eq!(fixme["attempt_history"][0]["status"], "gate_failed");
+    assert_eq!(fixme["attempt_history"][1]["status"], "merged");
+    let told = std::fs::read_to_string(f.scripts.join("feedback-fixme-2.md")).unwrap();
+    assert!(told.contains("BROKEN-MARKER in fixme.txt"), "{told}");
+    // It went on from its own commit: the fix is one commit on top of it.
+    let first = fixme["attempt_history"][0]["commit"].as_str().unwrap();
+    let last = fixme["commit"].as_str().unwrap();
+    assert_eq!(f.git(&["rev-parse", &format!("{last}^")]), first);
+
+    // A commit outside the scope is repaired too.
+    let scope = slice_of(&proof, "scope");
+    assert_eq!(scope["status"], "merged", "{scope}");
+    assert_eq!(scope["attempt_history"][0]["status"], "scope_violation");
+    assert_eq!(scope["changed_files"], json!(["scope.txt"]));
+
+    // One that never passes ends with the gate named and every attempt listed.
+    let hopeless = slice_of(&proof, "hopeless");
+    assert_eq!(hopeless["status"], "gate_failed", "{hopeless}");
+    assert_eq!(hopeless["attempts"], 3, "the default is 3 attempts");
+    assert_eq!(hopeless["attempt_history"].as_array().unwrap().len(), 3);
+    assert!(hopeless["reason"]
+        .as_str()
+        .unwrap()
+        .contains("gate `check` failed"));
+    assert!(proof["reason"]
+        .as_str()
+        .unwrap()
+        .contains("hopeless (gate_failed)"));
+
+    // The integration holds the others, and its gate passes when run by hand.
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    let files = f.git(&["ls-tree", "--name-only", branch]);
+    assert_eq!(files, "fixme.txt\nok.txt\nomk.toml\nscope.txt");
+    assert_eq!(f.show(branch, "fixme.txt"), "fixed");
+    let by_hand = f.tmp.path().join("by-hand");
+    f.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        by_hand.to_str().unwrap(),
+        branch,
+    ]);
+    let ran = std::process::Command::new("sh")
+        .args(["-c", gate])
+        .current_dir(&by_hand)
+        .status()
+        .unwrap();
+    assert!(ran.success(), "the integration fails its gate by hand");
+}
+
+#[test]
+fn a_feedback_excerpt_is_bounded_however_long_the_log() {
+    let gate = r#"i=0; while [ $i -lt 30000 ]; do echo "line $i of a very long failing test log"; i=$((i+1)); done; exit 1"#;
+    let f = Fixture::new(&[("omk.toml", &gate_toml("long", gate, "slice"))]);
+    f.allow_agent_writes_to_scripts();
+    let agent = f.agent(&format!(
+        r#"[ -n "$OMK_FEEDBACK" ] && cp "$OMK_FEEDBACK" {}/feedback.md; echo "$OMK_ATTEMPT" > a.txt"#,
+        f.scripts.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--max-attempts", "2"]);
+    assert_eq!(code, 1);
+    assert_eq!(slice_of(&proof, "a")["attempts"], 2);
+    let told = std::fs::read_to_string(f.scripts.join("feedback.md")).unwrap();
+    assert!(told.len() <= 17 * 1024, "{} bytes", told.len());
+    assert!(
+        told.lines().count() <= 210,
+        "{} lines",
+        told.lines().count()
+    );
+    assert!(
+        told.contains("line 29999 of"),
+        "the excerpt is the end of the log"
+    );
+}

@@ -39,8 +39,12 @@ pub struct SliceArgs {
     pub branch: String,
     /// The directories a sparse worktree materializes; `None` for all.
     pub cone: Option<Vec<String>>,
-    /// The commit the attempt starts from.
+    /// The commit the attempt is judged against: its changes are the diff
+    /// from here, and the integrator merges from here.
     pub start_commit: String,
+    /// Where the worktree starts when not at `start_commit`: the failed
+    /// commit a feedback attempt goes on from.
+    pub work_from: Option<String>,
     /// The message of the slice's commit.
     pub commit_message: String,
     /// Fired when the goal is cancelled or out of budget.
@@ -49,6 +53,13 @@ pub struct SliceArgs {
     pub limiter: Arc<Limiter>,
     /// The repository's worktree pool (for the other slices' slots).
     pub pool: Arc<crate::pool::Pool>,
+}
+
+impl SliceArgs {
+    /// The commit the worktree starts from.
+    fn work_from(&self) -> &str {
+        self.work_from.as_deref().unwrap_or(&self.start_commit)
+    }
 }
 
 /// How often a retryable agent failure is retried within one attempt.
@@ -104,14 +115,14 @@ fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String
 /// Runs the attempt and returns its final event.
 async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     let task = &args.task;
-    let (repo, path, branch, start, cone) = (
+    let (repo, path, branch, from, cone) = (
         args.repo.clone(),
         task.worktree.clone(),
         args.branch.clone(),
-        args.start_commit.clone(),
+        args.work_from().to_string(),
         args.cone.clone(),
     );
-    blocking(move || repo.prepare_worktree(&path, Some(&branch), &start, cone.as_deref())).await?;
+    blocking(move || repo.prepare_worktree(&path, Some(&branch), &from, cone.as_deref())).await?;
     // The slot's temp dir starts empty, like its tree.
     let _ = std::fs::remove_dir_all(&task.tmp);
     std::fs::create_dir_all(&task.tmp)
@@ -403,12 +414,12 @@ async fn run_agent(
                 reason: report.exit.clone(),
             };
             let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
-            let (repo, path, start) = (
+            let (repo, path, from) = (
                 args.repo.clone(),
                 task.worktree.clone(),
-                args.start_commit.clone(),
+                args.work_from().to_string(),
             );
-            blocking(move || repo.reset_worktree(&path, &start)).await?;
+            blocking(move || repo.reset_worktree(&path, &from)).await?;
             continue;
         }
         (report.tokens_in, report.tokens_out) = spent;
@@ -434,7 +445,7 @@ pub fn prompt(
     spec: &SliceSpec,
     others: &[&SliceSpec],
     gates: &[String],
-    conflict_paths: &[String],
+    feedback: Option<&str>,
 ) -> String {
     let mut p = format!("Goal: {goal}\n\nYour slice: {}", spec.id);
     if !spec.title.is_empty() {
@@ -462,11 +473,10 @@ pub fn prompt(
             gates.join(", ")
         );
     }
-    if !conflict_paths.is_empty() {
+    if let Some(feedback) = feedback {
         p += &format!(
-            "\nYour previous attempt conflicted with work already merged in: {}. \
-             The worktree now starts from the merged result; redo your change on top of it.\n",
-            conflict_paths.join(", ")
+            "\n## What went wrong in your last attempt\n\n{}\n",
+            feedback.trim_end()
         );
     }
     p += "\nDo not commit or push; omk commits your changes when you finish.\n";

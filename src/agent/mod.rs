@@ -157,6 +157,8 @@ pub struct Task {
     pub confinement: crate::sandbox::Confinement,
     /// The agent's private temp directory (`TMPDIR`).
     pub tmp: PathBuf,
+    /// What went wrong in the last attempt (`OMK_FEEDBACK`), from the second on.
+    pub feedback: Option<PathBuf>,
     /// The session of an interrupted attempt, for backends that can resume
     /// one (`kimi-wire`, `kimi-print`); others start afresh.
     pub resume_session: Option<String>,
@@ -240,12 +242,17 @@ impl Task {
             ("TMPDIR", self.tmp.display().to_string()),
         ];
         let planning = self.planning.then(|| ("OMK_PLANNING", "1".to_string()));
+        let feedback = self
+            .feedback
+            .as_ref()
+            .map(|p| ("OMK_FEEDBACK", p.display().to_string()));
         self.inherit
             .iter()
             .cloned()
             .chain(
                 own.into_iter()
                     .chain(planning)
+                    .chain(feedback)
                     .map(|(k, v)| (k.to_string(), v)),
             )
             .collect()

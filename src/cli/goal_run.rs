@@ -39,7 +39,8 @@ pub struct Args {
     /// How long an agent may stay silent, e.g. 5m [default: omk.toml run.inactivity_timeout, else 10m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     inactivity_timeout: Option<std::time::Duration>,
-    /// Attempts per slice when it conflicts [default: omk.toml run.max_attempts, else 2].
+    /// Attempts per slice, counting every retry: a failed gate, a refused commit, a conflict
+    /// [default: omk.toml run.max_attempts, else 3].
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
     /// Stop starting work after this much wall-clock time, e.g. 2h.

@@ -298,6 +298,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
             confinement: confinement.clone(),
             tmp: tmp.clone(),
             resume_session: None,
+            feedback: None,
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let report = agent::run(p.agent, &task, tx, &CancellationToken::new()).await?;

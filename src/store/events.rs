@@ -78,6 +78,11 @@ pub enum EventBody {
         /// for a full checkout.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sparse: Option<Vec<String>>,
+        /// The commit the worktree starts from when it is not
+        /// `start_commit`: a feedback attempt goes on from the failed
+        /// attempt's own commit, and is still judged against `start_commit`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        work_from: Option<String>,
     },
     /// The agent reported something while running.
     AgentUpdate {
@@ -157,6 +162,21 @@ pub enum EventBody {
         attempt: u32,
         paths: Vec<String>,
     },
+    /// A slice's attempt failed in a way its agent can repair, and another
+    /// attempt is due, told what went wrong.
+    SliceRetrying {
+        slice: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// What went wrong.
+        cause: RetryCause,
+        /// What the next attempt's agent is told (its prompt and `OMK_FEEDBACK`).
+        feedback: String,
+        /// Where the next attempt's worktree starts: the failed commit, for a
+        /// gate or scope failure; absent to start from the integration head.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        work_from: Option<String>,
+    },
     /// A budget ran out: running agents are cancelled and no slice starts.
     BudgetExhausted { reason: String },
     /// Every slice is settled; the integration gates start on this tree.
@@ -178,6 +198,22 @@ pub enum EventBody {
     },
 }
 
+/// What made a slice's attempt fail in a way another attempt can repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RetryCause {
+    /// A gate failed on its commit.
+    Gate {
+        /// The gate.
+        gate: String,
+    },
+    /// Its commit was refused: paths outside its write scope, an unsafe
+    /// symlink, a changed `.git`.
+    Scope,
+    /// Its commit conflicts with what is already integrated.
+    Conflict,
+}
+
 impl EventBody {
     /// The slice the event concerns, if any.
     pub fn slice(&self) -> Option<&str> {
@@ -191,6 +227,7 @@ impl EventBody {
             | EventBody::SliceBlocked { slice, .. }
             | EventBody::CheckoutTouched { slice, .. }
             | EventBody::SliceMerged { slice, .. }
+            | EventBody::SliceRetrying { slice, .. }
             | EventBody::MergeConflict { slice, .. } => Some(slice),
             EventBody::GateStarted { slice, .. }
             | EventBody::GateFinished { slice, .. }
@@ -217,6 +254,7 @@ impl EventBody {
             EventBody::Verified { .. } => "verified",
             EventBody::SliceMerged { .. } => "slice_merged",
             EventBody::MergeConflict { .. } => "merge_conflict",
+            EventBody::SliceRetrying { .. } => "slice_retrying",
             EventBody::BudgetExhausted { .. } => "budget_exhausted",
             EventBody::IntegrationStarted { .. } => "integration_started",
             EventBody::Delivery { .. } => "delivery",
@@ -245,9 +283,13 @@ impl EventBody {
                 start_commit,
                 conflict_paths,
                 sparse,
+                work_from,
                 ..
             } => {
                 let mut s = format!("attempt {attempt} started from {}", short(start_commit));
+                if let Some(from) = work_from {
+                    s += &format!(", going on from its last commit {}", short(from));
+                }
                 if let Some(dirs) = sparse {
                     s += &format!(" in a sparse worktree of {}", dirs.join(", "));
                 }
@@ -288,6 +330,14 @@ impl EventBody {
                 format!("agent failed ({reason}); retry {retry} in {delay_ms}ms")
             }
             EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
+            EventBody::SliceRetrying { attempt, cause, .. } => {
+                let why = match cause {
+                    RetryCause::Gate { gate } => format!("gate `{gate}` failed"),
+                    RetryCause::Scope => "its commit was refused".to_string(),
+                    RetryCause::Conflict => "it conflicted".to_string(),
+                };
+                format!("attempt {attempt}: {why}; another attempt, told what went wrong")
+            }
             EventBody::AgentFinished { report, .. } => format!(
                 "agent finished: {} after {}",
                 report.exit,

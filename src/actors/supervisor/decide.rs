@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::agent::Update;
 use crate::state::{GoalState, GoalStatus, SliceStatus};
-use crate::store::events::EventBody;
+use crate::store::events::{EventBody, RetryCause};
 
 /// Where the goal is.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +64,13 @@ pub enum Action {
     Merge {
         /// The slice.
         slice: String,
+    },
+    /// Give a slice whose attempt failed another, told what went wrong.
+    Retry {
+        /// The slice.
+        slice: String,
+        /// What went wrong.
+        cause: RetryCause,
     },
     /// Give back the slot of a slice that no longer needs its tree.
     Release {
@@ -169,10 +176,28 @@ impl Decider {
                     slice: slice.clone(),
                 });
                 actions.extend(self.send_on(state, slice));
+                let failed_gate = state
+                    .slice(slice)
+                    .filter(|s| s.status == SliceStatus::GateFailed)
+                    .and_then(|s| s.gates.iter().find(|g| !g.passed));
+                if let Some(gate) = failed_gate {
+                    let cause = RetryCause::Gate {
+                        gate: gate.name.clone(),
+                    };
+                    actions.extend(self.retry(state, slice, cause));
+                }
             }
-            EventBody::SliceFailed { slice, .. } => actions.push(Action::StopAttempt {
-                slice: slice.clone(),
-            }),
+            EventBody::SliceFailed { slice, status, .. } => {
+                actions.push(Action::StopAttempt {
+                    slice: slice.clone(),
+                });
+                if *status == SliceStatus::ScopeViolation {
+                    actions.extend(self.retry(state, slice, RetryCause::Scope));
+                }
+            }
+            EventBody::MergeConflict { slice, .. } => {
+                actions.extend(self.retry(state, slice, RetryCause::Conflict));
+            }
             _ => {}
         }
         // A slice that is no longer running or gating needs its tree no more.
@@ -328,6 +353,19 @@ impl Decider {
             .collect()
     }
 
+    /// Another attempt for a slice whose attempt failed, while attempts and
+    /// budget remain and the goal is not stopping.
+    fn retry(&self, state: &GoalState, slice: &str, cause: RetryCause) -> Option<Action> {
+        let s = state.slice(slice)?;
+        let may = self.phase == Phase::Working
+            && state.budget_exhausted.is_none()
+            && s.attempts < state.settings.max_attempts;
+        may.then(|| Action::Retry {
+            slice: slice.to_string(),
+            cause,
+        })
+    }
+
     /// Where a slice with a result goes next: the gates or the integrator.
     fn send_on(&self, state: &GoalState, slice: &str) -> Option<Action> {
         let s = state.slice(slice)?;
@@ -419,8 +457,12 @@ mod tests {
                 })
                 .collect();
             let mut all_limits = json!({"slice_timeout_ms": 1000, "inactivity_timeout_ms": 1000, "gate_concurrency": 1});
+            let mut max_attempts = json!(1);
             for (k, v) in limits.as_object().unwrap() {
-                all_limits[k] = v.clone();
+                match k.as_str() {
+                    "max_attempts" => max_attempts = v.clone(),
+                    _ => all_limits[k] = v.clone(),
+                }
             }
             let mut goal = Goal {
                 state: GoalState::default(),
@@ -433,7 +475,7 @@ mod tests {
                 "integration_branch": "omk/g/integration", "plan": {"slices": slices},
                 "agent": "exec:true",
                 "gates": [{"name": "test", "command": "true", "timeout": 1000, "scope": "both"}],
-                "allow_no_gates": false, "max_attempts": 1, "concurrency": concurrency,
+                "allow_no_gates": false, "max_attempts": max_attempts, "concurrency": concurrency,
                 "deliver": "branch", "limits": all_limits}),
             );
             goal
@@ -650,6 +692,62 @@ mod tests {
                 Action::Gate { slice: "a".into() },
                 Action::Merge { slice: "b".into() }
             ]
+        );
+    }
+
+    #[test]
+    fn a_failed_gate_a_refused_commit_or_a_conflict_is_retried_while_attempts_remain() {
+        let mut g = Goal::new(
+            &[("a", &[]), ("b", &[]), ("c", &[])],
+            3,
+            json!({"max_attempts": 2}),
+        );
+        let _ = g.next();
+        for s in ["a", "b", "c"] {
+            let _ = g.started(s);
+        }
+        let _ = g.committed("a");
+        let _ = g.feed(json!({"kind": "gate_finished", "slice": "a", "result": {"name": "test",
+            "passed": false, "exit_code": 1, "outcome": "exit 1", "duration_ms": 1, "tree": "t-a", "log": "/l"}}));
+        let gate = RetryCause::Gate {
+            gate: "test".into(),
+        };
+        assert_eq!(
+            g.verified(Some("a"), false),
+            [
+                stop("a"),
+                Action::Retry {
+                    slice: "a".into(),
+                    cause: gate
+                },
+                release("a")
+            ]
+        );
+        let refused = g.feed(json!({"kind": "slice_failed", "slice": "b", "attempt": 1,
+            "status": "scope_violation", "reason": "changed 1 path outside its write scope: x", "paths": ["x"]}));
+        assert!(refused.contains(&Action::Retry {
+            slice: "b".into(),
+            cause: RetryCause::Scope
+        }));
+        let _ = g.committed("c");
+        let _ = g.verified(Some("c"), true);
+        let conflict =
+            g.feed(json!({"kind": "merge_conflict", "slice": "c", "attempt": 1, "paths": ["x"]}));
+        assert!(conflict.contains(&Action::Retry {
+            slice: "c".into(),
+            cause: RetryCause::Conflict
+        }));
+        // Its second attempt fails too, and that was the last.
+        let _ = g.feed(json!({"kind": "slice_retrying", "slice": "a", "attempt": 1,
+            "cause": {"type": "gate", "gate": "test"}, "feedback": "f", "work_from": "c-a"}));
+        assert_eq!(g.state.slice("a").unwrap().status, SliceStatus::Pending);
+        let _ = g.feed(json!({"kind": "slice_started", "slice": "a", "attempt": 2,
+            "start_commit": "base", "branch": "omk/g/a", "worktree": "/pool/slot", "work_from": "c-a"}));
+        let failed = g.feed(json!({"kind": "slice_failed", "slice": "a", "attempt": 2,
+            "status": "scope_violation", "reason": "again", "paths": []}));
+        assert!(
+            !failed.iter().any(|a| matches!(a, Action::Retry { .. })),
+            "no attempts left: {failed:?}"
         );
     }
 }

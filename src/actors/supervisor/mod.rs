@@ -30,10 +30,14 @@ use crate::agent::{AgentSpec, Task};
 use crate::git::Repo;
 use crate::report::Reporter;
 use crate::state::{Deliver, GoalState, GoalStatus, LogEnd, SliceStatus};
-use crate::store::events::{Event, EventBody, EventLog};
+use crate::store::events::{Event, EventBody, EventLog, RetryCause};
 use crate::store::{GoalDir, Store};
 use crate::util::write_atomic;
 use decide::{Action, Decider, Phase};
+
+/// The most of a failed gate's log a feedback attempt is shown.
+const FEEDBACK_LINES: usize = 200;
+const FEEDBACK_BYTES: usize = 16 * 1024;
 
 /// How often the proof is rewritten while a goal runs.
 const PROOF_EVERY: Duration = Duration::from_secs(1);
@@ -442,6 +446,9 @@ impl SupervisorState {
             Action::StopAttempt { slice } => self.stop_slice_actor(&slice),
             Action::Gate { slice } => self.gate(&slice)?,
             Action::Merge { slice } => self.merge(&slice)?,
+            Action::Retry { slice, cause } => {
+                return Ok(self.retrying(&slice, cause)?.into_iter().collect())
+            }
             Action::Release { slice } => self.release_slot(&slice),
             Action::Exhaust { reason } => {
                 self.agent_cancel.cancel();
@@ -478,6 +485,61 @@ impl SupervisorState {
         )?;
         self.gates.send_message(GateMsg::Run(Box::new(job)))?;
         Ok(())
+    }
+
+    /// What the next attempt of a failed slice is told, and where it starts.
+    fn retrying(&self, slice: &str, cause: RetryCause) -> crate::Result<Option<EventBody>> {
+        let Some(s) = self.state.slice(slice) else {
+            return Ok(None);
+        };
+        let spec = self.state.spec(slice);
+        // The failed attempt's commit, which its branch holds.
+        let committed = match &s.commit {
+            Some(c) => Some(c.clone()),
+            None => self
+                .repo
+                .ref_target(&format!("refs/heads/{}", s.branch))?
+                .filter(|head| Some(head) != s.start_commit.as_ref()),
+        };
+        let (feedback, work_from) = match &cause {
+            RetryCause::Gate { gate } => {
+                let result = s.gates.iter().find(|g| &g.name == gate);
+                let (outcome, log) = match result {
+                    Some(r) => (r.outcome.clone(), crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES)),
+                    None => ("failed".to_string(), String::new()),
+                };
+                let lines = log.lines().count();
+                (
+                    format!(
+                        "Gate `{gate}` failed on your commit ({outcome}). The last {lines} lines of its output:\n\n```\n{}\n```\n\nYour worktree holds that commit: fix what the gate reports, then finish.",
+                        log.trim_end()
+                    ),
+                    committed,
+                )
+            }
+            RetryCause::Scope => (
+                format!(
+                    "Your commit was refused: {}.\nYou may change only paths matching: {}.\nYour worktree holds that commit: undo what is not allowed, keep the rest, then finish.",
+                    s.reason.as_deref().unwrap_or("it broke a rule"),
+                    spec.map(|p| p.write_scope.join(", ")).unwrap_or_default()
+                ),
+                committed,
+            ),
+            RetryCause::Conflict => (
+                format!(
+                    "Your previous attempt conflicted with work already merged in: {}. The worktree now starts from the merged result; redo your change on top of it.",
+                    s.paths.join(", ")
+                ),
+                None,
+            ),
+        };
+        Ok(Some(EventBody::SliceRetrying {
+            slice: slice.to_string(),
+            attempt: s.attempts,
+            cause,
+            feedback,
+            work_from,
+        }))
     }
 
     /// Sends a verified slice to the integrator.
@@ -586,12 +648,15 @@ impl SupervisorState {
             return Ok(vec![]);
         };
         let attempt = s.attempts + 1;
-        // Dependent slices and retries build on what is already integrated.
-        let start_commit = if attempt == 1 && s.depends_on.is_empty() {
-            self.state.base_commit.clone()
-        } else {
-            self.state.integration.commit.clone()
+        // A feedback attempt after a failed gate or a refused commit goes on
+        // from that commit and is judged against the same start; dependent
+        // slices and retries after a conflict build on what is integrated.
+        let start_commit = match (&s.work_from, &s.start_commit) {
+            (Some(_), Some(start)) => start.clone(),
+            _ if attempt == 1 && s.depends_on.is_empty() => self.state.base_commit.clone(),
+            _ => self.state.integration.commit.clone(),
         };
+        let work_from = s.work_from.clone().filter(|_| s.start_commit.is_some());
         let limits = &self.state.settings.limits;
         let sparse = limits
             .sparse
@@ -600,16 +665,28 @@ impl SupervisorState {
         let worktree = self.pool.acquire(&self.repo, sparse.is_some())?;
         self.slots.insert(id.to_string(), worktree.clone());
         let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
-        let conflict_paths = s.retry_after_conflict.clone();
         let started = EventBody::SliceStarted {
             slice: id.to_string(),
             attempt,
             start_commit: start_commit.clone(),
             branch: s.branch.clone(),
             worktree: worktree.clone(),
-            conflict_paths: conflict_paths.clone(),
+            conflict_paths: vec![],
             resume_session: s.resume_session.clone(),
             sparse: sparse.clone(),
+            work_from: work_from.clone(),
+        };
+        // What went wrong last time, in a file the agent can read.
+        let logs = self.attempt_logs(id, attempt);
+        let feedback_file = match &s.feedback {
+            Some(text) => {
+                let path = logs.join("feedback.md");
+                std::fs::create_dir_all(&logs)
+                    .and_then(|_| std::fs::write(&path, text))
+                    .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
+                Some(path)
+            }
+            None => None,
         };
         let others: Vec<_> = self
             .state
@@ -629,15 +706,24 @@ impl SupervisorState {
         let task = Task {
             goal_id: self.state.goal_id.clone(),
             slice_id: id.to_string(),
-            prompt: match &s.resume_session {
-                // The agent remembers its work; its worktree does not.
-                Some(_) => format!(
-                    "omk was interrupted while you worked on this, and your worktree was reset to its start. \
-                     Check the files and redo whatever is missing.\n\n{}",
-                    slice::prompt(&self.state.goal, &spec, &others, &gate_names, &conflict_paths)
-                ),
-                None => slice::prompt(&self.state.goal, &spec, &others, &gate_names, &conflict_paths),
+            prompt: {
+                let prompt = slice::prompt(
+                    &self.state.goal,
+                    &spec,
+                    &others,
+                    &gate_names,
+                    s.feedback.as_deref(),
+                );
+                match (&s.resume_session, &s.feedback) {
+                    // The agent remembers its work; its worktree does not.
+                    (Some(_), None) => format!(
+                        "omk was interrupted while you worked on this, and your worktree was reset to its start. \
+                         Check the files and redo whatever is missing.\n\n{prompt}"
+                    ),
+                    _ => prompt,
+                }
             },
+            feedback: feedback_file,
             worktree,
             write_scope: spec.write_scope.clone(),
             attempt,
@@ -657,14 +743,17 @@ impl SupervisorState {
                 .chain(caches.iter().cloned())
                 .collect(),
             confinement: crate::sandbox::Confinement::new(
-                [worktree_for_policy.clone(), worktree_for_policy.with_extension("tmp")]
-                    .into_iter()
-                    .chain(crate::sandbox::writable_dirs(
-                        self.agent.is_kimi(),
-                        &self.state.settings.limits.sandbox_writable,
-                    ))
-                    .chain(caches.iter().map(|(_, dir)| dir.into()))
-                    .collect(),
+                [
+                    worktree_for_policy.clone(),
+                    worktree_for_policy.with_extension("tmp"),
+                ]
+                .into_iter()
+                .chain(crate::sandbox::writable_dirs(
+                    self.agent.is_kimi(),
+                    &self.state.settings.limits.sandbox_writable,
+                ))
+                .chain(caches.iter().map(|(_, dir)| dir.into()))
+                .collect(),
             ),
             tmp: worktree_for_policy.with_extension("tmp"),
         };
@@ -676,6 +765,7 @@ impl SupervisorState {
             branch: s.branch.clone(),
             cone: sparse,
             start_commit,
+            work_from,
             commit_message: format!(
                 "omk: {}\n\nOmk-Goal: {}\nOmk-Slice: {id}\nOmk-Attempt: {attempt}\n",
                 if spec.title.is_empty() {
