@@ -60,6 +60,9 @@ pub struct RunOptions {
     pub require_sandbox: bool,
     /// `--sparse`: slices whose write scope fits a cone get sparse worktrees.
     pub sparse: bool,
+    /// Run the slice gates on the base before any agent starts (off with
+    /// `--no-base-check`).
+    pub base_check: bool,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -173,6 +176,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         slot_cache: config.slot_cache.clone(),
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
         require_sandbox: opts.require_sandbox,
+        base_check: opts.base_check,
     };
     if opts.sparse {
         sparse_notice(&repo, &store, &plan, &config.sparse_include, &reporter);

@@ -234,6 +234,9 @@ pub struct Limits {
     /// fully confined, on resume too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_sandbox: bool,
+    /// Run the slice gates on the base commit before any agent starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_check: bool,
 }
 
 /// Settings fixed when the goal started; not part of the proof.
@@ -271,6 +274,9 @@ pub struct GoalState {
     pub delivery: Option<Delivery>,
     /// Tokens and cost of every agent attempt so far.
     pub usage: Usage,
+    /// The slice gates' results on the base commit, once they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_check: Option<BaseCheck>,
     /// Why the goal stopped starting work, when a budget ran out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_exhausted: Option<String>,
@@ -282,6 +288,15 @@ pub struct GoalState {
     pub log_end: Option<LogEnd>,
     #[serde(skip)]
     pub settings: Settings,
+}
+
+/// The slice gates run on the base commit before any agent starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BaseCheck {
+    /// Whether every one passed.
+    pub passed: bool,
+    /// Their results, on the base tree.
+    pub gates: Vec<GateResult>,
 }
 
 /// The last event of the log a proof was written from.
@@ -377,6 +392,7 @@ impl GoalState {
                     delivery: None,
                     usage: Usage::default(),
                     budget_exhausted: None,
+                    base_check: None,
                     log_end: None,
                     started_at: event.ts.clone(),
                     finished_at: None,
@@ -441,6 +457,12 @@ impl GoalState {
                 }
             }
             EventBody::AgentRetry { .. } => {}
+            EventBody::BaseChecked { passed, gates } => {
+                self.base_check = Some(BaseCheck {
+                    passed: *passed,
+                    gates: gates.clone(),
+                });
+            }
             EventBody::BudgetExhausted { reason } => {
                 self.budget_exhausted.get_or_insert_with(|| reason.clone());
             }

@@ -353,7 +353,8 @@ fn a_tree_is_verified_once_per_gate() {
     let f = Fixture::new(&[("omk.toml", &gate)]);
     let agent = f.agent(r#"echo same > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
-    let (code, first, _) = f.run_goal(&plan, &agent, &[]);
+    // Counting the slices' and the integration's runs only.
+    let (code, first, _) = f.run_goal(&plan, &agent, &["--no-base-check"]);
     assert_eq!(code, 0);
     let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
     assert_eq!(
@@ -364,7 +365,7 @@ fn a_tree_is_verified_once_per_gate() {
     assert_eq!(slice_of(&first, "a")["gates"][0]["cached"], json!(null));
 
     // The same work again: the same trees, so no gate runs.
-    let (code, second, _) = f.run_goal(&plan, &agent, &[]);
+    let (code, second, _) = f.run_goal(&plan, &agent, &["--no-base-check"]);
     assert_eq!(code, 0);
     assert_eq!(second["status"], "ready");
     assert_eq!(runs(), 3, "a passing gate is not run twice on one tree");
@@ -551,7 +552,7 @@ fn a_feedback_excerpt_is_bounded_however_long_the_log() {
         f.scripts.display()
     ));
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
-    let (code, proof, _) = f.run_goal(&plan, &agent, &["--max-attempts", "2"]);
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--max-attempts", "2", "--no-base-check"]);
     assert_eq!(code, 1);
     assert_eq!(slice_of(&proof, "a")["attempts"], 2);
     let told = std::fs::read_to_string(f.scripts.join("feedback.md")).unwrap();
@@ -565,4 +566,63 @@ fn a_feedback_excerpt_is_bounded_however_long_the_log() {
         told.contains("line 29999 of"),
         "the excerpt is the end of the log"
     );
+}
+
+#[test]
+fn a_base_that_already_fails_its_slice_gate_blocks_the_goal_before_any_agent_runs() {
+    let gate = "python3 -c 'import no_such_module_for_omk'";
+    let f = Fixture::new(&[("omk.toml", &gate_toml("unit", gate, "both"))]);
+    f.allow_agent_writes_to_scripts();
+    let ran = f.scripts.join("agent-ran");
+    let agent = f.agent(&format!("touch {}; echo x > a.txt", ran.display()));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(proof["status"], "blocked");
+    let reason = proof["reason"].as_str().unwrap();
+    for said in [
+        "gate `unit` already fails on the base commit",
+        "could not even start",
+        "No module named",
+        "--no-base-check",
+    ] {
+        assert!(reason.contains(said), "`{said}` missing from: {reason}");
+    }
+    assert_eq!(proof["base_check"]["passed"], false);
+    assert!(!ran.exists(), "an agent ran");
+    assert_eq!(slice_of(&proof, "a")["attempts"], 0);
+
+    // Knowingly skipped, the agents run (and the gate still judges them).
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+    assert_eq!(code, 1);
+    assert!(ran.exists());
+    assert!(proof.get("base_check").is_none());
+    assert_eq!(slice_of(&proof, "a")["status"], "gate_failed");
+}
+
+#[test]
+fn a_base_that_passes_is_checked_once_per_tree() {
+    let counter = tempfile::tempdir().unwrap();
+    let count = counter.path().join("runs");
+    let gate = gate_toml(
+        "check",
+        &format!("echo run >> {}", count.display()),
+        "slice",
+    ) + &format!("writable = ['{}']\n", counter.path().display());
+    let f = Fixture::new(&[("omk.toml", &gate)]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["base_check"]["passed"], true);
+    assert_eq!(
+        proof["base_check"]["gates"][0]["tree"],
+        f.git(&["rev-parse", "HEAD^{tree}"])
+    );
+    let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(runs(), 2, "the base, then the slice");
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
+    assert_eq!(code, 0);
+    assert_eq!(proof["base_check"]["gates"][0]["cached"], true);
+    assert_eq!(runs(), 2, "both trees were judged before");
 }

@@ -27,8 +27,11 @@ pub enum GateMsg {
 /// One tree to verify.
 #[derive(Debug, Clone)]
 pub struct GateJob {
-    /// The slice it judges; `None` for the integration.
+    /// The slice it judges; `None` for the integration or the base.
     pub slice: Option<String>,
+    /// Whether it judges the base commit before any agent starts: then it
+    /// reports one `base_checked` instead of each gate.
+    pub base: bool,
     /// Where the gates run, with what they see and may write.
     pub bench: gate::Bench,
     /// The commit whose tree is judged: the checkout is reset to exactly it
@@ -122,9 +125,16 @@ async fn run_job(
     cancel: &CancellationToken,
     cache: &gate::Cache,
 ) {
-    let report = |body| {
+    let send = |body| {
         let _ = supervisor.send_message(SupervisorMsg::Report(body));
     };
+    // A base check's gates are reported together, at its end.
+    let report = |body: EventBody| {
+        if !job.base {
+            send(body);
+        }
+    };
+    let mut results = Vec::new();
     let mut passed = true;
     // Whether the checkout is known to hold exactly `job.tree` now. It is
     // made so only when a gate has to run: a tree every gate already passed
@@ -175,6 +185,7 @@ async fn run_job(
             }
         };
         let ok = result.passed;
+        results.push(result.clone());
         report(EventBody::GateFinished {
             slice: job.slice.clone(),
             result,
@@ -188,6 +199,12 @@ async fn run_job(
         slice: job.slice.clone(),
         passed,
     });
+    if job.base {
+        send(EventBody::BaseChecked {
+            passed,
+            gates: results,
+        });
+    }
 }
 
 /// Resets the job's checkout to exactly its commit, with an empty temp dir,

@@ -48,6 +48,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         inactivity_timeout: None,
         budget: Default::default(),
         require_sandbox: false,
+        base_check: true,
         sparse: false,
     };
     let plan = crate::run::plan_goal(&opts, &Reporter::new(false)).await?;

@@ -58,9 +58,13 @@ pub struct Args {
     /// Let the goal end ready when no gate is configured or detected.
     #[arg(long)]
     allow_no_gates: bool,
-    /// Refuse to run agents when the kernel cannot sandbox them (Landlock).
+    /// Refuse to run agents and gates when the kernel cannot sandbox them
+    /// (Landlock and user namespaces).
     #[arg(long)]
     require_sandbox: bool,
+    /// Start agents without first running the slice gates on the base commit.
+    #[arg(long)]
+    no_base_check: bool,
     /// Check out only the directories a slice may write (plus `[sparse]
     /// include`) when its write scope fits a cone.
     #[arg(long)]
@@ -90,6 +94,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         max_attempts: args.max_attempts,
         inactivity_timeout: args.inactivity_timeout,
         require_sandbox: args.require_sandbox,
+        base_check: !args.no_base_check,
         sparse: args.sparse,
         budget: crate::run::Budget {
             time: args.budget_time,

@@ -177,6 +177,11 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         work_from: Option<String>,
     },
+    /// The slice gates ran on the base commit, before any agent started.
+    BaseChecked {
+        passed: bool,
+        gates: Vec<GateResult>,
+    },
     /// A budget ran out: running agents are cancelled and no slice starts.
     BudgetExhausted { reason: String },
     /// Every slice is settled; the integration gates start on this tree.
@@ -212,6 +217,15 @@ pub enum RetryCause {
     Scope,
     /// Its commit conflicts with what is already integrated.
     Conflict,
+}
+
+/// The names of gate results, for a line.
+fn names(gates: &[GateResult]) -> String {
+    gates
+        .iter()
+        .map(|g| format!("{} {}", g.name, if g.passed { "passed" } else { "failed" }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl EventBody {
@@ -255,6 +269,7 @@ impl EventBody {
             EventBody::SliceMerged { .. } => "slice_merged",
             EventBody::MergeConflict { .. } => "merge_conflict",
             EventBody::SliceRetrying { .. } => "slice_retrying",
+            EventBody::BaseChecked { .. } => "base_checked",
             EventBody::BudgetExhausted { .. } => "budget_exhausted",
             EventBody::IntegrationStarted { .. } => "integration_started",
             EventBody::Delivery { .. } => "delivery",
@@ -330,6 +345,21 @@ impl EventBody {
                 format!("agent failed ({reason}); retry {retry} in {delay_ms}ms")
             }
             EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
+            EventBody::BaseChecked {
+                passed: true,
+                gates,
+            } => {
+                format!("the base passes the slice gates ({})", names(gates))
+            }
+            EventBody::BaseChecked {
+                passed: false,
+                gates,
+            } => {
+                format!(
+                    "the base FAILS the slice gates ({}); no agent starts",
+                    names(gates)
+                )
+            }
             EventBody::SliceRetrying { attempt, cause, .. } => {
                 let why = match cause {
                     RetryCause::Gate { gate } => format!("gate `{gate}` failed"),

@@ -17,6 +17,8 @@ use crate::store::events::{EventBody, RetryCause};
 /// Where the goal is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
+    /// The slice gates run on the base commit; no agent starts until they pass.
+    CheckingBase,
     /// Slices start, are gated and merge.
     Working,
     /// Stopping early (a cancel, an agent that changed the user's
@@ -84,6 +86,10 @@ pub enum Action {
     },
     /// Cancel every running agent and gate.
     CancelAll,
+    /// Run the slice gates on the base commit.
+    CheckBase,
+    /// Give back the slot the base check ran in.
+    ReleaseBase,
     /// Run the integration gates on the integration head.
     Integrate,
     /// End the goal.
@@ -149,6 +155,18 @@ impl Decider {
             EventBody::AgentFinished { slice, .. } => {
                 self.live.remove(slice);
                 actions.extend(self.over_budget(state));
+            }
+            EventBody::BaseChecked { passed, gates } => {
+                actions.push(Action::ReleaseBase);
+                if self.phase == Phase::CheckingBase {
+                    if *passed {
+                        self.phase = Phase::Working;
+                    } else {
+                        let reason = base_failure(state, gates);
+                        actions.push(self.finish(GoalStatus::Blocked, Some(reason)));
+                    }
+                }
+                return actions;
             }
             EventBody::Verified { slice: None, .. } => {
                 // The integration gates were the last step.
@@ -265,8 +283,21 @@ impl Decider {
     /// carrying out the answer, until there is none: each action here
     /// changes the state or the phase, so the same is not asked twice.
     pub fn next(&mut self, state: &GoalState) -> Vec<Action> {
-        if matches!(self.phase, Phase::Done | Phase::Integrating) {
+        if matches!(
+            self.phase,
+            Phase::Done | Phase::Integrating | Phase::CheckingBase
+        ) {
             return vec![];
+        }
+        // Before any agent starts, the base must pass the slice gates.
+        let has_slice_gates = state.settings.gates.iter().any(|g| g.scope.judges_slices());
+        if self.phase == Phase::Working
+            && state.settings.limits.base_check
+            && state.base_check.is_none()
+            && has_slice_gates
+        {
+            self.phase = Phase::CheckingBase;
+            return vec![Action::CheckBase];
         }
         // Slices whose dependencies will never merge are blocked, once.
         let mut actions: Vec<Action> = state
@@ -422,7 +453,7 @@ impl Decider {
     /// Stops starting work; the first reason to halt is the one the goal
     /// ends with.
     fn halt(&mut self, status: GoalStatus, reason: String) {
-        if self.phase == Phase::Working {
+        if matches!(self.phase, Phase::Working | Phase::CheckingBase) {
             self.phase = Phase::Halting { status, reason };
         }
     }
@@ -431,6 +462,35 @@ impl Decider {
         self.phase = Phase::Done;
         Action::Finish { status, reason }
     }
+}
+
+/// Why a goal whose base fails its slice gates is blocked, and how to go on.
+fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String {
+    let short: String = state.base_commit.chars().take(10).collect();
+    let Some(g) = gates.iter().find(|g| !g.passed) else {
+        return format!("the base commit {short} fails its slice gates; no agent was started");
+    };
+    // exit 127 is the shell's "command not found"; a missing module or
+    // binary is the usual reason a gate cannot start.
+    let tail = crate::util::tail(&g.log, 10, 4096);
+    let missing = g.exit_code == Some(127)
+        || ["No module named", "command not found", "not found"]
+            .iter()
+            .any(|m| tail.contains(m));
+    let cause = if missing {
+        " — it could not even start: a command or module it needs is missing on this machine"
+    } else {
+        ""
+    };
+    format!(
+        "gate `{}` already fails on the base commit {short} ({}){cause}, so no agent was started. \
+         Its last lines:\n{}\nFix the base, change the gate in omk.toml, or skip this check knowingly \
+         with --no-base-check; log: {}",
+        g.name,
+        g.outcome,
+        tail.trim_end(),
+        g.log.display()
+    )
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ use crate::store::{GoalDir, Store};
 use crate::util::write_atomic;
 use decide::{Action, Decider, Phase};
 
+/// The owner of the slot a base check runs in, and its logs' folder (no
+/// slice id can take it).
+const BASE: &str = "_base";
+
 /// The most of a failed gate's log a feedback attempt is shown.
 const FEEDBACK_LINES: usize = 200;
 const FEEDBACK_BYTES: usize = 16 * 1024;
@@ -450,12 +454,14 @@ impl SupervisorState {
                 return Ok(self.retrying(&slice, cause)?.into_iter().collect())
             }
             Action::Release { slice } => self.release_slot(&slice),
+            Action::ReleaseBase => self.release_slot(BASE),
             Action::Exhaust { reason } => {
                 self.agent_cancel.cancel();
                 return Ok(vec![EventBody::BudgetExhausted { reason }]);
             }
             Action::CancelAll => self.cancel.cancel(),
             Action::Integrate => return Ok(self.integrate()?.into_iter().collect()),
+            Action::CheckBase => self.check_base()?,
             Action::Finish { status, reason } => self.finish(status, reason, myself)?,
         }
         Ok(vec![])
@@ -574,6 +580,7 @@ impl SupervisorState {
         let limits = &self.state.settings.limits;
         Ok(GateJob {
             slice: slice.map(str::to_string),
+            base: false,
             bench: crate::gate::Bench {
                 goal_id: self.state.goal_id.clone(),
                 caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
@@ -606,6 +613,34 @@ impl SupervisorState {
             .logs()
             .join(slice)
             .join(format!("attempt-{attempt}"))
+    }
+
+    /// Takes a slot and sends the slice gates the base commit.
+    fn check_base(&mut self) -> crate::Result<()> {
+        let mut gates: Vec<crate::gate::GateSpec> = self
+            .state
+            .settings
+            .gates
+            .iter()
+            .filter(|g| g.scope.judges_slices())
+            .cloned()
+            .collect();
+        gates.dedup_by(|a, b| a.name == b.name);
+        let worktree = self.pool.acquire(&self.repo, false)?;
+        self.slots.insert(BASE.to_string(), worktree.clone());
+        let mut job = self.gate_job(
+            None,
+            worktree,
+            self.state.base_commit.clone(),
+            self.state.settings.base_tree.clone(),
+            None,
+            gates,
+            self.goal.logs().join(BASE),
+        )?;
+        job.base = true;
+        self.gates
+            .send_message(GateMsg::Run(Box::new(job)))
+            .map_err(|_| crate::Error::Actor("the gate actor is gone".into()))
     }
 
     /// Takes a slot for the integration and sends its gates the integration head.

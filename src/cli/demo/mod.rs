@@ -143,6 +143,7 @@ pub async fn run(args: Args) -> Result<u8> {
         inactivity_timeout: None,
         budget: Default::default(),
         require_sandbox: false,
+        base_check: true,
         sparse: false,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
