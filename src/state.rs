@@ -146,6 +146,9 @@ pub struct SliceState {
     /// The gate running now, for progress displays.
     #[serde(skip)]
     pub current_gate: Option<String>,
+    /// Its gates were stopped by a cancel: it waits for them to run again.
+    #[serde(skip)]
+    pub gates_interrupted: bool,
 }
 
 /// How one attempt of a slice ended.
@@ -550,7 +553,20 @@ impl GoalState {
             },
             EventBody::Verified {
                 slice: Some(id),
+                interrupted: true,
+                ..
+            } => {
+                // No verdict: the slice waits for its gates, which run again.
+                if let Some(s) = self.slice_mut(id) {
+                    s.gates.clear();
+                    s.current_gate = None;
+                    s.gates_interrupted = true;
+                }
+            }
+            EventBody::Verified {
+                slice: Some(id),
                 passed,
+                ..
             } => {
                 if let Some(s) = self.slice_mut(id) {
                     if *passed {
@@ -639,7 +655,10 @@ impl GoalState {
                             // The agent picks its own session up again where it can.
                             s.resume_session = s.session.take();
                         }
-                        SliceStatus::Gating => s.gates.clear(),
+                        SliceStatus::Gating => {
+                            s.gates.clear();
+                            s.gates_interrupted = false;
+                        }
                         _ => {}
                     }
                     if s.status == SliceStatus::Pending

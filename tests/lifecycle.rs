@@ -338,3 +338,63 @@ fn doctor_lists_what_a_goal_without_state_left_behind() {
             && report.contains(&format!("branch -D omk/{id}/integration"))
     );
 }
+
+#[test]
+fn a_cancel_while_gates_run_is_no_verdict_and_resume_runs_them() {
+    let f = Fixture::new(&[("README.md", "base\n")]);
+    let hold = f.scripts.join("hold");
+    let started = f.scripts.join("gate-started");
+    // The gate blocks while `hold` exists, once it judges a slice's file.
+    let gate = format!(
+        "if [ -e a.txt ]; then touch {started}; while [ -e {hold} ]; do sleep 0.1; done; fi; true",
+        started = started.display(),
+        hold = hold.display()
+    );
+    let toml =
+        gate_toml("slow", &gate, "both") + &format!("writable = ['{}']\n", f.scripts.display());
+    f.write("omk.toml", &toml);
+    f.git(&["add", "-A"]);
+    f.git(&["commit", "-q", "-m", "gate"]);
+    std::fs::write(&hold, "").unwrap();
+    let agent = f.agent("echo a > a.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let child = Command::new(env!("CARGO_BIN_EXE_omk"))
+        .arg("-C")
+        .arg(&f.repo)
+        .args(["goal", "run", "g", "--plan", plan.to_str().unwrap()])
+        .args(["--agent", &agent, "--json", "--no-progress"])
+        .env("OMK_HOME", &f.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the gate never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (code, proof, stderr) = wait(child);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(proof["status"], "cancelled");
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["status"], "gating", "a cancelled gate is no verdict: {a}");
+    assert_eq!(a["gates"], json!([]));
+
+    std::fs::remove_file(&hold).unwrap();
+    let out = f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let resumed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        resumed["status"],
+        "ready",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(slice_of(&resumed, "a")["gates"][0]["passed"], true);
+    assert_eq!(
+        slice_of(&resumed, "a")["attempts"],
+        1,
+        "the agent did not run again"
+    );
+}

@@ -184,6 +184,15 @@ async fn run_job(
                 result
             }
         };
+        // A gate stopped by a cancel judged nothing: no result, no verdict.
+        if !result.passed && cancel.is_cancelled() {
+            report(EventBody::Verified {
+                slice: job.slice.clone(),
+                passed: false,
+                interrupted: true,
+            });
+            return;
+        }
         let ok = result.passed;
         results.push(result.clone());
         report(EventBody::GateFinished {
@@ -198,6 +207,7 @@ async fn run_job(
     report(EventBody::Verified {
         slice: job.slice.clone(),
         passed,
+        interrupted: false,
     });
     if job.base {
         send(EventBody::BaseChecked {

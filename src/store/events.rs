@@ -147,6 +147,10 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slice: Option<String>,
         passed: bool,
+        /// The run was cancelled while the gates ran: no verdict; they run
+        /// again on resume.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
     },
     /// The slice's commit was merged into the integration branch.
     SliceMerged {
@@ -398,6 +402,9 @@ impl EventBody {
                 result.outcome,
                 result.duration_ms
             ),
+            EventBody::Verified {
+                interrupted: true, ..
+            } => "gates interrupted: they run again on resume".into(),
             EventBody::Verified { passed, .. } => {
                 if *passed {
                     "verified".into()

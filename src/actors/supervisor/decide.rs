@@ -168,6 +168,24 @@ impl Decider {
                 }
                 return actions;
             }
+            EventBody::Verified {
+                slice: None,
+                interrupted: true,
+                ..
+            } => {
+                return vec![self.finish(
+                    GoalStatus::Cancelled,
+                    Some("cancelled while the integration gates ran".into()),
+                )];
+            }
+            EventBody::Verified {
+                slice: Some(_),
+                interrupted: true,
+                ..
+            } => {
+                // No verdict: it waits, in its slot, for its gates to run again.
+                return vec![];
+            }
             EventBody::Verified { slice: None, .. } => {
                 // The integration gates were the last step.
                 let (status, reason) = state.verdict();
@@ -319,11 +337,10 @@ impl Decider {
                 actions.push(Action::Start { slice });
             }
         }
-        let busy = state.slices.iter().any(|s| {
-            matches!(
-                s.status,
-                SliceStatus::Running | SliceStatus::Gating | SliceStatus::Merging
-            )
+        let busy = state.slices.iter().any(|s| match s.status {
+            SliceStatus::Running | SliceStatus::Merging => true,
+            SliceStatus::Gating => !s.gates_interrupted,
+            _ => false,
         });
         if busy || starting {
             return actions;
@@ -808,6 +825,26 @@ mod tests {
         assert!(
             !failed.iter().any(|a| matches!(a, Action::Retry { .. })),
             "no attempts left: {failed:?}"
+        );
+    }
+
+    #[test]
+    fn gates_stopped_by_a_cancel_are_no_verdict() {
+        let mut g = Goal::new(&[("a", &[])], 1, json!({"max_attempts": 3}));
+        let _ = g.next();
+        let _ = g.started("a");
+        let _ = g.committed("a");
+        assert_eq!(g.decider.on_cancel(), [Action::CancelAll]);
+        let after =
+            g.feed(json!({"kind": "verified", "slice": "a", "passed": false, "interrupted": true}));
+        assert_eq!(after, [], "no retry, no release");
+        assert_eq!(g.state.slice("a").unwrap().status, SliceStatus::Gating);
+        assert_eq!(
+            g.next(),
+            [Action::Finish {
+                status: GoalStatus::Cancelled,
+                reason: Some("cancelled before every slice finished".into())
+            }]
         );
     }
 }
