@@ -1,11 +1,13 @@
-//! Scrubbing secrets from everything omk writes: transcripts, agent and gate
-//! logs, events, proofs.
+//! Scrubbing secrets from what agents and gates produced: transcripts,
+//! agent and gate logs, and the text of events and proofs that came from
+//! them — never omk's own structure (keys, ids, paths, branches, scopes,
+//! the plan; see [`redact_json`]).
 //!
 //! Two kinds of secret are replaced:
 //! - the value of any environment variable whose name says it is one
-//!   (`…KEY`, `…TOKEN`, `…SECRET`, `…PASSWORD`, `…CREDENTIAL…`) and that is
-//!   long enough to be a real credential, by `[redacted:NAME]`, found with
-//!   one Aho-Corasick pass;
+//!   (`…KEY`, `…TOKEN`, `…SECRET`, `…PASSWORD`, `…CREDENTIAL…`) and that
+//!   could be a real credential (see [`could_be_secret`]), by
+//!   `[redacted:NAME]`, found with one Aho-Corasick pass;
 //! - common key formats (OpenAI/Moonshot-style `sk-…`, GitHub, AWS, Slack
 //!   tokens, PEM private keys), by `[redacted]`.
 
@@ -19,7 +21,87 @@ use regex::Regex;
 use crate::error::Result;
 
 const MARKERS: &[&str] = &["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"];
-const MIN_LEN: usize = 8;
+const MIN_LEN: usize = 12;
+
+/// Whether a value could be a credential rather than a word that would
+/// scrub innocent text (`integration`, `password`): at least 12 characters,
+/// and either 24 or more or of more than one kind (lower, upper, digit,
+/// other).
+pub fn could_be_secret(value: &str) -> bool {
+    let kinds = [
+        value.chars().any(|c| c.is_ascii_lowercase()),
+        value.chars().any(|c| c.is_ascii_uppercase()),
+        value.chars().any(|c| c.is_ascii_digit()),
+        value.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ];
+    let n = value.chars().count();
+    n >= MIN_LEN && (n >= 24 || kinds.iter().filter(|k| **k).count() > 1)
+}
+
+/// Keys of omk's own structure in events and proofs, whose values are never
+/// scrubbed: ids, names, paths, commits, trees, branches, scopes, the plan.
+const STRUCTURE: &[&str] = &[
+    "kind",
+    "seq",
+    "ts",
+    "prev",
+    "goal_id",
+    "slice",
+    "id",
+    "branch",
+    "integration_branch",
+    "worktree",
+    "commit",
+    "tree",
+    "slice_commit",
+    "start_commit",
+    "work_from",
+    "base_commit",
+    "base_tree",
+    "base_ref",
+    "repository",
+    "log",
+    "changed_files",
+    "write_scope",
+    "depends_on",
+    "order",
+    "sparse",
+    "status",
+    "name",
+    "gate",
+    "plan",
+    "limits",
+    "gates_source",
+    "log_end",
+    "started_at",
+    "finished_at",
+    "spec",
+    "session_id",
+    "attempt",
+    "type",
+];
+
+/// Scrubs the string values of a JSON event or proof in place with omk's
+/// redactor (see [`Redactor::redact_json`]). Returns whether anything changed.
+pub fn redact_json(value: &mut serde_json::Value) -> bool {
+    global().redact_json(value)
+}
+
+/// The names of the variables in omk's environment treated as secrets.
+pub fn secret_names() -> Vec<String> {
+    let mut names: Vec<String> = secrets_in_env().into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    names
+}
+
+fn secrets_in_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, value)| {
+            let upper = name.to_ascii_uppercase();
+            MARKERS.iter().any(|m| upper.contains(m)) && could_be_secret(value)
+        })
+        .collect()
+}
 
 /// Key formats worth scrubbing wherever they appear.
 const PATTERNS: &str = r"(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----|\bsk-[A-Za-z0-9_\-]{20,}|\bgh[pousr]_[A-Za-z0-9]{30,}|\bAKIA[0-9A-Z]{16}\b|\bxox[abprs]-[A-Za-z0-9\-]{10,}";
@@ -56,6 +138,28 @@ impl Redactor {
         }
     }
 
+    /// Scrubs the string values of a JSON event or proof in place, except
+    /// those under [`STRUCTURE`] keys; keys are never touched. Returns
+    /// whether anything changed.
+    pub fn redact_json(&self, value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => match self.redact(s) {
+                Cow::Owned(clean) => {
+                    *s = clean;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |c, v| self.redact_json(v) | c),
+            Value::Object(map) => map
+                .iter_mut()
+                .filter(|(k, _)| !STRUCTURE.contains(&k.as_str()))
+                .fold(false, |c, (_, v)| self.redact_json(v) | c),
+            _ => false,
+        }
+    }
+
     /// `text` with every secret replaced.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
@@ -78,15 +182,7 @@ impl Redactor {
 /// The redactor for omk's own environment.
 pub fn global() -> &'static Redactor {
     static REDACTOR: OnceLock<Redactor> = OnceLock::new();
-    REDACTOR.get_or_init(|| {
-        let secrets: Vec<(String, String)> = std::env::vars()
-            .filter(|(name, value)| {
-                let upper = name.to_ascii_uppercase();
-                value.len() >= MIN_LEN && MARKERS.iter().any(|m| upper.contains(m))
-            })
-            .collect();
-        Redactor::new(&secrets)
-    })
+    REDACTOR.get_or_init(|| Redactor::new(&secrets_in_env()))
 }
 
 /// `text` with every secret in omk's environment, and every key format, replaced.
@@ -137,5 +233,33 @@ mod tests {
             r.redact(&text),
             "a [redacted] b [redacted] c [redacted] d [redacted]"
         );
+    }
+
+    #[test]
+    fn words_are_not_secrets_and_credentials_are() {
+        for word in ["password", "integration", "short-1", "correcthorse"] {
+            assert!(!could_be_secret(word), "{word}");
+        }
+        for secret in [
+            "kimi-live-123456789",
+            "hidden-secret-value-91b3",
+            "abcdefghijklmnopqrstuvwxyz",
+        ] {
+            assert!(could_be_secret(secret), "{secret}");
+        }
+    }
+
+    #[test]
+    fn only_what_agents_said_is_scrubbed_never_omks_structure() {
+        let r = Redactor::new(&[("API_TOKEN".to_string(), "src/tok3n-value".to_string())]);
+        let mut event = serde_json::json!({
+            "kind": "slice_failed", "slice": "src/tok3n-value",
+            "reason": "agent said src/tok3n-value", "paths": ["src/tok3n-value/a.rs"],
+            "write_scope": ["src/tok3n-value/**"]
+        });
+        assert!(r.redact_json(&mut event));
+        assert_eq!(event["slice"], "src/tok3n-value");
+        assert_eq!(event["write_scope"][0], "src/tok3n-value/**");
+        assert_eq!(event["reason"], "agent said [redacted:API_TOKEN]");
     }
 }

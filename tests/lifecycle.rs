@@ -398,3 +398,75 @@ fn a_cancel_while_gates_run_is_no_verdict_and_resume_runs_them() {
         "the agent did not run again"
     );
 }
+
+#[test]
+fn secret_scrubbing_never_rewrites_omk_s_own_records() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(
+        r#"mkdir -p src/password; echo x > src/password/$OMK_SLICE_ID.txt; echo "agent sees $KIMI_API_KEY""#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("one", &["src/password/**"]),
+        slice("two", &["src/password/**"]),
+    ] }));
+    // Words in the environment that a careless scrubber would take for secrets,
+    // next to a real one.
+    let env = [
+        ("API_KEY_LABEL", "integration"),
+        ("MYSQL_ROOT_PASSWORD", "password"),
+        ("KIMI_API_KEY", "kimi-live-key-81f2c9d0aa"),
+        ("OMK_FAULT", "kill:slice.committed:1"),
+    ];
+    let args = ["goal", "run", "g", "--plan", plan.to_str().unwrap()];
+    let out = f.omk_env(
+        &[&args[..], &["--agent", &agent, "--no-progress"]].concat(),
+        &env,
+    );
+    assert_eq!(out.status.code(), None, "killed after the first commit");
+    let env = &env[..3];
+    let out = f.omk_env(&["goal", "resume", "--json", "--no-progress"], env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let proof: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    for command in [
+        &["goal", "status", "--json"][..],
+        &["goal", "replay", "--verify"],
+    ] {
+        let out = f.omk_env(command, env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events = std::fs::read_to_string(
+        f.state_dir()
+            .join("goals")
+            .join(proof["goal_id"].as_str().unwrap())
+            .join("events.jsonl"),
+    )
+    .unwrap();
+    assert!(events.contains("\"integration_branch\"") && events.contains("src/password/**"));
+    assert!(
+        !events.contains("redacted:API_KEY_LABEL")
+            && !events.contains("redacted:MYSQL_ROOT_PASSWORD")
+    );
+    // The real secret is still scrubbed from what the agent printed.
+    let logs: String = support::files_under(&f.home)
+        .iter()
+        .filter(|p| p.ends_with("agent.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("agent sees [redacted:KIMI_API_KEY]"),
+        "{logs}"
+    );
+    let doctor = f.omk_env(&["doctor"], env);
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor.contains("scrubbed from agents' and gates' output: KIMI_API_KEY"),
+        "{doctor}"
+    );
+}

@@ -51,6 +51,14 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         Ok(()) => println!("            namespaces: each agent and gate sees only its own processes and six devices; nothing it starts outlives it"),
         Err(why) => println!("            user namespaces are NOT available ({why}): agents and gates see omk's processes and every device (--require-sandbox refuses)"),
     }
+    let secrets = crate::redact::secret_names();
+    match secrets.is_empty() {
+        true => println!("secrets:    none of omk's environment variables is treated as a secret"),
+        false => println!(
+            "secrets:    scrubbed from agents' and gates' output: {}",
+            secrets.join(", ")
+        ),
+    }
     println!("agents:     exec:<command> and acp:<command> need only their command");
     for line in kimi_report() {
         println!("{line}");

@@ -524,9 +524,22 @@ impl EventLog {
             prev: self.last_hash.clone(),
             body,
         };
-        let json =
-            serde_json::to_string(&event).map_err(|e| Error::io("encoding event", e.into()))?;
-        let mut line = crate::redact::redact(&json).into_owned().into_bytes();
+        let encode = |e: serde_json::Error| Error::io("encoding event", e.into());
+        let mut json = serde_json::to_string(&event).map_err(encode)?;
+        let mut event = event;
+        // What agents and gates said is scrubbed, omk's own structure never
+        // (the plan, scopes, ids, paths); `goal_started` is all structure.
+        let scrub = !matches!(event.body, EventBody::GoalStarted { .. })
+            && matches!(crate::redact::redact(&json), std::borrow::Cow::Owned(_));
+        if scrub {
+            let mut value = serde_json::to_value(&event).map_err(encode)?;
+            if crate::redact::redact_json(&mut value) {
+                json = serde_json::to_string(&value).map_err(encode)?;
+                // The state folds exactly what the log holds.
+                event = serde_json::from_value(value).map_err(encode)?;
+            }
+        }
+        let mut line = json.into_bytes();
         let hash = line_hash(&line);
         line.push(b'\n');
         self.file

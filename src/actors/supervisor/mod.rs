@@ -355,10 +355,11 @@ impl SupervisorState {
     }
 
     fn write_proof(&mut self) -> crate::Result<()> {
-        let proof = serde_json::to_vec_pretty(&self.state)
-            .map_err(|e| crate::Error::io("encoding proof", e.into()))?;
-        let proof = String::from_utf8_lossy(&proof);
-        write_atomic(&self.goal.proof(), crate::redact::redact(&proof).as_bytes())?;
+        let encode = |e: serde_json::Error| crate::Error::io("encoding proof", e.into());
+        let mut proof = serde_json::to_value(&self.state).map_err(encode)?;
+        crate::redact::redact_json(&mut proof);
+        let proof = serde_json::to_vec_pretty(&proof).map_err(encode)?;
+        write_atomic(&self.goal.proof(), &proof)?;
         self.proof_written = std::time::Instant::now();
         Ok(())
     }
