@@ -145,3 +145,39 @@ fn deliver_ff_moves_only_a_branch_that_is_free_and_unmoved() {
     );
     assert_eq!(f.git(&["rev-parse", "main"]), main_before);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    ready_goal(&f, &[]);
+    for args in [
+        &["goal", "list"][..],
+        &["goal", "status"],
+        &["goal", "status", "--json"],
+        &["goal", "proof", "--json"],
+        &["goal", "proof", "--markdown"],
+        &["goal", "replay"],
+        &["goal", "replay", "--json"],
+    ] {
+        // What reads the output is gone before omk writes (`omk … | true`).
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
+            .arg("-C")
+            .arg(&f.repo)
+            .args(args)
+            .env("OMK_HOME", &f.home)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}

@@ -95,6 +95,9 @@ pub fn main() -> ExitCode {
         }
     };
     let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if cli.command.only_reads() {
+        quiet_on_closed_pipe();
+    }
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Goal(GoalCommand::Run(a)) => goal_run::run(&dir, a).await,
@@ -117,6 +120,32 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+impl Command {
+    /// Whether the command only reads and prints, starting no agent, gate
+    /// or git process that omk writes to.
+    fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Doctor(_)
+                | Command::Goal(
+                    GoalCommand::Status(_)
+                        | GoalCommand::List(_)
+                        | GoalCommand::Proof(_)
+                        | GoalCommand::Replay(_)
+                )
+        )
+    }
+}
+
+/// Ends the process quietly, as git does, when what reads its output goes
+/// away (`omk goal list | head`): the default action of SIGPIPE. Only for
+/// commands that write to no pipe of their own, since Rust ignores SIGPIPE
+/// so that a closed agent pipe is an error, not omk's death.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// The exit code for a finished goal: 0 when ready, 1 otherwise.
