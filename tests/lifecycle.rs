@@ -470,3 +470,17 @@ fn secret_scrubbing_never_rewrites_omk_s_own_records() {
         "{doctor}"
     );
 }
+
+#[test]
+fn a_pool_whose_slots_were_deleted_by_hand_heals_itself() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, _, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // A disk cleaner takes omk's whole state directory, slots and all.
+    std::fs::remove_dir_all(&f.home).unwrap();
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready");
+}

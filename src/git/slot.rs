@@ -92,6 +92,9 @@ impl Repo {
         }
         let fresh = !path.exists();
         if fresh {
+            // A slot deleted by hand (or with omk's state) is still
+            // registered, and git refuses to add it again: forget it first.
+            self.prune_worktrees()?;
             // Detached: a branch is set with git2 below, so the git CLI never
             // sees one branch checked out in two slots. A sparse slot is
             // checked out below, once its cone is set.
