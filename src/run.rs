@@ -106,6 +106,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let agent = AgentSpec::parse(&opts.agent)?;
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
+    check_branch_namespace(&repo)?;
     let config = Config::load(&repo.root)?;
     let store = Store::for_repo(&repo)?;
     check_sandbox(opts.require_sandbox, &reporter)?;
@@ -218,6 +219,7 @@ pub async fn plan_goal(opts: &RunOptions, reporter: &Reporter) -> Result<Plan> {
     let agent = AgentSpec::parse(&opts.agent)?;
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
+    check_branch_namespace(&repo)?;
     let config = Config::load(&repo.root)?;
     let store = Store::for_repo(&repo)?;
     obtain_plan(opts, &repo, &store, &config, &agent, &base_commit, reporter).await
@@ -472,4 +474,15 @@ pub fn check_sandbox(required: bool, reporter: &Reporter) -> Result<()> {
         reporter.notice(&format!("user namespaces are not available here ({why}): agents and gates share omk's view of processes and devices, and what they leave running is found by its environment only"));
     }
     Ok(())
+}
+
+/// Refuses a repository with a branch named `omk`: omk keeps its own
+/// branches under `omk/`, which git cannot create beside it.
+fn check_branch_namespace(repo: &Repo) -> Result<()> {
+    match repo.ref_target("refs/heads/omk")? {
+        None => Ok(()),
+        Some(_) => Err(Error::Usage(
+            "a branch named `omk` exists, and omk keeps its own branches under `omk/`, which git cannot create beside it; rename it (`git branch -m omk <new-name>`) and run again".into(),
+        )),
+    }
 }

@@ -229,3 +229,24 @@ fn a_run_that_would_fill_the_disk_is_refused() {
     );
     assert!(!f.omk_left_traces());
 }
+
+#[test]
+fn a_branch_named_omk_is_refused_before_anything_is_made() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.git(&["branch", "omk"]);
+    let agent = f.agent("echo x > a.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let out = f.omk(&[
+        "goal",
+        "run",
+        "g",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--agent",
+        &agent,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("git branch -m omk"), "{stderr}");
+    assert!(!f.home.exists(), "something was created");
+}
