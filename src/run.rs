@@ -83,6 +83,8 @@ pub struct Finished {
     pub state: GoalState,
     /// Its files.
     pub goal: GoalDir,
+    /// Whether it had already ended, so nothing ran.
+    pub already_ended: bool,
 }
 
 /// Runs a goal to its end.
@@ -304,7 +306,11 @@ pub async fn resume_goal(dir: &Path, id: &str, reporter: Reporter) -> Result<Fin
     let (log, events) = EventLog::open(&goal.events())?;
     let state = GoalState::from_events(&events);
     if matches!(state.status, GoalStatus::Ready | GoalStatus::NotReady) {
-        return Ok(Finished { state, goal });
+        return Ok(Finished {
+            state,
+            goal,
+            already_ended: true,
+        });
     }
     let agent = AgentSpec::parse(&state.agent)?;
     check_sandbox(state.settings.limits.require_sandbox, &reporter)?;
@@ -390,7 +396,11 @@ async fn drive(
         ))
     })?;
     drop(lock);
-    Ok(Finished { state, goal })
+    Ok(Finished {
+        state,
+        goal,
+        already_ended: false,
+    })
 }
 
 /// The free space a run must leave on the disk holding omk's state:

@@ -154,7 +154,11 @@ fn cancel_from_another_terminal_keeps_committed_work_and_resume_finishes() {
     assert!(String::from_utf8_lossy(&cancel.stdout).contains("cancelled"));
     let pid = child.id().to_string();
     let (code, proof, _) = wait(child);
-    assert_eq!(code, Some(1));
+    assert_eq!(
+        code,
+        Some(130),
+        "a cancelled run exits as a cancelled command does"
+    );
     // Watching for the run to stop does not take the goal's lock over.
     let id = proof["goal_id"].as_str().unwrap();
     let lock = std::fs::read_to_string(b.f.goal_dir(id).join("lock")).unwrap();
@@ -171,7 +175,7 @@ fn sigint_and_sigterm_cancel_the_run() {
         // SAFETY: signalling the child we started.
         unsafe { libc::kill(child.id() as i32, signal) };
         let (code, proof, stderr) = wait(child);
-        assert_eq!(code, Some(1), "signal {signal}: {stderr}");
+        assert_eq!(code, Some(130), "signal {signal}: {stderr}");
         cancelled_then_resumed(&b, &proof);
     }
 }
@@ -376,7 +380,7 @@ fn a_cancel_while_gates_run_is_no_verdict_and_resume_runs_them() {
     // SAFETY: signalling the child we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let (code, proof, stderr) = wait(child);
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(130), "{stderr}");
     assert_eq!(proof["status"], "cancelled");
     let a = slice_of(&proof, "a");
     assert_eq!(a["status"], "gating", "a cancelled gate is no verdict: {a}");
@@ -483,4 +487,23 @@ fn a_pool_whose_slots_were_deleted_by_hand_heals_itself() {
     let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(proof["status"], "ready");
+}
+
+#[test]
+fn resume_and_cancel_of_a_goal_that_ended_say_so() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "false", "integration"))]);
+    let agent = f.agent("echo x > a.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, _, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1, "the integration gate fails");
+    let out = f.omk(&["goal", "resume", "--no-progress"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already ended not_ready; nothing to resume")
+    );
+    let out = f.omk(&["goal", "cancel"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already ended not_ready; nothing to cancel")
+    );
 }

@@ -22,6 +22,14 @@ pub struct Args {
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
     let (_, goal) = super::find_goal(dir, &args.goal.id)?;
+    let (before, _) = super::load_state(&goal)?;
+    if before.status != GoalStatus::Running && goal.holder().is_none() {
+        eprintln!(
+            "omk: goal {} already ended {}; nothing to cancel",
+            goal.id, before.status
+        );
+        return Ok(1);
+    }
     if let Some(pid) = goal.holder() {
         // SAFETY: sending SIGTERM to the process that holds the goal's lock.
         unsafe {

@@ -20,5 +20,11 @@ pub struct Args {
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
     let finished =
         crate::run::resume_goal(dir, &args.goal.id, Reporter::new(!args.no_progress)).await?;
+    if finished.already_ended {
+        eprintln!(
+            "omk: goal {} already ended {}; nothing to resume",
+            finished.goal.id, finished.state.status
+        );
+    }
     super::print_finished(&finished, args.json)
 }

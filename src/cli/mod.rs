@@ -148,9 +148,14 @@ fn quiet_on_closed_pipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
-/// The exit code for a finished goal: 0 when ready, 1 otherwise.
+/// The exit code for a finished goal, per the contract: 0 when ready, 130
+/// when cancelled (as a cancelled command exits), 1 otherwise.
 fn goal_exit_code(state: &GoalState) -> u8 {
-    u8::from(state.status != crate::state::GoalStatus::Ready)
+    match state.status {
+        crate::state::GoalStatus::Ready => 0,
+        crate::state::GoalStatus::Cancelled => 130,
+        _ => 1,
+    }
 }
 
 /// Prints a finished goal (its proof as text or JSON) and returns its exit code.
