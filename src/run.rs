@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::plan::Plan;
 use crate::report::Reporter;
-use crate::state::{Deliver, GoalState, GoalStatus, Limits};
+use crate::state::{Deliver, GoalState, GoalStatus, Limits, SliceStatus};
 use crate::store::events::{EventBody, EventLog};
 use crate::store::{GoalDir, GoalLock, Store};
 
@@ -495,4 +495,68 @@ fn check_branch_namespace(repo: &Repo) -> Result<()> {
             "a branch named `omk` exists, and omk keeps its own branches under `omk/`, which git cannot create beside it; rename it (`git branch -m omk <new-name>`) and run again".into(),
         )),
     }
+}
+
+/// `goal retry`: gives the `slices` of an ended goal (default: every one
+/// that did not merge) fresh attempts, up to `max_attempts` more each
+/// (default: the goal's own limit), and runs the goal on to its end: same
+/// log, same integration branch.
+pub async fn retry_goal(
+    dir: &Path,
+    id: &str,
+    slices: &[String],
+    max_attempts: Option<u32>,
+    reporter: Reporter,
+) -> Result<Finished> {
+    if max_attempts == Some(0) {
+        return Err(Error::Usage("at least one more attempt is needed".into()));
+    }
+    let repo = Repo::discover(dir)?;
+    let store = Store::for_repo(&repo)?;
+    let goal = store.find_goal(id)?;
+    {
+        let _lock = goal.lock()?;
+        let (mut log, events) = EventLog::open(&goal.events())?;
+        let state = GoalState::from_events(&events);
+        let unknown: Vec<&String> = slices.iter().filter(|s| state.slice(s).is_none()).collect();
+        if !unknown.is_empty() {
+            let names: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "goal {} has no slice {}; its slices are {}",
+                goal.id,
+                names.join(", "),
+                state
+                    .slices
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let chosen: Vec<String> = state
+            .slices
+            .iter()
+            .filter(|s| s.status != SliceStatus::Merged)
+            .filter(|s| slices.is_empty() || slices.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect();
+        if state.status == GoalStatus::Ready {
+            return Ok(Finished {
+                state,
+                goal,
+                already_ended: true,
+            });
+        }
+        let used = chosen
+            .iter()
+            .filter_map(|id| state.slice(id).map(|s| s.attempts))
+            .max()
+            .unwrap_or(0);
+        let more = max_attempts.unwrap_or(state.settings.max_attempts);
+        log.append(EventBody::GoalRetried {
+            slices: chosen,
+            max_attempts: used + more,
+        })?;
+    }
+    resume_goal(dir, id, reporter).await
 }

@@ -672,6 +672,36 @@ impl GoalState {
                 }
                 self.integration.gates.clear();
             }
+            EventBody::GoalRetried {
+                slices,
+                max_attempts,
+            } => {
+                self.status = GoalStatus::Running;
+                self.reason = None;
+                self.finished_at = None;
+                self.settings.max_attempts = *max_attempts;
+                for s in &mut self.slices {
+                    if slices.contains(&s.id) && s.status != SliceStatus::Merged {
+                        s.status = SliceStatus::Pending;
+                        s.reason = None;
+                        s.paths.clear();
+                        // A fresh attempt starts from what is integrated, told
+                        // what went wrong last time.
+                        s.work_from = None;
+                    }
+                }
+                // Dependents blocked by them may start once they merge.
+                for s in &mut self.slices {
+                    if s.status == SliceStatus::Pending
+                        && s.reason
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("dependency"))
+                    {
+                        s.reason = None;
+                    }
+                }
+                self.integration.gates.clear();
+            }
             EventBody::GoalFinished { status, reason } => {
                 self.status = *status;
                 self.reason = reason.clone();

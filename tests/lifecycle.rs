@@ -507,3 +507,61 @@ fn resume_and_cancel_of_a_goal_that_ended_say_so() {
         String::from_utf8_lossy(&out.stderr).contains("already ended not_ready; nothing to cancel")
     );
 }
+
+#[test]
+fn goal_retry_gives_what_did_not_merge_fresh_attempts_once_the_cause_is_fixed() {
+    let f = Fixture::new(&[("README.md", "base\n")]);
+    // An integration gate outside the repository, and an agent that needs a
+    // file: both fail until the user fixes them.
+    let check = f.script("check.sh", "exit 1\n");
+    let needed = f.scripts.join("needed");
+    f.write(
+        "omk.toml",
+        &gate_toml("check", &format!("sh {}", check.display()), "integration"),
+    );
+    f.git(&["add", "-A"]);
+    f.git(&["commit", "-q", "-m", "gate"]);
+    let agent = f.agent(&format!(
+        r#"case "$OMK_SLICE_ID" in
+  fine) echo x > fine.txt ;;
+  picky) test -e {needed}; echo x > picky.txt ;;
+esac"#,
+        needed = needed.display()
+    ));
+    let plan =
+        f.plan(json!({ "slices": [slice("fine", &["fine.txt"]), slice("picky", &["picky.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--max-attempts", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(slice_of(&proof, "picky")["status"], "failed");
+    let branch = proof["integration"]["branch"].as_str().unwrap().to_string();
+
+    // Unknown slices are refused; nothing changes.
+    let out = f.omk(&["goal", "retry", "latest", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no slice nope"));
+
+    std::fs::write(&needed, "").unwrap();
+    std::fs::write(&check, "exit 0\n").unwrap();
+    let out = f.omk(&["goal", "retry", "--json", "--no-progress"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let retried: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(retried["status"], "ready");
+    assert_eq!(retried["goal_id"], proof["goal_id"], "the same goal");
+    assert_eq!(retried["integration"]["branch"], branch.as_str());
+    let picky = slice_of(&retried, "picky");
+    assert_eq!(picky["status"], "merged");
+    assert_eq!(picky["attempts"], 2);
+    assert_eq!(f.show(&branch, "picky.txt"), "x");
+    let out = f.omk(&["goal", "replay", "--verify"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A ready goal has nothing to retry.
+    let out = f.omk(&["goal", "retry", "--no-progress"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to retry"));
+}

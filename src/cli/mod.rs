@@ -9,6 +9,7 @@ mod goal_plan;
 mod goal_proof;
 mod goal_replay;
 mod goal_resume;
+mod goal_retry;
 mod goal_run;
 mod goal_status;
 
@@ -63,6 +64,8 @@ enum GoalCommand {
     Replay(goal_replay::Args),
     /// Finish a goal whose run was interrupted, without redoing committed work.
     Resume(goal_resume::Args),
+    /// Give an ended goal's slices that did not merge fresh attempts, then finish it.
+    Retry(goal_retry::Args),
     /// Cancel a running goal; committed work is kept and `resume` can go on.
     Cancel(goal_cancel::Args),
     /// Remove the worktrees and branches a goal created.
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Proof(a)) => goal_proof::run(&dir, a),
             Command::Goal(GoalCommand::Replay(a)) => goal_replay::run(&dir, a),
             Command::Goal(GoalCommand::Resume(a)) => goal_resume::run(&dir, a).await,
+            Command::Goal(GoalCommand::Retry(a)) => goal_retry::run(&dir, a).await,
             Command::Goal(GoalCommand::Cancel(a)) => goal_cancel::run(&dir, a).await,
             Command::Goal(GoalCommand::Clean(a)) => goal_clean::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,

@@ -61,6 +61,13 @@ pub enum EventBody {
     },
     /// A new controller took the goal over after the last one stopped.
     GoalResumed { pid: u32 },
+    /// `goal retry`: an ended goal goes on, these slices with fresh attempts.
+    GoalRetried {
+        /// The slices that get attempts again.
+        slices: Vec<String>,
+        /// The goal's attempt limit from now on (raised so each gets more).
+        max_attempts: u32,
+    },
     /// An attempt of a slice was started.
     SliceStarted {
         slice: String,
@@ -259,6 +266,7 @@ impl EventBody {
         match self {
             EventBody::GoalStarted { .. } => "goal_started",
             EventBody::GoalResumed { .. } => "goal_resumed",
+            EventBody::GoalRetried { .. } => "goal_retried",
             EventBody::SliceStarted { .. } => "slice_started",
             EventBody::AgentUpdate { .. } => "agent_update",
             EventBody::AgentRetry { .. } => "agent_retry",
@@ -297,6 +305,10 @@ impl EventBody {
                 short(base_commit)
             ),
             EventBody::GoalResumed { pid } => format!("goal resumed by process {pid}"),
+            EventBody::GoalRetried { slices, .. } => match slices.is_empty() {
+                true => "goal retried: the integration gates run again".into(),
+                false => format!("goal retried: fresh attempts for {}", slices.join(", ")),
+            },
             EventBody::SliceStarted {
                 attempt,
                 start_commit,
