@@ -71,6 +71,14 @@ pub enum Error {
     #[error("worktree: {0}")]
     Worktree(String),
 
+    /// The program an agent spec runs is not installed.
+    #[error("the agent `{spec}` runs `{program}`, which is not installed (not on PATH); {hint}")]
+    AgentMissing {
+        spec: String,
+        program: String,
+        hint: String,
+    },
+
     /// The sandbox cannot confine agents and gates as asked.
     #[error("sandbox: {0}")]
     Sandbox(String),
@@ -97,6 +105,7 @@ impl Error {
             | Error::Io { .. }
             | Error::Actor(_)
             | Error::Worktree(_)
+            | Error::AgentMissing { .. }
             | Error::Sandbox(_)
             | Error::Disk(_) => 3,
         }

@@ -106,6 +106,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         return Err(Error::Usage("--max-attempts must be at least 1".into()));
     }
     let agent = AgentSpec::parse(&opts.agent)?;
+    agent.check_installed()?;
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     check_branch_namespace(&repo)?;
@@ -219,6 +220,7 @@ pub async fn plan_goal(opts: &RunOptions, reporter: &Reporter) -> Result<Plan> {
         return Err(Error::Usage("--slices must be at least 1".into()));
     }
     let agent = AgentSpec::parse(&opts.agent)?;
+    agent.check_installed()?;
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     check_branch_namespace(&repo)?;
@@ -313,6 +315,7 @@ pub async fn resume_goal(dir: &Path, id: &str, reporter: Reporter) -> Result<Fin
         });
     }
     let agent = AgentSpec::parse(&state.agent)?;
+    agent.check_installed()?;
     check_sandbox(state.settings.limits.require_sandbox, &reporter)?;
     let killed = crate::process::kill_orphans(&goal.id);
     if killed > 0 {

@@ -250,3 +250,39 @@ fn a_branch_named_omk_is_refused_before_anything_is_made() {
     assert!(stderr.contains("git branch -m omk"), "{stderr}");
     assert!(!f.home.exists(), "something was created");
 }
+
+#[test]
+fn an_agent_that_is_not_installed_is_named_before_anything_is_made() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let plan = plan.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["goal", "run", "g", "--slices", "2"],
+            "pip install kimi-cli",
+        ),
+        (
+            &["goal", "run", "g", "--plan", plan, "--agent", "kimi-wire"],
+            "OMK_KIMI_BIN",
+        ),
+        (
+            &[
+                "goal",
+                "run",
+                "g",
+                "--plan",
+                plan,
+                "--agent",
+                "acp:/no/such/agent --acp",
+            ],
+            "`/no/such/agent`, which is not installed",
+        ),
+    ];
+    for (args, said) in cases {
+        let out = f.omk_env(args, &[("PATH", "/usr/bin:/bin"), ("OMK_KIMI_BIN", "")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        assert!(!f.omk_left_traces(), "{args:?} made something");
+    }
+}

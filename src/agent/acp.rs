@@ -365,7 +365,7 @@ fn to_request(fields: &ToolCallUpdateFields) -> Request {
 }
 
 /// Splits an `acp:` command line into words (quotes and backslashes as in sh).
-fn shell_words(command: &str) -> Result<Vec<String>> {
+pub(super) fn shell_words(command: &str) -> Result<Vec<String>> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;

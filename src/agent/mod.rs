@@ -101,6 +101,54 @@ impl AgentSpec {
     }
 }
 
+impl AgentSpec {
+    /// Fails when the program this spec runs cannot be found, before
+    /// anything is made for it. An `exec:` command is the shell's to find.
+    pub fn check_installed(&self) -> Result<()> {
+        let program = match self {
+            AgentSpec::Exec { .. } => return Ok(()),
+            AgentSpec::Acp {
+                kimi: false,
+                command,
+            } => acp::shell_words(command)?
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            _ => kimi_bin(),
+        };
+        if find_program(&program) {
+            return Ok(());
+        }
+        let hint = match self {
+            AgentSpec::Acp { kimi: false, .. } => {
+                "install it, or choose another agent (exec:<command> runs any command)".into()
+            }
+            _ => "install a Kimi CLI (`pip install kimi-cli`, or `npm install -g @moonshot-ai/kimi-code`), \
+                  point OMK_KIMI_BIN at one, or choose another agent (exec:<command> runs any command)"
+                .to_string(),
+        };
+        Err(Error::AgentMissing {
+            spec: self.to_string(),
+            program,
+            hint,
+        })
+    }
+}
+
+/// Whether `program` names an executable file: a path, or a name on `PATH`.
+fn find_program(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return runnable(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
 impl std::fmt::Display for AgentSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
