@@ -38,7 +38,9 @@ common=$(git rev-parse --git-common-dir)
 case "$OMK_SLICE_ID" in
   honest) echo fine > honest.txt ;;
   absolute) try 'echo pwned > {repo}/pwned.txt' absolute ;;
-  sibling) sleep 1; others=$(ls -d ../slot-*/ | grep -v "/${{PWD##*/}}\(\.tmp\)\?/$")
+  sibling) # Once every slice has its slot (7 slices, one slot each):
+    until [ "$(ls -d ../slot-*/ | grep -c '/slot-[0-9]*/$')" -ge 7 ]; do sleep 0.05; done
+    others=$(ls -d ../slot-*/ | grep -v "/${{PWD##*/}}\(\.tmp\)\?/$")
     [ -n "$others" ] || echo "sibling: no other slot" >> result-$OMK_SLICE_ID.txt
     for d in $others; do try "echo pwned > $d/pwned.txt" sibling; done ;;
   symlink) ln -s {repo}/linked.txt link; try 'echo pwned > link' write-through-link ;;
@@ -186,12 +188,13 @@ fn without_a_sandbox_an_agent_that_touches_the_users_repository_stops_the_goal()
     let agent = f.agent(&format!(
         r#"case "$OMK_SLICE_ID" in
   rogue) git -C {repo} update-ref refs/heads/rogue HEAD; echo x > {repo}/pwned.txt; echo x > rogue.txt ;;
-  *) sleep 1; echo x > "$OMK_SLICE_ID.txt" ;;
+  *) while :; do sleep 0.05; done ;; # until the goal stops and cancels it
 esac"#
     ));
     let plan =
         f.plan(json!({ "slices": [slice("rogue", &["rogue.txt"]), slice("calm", &["calm.txt"])] }));
-    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &[], &[("OMK_LANDLOCK", "0")]);
+    let bound = ["--slice-timeout", "60s"];
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &bound, &[("OMK_LANDLOCK", "0")]);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(proof["status"], "failed");
     assert!(
@@ -226,12 +229,15 @@ fn without_a_sandbox_an_agent_that_writes_in_a_waiting_slice_s_worktree_fails() 
     // once, one waits in the gate queue with its worktree settled while
     // `rogue` writes in every other slot.
     let f = Fixture::new(&[("omk.toml", &gate_toml("wait", "sleep 4", "slice"))]);
-    let agent = f.agent(
+    let repo = f.repo.display().to_string();
+    let agent = f.agent(&format!(
         r#"case "$OMK_SLICE_ID" in
-  rogue) sleep 2; for d in ../slot-*/; do echo pwned > "$d/pwned.txt"; done ;;
+  rogue) # Once both others have committed (one gates, one waits):
+    until [ "$(git -C {repo} log --all --format=%s | grep -c '^omk: slice \(first\|second\)$')" -ge 2 ]; do sleep 0.05; done
+    for d in ../slot-*/; do echo pwned > "$d/pwned.txt"; done ;;
   *) echo x > "$OMK_SLICE_ID.txt" ;;
-esac"#,
-    );
+esac"#
+    ));
     let plan = f.plan(json!({ "slices": [
         slice("first", &["first.txt"]),
         slice("second", &["second.txt"]),

@@ -161,11 +161,8 @@ fn output_into_a_closed_pipe_ends_quietly() {
         &["goal", "replay", "--json"],
     ] {
         // What reads the output is gone before omk writes (`omk … | true`).
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
-            .arg("-C")
-            .arg(&f.repo)
-            .args(args)
-            .env("OMK_HOME", &f.home)
+        let mut child = f
+            .omk_command(args, &[])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

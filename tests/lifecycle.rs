@@ -362,12 +362,12 @@ fn a_cancel_while_gates_run_is_no_verdict_and_resume_runs_them() {
     std::fs::write(&hold, "").unwrap();
     let agent = f.agent("echo a > a.txt");
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
-    let child = Command::new(env!("CARGO_BIN_EXE_omk"))
-        .arg("-C")
-        .arg(&f.repo)
-        .args(["goal", "run", "g", "--plan", plan.to_str().unwrap()])
-        .args(["--agent", &agent, "--json", "--no-progress"])
-        .env("OMK_HOME", &f.home)
+    let run = ["goal", "run", "g", "--plan", plan.to_str().unwrap()];
+    let child = f
+        .omk_command(
+            &[&run[..], &["--agent", &agent, "--json", "--no-progress"]].concat(),
+            &[],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

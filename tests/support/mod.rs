@@ -121,15 +121,37 @@ impl Fixture {
 
     /// Like [`Fixture::omk`] with extra environment variables.
     pub fn omk_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_omk"))
+        self.omk_command(args, env).output().unwrap()
+    }
+
+    /// `omk -C <repo> <args>` with this fixture's state home and `env`, to start.
+    pub fn omk_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_omk"));
+        command
             .arg("-C")
             .arg(&self.repo)
             .args(args)
             .env("OMK_HOME", &self.home)
             .env_remove("OMK_FAULT")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
+            .envs(env.iter().copied());
+        command
+    }
+
+    /// The arguments of `goal run` for `plan` and `agent`, with `--json`.
+    fn run_args<'a>(plan: &'a str, agent: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "goal",
+            "run",
+            "test goal",
+            "--plan",
+            plan,
+            "--agent",
+            agent,
+            "--json",
+            "--no-progress",
+        ];
+        args.extend_from_slice(extra);
+        args
     }
 
     /// Runs a goal with `--json` and returns (exit code, proof, stderr).
@@ -146,27 +168,7 @@ impl Fixture {
         env: &[(&str, &str)],
     ) -> (i32, Value, String) {
         let plan = plan.display().to_string();
-        let mut args = vec![
-            "goal",
-            "run",
-            "test goal",
-            "--plan",
-            &plan,
-            "--agent",
-            agent,
-            "--json",
-            "--no-progress",
-        ];
-        args.extend_from_slice(extra);
-        let out = self.omk_env(&args, env);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let proof: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "no proof JSON ({e}); stdout:\n{}\nstderr:\n{stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), proof, stderr)
+        proof_of(self.omk_env(&Self::run_args(&plan, agent, extra), env))
     }
 
     /// [`Fixture::run_goal_env`] for goals whose agents may attack omk
@@ -181,23 +183,8 @@ impl Fixture {
         env: &[(&str, &str)],
     ) -> (i32, Value, String) {
         let plan = plan.display().to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_omk"))
-            .arg("-C")
-            .arg(&self.repo)
-            .args([
-                "goal",
-                "run",
-                "test goal",
-                "--plan",
-                &plan,
-                "--agent",
-                agent,
-            ])
-            .args(["--json", "--no-progress"])
-            .args(extra)
-            .env("OMK_HOME", &self.home)
-            .env_remove("OMK_FAULT")
-            .envs(env.iter().copied())
+        let child = self
+            .omk_command(&Self::run_args(&plan, agent, extra), env)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -219,14 +206,7 @@ impl Fixture {
                 panic!("omk did not finish in 5 minutes: was it stopped by an agent?");
             }
         };
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let proof: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "no proof JSON ({e}); stdout:\n{}\nstderr:\n{stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), proof, stderr)
+        proof_of(out)
     }
 
     /// Everything a user would check about their checkout.
@@ -361,6 +341,18 @@ fn scan_processes(needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The exit code, proof and stderr of a `goal run --json`.
+fn proof_of(out: Output) -> (i32, Value, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no proof JSON ({e}); stdout:\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), proof, stderr)
 }
 
 fn scratch() -> tempfile::TempDir {
