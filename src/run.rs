@@ -220,7 +220,10 @@ pub async fn plan_goal(opts: &RunOptions, reporter: &Reporter) -> Result<Plan> {
         return Err(Error::Usage("--slices must be at least 1".into()));
     }
     let agent = AgentSpec::parse(&opts.agent)?;
-    agent.check_installed()?;
+    // Only planning with an agent runs one.
+    if opts.plan.is_none() && opts.shard_by.is_none() {
+        agent.check_installed()?;
+    }
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     check_branch_namespace(&repo)?;
