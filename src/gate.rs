@@ -82,6 +82,9 @@ pub struct GateResult {
     /// Whether this result was reused from an earlier run on the same tree.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// The goal whose run a cached result comes from (its `log` is that run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_goal: Option<String>,
     /// Whether the gate left its tree different from the one it ran on
     /// (such a result is not cached).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -145,19 +148,26 @@ impl Bench {
 /// retried.
 #[derive(Debug, Clone)]
 pub struct Cache {
-    dir: PathBuf,
+    /// Where results are kept; `None` when the cache is off (`--no-gate-cache`).
+    dir: Option<PathBuf>,
 }
 
 impl Cache {
     /// The cache in `dir`.
     pub fn new(dir: PathBuf) -> Cache {
-        Cache { dir }
+        Cache { dir: Some(dir) }
+    }
+
+    /// No cache: every gate runs, and nothing is kept.
+    pub fn off() -> Cache {
+        Cache { dir: None }
     }
 
     /// The file of `gate`'s result on `tree` run on `bench`: the key names
     /// everything but the timeout that could change the verdict — the
     /// command, the whole environment and what it may write — and the tree.
-    fn path(&self, gate: &GateSpec, bench: &Bench, tree: &str) -> PathBuf {
+    fn path(&self, gate: &GateSpec, bench: &Bench, tree: &str) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
         use sha2::Digest;
         let mut key = sha2::Sha256::new();
         let mut field = |bytes: &[u8]| {
@@ -186,12 +196,12 @@ impl Cache {
         }
         let key = key.finalize();
         let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{tree}-{hex}.json"))
+        Some(dir.join(format!("{tree}-{hex}.json")))
     }
 
     /// A passing result of `gate` on `tree`, if one was kept.
     pub fn get(&self, gate: &GateSpec, bench: &Bench, tree: &str) -> Option<GateResult> {
-        let bytes = std::fs::read(self.path(gate, bench, tree)).ok()?;
+        let bytes = std::fs::read(self.path(gate, bench, tree)?).ok()?;
         let mut result: GateResult = serde_json::from_slice(&bytes).ok()?;
         (result.passed && result.tree == tree).then(|| {
             result.cached = true;
@@ -202,9 +212,14 @@ impl Cache {
     /// Keeps a passing result whose tree was the same before and after the
     /// gate ran.
     pub fn put(&self, gate: &GateSpec, bench: &Bench, result: &GateResult) {
+        let Some(path) = self.path(gate, bench, &result.tree) else {
+            return;
+        };
         if result.passed && !result.changed_tree && !result.cached {
-            if let Ok(bytes) = serde_json::to_vec(result) {
-                let _ = crate::util::write_atomic(&self.path(gate, bench, &result.tree), &bytes);
+            let mut kept = result.clone();
+            kept.from_goal = Some(bench.goal_id.clone());
+            if let Ok(bytes) = serde_json::to_vec(&kept) {
+                let _ = crate::util::write_atomic(&path, &bytes);
             }
         }
     }
@@ -237,6 +252,7 @@ pub async fn run(
         tree: tree.to_string(),
         log,
         cached: false,
+        from_goal: None,
         changed_tree: false,
     })
 }

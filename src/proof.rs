@@ -18,7 +18,11 @@ fn gate_line(g: &crate::gate::GateResult) -> String {
         g.outcome,
         g.duration_ms,
         short(&g.tree),
-        if g.cached { ", cached" } else { "" }
+        match (g.cached, &g.from_goal) {
+            (true, Some(goal)) => format!(", cached from goal {goal}"),
+            (true, None) => ", cached".to_string(),
+            _ => String::new(),
+        }
     )
 }
 
@@ -116,7 +120,10 @@ pub fn markdown(s: &GoalState) -> String {
         let gates = sl
             .gates
             .iter()
-            .map(|g| format!("{} {}", if g.passed { "✓" } else { "✗" }, g.name))
+            .map(|g| {
+                let cached = if g.cached { " (cached)" } else { "" };
+                format!("{} {}{cached}", if g.passed { "✓" } else { "✗" }, g.name)
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(

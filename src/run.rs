@@ -63,6 +63,8 @@ pub struct RunOptions {
     /// Run the slice gates on the base before any agent starts (off with
     /// `--no-base-check`).
     pub base_check: bool,
+    /// Reuse passing gate results by tree (off with `--no-gate-cache`).
+    pub gate_cache: bool,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -181,6 +183,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
         require_sandbox: opts.require_sandbox,
         base_check: opts.base_check,
+        no_gate_cache: !opts.gate_cache,
     };
     if opts.sparse {
         sparse_notice(&repo, &store, &plan, &config.sparse_include, &reporter);

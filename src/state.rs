@@ -240,6 +240,9 @@ pub struct Limits {
     /// Run the slice gates on the base commit before any agent starts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub base_check: bool,
+    /// Run every gate, even on a tree it already passed, and keep no result.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_gate_cache: bool,
 }
 
 /// Settings fixed when the goal started; not part of the proof.

@@ -626,3 +626,40 @@ fn a_base_that_passes_is_checked_once_per_tree() {
     assert_eq!(proof["base_check"]["gates"][0]["cached"], true);
     assert_eq!(runs(), 2, "both trees were judged before");
 }
+
+#[test]
+fn cached_gate_results_say_where_they_come_from_and_can_be_bypassed() {
+    let counter = tempfile::tempdir().unwrap();
+    let count = counter.path().join("runs");
+    let gate = gate_toml("check", &format!("echo run >> {}", count.display()), "both")
+        + &format!("writable = ['{}']\n", counter.path().display());
+    let f = Fixture::new(&[("omk.toml", &gate)]);
+    let agent = f.agent(r#"echo same > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
+    let (_, first, _) = f.run_goal(&plan, &agent, &[]);
+    let before = runs();
+    let (_, second, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(runs(), before, "every tree was judged before");
+    let a = slice_of(&second, "a");
+    assert_eq!(a["gates"][0]["cached"], true);
+    assert_eq!(a["gates"][0]["from_goal"], first["goal_id"]);
+    let replay = f.omk(&["goal", "replay"]);
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    let from = format!(
+        "cached: it passed on this tree in goal {}",
+        first["goal_id"].as_str().unwrap()
+    );
+    assert!(replay.contains(&from), "{replay}");
+    let markdown = f.omk(&["goal", "proof", "--markdown"]);
+    assert!(String::from_utf8_lossy(&markdown.stdout).contains("✓ check (cached)"));
+
+    let (code, third, _) = f.run_goal(&plan, &agent, &["--no-gate-cache"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        runs(),
+        before + 3,
+        "with the cache off, the base, the slice and the integration (the same tree) are judged again"
+    );
+    assert_eq!(slice_of(&third, "a")["gates"][0]["cached"], json!(null));
+}

@@ -159,6 +159,7 @@ async fn run_job(
                     tree: job.tree.clone(),
                     log: log.clone(),
                     cached: false,
+                    from_goal: None,
                     changed_tree: false,
                 };
                 let checked = match ready {

@@ -49,6 +49,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         budget: Default::default(),
         require_sandbox: false,
         base_check: true,
+        gate_cache: true,
         sparse: false,
     };
     let plan = crate::run::plan_goal(&opts, &Reporter::new(false)).await?;

@@ -65,6 +65,9 @@ pub struct Args {
     /// Start agents without first running the slice gates on the base commit.
     #[arg(long)]
     no_base_check: bool,
+    /// Run every gate, even on a tree it already passed, and keep no result.
+    #[arg(long)]
+    no_gate_cache: bool,
     /// Check out only the directories a slice may write (plus `[sparse]
     /// include`) when its write scope fits a cone.
     #[arg(long)]
@@ -95,6 +98,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         inactivity_timeout: args.inactivity_timeout,
         require_sandbox: args.require_sandbox,
         base_check: !args.no_base_check,
+        gate_cache: !args.no_gate_cache,
         sparse: args.sparse,
         budget: crate::run::Budget {
             time: args.budget_time,

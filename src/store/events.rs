@@ -407,6 +407,13 @@ impl EventBody {
             EventBody::GateStarted { gate, tree, .. } => {
                 format!("gate {gate} started on tree {}", short(tree))
             }
+            EventBody::GateFinished { result, .. } if result.cached => format!(
+                "gate {} {} (cached: it passed on this tree in goal {}; log {})",
+                result.name,
+                if result.passed { "passed" } else { "FAILED" },
+                result.from_goal.as_deref().unwrap_or("an earlier goal"),
+                result.log.display()
+            ),
             EventBody::GateFinished { result, .. } => format!(
                 "gate {} {} ({}, {}ms)",
                 result.name,

@@ -168,9 +168,9 @@ impl Actor for Supervisor {
                 _ => None,
             })
             .unwrap_or(head);
-        let gate_concurrency = match recovered.first() {
-            Some(EventBody::GoalStarted { limits, .. }) => limits.gate_concurrency,
-            _ => first.settings.limits.gate_concurrency,
+        let limits = match recovered.first() {
+            Some(EventBody::GoalStarted { limits, .. }) => limits.clone(),
+            _ => first.settings.limits.clone(),
         };
         let pool = Arc::new(crate::pool::Pool::new(args.store.root().join("pool")));
         let (gates, _) = Actor::spawn_linked(
@@ -180,9 +180,12 @@ impl Actor for Supervisor {
                 supervisor: myself.clone(),
                 repo: args.repo.clone(),
                 pool: pool.clone(),
-                concurrency: gate_concurrency.max(1),
+                concurrency: limits.gate_concurrency.max(1),
                 cancel: cancel.clone(),
-                cache: crate::gate::Cache::new(args.store.root().join("gate-cache")),
+                cache: match limits.no_gate_cache {
+                    true => crate::gate::Cache::off(),
+                    false => crate::gate::Cache::new(args.store.root().join("gate-cache")),
+                },
             },
             myself.get_cell(),
         )

@@ -144,6 +144,7 @@ pub async fn run(args: Args) -> Result<u8> {
         budget: Default::default(),
         require_sandbox: false,
         base_check: true,
+        gate_cache: true,
         sparse: false,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
