@@ -195,19 +195,36 @@ impl Store {
         }
     }
 
-    /// Every goal's id, oldest first.
+    /// Every goal's id, oldest first: by when its first event was recorded
+    /// (ids made in the same second end in random digits, so their order
+    /// says nothing), then by id.
     pub fn goal_ids(&self) -> Result<Vec<String>> {
+        use std::io::BufRead;
         let goals = self.root.join("goals");
         let Ok(entries) = std::fs::read_dir(&goals) else {
             return Ok(vec![]);
         };
-        let mut ids: Vec<String> = entries
+        let started = |events: &Path| -> String {
+            let mut first = String::new();
+            if let Ok(file) = std::fs::File::open(events) {
+                let _ = std::io::BufReader::new(file).read_line(&mut first);
+            }
+            serde_json::from_str::<serde_json::Value>(&first)
+                .ok()
+                .and_then(|e| e["ts"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let mut ids: Vec<(String, String)> = entries
             .flatten()
             .filter(|e| e.path().join("events.jsonl").is_file())
-            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|e| {
+                let id = e.file_name().into_string().ok()?;
+                Some((started(&e.path().join("events.jsonl")), id))
+            })
             .collect();
-        ids.sort();
-        Ok(ids)
+        // The timestamps share a format and zone, so text order is time order.
+        ids.sort_by(|a, b| (a.1.get(..15), &a.0, &a.1).cmp(&(b.1.get(..15), &b.0, &b.1)));
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
     }
 
     /// Finds a goal by `latest`, full id or unique prefix.
@@ -231,5 +248,42 @@ impl Store {
                 matches: many.to_vec(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals_made_in_the_same_second_are_ordered_by_when_they_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            root: dir.path().to_path_buf(),
+        };
+        // The later goal's random digits sort first.
+        for (id, ts) in [
+            ("20261202-035727-ffff", "2026-12-02T03:57:27.100Z"),
+            ("20261202-035727-0001", "2026-12-02T03:57:27.900Z"),
+            ("20261202-035726-9999", "2026-12-02T03:57:26.999Z"),
+        ] {
+            let goal = dir.path().join("goals").join(id);
+            std::fs::create_dir_all(&goal).unwrap();
+            let line =
+                format!("{{\"seq\":1,\"ts\":\"{ts}\",\"kind\":\"goal_resumed\",\"pid\":1}}\n");
+            std::fs::write(goal.join("events.jsonl"), line).unwrap();
+        }
+        assert_eq!(
+            store.goal_ids().unwrap(),
+            [
+                "20261202-035726-9999",
+                "20261202-035727-ffff",
+                "20261202-035727-0001"
+            ]
+        );
+        assert_eq!(
+            store.find_goal("latest").unwrap().id,
+            "20261202-035727-0001"
+        );
     }
 }
