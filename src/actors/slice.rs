@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::limiter::Limiter;
 use super::{blocking, SupervisorMsg};
-use crate::agent::{self, AgentSpec, Task};
+use crate::agent::{self, AgentExit, AgentSpec, Task};
 use crate::git::Repo;
 use crate::plan::{SliceSpec, WriteScope};
 use crate::state::SliceStatus;
@@ -208,14 +208,14 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
         ));
     }
     if !ok {
-        let status = if exit == "cancelled" {
-            SliceStatus::Cancelled
-        } else {
-            SliceStatus::Failed
+        let status = match exit {
+            AgentExit::Cancelled => SliceStatus::Cancelled,
+            _ => SliceStatus::Failed,
         };
-        let reason = match exit.as_str() {
-            "timed out" => format!("agent timed out after {:?}", task.timeout),
-            "inactive" => format!("agent was inactive: silent for {:?}", task.inactivity),
+        let reason = match exit {
+            AgentExit::TimedOut => format!("agent timed out after {:?}", task.timeout),
+            AgentExit::Inactive => format!("agent was inactive: silent for {:?}", task.inactivity),
+            AgentExit::Cancelled => "agent stopped: the goal was cancelled".to_string(),
             other => format!("agent failed: {other}"),
         };
         return Ok(fail(
@@ -411,7 +411,7 @@ async fn run_agent(
                 attempt: task.attempt,
                 retry,
                 delay_ms: delay.as_millis() as u64,
-                reason: report.exit.clone(),
+                reason: report.exit.to_string(),
             };
             let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
             let (repo, path, from) = (

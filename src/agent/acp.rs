@@ -25,7 +25,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use tokio_util::sync::CancellationToken;
 
 use super::policy::Request;
-use super::{report, watch, Activity, Report, Stop, Task, Update};
+use super::{report, watch, Activity, AgentExit, Report, Stop, Task, Update};
 use crate::error::{Error, IoContext, Result};
 use crate::process::{open_log, Group};
 
@@ -292,15 +292,15 @@ pub(super) async fn run(
 
     let (context_tokens, usd) = usage.lock().map(|u| *u).unwrap_or((None, None));
     let mut r = match outcome {
-        Ok((Ended::Turn(StopReason::EndTurn), _)) => report("ok", None),
+        Ok((Ended::Turn(StopReason::EndTurn), _)) => report(AgentExit::Ok, None),
         Ok((Ended::Turn(reason), _)) => report(
-            format!("error: the turn ended with {}", stop_reason(reason)),
+            AgentExit::error(format!("the turn ended with {}", stop_reason(reason))),
             None,
         ),
-        Ok((Ended::Stopped(stop), _)) => report(stop.exit(), None),
+        Ok((Ended::Stopped(stop), _)) => report(stop.into(), None),
         Err(ref e) => {
             let status = group.child.try_wait().ok().flatten();
-            report(format!("error: {e}"), status.and_then(|s| s.code()))
+            report(AgentExit::error(e), status.and_then(|s| s.code()))
         }
     };
     if let Ok((_, Some((tokens_in, tokens_out)))) = &outcome {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{report, watch, Activity, Report, Task};
 use crate::error::{IoContext, Result};
-use crate::process::{exit_of, open_log, Exit, Group};
+use crate::process::{exit_of, open_log, Group};
 
 pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) -> Result<Report> {
     let log = open_log(&task.log)?;
@@ -52,14 +52,11 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         }
         stop = watch(task, &activity, cancel) => {
             group.terminate().await;
-            return Ok(report(stop.exit(), None));
+            return Ok(report(stop.into(), None));
         }
         _ = output_grows => unreachable!("the output watcher never ends"),
     };
-    let mut r = match exit {
-        Exit::Code(0) => report("ok", Some(0)),
-        other => report(other.to_string(), other.code()),
-    };
+    let mut r = report(exit.into(), exit.code());
     crate::redact::redact_file(&task.log)?;
     if let Some(answer) = &task.answer {
         crate::redact::redact_file(answer)?;

@@ -337,8 +337,8 @@ pub enum Update {
 pub struct Report {
     /// The `--agent` spec that ran.
     pub spec: String,
-    /// `ok`, or how it failed: `exit 3`, `timed out`, `inactive`, `cancelled`, `error: …`.
-    pub exit: String,
+    /// How it ended.
+    pub exit: AgentExit,
     /// The process exit code, when there is one.
     pub exit_code: Option<i32>,
     /// Input tokens, `null` when the backend reports none.
@@ -374,7 +374,7 @@ impl Report {
 
     /// Whether the agent finished its work.
     pub fn ok(&self) -> bool {
-        self.exit == "ok"
+        self.exit == AgentExit::Ok
     }
 }
 
@@ -409,13 +409,104 @@ pub enum Stop {
     Inactive,
 }
 
-impl Stop {
-    /// The `exit` text of a stopped attempt.
-    pub fn exit(self) -> &'static str {
+/// How an agent's attempt ended. In events and proofs it is the text
+/// `ok`, `exit N`, `killed by signal N`, `timed out`, `inactive`,
+/// `cancelled` or `error: …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentExit {
+    /// It finished its work.
+    Ok,
+    /// Its process exited with this non-zero code.
+    Exited(i32),
+    /// A signal omk did not send killed it.
+    Killed(i32),
+    /// omk stopped it at the attempt's timeout.
+    TimedOut,
+    /// omk stopped it after the inactivity timeout.
+    Inactive,
+    /// The goal was cancelled (or a budget ran out).
+    Cancelled,
+    /// The protocol failed, or the turn ended otherwise than normally.
+    Error(String),
+}
+
+impl AgentExit {
+    /// An [`AgentExit::Error`] saying what went wrong.
+    pub fn error(what: impl std::fmt::Display) -> AgentExit {
+        AgentExit::Error(what.to_string())
+    }
+}
+
+impl std::fmt::Display for AgentExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Stop::Cancelled => "cancelled",
-            Stop::TimedOut => "timed out",
-            Stop::Inactive => "inactive",
+            AgentExit::Ok => f.write_str("ok"),
+            AgentExit::Exited(code) => write!(f, "exit {code}"),
+            AgentExit::Killed(sig) => write!(f, "killed by signal {sig}"),
+            AgentExit::TimedOut => f.write_str("timed out"),
+            AgentExit::Inactive => f.write_str("inactive"),
+            AgentExit::Cancelled => f.write_str("cancelled"),
+            AgentExit::Error(what) => write!(f, "error: {what}"),
+        }
+    }
+}
+
+impl std::str::FromStr for AgentExit {
+    type Err = std::convert::Infallible;
+
+    /// Reads the text [`Display`](std::fmt::Display) writes; anything else
+    /// is an error in the agent's own words.
+    fn from_str(text: &str) -> std::result::Result<AgentExit, Self::Err> {
+        let number = |rest: &str| rest.parse::<i32>().ok();
+        Ok(match text {
+            "ok" => AgentExit::Ok,
+            "timed out" => AgentExit::TimedOut,
+            "inactive" => AgentExit::Inactive,
+            "cancelled" => AgentExit::Cancelled,
+            _ => match (
+                text.strip_prefix("exit ").and_then(number),
+                text.strip_prefix("killed by signal ").and_then(number),
+            ) {
+                (Some(code), _) => AgentExit::Exited(code),
+                (_, Some(sig)) => AgentExit::Killed(sig),
+                _ => AgentExit::Error(text.strip_prefix("error: ").unwrap_or(text).to_string()),
+            },
+        })
+    }
+}
+
+impl Serialize for AgentExit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentExit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(text.parse().unwrap_or_else(|never| match never {}))
+    }
+}
+
+impl From<Stop> for AgentExit {
+    fn from(stop: Stop) -> AgentExit {
+        match stop {
+            Stop::Cancelled => AgentExit::Cancelled,
+            Stop::TimedOut => AgentExit::TimedOut,
+            Stop::Inactive => AgentExit::Inactive,
+        }
+    }
+}
+
+impl From<crate::process::Exit> for AgentExit {
+    fn from(exit: crate::process::Exit) -> AgentExit {
+        use crate::process::Exit;
+        match exit {
+            Exit::Code(0) => AgentExit::Ok,
+            Exit::Code(code) => AgentExit::Exited(code),
+            Exit::Signal(sig) => AgentExit::Killed(sig),
+            Exit::TimedOut => AgentExit::TimedOut,
+            Exit::Cancelled => AgentExit::Cancelled,
         }
     }
 }
@@ -469,10 +560,10 @@ pub async fn watch(task: &Task, activity: &Activity, cancel: &CancellationToken)
 }
 
 /// A report with everything but the exit left for [`run`] to fill in.
-fn report(exit: impl Into<String>, exit_code: Option<i32>) -> Report {
+fn report(exit: AgentExit, exit_code: Option<i32>) -> Report {
     Report {
         spec: String::new(),
-        exit: exit.into(),
+        exit,
         exit_code,
         tokens_in: None,
         tokens_out: None,
@@ -572,6 +663,34 @@ fn new_uuid() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_agent_exit_reads_back_as_the_text_it_writes() {
+        for exit in [
+            AgentExit::Ok,
+            AgentExit::Exited(3),
+            AgentExit::Killed(9),
+            AgentExit::TimedOut,
+            AgentExit::Inactive,
+            AgentExit::Cancelled,
+            AgentExit::error("the turn ended with refusal"),
+        ] {
+            let json = serde_json::to_string(&exit).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AgentExit>(&json).unwrap(),
+                exit,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&AgentExit::Exited(3)).unwrap(),
+            "\"exit 3\""
+        );
+        assert_eq!(
+            "something new".parse::<AgentExit>().unwrap(),
+            AgentExit::error("something new")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::{report, start_kimi, step_tokens, watch, Activity, Report, Task, Update};
+use super::{report, start_kimi, step_tokens, watch, Activity, AgentExit, Report, Task, Update};
 use crate::error::{Error, IoContext, Result};
 use crate::process::{exit_of, Exit};
 
@@ -65,15 +65,15 @@ pub(super) async fn run(
         }
         stop = watch(task, &activity, cancel) => {
             group.terminate().await;
-            let mut r = report(stop.exit(), None);
+            let mut r = report(stop.into(), None);
             r.session_id = Some(session);
             return Ok(r);
         }
     };
     let mut r = match exit {
-        Exit::Code(0) => report("ok", Some(0)),
+        Exit::Code(0) => report(AgentExit::Ok, Some(0)),
         other => {
-            let mut r = report(other.to_string(), other.code());
+            let mut r = report(other.into(), other.code());
             r.retryable = other.code() == Some(RETRYABLE_EXIT);
             r
         }

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::Request;
 use super::{
-    report, retryable_text, start_kimi, step_tokens, watch, Activity, Report, Task, Update,
+    report, retryable_text, start_kimi, step_tokens, watch, Activity, AgentExit, Report, Task,
+    Update,
 };
 use crate::error::{Error, IoContext, Result};
 
@@ -58,13 +59,18 @@ pub(super) async fn run(
             stop = &mut watcher => {
                 let cancel = json!({"jsonrpc": "2.0", "method": "cancel", "id": "cancel", "params": {}});
                 let _ = wire.send(cancel).await;
-                break report(stop.exit(), None);
+                break report(stop.into(), None);
             }
         };
         let line = match line {
             Ok(Some(line)) => line,
-            Ok(None) => break report("error: the agent exited before finishing the turn", None),
-            Err(e) => break report(format!("error: reading the agent: {e}"), None),
+            Ok(None) => {
+                break report(
+                    AgentExit::error("the agent exited before finishing the turn"),
+                    None,
+                )
+            }
+            Err(e) => break report(AgentExit::error(format!("reading the agent: {e}")), None),
         };
         activity.touch();
         wire.note("<-", &line);
@@ -187,15 +193,15 @@ fn finished(msg: &Value) -> Report {
     if let Some(err) = msg.get("error") {
         let message = err["message"].as_str().unwrap_or("unknown error");
         let code = err["code"].as_i64().unwrap_or(0);
-        let mut r = report(format!("error: {message}"), None);
+        let mut r = report(AgentExit::error(message), None);
         r.retryable = code == -32003 || retryable_text(message);
         return r;
     }
     match msg["result"]["status"].as_str() {
-        Some("finished") => report("ok", None),
-        Some("cancelled") => report("cancelled", None),
-        Some(other) => report(format!("error: the turn ended {other}"), None),
-        None => report("error: the prompt response has no status", None),
+        Some("finished") => report(AgentExit::Ok, None),
+        Some("cancelled") => report(AgentExit::Cancelled, None),
+        Some(other) => report(AgentExit::error(format!("the turn ended {other}")), None),
+        None => report(AgentExit::error("the prompt response has no status"), None),
     }
 }
 
@@ -224,7 +230,7 @@ mod tests {
         assert!(!err.ok() && err.retryable);
         assert_eq!(
             finished(&json!({"id": "prompt", "result": {"status": "cancelled"}})).exit,
-            "cancelled"
+            AgentExit::Cancelled
         );
     }
 }
