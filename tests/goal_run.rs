@@ -5,6 +5,30 @@ mod support;
 use serde_json::json;
 use support::{gate_toml, slice, slice_of, Fixture};
 
+/// A gate `check` of `scope` that counts its runs in a file outside the
+/// repository, which it may write.
+struct CountingGate {
+    dir: tempfile::TempDir,
+    toml: String,
+}
+
+impl CountingGate {
+    fn new(scope: &str) -> CountingGate {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("runs");
+        let toml = gate_toml("check", &format!("echo run >> {}", count.display()), scope)
+            + &format!("writable = ['{}']\n", dir.path().display());
+        CountingGate { dir, toml }
+    }
+
+    /// How often the gate ran so far.
+    fn runs(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("runs"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
 fn passing_gate() -> String {
     gate_toml("check", "true", "both")
 }
@@ -346,17 +370,14 @@ fn no_gates_means_not_ready_unless_allowed() {
 
 #[test]
 fn a_tree_is_verified_once_per_gate() {
-    let counter = tempfile::tempdir().unwrap();
-    let count = counter.path().join("runs");
-    let gate = gate_toml("check", &format!("echo run >> {}", count.display()), "both")
-        + &format!("writable = ['{}']\n", counter.path().display());
-    let f = Fixture::new(&[("omk.toml", &gate)]);
+    let counting = CountingGate::new("both");
+    let f = Fixture::new(&[("omk.toml", &counting.toml)]);
     let agent = f.agent(r#"echo same > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
     // Counting the slices' and the integration's runs only.
     let (code, first, _) = f.run_goal(&plan, &agent, &["--no-base-check"]);
     assert_eq!(code, 0);
-    let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
+    let runs = || counting.runs();
     assert_eq!(
         runs(),
         3,
@@ -602,14 +623,8 @@ fn a_base_that_already_fails_its_slice_gate_blocks_the_goal_before_any_agent_run
 
 #[test]
 fn a_base_that_passes_is_checked_once_per_tree() {
-    let counter = tempfile::tempdir().unwrap();
-    let count = counter.path().join("runs");
-    let gate = gate_toml(
-        "check",
-        &format!("echo run >> {}", count.display()),
-        "slice",
-    ) + &format!("writable = ['{}']\n", counter.path().display());
-    let f = Fixture::new(&[("omk.toml", &gate)]);
+    let counting = CountingGate::new("slice");
+    let f = Fixture::new(&[("omk.toml", &counting.toml)]);
     let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
     let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
@@ -619,7 +634,7 @@ fn a_base_that_passes_is_checked_once_per_tree() {
         proof["base_check"]["gates"][0]["tree"],
         f.git(&["rev-parse", "HEAD^{tree}"])
     );
-    let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
+    let runs = || counting.runs();
     assert_eq!(runs(), 2, "the base, then the slice");
     let (code, proof, _) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
     assert_eq!(code, 0);
@@ -629,14 +644,11 @@ fn a_base_that_passes_is_checked_once_per_tree() {
 
 #[test]
 fn cached_gate_results_say_where_they_come_from_and_can_be_bypassed() {
-    let counter = tempfile::tempdir().unwrap();
-    let count = counter.path().join("runs");
-    let gate = gate_toml("check", &format!("echo run >> {}", count.display()), "both")
-        + &format!("writable = ['{}']\n", counter.path().display());
-    let f = Fixture::new(&[("omk.toml", &gate)]);
+    let counting = CountingGate::new("both");
+    let f = Fixture::new(&[("omk.toml", &counting.toml)]);
     let agent = f.agent(r#"echo same > "$OMK_SLICE_ID.txt""#);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
-    let runs = || std::fs::read_to_string(&count).unwrap().lines().count();
+    let runs = || counting.runs();
     let (_, first, _) = f.run_goal(&plan, &agent, &[]);
     let before = runs();
     let (_, second, _) = f.run_goal(&plan, &agent, &[]);
