@@ -153,17 +153,35 @@ struct RunEntry {
 }
 
 impl Config {
-    /// Reads `omk.toml` from `root`, or detects gates when there is none.
+    /// Reads `omk.toml` from the directory `root`, or detects gates when
+    /// there is none.
     pub fn load(root: &Path) -> Result<Config> {
-        let path = root.join(FILE_NAME);
-        if !path.exists() {
-            return Ok(Self::detected(root));
-        }
+        Self::parse(root.join(FILE_NAME), |name| {
+            std::fs::read_to_string(root.join(name)).ok()
+        })
+    }
+
+    /// Reads `omk.toml` as `commit` has it — a run's settings are the base
+    /// commit's, whatever the checkout holds — or detects gates from the
+    /// files `commit` has.
+    pub fn at_commit(repo: &crate::git::Repo, commit: &str) -> Result<Config> {
+        let short: String = commit.chars().take(10).collect();
+        let path = PathBuf::from(format!(
+            "{} (at {short})",
+            repo.root.join(FILE_NAME).display()
+        ));
+        Self::parse(path, |name| repo.file_at(commit, name).ok().flatten())
+    }
+
+    /// Parses `omk.toml` (shown as `path`) as `read` finds it, or detects.
+    fn parse(path: PathBuf, read: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let Some(text) = read(FILE_NAME) else {
+            return Ok(Self::detected(&read));
+        };
         let bad = |reason: String| Error::Config {
             file: path.clone(),
             reason,
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
         let file: File =
             toml::from_str(&text).map_err(|e| bad(e.to_string().trim().to_string()))?;
         let mut gates = Vec::new();
@@ -191,7 +209,7 @@ impl Config {
                 env: g.env,
             });
         }
-        let detected = Self::detected(root);
+        let detected = Self::detected(&read);
         let (gates, gates_source) = if gates.is_empty() {
             (detected.gates, detected.gates_source)
         } else {
@@ -260,7 +278,7 @@ impl Config {
         })
     }
 
-    fn detected(root: &Path) -> Config {
+    fn detected(read: &impl Fn(&str) -> Option<String>) -> Config {
         let candidates: [(&str, &str); 5] = [
             ("Cargo.toml", "cargo test"),
             ("package.json", "npm test"),
@@ -268,14 +286,10 @@ impl Config {
             ("pyproject.toml", "python3 -m pytest"),
             ("Makefile", "make test"),
         ];
-        let found = candidates.iter().find(|(file, _)| {
-            let path = root.join(file);
-            match *file {
-                // Only a Makefile with a `test` target counts.
-                "Makefile" => std::fs::read_to_string(&path)
-                    .is_ok_and(|t| t.lines().any(|l| l.starts_with("test:"))),
-                _ => path.is_file(),
-            }
+        let found = candidates.iter().find(|(file, _)| match *file {
+            // Only a Makefile with a `test` target counts.
+            "Makefile" => read(file).is_some_and(|t| t.lines().any(|l| l.starts_with("test:"))),
+            _ => read(file).is_some(),
         });
         let (gates, gates_source) = match found {
             Some((file, command)) => (

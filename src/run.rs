@@ -112,7 +112,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     check_branch_namespace(&repo)?;
-    let config = Config::load(&repo.root)?;
+    let config = Config::at_commit(&repo, &base_commit)?;
     let store = Store::for_repo(&repo)?;
     check_sandbox(opts.require_sandbox, &reporter)?;
     let plan = obtain_plan(
@@ -144,6 +144,14 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
             config.gates.iter().map(|g| format!("{} (`{}`)", g.name, g.command)).collect::<Vec<_>>().join(", ")
         )),
         GatesSource::Configured(_) => {}
+    }
+    let in_checkout = std::fs::read_to_string(repo.root.join(crate::config::FILE_NAME)).ok();
+    if in_checkout != repo.file_at(&base_commit, crate::config::FILE_NAME)? {
+        reporter.notice(&format!(
+            "gates and settings come from {} as the base commit {} has it, not from the checkout's",
+            crate::config::FILE_NAME,
+            &base_commit[..base_commit.len().min(10)]
+        ));
     }
 
     let concurrency = opts.concurrency.unwrap_or(plan.slices.len().clamp(1, 16));
@@ -230,7 +238,7 @@ pub async fn plan_goal(opts: &RunOptions, reporter: &Reporter) -> Result<Plan> {
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     check_branch_namespace(&repo)?;
-    let config = Config::load(&repo.root)?;
+    let config = Config::at_commit(&repo, &base_commit)?;
     let store = Store::for_repo(&repo)?;
     obtain_plan(opts, &repo, &store, &config, &agent, &base_commit, reporter).await
 }

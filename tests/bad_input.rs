@@ -147,7 +147,9 @@ fn slice_counts_that_do_not_fit() {
 #[test]
 fn an_unreadable_config() {
     let f = ok_repo();
+    // Settings are the base commit's: the broken file is committed.
     f.write("omk.toml", "[[gate]\nname = ");
+    f.git(&["commit", "-qam", "broken config"]);
     let plan = f.plan(json!({ "slices": [slice("a", &["a"])] }));
     let agent = f.agent("true");
     refused(

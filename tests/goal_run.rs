@@ -675,3 +675,26 @@ fn cached_gate_results_say_where_they_come_from_and_can_be_bypassed() {
     );
     assert_eq!(slice_of(&third, "a")["gates"][0]["cached"], json!(null));
 }
+
+#[test]
+fn the_settings_are_the_base_commit_s_not_the_checkout_s() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("committed", "true", "both"))]);
+    // On another branch the gate differs, and the checkout holds an
+    // uncommitted edit: neither is what `--base main` runs with.
+    f.git(&["checkout", "-q", "-b", "feature"]);
+    f.write("omk.toml", &gate_toml("feature", "true", "both"));
+    f.git(&["commit", "-qam", "feature gate"]);
+    f.write("omk.toml", &gate_toml("uncommitted", "false", "both"));
+    let agent = f.agent("echo x > a.txt");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--base", "main"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(slice_of(&proof, "a")["gates"][0]["name"], "committed");
+    assert!(
+        stderr.contains("as the base commit"),
+        "the run says where its gates come from: {stderr}"
+    );
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(slice_of(&proof, "a")["gates"][0]["name"], "feature");
+}

@@ -217,6 +217,19 @@ impl Repo {
         Ok(!worktree_marks(&self.root)?.is_empty())
     }
 
+    /// The text of the file at `path` in `commit`, if it has one.
+    pub fn file_at(&self, commit: &str, path: &str) -> Result<Option<String>> {
+        let repo = self.open()?;
+        let tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Ok(None);
+        };
+        let Ok(blob) = repo.find_blob(entry.id()) else {
+            return Ok(None);
+        };
+        Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()))
+    }
+
     /// The tree of a commit.
     pub fn tree_of(&self, commit: &str) -> Result<String> {
         let repo = self.open()?;
