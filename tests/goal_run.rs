@@ -159,7 +159,7 @@ fn a_conflict_after_the_last_attempt_ends_conflict_with_its_paths() {
     let agent = f.agent(r#"printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt"#);
     let plan =
         f.plan(json!({ "slices": [slice("x", &["shared.txt"]), slice("y", &["shared.txt"])] }));
-    let (code, proof, _) = f.run_goal(&plan, &agent, &["--max-attempts", "1"]);
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--max-attempts", "1"]);
 
     assert_eq!(code, 1);
     assert_eq!(proof["status"], "not_ready");
@@ -169,7 +169,7 @@ fn a_conflict_after_the_last_attempt_ends_conflict_with_its_paths() {
         .collect();
     assert!(
         statuses.contains(&"merged") && statuses.contains(&"conflict"),
-        "{statuses:?}"
+        "{statuses:?}\n{proof:#}\n{stderr}"
     );
     let loser = if statuses[0] == "conflict" { "x" } else { "y" };
     assert_eq!(slice_of(&proof, loser)["paths"], json!(["shared.txt"]));
