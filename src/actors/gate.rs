@@ -221,30 +221,39 @@ async fn run_job(
 /// Resets the job's checkout to exactly its commit, with an empty temp dir,
 /// and checks that its files make the job's tree.
 async fn prepare(repo: &Repo, job: &GateJob) -> Result<(), String> {
-    let (r, dir, commit, cone, tmp) = (
-        repo.clone(),
-        job.bench.dir.clone(),
-        job.commit.clone(),
-        job.cone.clone(),
-        job.bench.tmp.clone(),
-    );
-    blocking(move || {
-        r.prepare_worktree(&dir, None, &commit, cone.as_deref())?;
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| crate::Error::io(format!("creating {}", tmp.display()), e))
-    })
-    .await
-    .map_err(|e| format!("preparing the checkout: {e}"))?;
-    match files_tree(repo, job).await {
-        Ok(tree) if tree == job.tree => Ok(()),
-        Ok(tree) => Err(format!(
-            "the checkout holds tree {tree}, not the commit's {}",
-            job.tree
-        )),
-        Err(e) => Err(format!("reading the checkout's tree: {e}")),
+    // Something may have written in the checkout since it was reset (an
+    // unconfined agent, without Landlock): reset it again, a few times.
+    let mut held = String::new();
+    for _ in 0..PREPARE_TRIES {
+        let (r, dir, commit, cone, tmp) = (
+            repo.clone(),
+            job.bench.dir.clone(),
+            job.commit.clone(),
+            job.cone.clone(),
+            job.bench.tmp.clone(),
+        );
+        blocking(move || {
+            r.prepare_worktree(&dir, None, &commit, cone.as_deref())?;
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)
+                .map_err(|e| crate::Error::io(format!("creating {}", tmp.display()), e))
+        })
+        .await
+        .map_err(|e| format!("preparing the checkout: {e}"))?;
+        match files_tree(repo, job).await {
+            Ok(tree) if tree == job.tree => return Ok(()),
+            Ok(tree) => held = tree,
+            Err(e) => return Err(format!("reading the checkout's tree: {e}")),
+        }
     }
+    Err(format!(
+        "the checkout holds tree {held}, not the commit's {}, after {PREPARE_TRIES} resets: something keeps writing in it",
+        job.tree
+    ))
 }
+
+/// How often a checkout is reset before its gates give up on it.
+const PREPARE_TRIES: usize = 3;
 
 /// The tree the job's checkout holds now.
 async fn files_tree(repo: &Repo, job: &GateJob) -> crate::Result<String> {
