@@ -139,17 +139,14 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
         Ok(out) if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == SAID => {
             Ok(())
         }
-        Ok(out) => Err(String::from_utf8_lossy(&out.stderr)
-            .trim()
-            .trim_start_matches("omk sandbox: ")
-            .to_string())
-        .map_err(|e| {
-            if e.is_empty() {
-                "the probe failed".into()
-            } else {
-                e
-            }
-        }),
+        Ok(out) => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let why = said.trim().trim_start_matches("omk sandbox: ");
+            Err(match why.is_empty() {
+                true => "the probe failed".to_string(),
+                false => why.to_string(),
+            })
+        }
         Err(e) => Err(format!("starting the sandbox helper: {e}")),
     }
 }

@@ -464,7 +464,7 @@ impl SupervisorState {
                 return Ok(vec![EventBody::BudgetExhausted { reason }]);
             }
             Action::CancelAll => self.cancel.cancel(),
-            Action::Integrate => return Ok(self.integrate()?.into_iter().collect()),
+            Action::Integrate => return Ok(vec![self.integrate()?]),
             Action::CheckBase => self.check_base()?,
             Action::Finish { status, reason } => self.finish(status, reason, myself)?,
         }
@@ -621,7 +621,7 @@ impl SupervisorState {
 
     /// Takes a slot and sends the slice gates the base commit.
     fn check_base(&mut self) -> crate::Result<()> {
-        let mut gates: Vec<crate::gate::GateSpec> = self
+        let gates: Vec<crate::gate::GateSpec> = self
             .state
             .settings
             .gates
@@ -629,7 +629,6 @@ impl SupervisorState {
             .filter(|g| g.scope.judges_slices())
             .cloned()
             .collect();
-        gates.dedup_by(|a, b| a.name == b.name);
         let worktree = self.pool.acquire(&self.repo, false)?;
         self.slots.insert(BASE.to_string(), worktree.clone());
         let mut job = self.gate_job(
@@ -648,7 +647,7 @@ impl SupervisorState {
     }
 
     /// Takes a slot for the integration and sends its gates the integration head.
-    fn integrate(&mut self) -> crate::Result<Option<EventBody>> {
+    fn integrate(&mut self) -> crate::Result<EventBody> {
         let gates = self.state.integration_gates();
         let worktree = self.pool.acquire(&self.repo, false)?;
         self.slots
@@ -669,11 +668,11 @@ impl SupervisorState {
         self.gates
             .send_message(GateMsg::Run(Box::new(job)))
             .map_err(|_| crate::Error::Actor("the gate actor is gone".into()))?;
-        Ok(Some(EventBody::IntegrationStarted {
+        Ok(EventBody::IntegrationStarted {
             commit,
             tree,
             worktree,
-        }))
+        })
     }
 
     /// Starts the next attempt of slice `id`: a slot, a task, a slice actor.
