@@ -22,7 +22,7 @@ use crate::process;
 pub enum GateScope {
     /// Each slice's commit, in its worktree.
     Slice,
-    /// The integrated tree, once all slices are merged.
+    /// The integration: each candidate, before the branch moves to it.
     Integration,
     /// Both.
     #[default]
@@ -89,7 +89,14 @@ pub struct GateResult {
     /// (such a result is not cached).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed_tree: bool,
+    /// The last lines of its log, when it failed (bounded, scrubbed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
+
+/// How much of a failed gate's log its result keeps.
+const EXCERPT_LINES: usize = 20;
+const EXCERPT_BYTES: usize = 2048;
 
 /// Where the gates of one job run: the same for each of its gates.
 #[derive(Debug, Clone)]
@@ -243,7 +250,11 @@ pub async fn run(
     };
     let (exit, took) = process::run(&spec, cancel).await?;
     crate::redact::redact_file(&log)?;
+    let excerpt = (!exit.success())
+        .then(|| crate::util::tail(&log, EXCERPT_LINES, EXCERPT_BYTES))
+        .filter(|t| !t.trim().is_empty());
     Ok(GateResult {
+        excerpt,
         name: gate.name.clone(),
         passed: exit.success(),
         exit_code: exit.code(),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The branch suffix reserved for the integration branch; no slice may use it.
-pub const INTEGRATION: &str = "integration";
+pub use crate::git::conventions::INTEGRATION;
 
 /// A goal split into slices.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -26,6 +26,15 @@ fn gate_line(g: &crate::gate::GateResult) -> String {
     )
 }
 
+/// `text` indented two spaces, as a Markdown list item's block, with its
+/// backticks defused so it cannot close the block.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {}", l.replace("```", "`\u{200b}``")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A readable summary for a terminal.
 pub fn text(s: &GoalState) -> String {
     let mut out = String::new();
@@ -61,6 +70,9 @@ pub fn text(s: &GoalState) -> String {
         let _ = writeln!(out);
         if let Some(r) = &sl.reason {
             let _ = writeln!(out, "  {:<16} {r}", "");
+        }
+        for line in sl.excerpt().into_iter().flat_map(str::lines) {
+            let _ = writeln!(out, "  {:<16} │ {line}", "");
         }
         for g in &sl.gates {
             let _ = writeln!(out, "  {:<16} {}", "", gate_line(g));
@@ -149,6 +161,9 @@ pub fn markdown(s: &GoalState) -> String {
         let _ = writeln!(out, "\n### Problems\n");
         for (sl, r) in failures {
             let _ = writeln!(out, "- `{}`: {r}", sl.id);
+            if let Some(excerpt) = sl.excerpt() {
+                let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(excerpt.trim_end()));
+            }
         }
     }
     let retried: Vec<_> = s

@@ -168,7 +168,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let plan_json =
         serde_json::to_vec_pretty(&plan).map_err(|e| Error::io("encoding plan", e.into()))?;
     crate::util::write_atomic(&goal.plan(), &plan_json)?;
-    let integration_branch = format!("omk/{}/{}", goal.id, crate::plan::INTEGRATION);
+    let integration_branch = crate::git::conventions::integration_branch(&goal.id);
     repo.create_ref(
         &format!("refs/heads/{integration_branch}"),
         &base_commit,

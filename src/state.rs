@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent;
 use crate::gate::{GateResult, GateSpec};
 use crate::plan::{Plan, SliceSpec};
-use crate::store::events::{Event, EventBody};
+use crate::store::events::{Event, EventBody, RetryCause};
 
 /// Where a finished goal's result goes (`--deliver`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -143,6 +143,9 @@ pub struct SliceState {
     /// The session an interrupted attempt resumes when it runs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_session: Option<String>,
+    /// What failed its last attempt, when another attempt could repair it.
+    #[serde(skip)]
+    pub failure: Option<crate::store::events::RetryCause>,
     /// The gate running now, for progress displays.
     #[serde(skip)]
     pub current_gate: Option<String>,
@@ -164,9 +167,27 @@ pub struct AttemptRecord {
     /// Its commit, when it made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The last lines of the gate that failed it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
 
 impl SliceState {
+    /// Keeps the failed gate's last lines with the attempt that just ended.
+    fn note_excerpt(&mut self, excerpt: Option<String>) {
+        if let Some(a) = self.attempt_history.last_mut() {
+            a.excerpt = excerpt;
+        }
+    }
+
+    /// The last lines of the gate that failed its last attempt, if one did.
+    pub fn excerpt(&self) -> Option<&str> {
+        match self.status {
+            SliceStatus::Merged => None,
+            _ => self.attempt_history.last()?.excerpt.as_deref(),
+        }
+    }
+
     /// Notes in the history how the current attempt ended, once.
     fn end_attempt(&mut self) {
         // An attempt run again after an interruption keeps its number.
@@ -178,21 +199,81 @@ impl SliceState {
             status: self.status,
             reason: self.reason.clone(),
             commit: self.commit.clone(),
+            excerpt: None,
         });
     }
 }
 
-/// The integration branch's state.
+/// The integration: the branch, which only moves to trees the integration
+/// gates passed, and the candidate on top of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Integration {
     pub branch: String,
+    /// Where the branch points: the newest green commit.
     pub commit: String,
     pub tree: String,
-    /// Slice ids in the order they were merged.
+    /// The slices the branch holds, in the order they were merged.
     pub order: Vec<String>,
+    /// Every integration gate result, on every candidate it judged.
     pub gates: Vec<GateResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<PathBuf>,
+    /// Merges on top of the branch that the integration gates have not
+    /// passed yet, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate: Vec<Link>,
+    /// The candidate commit the integration gates are running on.
+    #[serde(skip)]
+    pub testing: Option<String>,
+}
+
+/// One merge of the candidate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub slice: String,
+    pub commit: String,
+    pub tree: String,
+}
+
+/// What the integration gates said of a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeVerdict {
+    /// Every integration gate passed on it.
+    Passed,
+    /// One failed on it.
+    Failed,
+    /// Not every gate has run on it.
+    Unknown,
+}
+
+impl Integration {
+    /// The commit the next merge goes onto: the candidate's tip, or the branch.
+    pub fn tip(&self) -> &str {
+        self.candidate
+            .last()
+            .map_or(self.commit.as_str(), |l| l.commit.as_str())
+    }
+
+    /// What the gates named `gates` said of `tree`, by each gate's latest result.
+    pub fn verdict_on(&self, tree: &str, gates: &[GateSpec]) -> TreeVerdict {
+        let mut all = true;
+        for gate in gates {
+            let last = self
+                .gates
+                .iter()
+                .rev()
+                .find(|r| r.name == gate.name && r.tree == tree);
+            match last {
+                Some(r) if !r.passed => return TreeVerdict::Failed,
+                Some(_) => {}
+                None => all = false,
+            }
+        }
+        match all {
+            true => TreeVerdict::Passed,
+            false => TreeVerdict::Unknown,
+        }
+    }
 }
 
 /// The result of `--deliver ff`.
@@ -384,7 +465,7 @@ impl GoalState {
                         .map(|s| SliceState {
                             id: s.id.clone(),
                             title: s.title.clone(),
-                            branch: format!("omk/{goal_id}/{}", s.id),
+                            branch: crate::git::conventions::slice_branch(goal_id, &s.id),
                             depends_on: s.depends_on.clone(),
                             ..SliceState::default()
                         })
@@ -431,6 +512,7 @@ impl GoalState {
             } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Running;
+                    s.failure = None;
                     s.attempts = *attempt;
                     s.start_commit = Some(start_commit.clone());
                     s.sparse = sparse.clone();
@@ -503,6 +585,8 @@ impl GoalState {
                     s.reason = Some(reason.clone());
                     s.paths = paths.clone();
                     s.current_gate = None;
+                    s.failure =
+                        (*status == SliceStatus::ScopeViolation).then_some(RetryCause::Scope);
                     s.end_attempt();
                 }
             }
@@ -515,6 +599,7 @@ impl GoalState {
             } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Pending;
+                    s.failure = None;
                     s.reason = Some(format!(
                         "attempt {attempt} failed; another attempt is told what went wrong"
                     ));
@@ -576,6 +661,10 @@ impl GoalState {
                         s.status = SliceStatus::Merging;
                     } else {
                         let failed = s.gates.iter().find(|g| !g.passed);
+                        let excerpt = failed.and_then(|g| g.excerpt.clone());
+                        s.failure = failed.map(|g| RetryCause::Gate {
+                            gate: g.name.clone(),
+                        });
                         s.status = SliceStatus::GateFailed;
                         s.reason = Some(match failed {
                             Some(g) => format!(
@@ -587,19 +676,28 @@ impl GoalState {
                             None => "a gate failed".into(),
                         });
                         s.end_attempt();
+                        s.note_excerpt(excerpt);
                     }
                 }
             }
-            EventBody::Verified { slice: None, .. } => {}
+            EventBody::Verified { slice: None, .. } => self.integration.testing = None,
             EventBody::SliceMerged {
                 slice,
                 commit,
                 tree,
+                onto,
                 ..
             } => {
-                self.integration.commit = commit.clone();
-                self.integration.tree = tree.clone();
-                self.integration.order.push(slice.clone());
+                // A merge onto a candidate that was rebuilt meanwhile is stale:
+                // the slice is merged again onto the new one.
+                if !onto.is_empty() && onto != self.integration.tip() {
+                    return;
+                }
+                self.integration.candidate.push(Link {
+                    slice: slice.clone(),
+                    commit: commit.clone(),
+                    tree: tree.clone(),
+                });
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Merged;
                     s.reason = None;
@@ -613,10 +711,15 @@ impl GoalState {
                 slice,
                 attempt,
                 paths,
+                onto,
             } => {
+                if !onto.is_empty() && onto != self.integration.tip() {
+                    return;
+                }
                 if let Some(s) = self.slice_mut(slice) {
                     s.paths = paths.clone();
                     s.status = SliceStatus::Conflict;
+                    s.failure = Some(RetryCause::Conflict);
                     s.reason = Some(format!(
                         "conflicts with the integration after {attempt} attempt{} on {}",
                         if *attempt == 1 { "" } else { "s" },
@@ -625,9 +728,62 @@ impl GoalState {
                     s.end_attempt();
                 }
             }
-            EventBody::IntegrationStarted { worktree, .. } => {
+            EventBody::IntegrationStarted {
+                worktree, commit, ..
+            } => {
                 self.integration.worktree = Some(worktree.clone());
-                self.integration.gates.clear();
+                self.integration.testing = Some(commit.clone());
+            }
+            EventBody::IntegrationAdvanced { commit, tree } => {
+                let i = &mut self.integration;
+                if let Some(at) = i.candidate.iter().position(|l| &l.commit == commit) {
+                    i.order.extend(i.candidate.drain(..=at).map(|l| l.slice));
+                }
+                i.commit = commit.clone();
+                i.tree = tree.clone();
+            }
+            EventBody::SliceEjected {
+                slice,
+                gate,
+                tree,
+                onto,
+                remerge,
+                ..
+            } => {
+                let i = &mut self.integration;
+                let keep = i
+                    .candidate
+                    .iter()
+                    .position(|l| &l.commit == onto)
+                    .map_or(0, |at| at + 1);
+                i.candidate.truncate(keep);
+                for id in remerge {
+                    if let Some(s) = self.slice_mut(id) {
+                        s.status = SliceStatus::Merging;
+                    }
+                }
+                let failed = self
+                    .integration
+                    .gates
+                    .iter()
+                    .rev()
+                    .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
+                let log = failed
+                    .map(|g| format!("; log: {}", g.log.display()))
+                    .unwrap_or_default();
+                let excerpt = failed.and_then(|g| g.excerpt.clone());
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::GateFailed;
+                    s.failure = Some(RetryCause::Integration {
+                        gate: gate.clone(),
+                        tree: tree.clone(),
+                    });
+                    s.reason = Some(format!(
+                        "integration gate `{gate}` fails once it is merged, though its own gates passed{log}"
+                    ));
+                    s.end_attempt();
+                    s.note_excerpt(excerpt);
+                }
             }
             EventBody::Delivery {
                 branch,
@@ -673,7 +829,8 @@ impl GoalState {
                     }
                     s.current_gate = None;
                 }
-                self.integration.gates.clear();
+                // Integration gates that were running run again.
+                self.integration.testing = None;
             }
             EventBody::GoalRetried {
                 slices,
@@ -756,6 +913,14 @@ impl GoalState {
             .collect()
     }
 
+    /// Whether slice `id` is on the integration branch: merged, and passed
+    /// by the integration gates.
+    pub fn integrated(&self, id: &str) -> bool {
+        self.slice(id)
+            .is_some_and(|s| s.status == SliceStatus::Merged)
+            && !self.integration.candidate.iter().any(|l| l.slice == id)
+    }
+
     /// Whether every slice has reached a state it will not leave.
     pub fn slices_settled(&self) -> bool {
         self.slices
@@ -793,9 +958,15 @@ impl GoalState {
         let unmerged: Vec<String> = self
             .slices
             .iter()
-            .filter(|s| s.status != SliceStatus::Merged)
+            .filter(|s| !self.integrated(&s.id))
             .map(|s| match self.blocked_by(s) {
                 Some(dep) => format!("{} (blocked by {})", s.id, dep.id),
+                None if s.status == SliceStatus::Merged => {
+                    format!(
+                        "{} (merged, but not yet passed by the integration gates)",
+                        s.id
+                    )
+                }
                 None => format!("{} ({})", s.id, s.status),
             })
             .collect();
@@ -816,6 +987,7 @@ impl GoalState {
                 .integration
                 .gates
                 .iter()
+                .rev()
                 .find(|r| r.name == gate.name && r.tree == self.integration.tree);
             match result {
                 Some(r) if r.passed => {}

@@ -22,7 +22,10 @@ fn demo_runs_a_four_slice_goal_to_ready() {
     assert!(stdout.contains("status: ready"), "{stdout}");
     assert!(stdout.contains("merged: "), "{stdout}");
     for slice in ["upper", "lower", "count", "docs"] {
-        assert!(stdout.contains(&format!("[{slice}] merged as")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("[{slice}] merged into the candidate as")),
+            "{stdout}"
+        );
     }
     // The result is real: its tests pass on the integration branch.
     let repo = dir.join("textkit");

@@ -67,53 +67,50 @@ impl Rng {
     }
 }
 
-#[test]
-fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
-    // The uninterrupted run.
-    let (f, plan, agent) = fixture();
-    let out = run(&f, &plan, &agent, None, "3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tree = reference["integration"]["tree"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let events = String::from_utf8_lossy(&f.omk(&["goal", "replay", "--json"]).stdout)
-        .lines()
-        .count();
-
-    // Every kind of point, and how often a run passes it.
-    let kinds: [(&str, usize); 5] = [
-        ("event", events),
-        // The worktree pool creates one slot per slice running at once (3).
-        ("worktree.added", 3),
-        ("process.spawned", 2 * SLICES + 1),
-        ("slice.committed", SLICES),
-        ("merge.ref_moved", SLICES),
-    ];
+/// The kill points of one run: for every kind, both ends of how often an
+/// uninterrupted run passes it, and draws in between, from the seed.
+fn draw_points(kinds: &[(&str, usize)]) -> (u64, Vec<(String, usize)>) {
     let seed: u64 = std::env::var("OMK_FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut points: Vec<(String, usize)> = Vec::new();
-    for (kind, passes) in kinds {
-        // Both ends of each kind, and draws in between.
+    for &(kind, passes) in kinds {
+        if passes == 0 {
+            continue;
+        }
         let mut ns = vec![1, passes];
         ns.extend((0..(passes / 3).max(2)).map(|_| 1 + rng.below(passes)));
         ns.sort();
         ns.dedup();
         points.extend(ns.into_iter().map(|n| (kind.to_string(), n)));
     }
+    (seed, points)
+}
 
+/// How many events of `kind` the goal's log holds (of every kind, for "").
+fn count_events(f: &Fixture, kind: &str) -> usize {
+    let out = f.omk(&["goal", "replay", "--json"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| kind.is_empty() || l.contains(&format!("\"kind\":\"{kind}\"")))
+        .count()
+}
+
+/// Kills a run at each point, resumes it, and checks that it ends `ready`
+/// with `tree`, every slice's `files` on the branch, a log that verifies,
+/// and nothing left behind by `goal clean`.
+fn kill_and_resume_at(
+    points: &[(String, usize)],
+    setup: &dyn Fn() -> (Fixture, std::path::PathBuf, String),
+    tree: &str,
+    files: &[(String, String)],
+) -> usize {
     let mut killed = 0;
-    for (kind, n) in &points {
+    for (kind, n) in points {
         let spec = format!("kill:{kind}:{n}");
-        let (f, plan, agent) = fixture();
+        let (f, plan, agent) = setup();
         let out = run(&f, &plan, &agent, Some(&spec), "3");
         if out.status.code().is_none() {
             killed += 1;
@@ -127,17 +124,12 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
         });
         assert_eq!(proof["status"], "ready", "{spec}: {proof:#}");
         assert_eq!(
-            proof["integration"]["tree"],
-            tree.as_str(),
+            proof["integration"]["tree"], tree,
             "{spec}: a different integration tree"
         );
         let branch = proof["integration"]["branch"].as_str().unwrap();
-        for i in 0..SLICES {
-            assert_eq!(
-                f.show(branch, &format!("s{i}/out.txt")),
-                format!("work of s{i}"),
-                "{spec}"
-            );
+        for (path, content) in files {
+            assert_eq!(&f.show(branch, path), content, "{spec}");
         }
         let verify = f.omk(&["goal", "replay", "--verify"]);
         assert!(
@@ -166,12 +158,32 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
             .collect();
         assert!(locks.is_empty(), "{spec}: leftover lock {locks:?}");
     }
+    killed
+}
+
+/// The reference run of `setup`: its integration tree, and its log.
+fn reference(setup: &dyn Fn() -> (Fixture, std::path::PathBuf, String)) -> (Fixture, String) {
+    let (f, plan, agent) = setup();
+    let out = run(&f, &plan, &agent, None, "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tree = proof["integration"]["tree"].as_str().unwrap().to_string();
+    (f, tree)
+}
+
+fn report(seed: u64, points: &[(String, usize)], killed: usize) {
+    let mut kinds: Vec<&str> = points.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.dedup();
     println!(
         "fault suite: {} kill points (seed {seed}), {killed} of them reached and killed omk: {}",
         points.len(),
         kinds
             .iter()
-            .map(|(k, _)| format!("{k}×{}", points.iter().filter(|(p, _)| p == k).count()))
+            .map(|k| format!("{k}×{}", points.iter().filter(|(p, _)| p == k).count()))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -180,6 +192,92 @@ fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
         "too few points were reached: {killed} of {}",
         points.len()
     );
+}
+
+#[test]
+fn resume_after_a_kill_anywhere_reaches_the_uninterrupted_result() {
+    let (f, tree) = reference(&fixture);
+    // Every kind of point, and how often a run passes it.
+    let kinds = [
+        ("event", count_events(&f, "")),
+        // The worktree pool creates one slot per slice running at once (3),
+        // and one for the integration gates.
+        ("worktree.added", 4),
+        ("process.spawned", 2 * SLICES + 1),
+        ("slice.committed", SLICES),
+        ("merge.made", SLICES),
+        ("branch.moved", count_events(&f, "integration_advanced")),
+    ];
+    let (seed, points) = draw_points(&kinds);
+    let files: Vec<(String, String)> = (0..SLICES)
+        .map(|i| (format!("s{i}/out.txt"), format!("work of s{i}")))
+        .collect();
+    let killed = kill_and_resume_at(&points, &fixture, &tree, &files);
+    report(seed, &points, killed);
+}
+
+/// Four slices and one, `bad`, whose first attempt breaks the integration
+/// gate (it passes its own): the candidate it is merged in fails, bisection
+/// finds it, the slices merged after it are merged again, and its second
+/// attempt, told the gate's output, repairs it.
+fn bisect_fixture() -> (Fixture, std::path::PathBuf, String) {
+    let gates = gate_toml("check", "test -d .", "slice")
+        + &gate_toml(
+            "whole",
+            r#"if grep -q first bad/out.txt 2>/dev/null; then echo BAD-MARKER; exit 1; fi"#,
+            "integration",
+        );
+    let f = Fixture::new(&[("omk.toml", &gates), ("README.md", "base\n")]);
+    let slices: Vec<Value> = ["s0", "s1", "bad", "s2", "s3"]
+        .iter()
+        .map(|id| json!({"id": id, "prompt": format!("write {id}"), "write_scope": [format!("{id}/**")]}))
+        .collect();
+    let plan = f.plan(json!({ "slices": slices }));
+    let agent = f.agent(
+        r#"mkdir -p "$OMK_SLICE_ID"
+if [ "$OMK_SLICE_ID" = bad ] && ! grep -qs BAD-MARKER "${OMK_FEEDBACK:-/nonexistent}"; then
+  echo first > bad/out.txt
+else
+  echo "work of $OMK_SLICE_ID" > "$OMK_SLICE_ID/out.txt"
+fi"#,
+    );
+    (f, plan, agent)
+}
+
+#[test]
+fn resume_after_a_kill_during_bisection_and_re_merging_reaches_the_same_tree() {
+    let (f, tree) = reference(&bisect_fixture);
+    assert!(
+        count_events(&f, "slice_ejected") >= 1,
+        "the reference run took nothing out"
+    );
+    // Events from the first integration run on, where bisection and
+    // re-merging happen, and every merge and branch move.
+    let events = count_events(&f, "");
+    let first_integration = {
+        let out = f.omk(&["goal", "replay", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .position(|l| l.contains("\"kind\":\"integration_started\""))
+            .unwrap()
+            + 1
+    };
+    // How batches form varies from run to run; these are passed by every
+    // run: each slice merges at least once and `bad` twice, and the branch
+    // moves at least once; events up to the reference's last few.
+    let (seed, mut points) = draw_points(&[("merge.made", 6), ("branch.moved", 1)]);
+    let last = events.saturating_sub(5).max(first_integration);
+    points.extend(
+        (first_integration..=last)
+            .step_by(((last - first_integration) / 8).max(1))
+            .map(|n| ("event".to_string(), n)),
+    );
+    let files: Vec<(String, String)> = ["s0", "s1", "bad", "s2", "s3"]
+        .iter()
+        .map(|id| (format!("{id}/out.txt"), format!("work of {id}")))
+        .collect();
+    let killed = kill_and_resume_at(&points, &bisect_fixture, &tree, &files);
+    report(seed, &points, killed);
 }
 
 #[test]

@@ -161,6 +161,7 @@ async fn run_job(
                     cached: false,
                     from_goal: None,
                     changed_tree: false,
+                    excerpt: None,
                 };
                 let checked = match ready {
                     true => Ok(()),

@@ -1,22 +1,26 @@
-//! The integrator actor: merges finished slices into the integration branch.
+//! The integrator actor: merges finished slices into the candidate, and
+//! moves the integration branch forward to candidates the gates passed.
 //!
 //! Merges happen one at a time, in the order the supervisor sends them (a
-//! slice is sent only once its dependencies are merged), entirely in the
-//! object database: nothing is checked out, least of all the user's
-//! worktree. The branch is moved by compare-and-swap, so a concurrent change
-//! to it is detected rather than overwritten.
+//! slice is sent only once its dependencies are on the branch), entirely in
+//! the object database: nothing is checked out, least of all the user's
+//! worktree. Each merge goes onto the candidate's tip, which only this
+//! actor knows between messages; the candidate's commits are referenced by
+//! the event log alone. The branch only ever fast-forwards, by
+//! compare-and-swap, so a concurrent change to it is detected rather than
+//! overwritten.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{blocking, SupervisorMsg};
-use crate::git::{Merge, Repo};
+use crate::git::{Merged, Repo};
 use crate::state::SliceStatus;
 use crate::store::events::EventBody;
 
 /// Messages to the integrator.
 #[derive(Debug)]
 pub enum IntegratorMsg {
-    /// Merge a slice's verified commit.
+    /// Merge a slice's verified commit onto the candidate's tip.
     Merge {
         slice: String,
         attempt: u32,
@@ -24,6 +28,10 @@ pub enum IntegratorMsg {
         /// The commit the attempt started from (see [`Repo::merge_tree`]).
         start: Option<String>,
     },
+    /// Move the integration branch forward to this candidate commit.
+    Advance { commit: String, tree: String },
+    /// The candidate was cut back to `tip`: the next merge goes onto it.
+    Rebuild { tip: String },
 }
 
 /// Startup arguments.
@@ -34,7 +42,9 @@ pub struct IntegratorArgs {
     /// The integration branch's full ref name.
     pub branch_ref: String,
     /// Where the branch points now.
-    pub head: String,
+    pub green: String,
+    /// The candidate's tip: where the next merge goes.
+    pub tip: String,
 }
 
 /// The integrator actor.
@@ -62,59 +72,89 @@ impl Actor for IntegratorActor {
         message: IntegratorMsg,
         state: &mut IntegratorArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let IntegratorMsg::Merge {
-            slice,
-            attempt,
-            commit,
-            start,
-        } = message;
-        let (repo, head, branch_ref) = (
-            state.repo.clone(),
-            state.head.clone(),
-            state.branch_ref.clone(),
-        );
-        let message = format!(
-            "omk: merge slice {slice} (attempt {attempt})\n\nOmk-Goal: {}\nOmk-Slice: {slice}\n",
-            state.goal_id
-        );
-        let theirs = commit.clone();
-        let merged = blocking(move || {
-            Ok(match repo.merge_tree(&head, &theirs, start.as_deref())? {
-                Merge::Clean(tree) => {
-                    let new = repo.commit_tree(&tree, &[&head, &theirs], &message)?;
-                    repo.update_ref(&branch_ref, &new, &head, "omk: integrate slice")?;
-                    crate::fault::point("merge.ref_moved");
-                    Ok((new, tree))
-                }
-                Merge::Conflict(paths) => Err(paths),
-            })
-        })
-        .await;
-        let body = match merged {
-            Ok(Ok((new, tree))) => {
-                state.head = new.clone();
-                EventBody::SliceMerged {
-                    slice,
-                    attempt,
-                    slice_commit: commit,
-                    commit: new,
-                    tree,
-                }
+        let body = match message {
+            IntegratorMsg::Merge {
+                slice,
+                attempt,
+                commit,
+                start,
+            } => merge(state, slice, attempt, commit, start).await,
+            // A branch that cannot be moved forward (someone else moved it)
+            // stops the integrator, and so the goal: omk does not overwrite it.
+            IntegratorMsg::Advance { commit, tree } => advance(state, commit, tree).await?,
+            IntegratorMsg::Rebuild { tip } => {
+                state.tip = tip;
+                return Ok(());
             }
-            Ok(Err(paths)) => EventBody::MergeConflict {
-                slice,
-                attempt,
-                paths,
-            },
-            Err(e) => EventBody::SliceFailed {
-                slice,
-                attempt,
-                status: SliceStatus::Failed,
-                reason: format!("merging into the integration branch failed: {e}"),
-                paths: vec![],
-            },
         };
         state.supervisor.send_message(SupervisorMsg::Report(body))?;
         Ok(())
     }
+}
+
+/// Merges one slice onto the candidate's tip.
+async fn merge(
+    state: &mut IntegratorArgs,
+    slice: String,
+    attempt: u32,
+    commit: String,
+    start: Option<String>,
+) -> EventBody {
+    let (repo, onto) = (state.repo.clone(), state.tip.clone());
+    let message = crate::git::conventions::merge_message(&state.goal_id, &slice, attempt);
+    let (theirs, base) = (commit.clone(), onto.clone());
+    let merged = blocking(move || {
+        let merged = repo.merge_slice(&base, &theirs, start.as_deref(), &message);
+        crate::fault::point("merge.made");
+        merged
+    })
+    .await;
+    match merged {
+        Ok(Merged::Commit { commit: new, tree }) => {
+            state.tip = new.clone();
+            EventBody::SliceMerged {
+                slice,
+                attempt,
+                slice_commit: commit,
+                commit: new,
+                tree,
+                onto,
+            }
+        }
+        Ok(Merged::Conflict(paths)) => EventBody::MergeConflict {
+            slice,
+            attempt,
+            paths,
+            onto,
+        },
+        Err(e) => EventBody::SliceFailed {
+            slice,
+            attempt,
+            status: SliceStatus::Failed,
+            reason: format!("merging into the integration failed: {e}"),
+            paths: vec![],
+        },
+    }
+}
+
+/// Fast-forwards the integration branch to a candidate commit that passed.
+async fn advance(
+    state: &mut IntegratorArgs,
+    commit: String,
+    tree: String,
+) -> crate::Result<EventBody> {
+    let (repo, branch, from, to) = (
+        state.repo.clone(),
+        state.branch_ref.clone(),
+        state.green.clone(),
+        commit.clone(),
+    );
+    blocking(move || {
+        repo.update_ref(&branch, &to, &from, "omk: integration gates passed")?;
+        crate::fault::point("branch.moved");
+        Ok(())
+    })
+    .await?;
+    state.green = commit.clone();
+    Ok(EventBody::IntegrationAdvanced { commit, tree })
 }

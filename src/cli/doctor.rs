@@ -71,8 +71,8 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
 fn orphans(repo: &Repo, store: &Store) -> Result<Vec<String>> {
     let goals: std::collections::HashSet<String> = store.goal_ids()?.into_iter().collect();
     let mut found = Vec::new();
-    for branch in repo.branches_under("omk/")? {
-        let id = branch.split('/').nth(1).unwrap_or_default();
+    for branch in repo.branches_under(crate::git::conventions::NAMESPACE)? {
+        let id = crate::git::conventions::goal_of(&branch).unwrap_or_default();
         if !goals.contains(id) {
             found.push(format!("git -C {} branch -D {branch}", repo.root.display()));
         }

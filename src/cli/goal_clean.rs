@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::git::Repo;
+use crate::git::{conventions, Repo};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -40,8 +40,8 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             other => other,
         })?;
         let mut deleted = Vec::new();
-        for branch in repo.branches_under(&format!("omk/{id}/"))? {
-            let integration = branch.ends_with(&format!("/{}", crate::plan::INTEGRATION));
+        for branch in repo.branches_under(&conventions::goal_prefix(&id))? {
+            let integration = conventions::is_integration_branch(&branch);
             if (!integration || args.integration) && repo.delete_branch(&branch)? {
                 deleted.push(branch);
             }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::git::{Merge, Repo};
+use crate::git::{Merged, Repo};
 use crate::state::GoalState;
 use crate::store::events::{check_chain, Event, EventBody};
 
@@ -70,16 +70,22 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     Ok(0)
 }
 
-/// Re-merges the recorded slice commits onto the recorded base, in the
-/// recorded order, and compares every tree with the record.
+/// Re-merges every recorded merge, each onto the rebuilt commit of the one
+/// it was recorded onto (stale merges and dropped candidates too), with the
+/// integrator's own merge step, and compares every tree with the record;
+/// the rebuilt commit of where the branch was last moved must have the
+/// recorded integration tree.
 fn verify(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<u8> {
-    let mut head = state.base_commit.clone();
+    // Recorded commit → the commit rebuilt for it.
+    let mut rebuilt = std::collections::HashMap::new();
+    rebuilt.insert(state.base_commit.clone(), state.base_commit.clone());
+    let mut last = state.base_commit.clone();
     let mut merges = 0;
     // Each slice's latest start, from which the integrator merged it (its
     // tree is the rebuilt chain's at that point, so the merge is the same).
     let mut starts = std::collections::HashMap::new();
     for e in events {
-        let (slice, slice_commit, tree) = match &e.body {
+        let (slice, slice_commit, commit, tree, onto) = match &e.body {
             EventBody::SliceStarted {
                 slice,
                 start_commit,
@@ -91,15 +97,31 @@ fn verify(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<u8> {
             EventBody::SliceMerged {
                 slice,
                 slice_commit,
+                commit,
                 tree,
+                onto,
                 ..
-            } => (slice, slice_commit, tree),
+            } => (slice, slice_commit, commit, tree, onto),
             _ => continue,
         };
+        // Logs from before candidates merged each slice onto the last.
+        let onto = if onto.is_empty() { &last } else { onto };
+        let Some(head) = rebuilt.get(onto).cloned() else {
+            println!(
+                "FAIL at event {}: slice {slice} was merged onto {onto}, which no recorded merge made",
+                e.seq
+            );
+            return Ok(1);
+        };
         let start = starts.get(slice.as_str()).copied();
-        let rebuilt = match repo.merge_tree(&head, slice_commit, start)? {
-            Merge::Clean(t) => t,
-            Merge::Conflict(paths) => {
+        let message = format!("omk verify: {slice}");
+        let new = match repo.merge_slice(&head, slice_commit, start, &message)? {
+            Merged::Commit { commit, tree: t } if &t == tree => commit,
+            Merged::Commit { tree: t, .. } => {
+                println!("FAIL at event {}: merging slice {slice} gives tree {t}, the log records {tree}", e.seq);
+                return Ok(1);
+            }
+            Merged::Conflict(paths) => {
                 println!(
                     "FAIL at event {}: slice {slice} no longer merges cleanly ({})",
                     e.seq,
@@ -108,17 +130,17 @@ fn verify(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<u8> {
                 return Ok(1);
             }
         };
-        if &rebuilt != tree {
-            println!("FAIL at event {}: merging slice {slice} gives tree {rebuilt}, the log records {tree}", e.seq);
-            return Ok(1);
-        }
-        head = repo.commit_tree(
-            &rebuilt,
-            &[&head, slice_commit],
-            &format!("omk verify: {slice}"),
-        )?;
+        rebuilt.insert(commit.clone(), new);
+        last = commit.clone();
         merges += 1;
     }
+    let Some(head) = rebuilt.get(&state.integration.commit).cloned() else {
+        println!(
+            "FAIL: the integration branch was recorded at {}, which no recorded merge made",
+            state.integration.commit
+        );
+        return Ok(1);
+    };
     let rebuilt_tree = repo.tree_of(&head)?;
     if rebuilt_tree != state.integration.tree {
         println!(

@@ -16,6 +16,7 @@
 //! Every method is synchronous; actors call them from `spawn_blocking`.
 //! omk's own worktrees are untrusted: see [`Slot`].
 
+pub mod conventions;
 mod links;
 mod slot;
 
@@ -151,6 +152,15 @@ impl Guard {
 pub enum Merge {
     /// The merged tree.
     Clean(String),
+    /// The paths that conflict, sorted.
+    Conflict(Vec<String>),
+}
+
+/// A slice merged onto a commit ([`Repo::merge_slice`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Merged {
+    /// The merge commit and its tree.
+    Commit { commit: String, tree: String },
     /// The paths that conflict, sorted.
     Conflict(Vec<String>),
 }
@@ -491,7 +501,7 @@ impl Repo {
     /// moving it. Only omk writes its branches, and only while holding the
     /// goal's lock, so such a lock is stale.
     pub fn clear_stale_ref_lock(&self, branch: &str) -> Result<()> {
-        if !branch.starts_with("omk/") {
+        if !conventions::is_omk_branch(branch) {
             return Ok(());
         }
         let lock = self.common_dir.join(format!("refs/heads/{branch}.lock"));
@@ -555,6 +565,25 @@ impl Repo {
             }
             _ => Err(command_error(&args, &out)),
         }
+    }
+
+    /// The one merge step of omk, used by the integrator and by `replay
+    /// --verify`: merges `slice_commit` (made from `start`) onto `onto` and
+    /// writes the merge commit, touching no ref.
+    pub fn merge_slice(
+        &self,
+        onto: &str,
+        slice_commit: &str,
+        start: Option<&str>,
+        message: &str,
+    ) -> Result<Merged> {
+        Ok(match self.merge_tree(onto, slice_commit, start)? {
+            Merge::Clean(tree) => Merged::Commit {
+                commit: self.commit_tree(&tree, &[onto, slice_commit], message)?,
+                tree,
+            },
+            Merge::Conflict(paths) => Merged::Conflict(paths),
+        })
     }
 
     /// Writes a merge commit of `tree` with `parents`; touches no ref.
@@ -628,7 +657,7 @@ fn git_command(dir: &Path) -> Command {
 
 /// Refuses to move a branch omk did not create.
 fn check_own_branch(branch: &str) -> Result<()> {
-    match branch.starts_with("omk/") {
+    match conventions::is_omk_branch(branch) {
         true => Ok(()),
         false => Err(Error::Worktree(format!(
             "omk moves only its own branches, not {branch}"

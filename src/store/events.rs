@@ -159,19 +159,49 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         interrupted: bool,
     },
-    /// The slice's commit was merged into the integration branch.
+    /// The slice's commit was merged onto the candidate: the merges the
+    /// integration gates have not yet passed, on top of the integration
+    /// branch.
     SliceMerged {
         slice: String,
         attempt: u32,
         slice_commit: String,
         commit: String,
         tree: String,
+        /// The commit it was merged onto. A merge onto anything but the
+        /// candidate's tip is stale (the candidate was rebuilt meanwhile)
+        /// and changes nothing. Absent in logs from before candidates.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        onto: String,
     },
     /// The slice's commit conflicts with what is already integrated.
     MergeConflict {
         slice: String,
         attempt: u32,
         paths: Vec<String>,
+        /// The commit it did not merge onto (see `slice_merged`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        onto: String,
+    },
+    /// The integration gates passed on this candidate commit: the
+    /// integration branch moved forward to it.
+    IntegrationAdvanced { commit: String, tree: String },
+    /// The candidate failed an integration gate, and this slice's merge is
+    /// the first whose tree fails it: the slice is taken out, the
+    /// candidate goes back to the merge before it (which passed), and the
+    /// slices merged after it are merged again.
+    SliceEjected {
+        slice: String,
+        attempt: u32,
+        /// The gate that failed.
+        gate: String,
+        /// The tree of the slice's merge, on which the gate failed.
+        tree: String,
+        /// The candidate commit the rest are merged onto again.
+        onto: String,
+        /// The slices merged after it, to merge again, in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remerge: Vec<String>,
     },
     /// A slice's attempt failed in a way its agent can repair, and another
     /// attempt is due, told what went wrong.
@@ -228,6 +258,13 @@ pub enum RetryCause {
     Scope,
     /// Its commit conflicts with what is already integrated.
     Conflict,
+    /// Its merge is the first that made an integration gate fail.
+    Integration {
+        /// The gate.
+        gate: String,
+        /// The tree it failed on.
+        tree: String,
+    },
 }
 
 /// The names of gate results, for a line.
@@ -253,6 +290,7 @@ impl EventBody {
             | EventBody::CheckoutTouched { slice, .. }
             | EventBody::SliceMerged { slice, .. }
             | EventBody::SliceRetrying { slice, .. }
+            | EventBody::SliceEjected { slice, .. }
             | EventBody::MergeConflict { slice, .. } => Some(slice),
             EventBody::GateStarted { slice, .. }
             | EventBody::GateFinished { slice, .. }
@@ -284,6 +322,8 @@ impl EventBody {
             EventBody::BaseChecked { .. } => "base_checked",
             EventBody::BudgetExhausted { .. } => "budget_exhausted",
             EventBody::IntegrationStarted { .. } => "integration_started",
+            EventBody::IntegrationAdvanced { .. } => "integration_advanced",
+            EventBody::SliceEjected { .. } => "slice_ejected",
             EventBody::Delivery { .. } => "delivery",
             EventBody::GoalFinished { .. } => "goal_finished",
         }
@@ -381,6 +421,9 @@ impl EventBody {
                     RetryCause::Gate { gate } => format!("gate `{gate}` failed"),
                     RetryCause::Scope => "its commit was refused".to_string(),
                     RetryCause::Conflict => "it conflicted".to_string(),
+                    RetryCause::Integration { gate, .. } => {
+                        format!("integration gate `{gate}` failed with it merged")
+                    }
                 };
                 format!("attempt {attempt}: {why}; another attempt, told what went wrong")
             }
@@ -431,15 +474,36 @@ impl EventBody {
                     "verification failed".into()
                 }
             }
-            EventBody::SliceMerged { commit, .. } => format!("merged as {}", short(commit)),
+            EventBody::SliceMerged { commit, .. } => {
+                format!("merged into the candidate as {}", short(commit))
+            }
             EventBody::MergeConflict { attempt, paths, .. } => {
                 format!("attempt {attempt} conflicts on {}", paths.join(", "))
             }
             EventBody::IntegrationStarted { commit, tree, .. } => format!(
-                "integration gates start on {} (tree {})",
+                "integration gates start on candidate {} (tree {})",
                 short(commit),
                 short(tree)
             ),
+            EventBody::IntegrationAdvanced { commit, .. } => format!(
+                "integration gates passed: the integration branch moves to {}",
+                short(commit)
+            ),
+            EventBody::SliceEjected {
+                gate,
+                tree,
+                remerge,
+                ..
+            } => {
+                let mut s = format!(
+                    "taken out of the candidate: integration gate `{gate}` first fails with it merged (tree {})",
+                    short(tree)
+                );
+                if !remerge.is_empty() {
+                    s += &format!("; {} merge again", remerge.join(", "));
+                }
+                s
+            }
             EventBody::Delivery {
                 branch,
                 delivered,

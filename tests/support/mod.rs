@@ -303,6 +303,29 @@ impl Fixture {
     pub fn show(&self, rev: &str, path: &str) -> String {
         self.git(&["show", &format!("{rev}:{path}")])
     }
+
+    /// Whether shell `command` exits 0 in a fresh checkout of `rev`, as a
+    /// user checking the result by hand would run it.
+    pub fn passes_by_hand(&self, rev: &str, command: &str) -> bool {
+        let dir = tempfile::tempdir_in(self.tmp.path()).unwrap();
+        let checkout = dir.path().join("by-hand");
+        self.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            checkout.to_str().unwrap(),
+            rev,
+        ]);
+        let ok = Command::new("sh")
+            .args(["-c", command])
+            .current_dir(&checkout)
+            .status()
+            .unwrap()
+            .success();
+        self.git(&["worktree", "remove", "--force", checkout.to_str().unwrap()]);
+        ok
+    }
 }
 
 /// The processes still running, this one aside, whose environment or

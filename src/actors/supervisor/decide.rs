@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use crate::agent::Update;
-use crate::state::{GoalState, GoalStatus, SliceStatus};
+use crate::state::{GoalState, GoalStatus, Link, SliceStatus, TreeVerdict};
 use crate::store::events::{EventBody, RetryCause};
 
 /// Where the goal is.
@@ -30,8 +30,6 @@ pub enum Phase {
         /// Why.
         reason: String,
     },
-    /// Every slice has settled; the integration gates run.
-    Integrating,
     /// The goal has ended; late reports change nothing.
     Done,
 }
@@ -62,7 +60,7 @@ pub enum Action {
         /// The slice.
         slice: String,
     },
-    /// Send a verified slice to the integrator.
+    /// Send a verified slice to the integrator, to merge onto the candidate.
     Merge {
         /// The slice.
         slice: String,
@@ -90,8 +88,36 @@ pub enum Action {
     CheckBase,
     /// Give back the slot the base check ran in.
     ReleaseBase,
-    /// Run the integration gates on the integration head.
-    Integrate,
+    /// Run the integration gates on a candidate commit.
+    Integrate {
+        /// The commit.
+        commit: String,
+        /// Its tree.
+        tree: String,
+    },
+    /// Move the integration branch forward to a candidate commit the
+    /// integration gates passed.
+    Advance {
+        /// The commit.
+        commit: String,
+        /// Its tree.
+        tree: String,
+    },
+    /// Take a slice out of the candidate: its merge is the first on which
+    /// an integration gate fails. The candidate goes back to `onto`, and
+    /// the slices merged after it are merged again.
+    Eject {
+        /// The slice.
+        slice: String,
+        /// The gate that failed.
+        gate: String,
+        /// The tree of its merge.
+        tree: String,
+        /// The candidate commit before its merge (or the branch).
+        onto: String,
+        /// The slices merged after it, in order.
+        remerge: Vec<String>,
+    },
     /// End the goal.
     Finish {
         /// How it ends.
@@ -109,6 +135,8 @@ pub struct Decider {
     order: Option<Vec<String>>,
     /// Usage of running attempts, per slice: (tokens in, tokens out).
     live: HashMap<String, (u64, u64)>,
+    /// The candidate commit the integrator was told to move the branch to.
+    advancing: Option<String>,
 }
 
 impl Default for Decider {
@@ -124,6 +152,7 @@ impl Decider {
             phase: Phase::Working,
             order: None,
             live: HashMap::new(),
+            advancing: None,
         }
     }
 
@@ -168,15 +197,31 @@ impl Decider {
                 }
                 return actions;
             }
-            EventBody::Verified {
-                slice: None,
-                interrupted: true,
-                ..
-            } => {
-                return vec![self.finish(
-                    GoalStatus::Cancelled,
-                    Some("cancelled while the integration gates ran".into()),
-                )];
+            EventBody::Verified { slice: None, .. } => {
+                // What the integration gates said is in the state; `next`
+                // follows it (an interrupted run is no verdict).
+                return vec![];
+            }
+            EventBody::IntegrationAdvanced { .. } => {
+                self.advancing = None;
+                return vec![];
+            }
+            EventBody::SliceEjected { slice, remerge, .. } => {
+                // The rest of the candidate, then whatever was on its way to
+                // it, merge again onto what is left.
+                let in_flight = state
+                    .slices
+                    .iter()
+                    .filter(|s| s.status == SliceStatus::Merging && !remerge.contains(&s.id))
+                    .map(|s| &s.id);
+                actions.extend(
+                    remerge
+                        .iter()
+                        .chain(in_flight)
+                        .map(|id| Action::Merge { slice: id.clone() }),
+                );
+                actions.extend(self.retry(state, slice));
+                return actions;
             }
             EventBody::Verified {
                 slice: Some(_),
@@ -185,11 +230,6 @@ impl Decider {
             } => {
                 // No verdict: it waits, in its slot, for its gates to run again.
                 return vec![];
-            }
-            EventBody::Verified { slice: None, .. } => {
-                // The integration gates were the last step.
-                let (status, reason) = state.verdict();
-                return vec![self.finish(status, reason)];
             }
             EventBody::CheckoutTouched {
                 slice, evidence, ..
@@ -212,28 +252,17 @@ impl Decider {
                     slice: slice.clone(),
                 });
                 actions.extend(self.send_on(state, slice));
-                let failed_gate = state
-                    .slice(slice)
-                    .filter(|s| s.status == SliceStatus::GateFailed)
-                    .and_then(|s| s.gates.iter().find(|g| !g.passed));
-                if let Some(gate) = failed_gate {
-                    let cause = RetryCause::Gate {
-                        gate: gate.name.clone(),
-                    };
-                    actions.extend(self.retry(state, slice, cause));
-                }
+                actions.extend(self.retry(state, slice));
             }
-            EventBody::SliceFailed { slice, status, .. } => {
+            EventBody::SliceFailed { slice, .. } => {
                 actions.push(Action::StopAttempt {
                     slice: slice.clone(),
                 });
-                if *status == SliceStatus::ScopeViolation {
-                    actions.extend(self.retry(state, slice, RetryCause::Scope));
-                }
+                actions.extend(self.retry(state, slice));
             }
-            EventBody::MergeConflict { slice, .. } => {
-                actions.extend(self.retry(state, slice, RetryCause::Conflict));
-            }
+            // A conflict with a candidate rebuilt meanwhile is stale: the
+            // slice is still merging, onto the new one, and has no failure.
+            EventBody::MergeConflict { slice, .. } => actions.extend(self.retry(state, slice)),
             _ => {}
         }
         // A slice that is no longer running or gating needs its tree no more.
@@ -288,12 +317,16 @@ impl Decider {
     }
 
     /// A resumed goal: the slices the last controller left committed or
-    /// verified go on where they were.
+    /// verified go on where they were, and those it left failed with
+    /// attempts to spare get them.
     pub fn on_resume(&self, state: &GoalState) -> Vec<Action> {
         state
             .slices
             .iter()
-            .filter_map(|s| self.send_on(state, &s.id))
+            .filter_map(|s| {
+                self.send_on(state, &s.id)
+                    .or_else(|| self.retry(state, &s.id))
+            })
             .collect()
     }
 
@@ -301,10 +334,7 @@ impl Decider {
     /// carrying out the answer, until there is none: each action here
     /// changes the state or the phase, so the same is not asked twice.
     pub fn next(&mut self, state: &GoalState) -> Vec<Action> {
-        if matches!(
-            self.phase,
-            Phase::Done | Phase::Integrating | Phase::CheckingBase
-        ) {
+        if matches!(self.phase, Phase::Done | Phase::CheckingBase) {
             return vec![];
         }
         // Before any agent starts, the base must pass the slice gates.
@@ -337,12 +367,21 @@ impl Decider {
                 actions.push(Action::Start { slice });
             }
         }
-        let busy = state.slices.iter().any(|s| match s.status {
-            SliceStatus::Running | SliceStatus::Merging => true,
-            SliceStatus::Gating => !s.gates_interrupted,
-            _ => false,
-        });
-        if busy || starting {
+        // The integration goes on while slices work, unless the goal stops.
+        let mut integrating = false;
+        if !matches!(self.phase, Phase::Halting { .. }) {
+            let step = self.integration_step(state);
+            integrating = !step.is_empty();
+            actions.extend(step);
+        }
+        let busy = state.integration.testing.is_some()
+            || self.advancing.is_some()
+            || state.slices.iter().any(|s| match s.status {
+                SliceStatus::Running | SliceStatus::Merging => true,
+                SliceStatus::Gating => !s.gates_interrupted,
+                _ => false,
+            });
+        if busy || starting || integrating {
             return actions;
         }
         if let Phase::Halting { status, reason } = self.phase.clone() {
@@ -357,14 +396,109 @@ impl Decider {
         if !state.slices_settled() {
             return actions;
         }
-        if state.integration.order.is_empty() || state.integration_gates().is_empty() {
-            let (status, reason) = state.verdict();
-            actions.push(self.finish(status, reason));
-            return actions;
-        }
-        self.phase = Phase::Integrating;
-        actions.push(Action::Integrate);
+        let (status, reason) = state.verdict();
+        actions.push(self.finish(status, reason));
         actions
+    }
+
+    /// What the integration does next: judge the newest candidate, move the
+    /// branch to a candidate that passed, or find the first merge of a
+    /// failed candidate whose tree fails (bisection: the branch passed, the
+    /// failed commit did not, so the first failing merge lies between) and
+    /// take it out.
+    fn integration_step(&mut self, state: &GoalState) -> Vec<Action> {
+        let i = &state.integration;
+        if self.advancing.is_some() || i.testing.is_some() {
+            return vec![];
+        }
+        let gates = state.integration_gates();
+        if gates.is_empty() {
+            // Nothing judges the integration: every merge is as good as it gets.
+            return i
+                .candidate
+                .last()
+                .map(|l| self.advance(l))
+                .into_iter()
+                .collect();
+        }
+        let verdicts: Vec<TreeVerdict> = i
+            .candidate
+            .iter()
+            .map(|l| i.verdict_on(&l.tree, &gates))
+            .collect();
+        let test = |commit: &str, tree: &str| Action::Integrate {
+            commit: commit.to_string(),
+            tree: tree.to_string(),
+        };
+        let Some(failed) = verdicts.iter().position(|v| *v == TreeVerdict::Failed) else {
+            if let Some(passed) = verdicts.iter().rposition(|v| *v == TreeVerdict::Passed) {
+                return vec![self.advance(&i.candidate[passed])];
+            }
+            if let Some(tip) = i.candidate.last() {
+                return vec![test(&tip.commit, &tip.tree)];
+            }
+            // A retried goal whose gates were changed: the branch is judged again.
+            let settled = state.slices_settled()
+                && !state
+                    .slices
+                    .iter()
+                    .any(|s| s.status == SliceStatus::Merging);
+            if settled
+                && !i.order.is_empty()
+                && i.verdict_on(&i.tree, &gates) == TreeVerdict::Unknown
+            {
+                return vec![test(&i.commit, &i.tree)];
+            }
+            return vec![];
+        };
+        let passed = verdicts[..failed]
+            .iter()
+            .rposition(|v| *v == TreeVerdict::Passed);
+        let unknown = passed.map_or(0, |p| p + 1);
+        if unknown < failed {
+            let mid = &i.candidate[(unknown + failed) / 2];
+            return vec![test(&mid.commit, &mid.tree)];
+        }
+        // Found: the merge at `failed` is the first whose tree fails.
+        let culprit = &i.candidate[failed];
+        let gate = gates
+            .iter()
+            .find(|g| {
+                i.gates
+                    .iter()
+                    .rev()
+                    .find(|r| r.name == g.name && r.tree == culprit.tree)
+                    .is_some_and(|r| !r.passed)
+            })
+            .map(|g| g.name.clone())
+            .unwrap_or_default();
+        let mut actions = Vec::new();
+        let onto = match passed {
+            Some(p) => {
+                actions.push(self.advance(&i.candidate[p]));
+                i.candidate[p].commit.clone()
+            }
+            None => i.commit.clone(),
+        };
+        actions.push(Action::Eject {
+            slice: culprit.slice.clone(),
+            gate,
+            tree: culprit.tree.clone(),
+            onto,
+            remerge: i.candidate[failed + 1..]
+                .iter()
+                .map(|l| l.slice.clone())
+                .collect(),
+        });
+        actions
+    }
+
+    fn advance(&mut self, to: &Link) -> Action {
+        self.advancing = Some(to.commit.clone());
+        Action::Advance {
+            commit: to.commit.clone(),
+            tree: to.tree.clone(),
+        }
     }
 
     /// Pending slices whose dependencies have merged, in dependency order,
@@ -389,11 +523,7 @@ impl Decider {
             .filter(|id| {
                 state.slice(id).is_some_and(|s| {
                     s.status == SliceStatus::Pending
-                        && s.depends_on.iter().all(|d| {
-                            state
-                                .slice(d)
-                                .is_some_and(|d| d.status == SliceStatus::Merged)
-                        })
+                        && s.depends_on.iter().all(|d| state.integrated(d))
                 })
             })
             .take(room)
@@ -403,9 +533,12 @@ impl Decider {
 
     /// Another attempt for a slice whose attempt failed, while attempts and
     /// budget remain and the goal is not stopping.
-    fn retry(&self, state: &GoalState, slice: &str, cause: RetryCause) -> Option<Action> {
+    fn retry(&self, state: &GoalState, slice: &str) -> Option<Action> {
         let s = state.slice(slice)?;
+        let cause = s.failure.clone()?;
         let may = self.phase == Phase::Working
+            && s.status.is_final()
+            && s.status != SliceStatus::Merged
             && state.budget_exhausted.is_none()
             && s.attempts < state.settings.max_attempts;
         may.then(|| Action::Retry {
@@ -591,6 +724,29 @@ mod tests {
                 "slice_commit": format!("c-{slice}"), "commit": format!("m-{slice}"), "tree": format!("mt-{slice}")}))
         }
 
+        /// The integration gates start on slice `slice`'s merge.
+        fn testing(&mut self, slice: &str) -> Vec<Action> {
+            self.feed(
+                json!({"kind": "integration_started", "commit": format!("m-{slice}"),
+                "tree": format!("mt-{slice}"), "worktree": "/pool/int"}),
+            )
+        }
+
+        fn integration_gate(&mut self, slice: &str, passed: bool) -> Vec<Action> {
+            self.feed(
+                json!({"kind": "gate_finished", "result": {"name": "test", "passed": passed,
+                "exit_code": if passed { 0 } else { 1 }, "outcome": "exit", "duration_ms": 1,
+                "tree": format!("mt-{slice}"), "log": "/l"}}),
+            )
+        }
+
+        fn advanced(&mut self, slice: &str) -> Vec<Action> {
+            self.feed(
+                json!({"kind": "integration_advanced", "commit": format!("m-{slice}"),
+                "tree": format!("mt-{slice}")}),
+            )
+        }
+
         fn failed(&mut self, slice: &str) -> Vec<Action> {
             self.feed(json!({"kind": "slice_failed", "slice": slice, "attempt": 1,
                 "status": "failed", "reason": "agent failed: exit 1", "paths": []}))
@@ -606,6 +762,20 @@ mod tests {
     fn stop(slice: &str) -> Action {
         Action::StopAttempt {
             slice: slice.into(),
+        }
+    }
+
+    fn integrate(slice: &str) -> Action {
+        Action::Integrate {
+            commit: format!("m-{slice}"),
+            tree: format!("mt-{slice}"),
+        }
+    }
+
+    fn advance(slice: &str) -> Action {
+        Action::Advance {
+            commit: format!("m-{slice}"),
+            tree: format!("mt-{slice}"),
         }
     }
 
@@ -634,6 +804,12 @@ mod tests {
         );
         assert_eq!(g.next(), []);
         assert_eq!(g.merged("a"), [release("a")]);
+        assert_eq!(g.next(), [integrate("a")], "judged while `c` works");
+        let _ = g.testing("a");
+        let _ = g.integration_gate("a", true);
+        let _ = g.verified(None, true);
+        assert_eq!(g.next(), [advance("a")]);
+        let _ = g.advanced("a");
         assert_eq!(g.next(), [], "`c` still holds the only place");
         assert_eq!(g.failed("c"), [stop("c"), release("c")]);
         assert_eq!(g.next(), [start("b")]);
@@ -665,27 +841,152 @@ mod tests {
     }
 
     #[test]
-    fn every_slice_merged_runs_the_integration_once_and_its_gates_decide_the_end() {
+    fn a_merge_is_judged_on_the_candidate_and_the_branch_moves_only_once_it_passed() {
         let mut g = Goal::new(&[("a", &[])], 1, json!({}));
         let _ = g.next();
         let _ = g.started("a");
         let _ = g.committed("a");
         let _ = g.verified(Some("a"), true);
         let _ = g.merged("a");
-        assert_eq!(g.next(), [Action::Integrate]);
-        assert_eq!(g.decider.phase(), &Phase::Integrating);
-        assert_eq!(g.next(), [], "the integration is started once");
-        let _ = g.feed(
-            json!({"kind": "gate_finished", "result": {"name": "test", "passed": true,
-            "exit_code": 0, "outcome": "exit 0", "duration_ms": 1, "tree": "mt-a", "log": "/l"}}),
-        );
+        assert_eq!(g.next(), [integrate("a")]);
+        let _ = g.testing("a");
+        assert_eq!(g.next(), [], "the candidate is judged once");
+        let _ = g.integration_gate("a", true);
+        assert_eq!(g.verified(None, true), []);
+        assert_eq!(g.state.integration.order, Vec::<String>::new());
+        assert_eq!(g.next(), [advance("a")]);
+        assert_eq!(g.next(), [], "the branch is moved once");
+        let _ = g.advanced("a");
+        assert_eq!(g.state.integration.order, ["a"]);
         assert_eq!(
-            g.verified(None, true),
+            g.next(),
             [Action::Finish {
                 status: GoalStatus::Ready,
                 reason: None
             }]
         );
+    }
+
+    #[test]
+    fn without_integration_gates_every_merge_moves_the_branch() {
+        let mut g = Goal::new(&[("a", &[]), ("b", &["a"])], 1, json!({}));
+        g.state.settings.gates[0].scope = crate::gate::GateScope::Slice;
+        let _ = g.next();
+        let _ = g.started("a");
+        let _ = g.committed("a");
+        let _ = g.verified(Some("a"), true);
+        let _ = g.merged("a");
+        assert_eq!(g.next(), [advance("a")], "`b` waits for `a` on the branch");
+        let _ = g.advanced("a");
+        assert_eq!(g.next(), [start("b")]);
+    }
+
+    #[test]
+    fn a_failed_candidate_is_bisected_to_the_first_failing_merge_which_is_taken_out() {
+        let mut g = Goal::new(
+            &[("a", &[]), ("b", &[]), ("c", &[])],
+            3,
+            json!({"max_attempts": 2}),
+        );
+        let _ = g.next();
+        for s in ["a", "b", "c"] {
+            let _ = g.started(s);
+            let _ = g.committed(s);
+            let _ = g.verified(Some(s), true);
+        }
+        let _ = g.merged("a");
+        let _ = g.feed(json!({"kind": "slice_merged", "slice": "b", "attempt": 1,
+            "slice_commit": "c-b", "commit": "m-b", "tree": "mt-b", "onto": "m-a"}));
+        let _ = g.feed(json!({"kind": "slice_merged", "slice": "c", "attempt": 1,
+            "slice_commit": "c-c", "commit": "m-c", "tree": "mt-c", "onto": "m-b"}));
+        // The whole batch at once: its tip fails.
+        assert_eq!(g.next(), [integrate("c")]);
+        let _ = g.testing("c");
+        let _ = g.integration_gate("c", false);
+        let _ = g.verified(None, false);
+        // Between the branch (passing) and `c` (failing): `b` first.
+        assert_eq!(g.next(), [integrate("b")]);
+        let _ = g.testing("b");
+        let _ = g.integration_gate("b", false);
+        let _ = g.verified(None, false);
+        assert_eq!(g.next(), [integrate("a")]);
+        let _ = g.testing("a");
+        let _ = g.integration_gate("a", true);
+        let _ = g.verified(None, true);
+        // `b` is the first failing merge: `a` goes to the branch, `b` out, `c` again.
+        let eject = Action::Eject {
+            slice: "b".into(),
+            gate: "test".into(),
+            tree: "mt-b".into(),
+            onto: "m-a".into(),
+            remerge: vec!["c".into()],
+        };
+        assert_eq!(g.next(), [advance("a"), eject]);
+        let after = g.feed(json!({"kind": "slice_ejected", "slice": "b", "attempt": 1,
+            "gate": "test", "tree": "mt-b", "onto": "m-a", "remerge": ["c"]}));
+        assert_eq!(
+            after,
+            [
+                Action::Merge { slice: "c".into() },
+                Action::Retry {
+                    slice: "b".into(),
+                    cause: RetryCause::Integration {
+                        gate: "test".into(),
+                        tree: "mt-b".into()
+                    }
+                }
+            ]
+        );
+        let b = g.state.slice("b").unwrap();
+        assert_eq!(b.status, SliceStatus::GateFailed);
+        assert!(b
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("integration gate `test`"));
+        assert_eq!(g.state.slice("c").unwrap().status, SliceStatus::Merging);
+        // `c`'s merge onto the old candidate arrives late: it changes nothing.
+        let _ = g.feed(json!({"kind": "slice_merged", "slice": "c", "attempt": 1,
+            "slice_commit": "c-c", "commit": "m-c2", "tree": "mt-c2", "onto": "m-b"}));
+        assert_eq!(g.state.slice("c").unwrap().status, SliceStatus::Merging);
+        let _ = g.advanced("a");
+        let _ = g.feed(json!({"kind": "slice_merged", "slice": "c", "attempt": 1,
+            "slice_commit": "c-c", "commit": "m-c3", "tree": "mt-c3", "onto": "m-a"}));
+        assert_eq!(g.state.integration.order, ["a"]);
+        let tips: Vec<&str> = g
+            .state
+            .integration
+            .candidate
+            .iter()
+            .map(|l| l.commit.as_str())
+            .collect();
+        assert_eq!(tips, ["m-c3"]);
+    }
+
+    #[test]
+    fn a_culprit_without_attempts_left_stays_out_and_the_goal_ends_not_ready() {
+        let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+        let _ = g.next();
+        let _ = g.started("a");
+        let _ = g.committed("a");
+        let _ = g.verified(Some("a"), true);
+        let _ = g.merged("a");
+        let _ = g.next();
+        let _ = g.testing("a");
+        let _ = g.integration_gate("a", false);
+        let _ = g.verified(None, false);
+        let [Action::Eject { slice, onto, .. }] = &g.next()[..] else {
+            panic!("no ejection");
+        };
+        assert_eq!((slice.as_str(), onto.as_str()), ("a", "base"));
+        let after = g.feed(json!({"kind": "slice_ejected", "slice": "a", "attempt": 1,
+            "gate": "test", "tree": "mt-a", "onto": "base"}));
+        assert_eq!(after, [], "one attempt only");
+        let Some(Action::Finish { status, reason }) = g.next().pop() else {
+            panic!("the goal did not end");
+        };
+        assert_eq!(status, GoalStatus::NotReady);
+        assert!(reason.unwrap().contains("a (gate_failed)"));
     }
 
     #[test]

@@ -138,11 +138,11 @@ impl Actor for Supervisor {
                 (log, known, recovered, true)
             }
         };
-        let (goal_id, integration_branch, head) = match (&first.goal_id, recovered.first()) {
+        let (goal_id, integration_branch, tip) = match (&first.goal_id, recovered.first()) {
             (id, _) if !id.is_empty() => (
                 id.clone(),
                 first.integration.branch.clone(),
-                first.integration.commit.clone(),
+                first.integration.tip().to_string(),
             ),
             (
                 _,
@@ -159,15 +159,17 @@ impl Actor for Supervisor {
             ),
             _ => return Err("the first event must be goal_started".into()),
         };
-        // A merge the log missed moved the integration head.
-        let head = recovered
+        // The branch, where the log missed its last move.
+        let green = recovered
             .iter()
-            .rev()
             .find_map(|b| match b {
-                EventBody::SliceMerged { commit, .. } => Some(commit.clone()),
+                EventBody::IntegrationAdvanced { commit, .. } => Some(commit.clone()),
                 _ => None,
             })
-            .unwrap_or(head);
+            .unwrap_or_else(|| match first.integration.commit.is_empty() {
+                true => tip.clone(),
+                false => first.integration.commit.clone(),
+            });
         let limits = match recovered.first() {
             Some(EventBody::GoalStarted { limits, .. }) => limits.clone(),
             _ => first.settings.limits.clone(),
@@ -198,7 +200,8 @@ impl Actor for Supervisor {
                 repo: args.repo.clone(),
                 goal_id,
                 branch_ref: format!("refs/heads/{integration_branch}"),
-                head,
+                green,
+                tip,
             },
             myself.get_cell(),
         )
@@ -464,7 +467,29 @@ impl SupervisorState {
                 return Ok(vec![EventBody::BudgetExhausted { reason }]);
             }
             Action::CancelAll => self.cancel.cancel(),
-            Action::Integrate => return Ok(vec![self.integrate()?]),
+            Action::Integrate { commit, tree } => return Ok(vec![self.integrate(commit, tree)?]),
+            Action::Advance { commit, tree } => self
+                .integrator
+                .send_message(IntegratorMsg::Advance { commit, tree })?,
+            Action::Eject {
+                slice,
+                gate,
+                tree,
+                onto,
+                remerge,
+            } => {
+                self.integrator
+                    .send_message(IntegratorMsg::Rebuild { tip: onto.clone() })?;
+                let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
+                return Ok(vec![EventBody::SliceEjected {
+                    slice,
+                    attempt,
+                    gate,
+                    tree,
+                    onto,
+                    remerge,
+                }]);
+            }
             Action::CheckBase => self.check_base()?,
             Action::Finish { status, reason } => self.finish(status, reason, myself)?,
         }
@@ -535,6 +560,27 @@ impl SupervisorState {
                 ),
                 committed,
             ),
+            RetryCause::Integration { gate, tree } => {
+                let result = self
+                    .state
+                    .integration
+                    .gates
+                    .iter()
+                    .rev()
+                    .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
+                let (outcome, log) = match result {
+                    Some(r) => (r.outcome.clone(), crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES)),
+                    None => ("failed".to_string(), String::new()),
+                };
+                let lines = log.lines().count();
+                (
+                    format!(
+                        "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed ({outcome}). The last {lines} lines of its output:\n\n```\n{}\n```\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",
+                        log.trim_end()
+                    ),
+                    None,
+                )
+            }
             RetryCause::Conflict => (
                 format!(
                     "Your previous attempt conflicted with work already merged in: {}. The worktree now starts from the merged result; redo your change on top of it.",
@@ -646,16 +692,19 @@ impl SupervisorState {
             .map_err(|_| crate::Error::Actor("the gate actor is gone".into()))
     }
 
-    /// Takes a slot for the integration and sends its gates the integration head.
-    fn integrate(&mut self) -> crate::Result<EventBody> {
+    /// Sends the integration gates a candidate commit, in the slot the
+    /// integration holds for the whole goal.
+    fn integrate(&mut self, commit: String, tree: String) -> crate::Result<EventBody> {
         let gates = self.state.integration_gates();
-        let worktree = self.pool.acquire(&self.repo, false)?;
-        self.slots
-            .insert(crate::plan::INTEGRATION.to_string(), worktree.clone());
-        let (commit, tree) = (
-            self.state.integration.commit.clone(),
-            self.state.integration.tree.clone(),
-        );
+        let worktree = match self.slots.get(crate::plan::INTEGRATION) {
+            Some(slot) => slot.clone(),
+            None => {
+                let slot = self.pool.acquire(&self.repo, false)?;
+                self.slots
+                    .insert(crate::plan::INTEGRATION.to_string(), slot.clone());
+                slot
+            }
+        };
         let job = self.gate_job(
             None,
             worktree.clone(),
@@ -663,7 +712,12 @@ impl SupervisorState {
             tree.clone(),
             None,
             gates,
-            self.goal.logs().join(crate::plan::INTEGRATION),
+            // One folder per candidate: a failed run's log is what its
+            // culprit is shown, whatever runs after it.
+            self.goal
+                .logs()
+                .join(crate::plan::INTEGRATION)
+                .join(commit.get(..12).unwrap_or(&commit)),
         )?;
         self.gates
             .send_message(GateMsg::Run(Box::new(job)))
@@ -688,11 +742,12 @@ impl SupervisorState {
         let attempt = s.attempts + 1;
         // A feedback attempt after a failed gate or a refused commit goes on
         // from that commit and is judged against the same start; dependent
-        // slices and retries after a conflict build on what is integrated.
+        // slices and other retries build on what is merged so far: the
+        // candidate's tip (the branch, and merges its gates have yet to judge).
         let start_commit = match (&s.work_from, &s.start_commit) {
             (Some(_), Some(start)) => start.clone(),
             _ if attempt == 1 && s.depends_on.is_empty() => self.state.base_commit.clone(),
-            _ => self.state.integration.commit.clone(),
+            _ => self.state.integration.tip().to_string(),
         };
         let work_from = s.work_from.clone().filter(|_| s.start_commit.is_some());
         let limits = &self.state.settings.limits;
@@ -804,14 +859,11 @@ impl SupervisorState {
             cone: sparse,
             start_commit,
             work_from,
-            commit_message: format!(
-                "omk: {}\n\nOmk-Goal: {}\nOmk-Slice: {id}\nOmk-Attempt: {attempt}\n",
-                if spec.title.is_empty() {
-                    id
-                } else {
-                    &spec.title
-                },
-                self.state.goal_id
+            commit_message: crate::git::conventions::slice_message(
+                &self.state.goal_id,
+                id,
+                &spec.title,
+                attempt,
             ),
             cancel: self.agent_cancel.clone(),
             limiter: self.limiter.clone(),

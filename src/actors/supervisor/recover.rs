@@ -9,12 +9,11 @@ use crate::git::Repo;
 use crate::state::{GoalState, SliceStatus};
 use crate::store::events::EventBody;
 
-/// The merges the log missed: the last controller moved the integration
-/// branch (one merge per slice it was sent, in order) but stopped before
-/// recording them. Walking first parents back from the branch must reach the
-/// recorded head through merges of slices the log shows as `merging`;
-/// anything else moved the branch, and omk does not build on a history it
-/// did not write.
+/// The branch move the log missed: the last controller moved the
+/// integration branch forward to a candidate commit the gates passed but
+/// stopped before recording it. The branch must point at the recorded
+/// commit or at one of the candidate's; anything else moved it, and omk
+/// does not build on a history it did not write.
 pub(super) fn recover_integration(
     repo: &Repo,
     known: &GoalState,
@@ -24,35 +23,19 @@ pub(super) fn recover_integration(
     let actual = repo
         .ref_target(&format!("refs/heads/{branch}"))?
         .ok_or_else(|| format!("the integration branch {branch} is gone; it cannot be resumed"))?;
-    let mut missed = Vec::new();
-    let mut at = actual.clone();
-    while &at != recorded {
-        let parents = repo.parents(&at)?;
-        let merged = known.slices.iter().find(|s| {
-            s.status == SliceStatus::Merging
-                && parents.len() == 2
-                && s.commit.as_ref() == Some(&parents[1])
-                && !missed
-                    .iter()
-                    .any(|m: &EventBody| m.slice() == Some(s.id.as_str()))
-        });
-        let Some(s) = merged else {
-            return Err(format!(
-                "the integration branch {branch} points at {actual}, which does not descend from the recorded {recorded} through omk's merges: it was moved outside omk, so the goal cannot be resumed safely"
-            )
-            .into());
-        };
-        missed.push(EventBody::SliceMerged {
-            slice: s.id.clone(),
-            attempt: s.attempts,
-            slice_commit: parents[1].clone(),
-            tree: repo.tree_of(&at)?,
-            commit: at.clone(),
-        });
-        at = parents[0].clone();
+    if &actual == recorded {
+        return Ok(vec![]);
     }
-    missed.reverse();
-    Ok(missed)
+    match known.integration.candidate.iter().find(|l| l.commit == actual) {
+        Some(link) => Ok(vec![EventBody::IntegrationAdvanced {
+            commit: link.commit.clone(),
+            tree: link.tree.clone(),
+        }]),
+        None => Err(format!(
+            "the integration branch {branch} points at {actual}, not at the recorded {recorded} or a commit omk merged after it: it was moved outside omk, so the goal cannot be resumed safely"
+        )
+        .into()),
+    }
 }
 
 /// Commits the last controller made for running slices but did not record:
@@ -73,14 +56,9 @@ pub(super) fn adopt_commits(repo: &Repo, known: &GoalState) -> Vec<EventBody> {
         if &head == start {
             continue;
         }
-        let trailers = [
-            format!("Omk-Goal: {}", known.goal_id),
-            format!("Omk-Slice: {}", s.id),
-            format!("Omk-Attempt: {}", s.attempts),
-        ];
-        let ours = repo
-            .commit_message(&head)
-            .is_ok_and(|m| trailers.iter().all(|t| m.contains(t.as_str())));
+        let ours = repo.commit_message(&head).is_ok_and(|m| {
+            crate::git::conventions::is_attempt_commit(&m, &known.goal_id, &s.id, s.attempts)
+        });
         let Ok(changed) = repo.changed_files(start, &head) else {
             continue;
         };

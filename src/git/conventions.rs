@@ -1,0 +1,88 @@
+//! omk's git conventions, in one place: the names of the branches a goal
+//! creates and the trailers of the commits it writes.
+//!
+//! Every branch omk writes is under [`NAMESPACE`]; omk moves no other.
+
+/// The prefix of every branch omk creates.
+pub const NAMESPACE: &str = "omk/";
+
+/// The last part of a goal's integration branch name.
+pub const INTEGRATION: &str = "integration";
+
+/// Whether `branch` (a short name, `refs/heads/` stripped) is omk's.
+pub fn is_omk_branch(branch: &str) -> bool {
+    branch.starts_with(NAMESPACE)
+}
+
+/// The prefix of every branch of goal `goal_id`.
+pub fn goal_prefix(goal_id: &str) -> String {
+    format!("{NAMESPACE}{goal_id}/")
+}
+
+/// The branch a slice's attempts commit to.
+pub fn slice_branch(goal_id: &str, slice: &str) -> String {
+    format!("{}{slice}", goal_prefix(goal_id))
+}
+
+/// The goal's integration branch.
+pub fn integration_branch(goal_id: &str) -> String {
+    format!("{}{INTEGRATION}", goal_prefix(goal_id))
+}
+
+/// Whether `branch` is some goal's integration branch.
+pub fn is_integration_branch(branch: &str) -> bool {
+    is_omk_branch(branch) && branch.ends_with(&format!("/{INTEGRATION}"))
+}
+
+/// The goal id in one of omk's branch names.
+pub fn goal_of(branch: &str) -> Option<&str> {
+    branch.strip_prefix(NAMESPACE)?.split('/').next()
+}
+
+/// The trailers that mark a slice attempt's commit as omk's.
+fn attempt_trailers(goal_id: &str, slice: &str, attempt: u32) -> String {
+    format!("Omk-Goal: {goal_id}\nOmk-Slice: {slice}\nOmk-Attempt: {attempt}\n")
+}
+
+/// The message of a slice attempt's commit.
+pub fn slice_message(goal_id: &str, slice: &str, title: &str, attempt: u32) -> String {
+    let subject = if title.is_empty() { slice } else { title };
+    format!(
+        "omk: {subject}\n\n{}",
+        attempt_trailers(goal_id, slice, attempt)
+    )
+}
+
+/// Whether `message` is that of the commit of this slice attempt.
+pub fn is_attempt_commit(message: &str, goal_id: &str, slice: &str, attempt: u32) -> bool {
+    attempt_trailers(goal_id, slice, attempt)
+        .lines()
+        .all(|t| message.lines().any(|l| l == t))
+}
+
+/// The message of the integrator's merge of a slice.
+pub fn merge_message(goal_id: &str, slice: &str, attempt: u32) -> String {
+    format!(
+        "omk: merge slice {slice} (attempt {attempt})\n\nOmk-Goal: {goal_id}\nOmk-Slice: {slice}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_trailers_round_trip() {
+        assert_eq!(slice_branch("g1", "api"), "omk/g1/api");
+        assert_eq!(integration_branch("g1"), "omk/g1/integration");
+        assert!(is_integration_branch("omk/g1/integration"));
+        assert!(!is_integration_branch("omk/g1/api"));
+        assert_eq!(goal_of("omk/g1/api"), Some("g1"));
+        assert_eq!(goal_of("main"), None);
+        let m = slice_message("g1", "api", "", 2);
+        assert!(m.starts_with("omk: api\n"));
+        assert!(is_attempt_commit(&m, "g1", "api", 2));
+        assert!(!is_attempt_commit(&m, "g1", "api", 1));
+        assert!(!is_attempt_commit(&m, "g1", "ap", 2));
+    }
+}
