@@ -19,7 +19,7 @@ use crate::git::Repo;
 use crate::plan::Plan;
 use crate::report::Reporter;
 use crate::state::{Deliver, GoalState, GoalStatus, Limits, SliceStatus};
-use crate::store::events::{EventBody, EventLog};
+use crate::store::events::{EventBody, EventLog, Raised};
 use crate::store::{GoalDir, GoalLock, Store};
 
 /// What `omk goal run` was asked to do.
@@ -76,6 +76,18 @@ pub struct Budget {
     pub tokens: Option<u64>,
     /// US dollars over all agents.
     pub usd: Option<f64>,
+}
+
+impl Budget {
+    /// The budgets given, and `max_attempts`, as limits a resumed goal raises.
+    pub fn raised(&self, max_attempts: Option<u32>) -> Raised {
+        Raised {
+            max_attempts,
+            budget_time_ms: self.time.map(|d| d.as_millis() as u64),
+            budget_tokens: self.tokens,
+            budget_usd: self.usd,
+        }
+    }
 }
 
 /// A goal that ran to its end.
@@ -314,7 +326,15 @@ async fn obtain_plan(
 /// Takes over a goal whose controller stopped (crashed, killed, cancelled)
 /// and runs it to its end. A goal that already ended `ready` or `not_ready`
 /// is returned as it is.
-pub async fn resume_goal(dir: &Path, id: &str, reporter: Reporter) -> Result<Finished> {
+pub async fn resume_goal(
+    dir: &Path,
+    id: &str,
+    raised: Raised,
+    reporter: Reporter,
+) -> Result<Finished> {
+    if raised.max_attempts == Some(0) {
+        return Err(Error::Usage("a slice needs at least one attempt".into()));
+    }
     let repo = Repo::discover(dir)?;
     let store = Store::for_repo(&repo)?;
     let goal = store.find_goal(id)?;
@@ -341,7 +361,11 @@ pub async fn resume_goal(dir: &Path, id: &str, reporter: Reporter) -> Result<Fin
         repo,
         store,
         goal,
-        Start::Resume { log, events },
+        Start::Resume {
+            log,
+            events,
+            raised,
+        },
         agent,
         reporter,
         lock,
@@ -523,6 +547,7 @@ pub async fn retry_goal(
     id: &str,
     slices: &[String],
     max_attempts: Option<u32>,
+    budget: Budget,
     reporter: Reporter,
 ) -> Result<Finished> {
     if max_attempts == Some(0) {
@@ -575,5 +600,5 @@ pub async fn retry_goal(
             max_attempts: used + more,
         })?;
     }
-    resume_goal(dir, id, reporter).await
+    resume_goal(dir, id, budget.raised(None), reporter).await
 }

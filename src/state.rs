@@ -796,7 +796,14 @@ impl GoalState {
                     reason: reason.clone(),
                 });
             }
-            EventBody::GoalResumed { .. } => {
+            EventBody::GoalResumed { raised, .. } => {
+                if let Some(n) = raised.max_attempts {
+                    self.settings.max_attempts = n;
+                }
+                let limits = &mut self.settings.limits;
+                limits.budget_time_ms = raised.budget_time_ms.or(limits.budget_time_ms);
+                limits.budget_tokens = raised.budget_tokens.or(limits.budget_tokens);
+                limits.budget_usd = raised.budget_usd.or(limits.budget_usd);
                 // Work that was in flight when the last controller stopped is
                 // picked up again: interrupted attempts run again under the same
                 // number, unfinished gates run again.

@@ -333,6 +333,48 @@ fn a_token_budget_that_runs_out_ends_needs_budget_with_finished_work_merged() {
         .position(|e| e["kind"] == "budget_exhausted")
         .expect("a budget_exhausted event");
     assert!(!log[spent..].iter().any(|e| e["kind"] == "slice_started"));
+
+    // Resumed as it is, the budget is still spent: nothing starts.
+    let env = kimi::env(Product::Python, &server.base_url, f.tmp.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let again = f.omk_env(&["goal", "resume", "--json", "--no-progress"], &env);
+    let proof: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(proof["status"], "needs_budget", "{proof:#}");
+    let log = events(&f);
+    let resumed = log
+        .iter()
+        .rposition(|e| e["kind"] == "goal_resumed")
+        .unwrap();
+    assert!(!log[resumed..].iter().any(|e| e["kind"] == "slice_started"));
+
+    // Raised, the rest of the work runs on to the end.
+    let raised = f.omk_env(
+        &[
+            "goal",
+            "resume",
+            "--budget-tokens",
+            "100000",
+            "--json",
+            "--no-progress",
+        ],
+        &env,
+    );
+    let proof: Value = serde_json::from_slice(&raised.stdout).unwrap();
+    assert_eq!(
+        proof["status"],
+        "ready",
+        "{proof:#}\n{}",
+        String::from_utf8_lossy(&raised.stderr)
+    );
+    for id in ["alpha", "beta", "gamma"] {
+        assert_eq!(
+            f.show(branch, &format!("{id}.txt")),
+            format!("hello from {id}")
+        );
+    }
+    let log = events(&f);
+    let last = log.iter().rfind(|e| e["kind"] == "goal_resumed").unwrap();
+    assert_eq!(last["raised"]["budget_tokens"], 100000);
 }
 
 #[test]

@@ -543,6 +543,11 @@ esac"#,
     let out = f.omk(&["goal", "retry", "latest", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no slice nope"));
+    for command in ["retry", "resume"] {
+        let out = f.omk(&["goal", command, "--max-attempts", "0"]);
+        assert_eq!(out.status.code(), Some(2), "goal {command}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--max-attempts must be at least 1"));
+    }
 
     std::fs::write(&needed, "").unwrap();
     std::fs::write(&check, "exit 0\n").unwrap();

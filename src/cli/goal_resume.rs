@@ -9,6 +9,11 @@ use crate::report::Reporter;
 pub struct Args {
     #[command(flatten)]
     goal: super::GoalRef,
+    /// Attempts per slice from now on, counting those already made.
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+    #[command(flatten)]
+    budget: super::BudgetArgs,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -18,8 +23,19 @@ pub struct Args {
 }
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
-    let finished =
-        crate::run::resume_goal(dir, &args.goal.id, Reporter::new(!args.no_progress)).await?;
+    if args.max_attempts == Some(0) {
+        return Err(crate::Error::Usage(
+            "--max-attempts must be at least 1".into(),
+        ));
+    }
+    let budget: crate::run::Budget = args.budget.into();
+    let finished = crate::run::resume_goal(
+        dir,
+        &args.goal.id,
+        budget.raised(args.max_attempts),
+        Reporter::new(!args.no_progress),
+    )
+    .await?;
     if finished.already_ended {
         eprintln!(
             "omk: goal {} already ended {}; nothing to resume",

@@ -15,6 +15,8 @@ pub struct Args {
     /// Attempts each retried slice gets from now on [default: the goal's own limit].
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
+    #[command(flatten)]
+    budget: super::BudgetArgs,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -35,6 +37,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         &args.goal.id,
         &args.slices,
         args.max_attempts,
+        args.budget.into(),
         reporter,
     )
     .await?;

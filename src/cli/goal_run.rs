@@ -43,15 +43,8 @@ pub struct Args {
     /// [default: omk.toml run.max_attempts, else 3].
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
-    /// Stop starting work after this much wall-clock time, e.g. 2h.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    budget_time: Option<std::time::Duration>,
-    /// Stop after the agents spent this many tokens (input + output).
-    #[arg(long, value_name = "TOKENS")]
-    budget_tokens: Option<u64>,
-    /// Stop after the agents spent this many US dollars ([[price]] in omk.toml).
-    #[arg(long, value_name = "USD")]
-    budget_usd: Option<f64>,
+    #[command(flatten)]
+    budget: super::BudgetArgs,
     /// Where the result goes: leave it on the integration branch, or also fast-forward the base branch.
     #[arg(long, value_enum, default_value_t = Deliver::Branch)]
     deliver: Deliver,
@@ -100,11 +93,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         base_check: !args.no_base_check,
         gate_cache: !args.no_gate_cache,
         sparse: args.sparse,
-        budget: crate::run::Budget {
-            time: args.budget_time,
-            tokens: args.budget_tokens,
-            usd: args.budget_usd,
-        },
+        budget: args.budget.into(),
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
     super::print_finished(&finished, args.json)

@@ -80,6 +80,30 @@ struct GoalRef {
     id: String,
 }
 
+/// The goal-wide budgets of `run`, and what `resume` and `retry` raise them to.
+#[derive(Debug, clap::Args)]
+struct BudgetArgs {
+    /// Stop starting work after this much wall-clock time, e.g. 2h.
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    budget_time: Option<std::time::Duration>,
+    /// Stop after the agents spent this many tokens (input + output).
+    #[arg(long, value_name = "TOKENS")]
+    budget_tokens: Option<u64>,
+    /// Stop after the agents spent this many US dollars ([[price]] in omk.toml).
+    #[arg(long, value_name = "USD")]
+    budget_usd: Option<f64>,
+}
+
+impl From<BudgetArgs> for crate::run::Budget {
+    fn from(b: BudgetArgs) -> Self {
+        crate::run::Budget {
+            time: b.budget_time,
+            tokens: b.budget_tokens,
+            usd: b.budget_usd,
+        }
+    }
+}
+
 /// Runs the command line and renders any error once.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -60,7 +60,12 @@ pub enum EventBody {
         limits: Limits,
     },
     /// A new controller took the goal over after the last one stopped.
-    GoalResumed { pid: u32 },
+    GoalResumed {
+        pid: u32,
+        /// Limits raised for the rest of the goal.
+        #[serde(default, skip_serializing_if = "Raised::is_empty")]
+        raised: Raised,
+    },
     /// `goal retry`: an ended goal goes on, these slices with fresh attempts.
     GoalRetried {
         /// The slices that get attempts again.
@@ -244,6 +249,51 @@ pub enum EventBody {
     },
 }
 
+/// Limits a resumed goal runs under from now on, where they were raised.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Raised {
+    /// Attempts per slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Wall-clock time for this run of the goal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_time_ms: Option<u64>,
+    /// Input plus output tokens over all agents, all runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u64>,
+    /// US dollars over all agents, all runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+}
+
+impl Raised {
+    /// Whether nothing is raised.
+    pub fn is_empty(&self) -> bool {
+        *self == Raised::default()
+    }
+
+    /// The raised limits, in words.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.max_attempts {
+            parts.push(format!("{n} attempts per slice"));
+        }
+        if let Some(ms) = self.budget_time_ms {
+            parts.push(format!(
+                "a time budget of {}",
+                crate::util::human_duration(std::time::Duration::from_millis(ms))
+            ));
+        }
+        if let Some(t) = self.budget_tokens {
+            parts.push(format!("a token budget of {t}"));
+        }
+        if let Some(usd) = self.budget_usd {
+            parts.push(format!("a budget of ${usd:.2}"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// What made a slice's attempt fail in a way another attempt can repair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -344,7 +394,12 @@ impl EventBody {
                 plan.slices.len(),
                 short(base_commit)
             ),
-            EventBody::GoalResumed { pid } => format!("goal resumed by process {pid}"),
+            EventBody::GoalResumed { pid, raised } if raised.is_empty() => {
+                format!("goal resumed by process {pid}")
+            }
+            EventBody::GoalResumed { pid, raised } => {
+                format!("goal resumed by process {pid}, with {}", raised.describe())
+            }
             EventBody::GoalRetried { slices, .. } => match slices.is_empty() {
                 true => "goal retried: the integration gates run again".into(),
                 false => format!("goal retried: fresh attempts for {}", slices.join(", ")),

@@ -318,8 +318,11 @@ impl Decider {
 
     /// A resumed goal: the slices the last controller left committed or
     /// verified go on where they were, and those it left failed with
-    /// attempts to spare get them.
-    pub fn on_resume(&self, state: &GoalState) -> Vec<Action> {
+    /// attempts to spare get them — unless a budget is spent already.
+    pub fn on_resume(&mut self, state: &GoalState) -> Vec<Action> {
+        if let Some(spent) = self.over_budget(state) {
+            return vec![spent];
+        }
         state
             .slices
             .iter()
@@ -1063,13 +1066,36 @@ mod tests {
         let _ = g.committed("a");
         let _ = g.committed("b");
         let _ = g.verified(Some("b"), true);
-        let resumed = Decider::new();
+        let mut resumed = Decider::new();
         assert_eq!(
             resumed.on_resume(&g.state),
             [
                 Action::Gate { slice: "a".into() },
                 Action::Merge { slice: "b".into() }
             ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_goal_gives_the_retry_its_last_controller_did_not_record() {
+        let mut g = Goal::new(&[("a", &[])], 1, json!({"max_attempts": 2}));
+        let _ = g.next();
+        let _ = g.started("a");
+        let _ = g.committed("a");
+        let _ = g.feed(json!({"kind": "gate_finished", "slice": "a", "result": {"name": "test",
+            "passed": false, "exit_code": 1, "outcome": "exit 1", "duration_ms": 1, "tree": "t-a", "log": "/l"}}));
+        // Killed after the verdict, before `slice_retrying`.
+        let _ = g.verified(Some("a"), false);
+        let _ = g.feed(json!({"kind": "goal_resumed", "pid": 1}));
+        let mut resumed = Decider::new();
+        assert_eq!(
+            resumed.on_resume(&g.state),
+            [Action::Retry {
+                slice: "a".into(),
+                cause: RetryCause::Gate {
+                    gate: "test".into()
+                }
+            }]
         );
     }
 

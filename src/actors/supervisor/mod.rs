@@ -64,8 +64,13 @@ pub enum SupervisorMsg {
 pub enum Start {
     /// A new goal: this `goal_started` event opens its log.
     New(EventBody),
-    /// A goal taken over after its last controller stopped: its reopened log.
-    Resume { log: EventLog, events: Vec<Event> },
+    /// A goal taken over after its last controller stopped: its reopened
+    /// log, and the limits raised from now on.
+    Resume {
+        log: EventLog,
+        events: Vec<Event>,
+        raised: crate::store::events::Raised,
+    },
 }
 
 /// Startup arguments.
@@ -129,13 +134,17 @@ impl Actor for Supervisor {
                 EventLog::create(&args.goal.events())?,
                 GoalState::default(),
                 vec![started],
-                false,
+                None,
             ),
-            Start::Resume { log, events } => {
+            Start::Resume {
+                log,
+                events,
+                raised,
+            } => {
                 let known = GoalState::from_events(&events);
                 let mut recovered = recover::recover_integration(&args.repo, &known)?;
                 recovered.extend(recover::adopt_commits(&args.repo, &known));
-                (log, known, recovered, true)
+                (log, known, recovered, Some(raised))
             }
         };
         let (goal_id, integration_branch, tip) = match (&first.goal_id, recovered.first()) {
@@ -223,15 +232,16 @@ impl Actor for Supervisor {
             slots: HashMap::new(),
             proof_written: std::time::Instant::now(),
             decider: Decider::new(),
-            resumed,
+            resumed: resumed.is_some(),
             done: Some(args.done),
         };
         for body in recovered {
             state.record(body)?;
         }
-        if resumed {
+        if let Some(raised) = resumed {
             state.record(EventBody::GoalResumed {
                 pid: std::process::id(),
+                raised,
             })?;
         }
         Ok(state)
