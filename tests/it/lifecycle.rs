@@ -1,12 +1,10 @@
 //! Cancel, signals, resume, the controller lock, clean, and log verification.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{gate_toml, slice, slice_of, Fixture};
 use serde_json::{json, Value};
-use support::{gate_toml, slice, slice_of, Fixture};
 
 /// A goal with a quick slice and two that block while `gate_file` exists.
 struct Blocking {
@@ -462,7 +460,7 @@ fn secret_scrubbing_never_rewrites_omk_s_own_records() {
             && !events.contains("redacted:MYSQL_ROOT_PASSWORD")
     );
     // The real secret is still scrubbed from what the agent printed.
-    let logs: String = support::files_under(&f.home)
+    let logs: String = crate::support::files_under(&f.home)
         .iter()
         .filter(|p| p.ends_with("agent.log"))
         .map(|p| std::fs::read_to_string(p).unwrap_or_default())

@@ -4,10 +4,8 @@
 //! repository must be byte-identical afterwards, and no secret may appear in
 //! any file under omk's state directory.
 
-mod support;
-
+use crate::support::{files_under, gate_toml, slice, slice_of, Fixture};
 use serde_json::{json, Value};
-use support::{files_under, gate_toml, slice, slice_of, Fixture};
 
 /// A secret omk's environment holds but agents are not given.
 const HIDDEN: &str = "hidden-secret-value-91b3";

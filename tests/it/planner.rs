@@ -1,10 +1,8 @@
 //! Planning: from a goal and --slices N to a plan, by a scripted planner
 //! agent through `exec:`, or by --shard-by with no agent.
 
-mod support;
-
+use crate::support::{gate_toml, slice_of, Fixture};
 use serde_json::{json, Value};
-use support::{gate_toml, slice_of, Fixture};
 
 fn repo() -> Fixture {
     Fixture::new(&[

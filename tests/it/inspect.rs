@@ -1,9 +1,7 @@
 //! Inspecting finished goals: list, status, proof, replay, verify, delivery.
 
-mod support;
-
+use crate::support::{gate_toml, slice, Fixture};
 use serde_json::{json, Value};
-use support::{gate_toml, slice, Fixture};
 
 fn ready_goal(f: &Fixture, extra: &[&str]) -> Value {
     let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);

@@ -1,9 +1,7 @@
 //! `omk goal run` end to end: real git repositories, shell-script agents through `exec:`.
 
-mod support;
-
+use crate::support::{gate_toml, slice, slice_of, Fixture};
 use serde_json::json;
-use support::{gate_toml, slice, slice_of, Fixture};
 
 /// A gate `check` of `scope` that counts its runs in a file outside the
 /// repository, which it may write.

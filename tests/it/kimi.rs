@@ -3,12 +3,10 @@
 //! scripted LLM server. The CLIs are installed from the package registries on
 //! first use (scripts/install-kimi-tools.sh).
 
-mod support;
-
+use crate::support::kimi::{self, Product};
+use crate::support::llm::{self, LlmServer, Reply};
+use crate::support::{gate_toml, slice, slice_of, Fixture};
 use serde_json::{json, Value};
-use support::kimi::{self, Product};
-use support::llm::{self, LlmServer, Reply};
-use support::{gate_toml, slice, slice_of, Fixture};
 
 /// Runs a goal with `agent` as `product` against `server`; returns (exit code, proof, stderr).
 fn run(
@@ -64,7 +62,7 @@ fn repo() -> Fixture {
 
 /// Every file under `dir` that contains `needle`.
 fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    support::files_under(dir)
+    crate::support::files_under(dir)
         .into_iter()
         .filter(|p| {
             std::fs::read(p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))

@@ -1,9 +1,7 @@
 //! Bad input is refused with exit 2, a message naming the problem, and no trace left.
 
-mod support;
-
+use crate::support::{gate_toml, slice, Fixture};
 use serde_json::json;
-use support::{gate_toml, slice, Fixture};
 
 /// Runs `goal run` and checks it exits 2 with `needle` in stderr and leaves nothing behind.
 fn refused(f: &Fixture, args: &[&str], needle: &str) {
@@ -31,11 +29,11 @@ fn refused(f: &Fixture, args: &[&str], needle: &str) {
 }
 
 trait SnapshotIfRepo {
-    fn checkout_snapshot_if_repo(&self) -> Option<support::CheckoutSnapshot>;
+    fn checkout_snapshot_if_repo(&self) -> Option<crate::support::CheckoutSnapshot>;
 }
 
 impl SnapshotIfRepo for Fixture {
-    fn checkout_snapshot_if_repo(&self) -> Option<support::CheckoutSnapshot> {
+    fn checkout_snapshot_if_repo(&self) -> Option<crate::support::CheckoutSnapshot> {
         let has_commits = std::process::Command::new("git")
             .arg("-C")
             .arg(&self.repo)

@@ -7,10 +7,8 @@
 //! The points are drawn deterministically from a seed (`OMK_FAULT_SEED`,
 //! default 7); the suite prints how many it covered.
 
-mod support;
-
+use crate::support::{files_under, gate_toml, Fixture};
 use serde_json::{json, Value};
-use support::{files_under, gate_toml, Fixture};
 
 const SLICES: usize = 8;
 
