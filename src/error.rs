@@ -83,9 +83,41 @@ pub enum Error {
     #[error("sandbox: {0}")]
     Sandbox(String),
 
-    /// The actor system could not start or lost an actor it cannot run without.
-    #[error("actor system: {0}")]
-    Actor(String),
+    /// JSON could not be encoded or decoded.
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The goal supervisor could not start, or stopped before the goal ended.
+    #[error("the goal supervisor {0}")]
+    Supervisor(String),
+
+    /// An actor the caller needs has stopped.
+    #[error("the {0} is gone")]
+    ActorGone(&'static str),
+
+    /// A task run off the async threads panicked or was cancelled.
+    #[error("a worker task failed: {0}")]
+    Task(String),
+
+    /// A worktree slot is held by another process.
+    #[error("the worktree slot {} is held by another process", .0.display())]
+    SlotHeld(PathBuf),
+
+    /// An agent process cannot be talked to.
+    #[error("agent: {0}")]
+    AgentIo(String),
+
+    /// A process asked to stop did not within the wait.
+    #[error("process {pid} did not stop within {wait}; it still holds goal {goal}")]
+    StillRunning {
+        pid: i32,
+        goal: String,
+        wait: String,
+    },
 }
 
 impl Error {
@@ -103,11 +135,25 @@ impl Error {
             Error::Git(_)
             | Error::GitCommand { .. }
             | Error::Io { .. }
-            | Error::Actor(_)
+            | Error::Json { .. }
+            | Error::Supervisor(_)
+            | Error::ActorGone(_)
+            | Error::Task(_)
+            | Error::SlotHeld(_)
+            | Error::AgentIo(_)
+            | Error::StillRunning { .. }
             | Error::Worktree(_)
             | Error::AgentMissing { .. }
             | Error::Sandbox(_)
             | Error::Disk(_) => 3,
+        }
+    }
+
+    /// An [`Error::Json`] with a sentence saying what was being done.
+    pub fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::Json {
+            context: context.into(),
+            source,
         }
     }
 

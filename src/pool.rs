@@ -87,10 +87,7 @@ impl Pool {
         if self.try_hold(slot)? {
             Ok(())
         } else {
-            Err(Error::Actor(format!(
-                "the worktree slot {} is held by another process",
-                slot.display()
-            )))
+            Err(Error::SlotHeld(slot.to_path_buf()))
         }
     }
 

@@ -20,7 +20,6 @@ pub struct Reporter {
 }
 
 enum Mode {
-    Silent,
     Plain,
     Live {
         multi: MultiProgress,
@@ -46,18 +45,9 @@ impl Reporter {
         }
     }
 
-    /// A reporter that prints nothing.
-    pub fn silent() -> Reporter {
-        Reporter {
-            mode: Mode::Silent,
-            started: Instant::now(),
-        }
-    }
-
     /// Prints a note that is not an event (warnings before the run starts).
     pub fn notice(&self, text: &str) {
         match &self.mode {
-            Mode::Silent => {}
             Mode::Plain => eprintln!("omk: {text}"),
             Mode::Live { multi, .. } => {
                 let _ = multi.println(format!("omk: {text}"));
@@ -69,7 +59,6 @@ impl Reporter {
     pub fn event(&mut self, event: &Event, state: &GoalState) {
         let elapsed = self.started.elapsed();
         match &mut self.mode {
-            Mode::Silent => {}
             Mode::Plain => eprintln!("{}", plain_line(elapsed, &event.body)),
             Mode::Live { multi, bars } => {
                 if let EventBody::GoalStarted { .. } = &event.body {

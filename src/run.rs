@@ -178,7 +178,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let goal = store.create_goal()?;
     let lock = goal.lock()?;
     let plan_json =
-        serde_json::to_vec_pretty(&plan).map_err(|e| Error::io("encoding plan", e.into()))?;
+        serde_json::to_vec_pretty(&plan).map_err(|e| Error::json("encoding plan", e))?;
     crate::util::write_atomic(&goal.plan(), &plan_json)?;
     let integration_branch = crate::git::conventions::integration_branch(&goal.id);
     repo.create_ref(
@@ -397,7 +397,7 @@ async fn drive(
     };
     let (supervisor, handle) = Actor::spawn(None, Supervisor, args)
         .await
-        .map_err(|e| Error::Actor(format!("starting the goal supervisor: {e}")))?;
+        .map_err(|e| Error::Supervisor(format!("could not start: {e}")))?;
 
     let signals = {
         let supervisor = supervisor.clone();
@@ -431,8 +431,8 @@ async fn drive(
     signals.abort();
     let _ = handle.await;
     let state = state.map_err(|_| {
-        Error::Actor(format!(
-            "the goal supervisor stopped before the goal finished; its log is {}",
+        Error::Supervisor(format!(
+            "stopped before the goal finished; its log is {}",
             goal.events().display()
         ))
     })?;
@@ -483,9 +483,7 @@ fn disk_margin() -> u64 {
 /// leave less than the margin free: `slots` are needed at once, and the
 /// pool's existing ones are reused.
 fn check_disk(repo: &Repo, store: &Store, base: &str, slots: usize) -> Result<()> {
-    let existing = crate::pool::Pool::new(store.root().join("pool"))
-        .slots()
-        .len();
+    let existing = crate::pool::Pool::new(store.pool_dir()).slots().len();
     let new = slots.saturating_sub(existing);
     if new == 0 {
         return Ok(());

@@ -143,6 +143,9 @@ pub struct SliceState {
     /// The session an interrupted attempt resumes when it runs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_session: Option<String>,
+    /// It was recorded `slice_blocked`: a dependency will never merge.
+    #[serde(skip)]
+    pub blocked: bool,
     /// What failed its last attempt, when another attempt could repair it.
     #[serde(skip)]
     pub failure: Option<crate::store::events::RetryCause>,
@@ -173,6 +176,13 @@ pub struct AttemptRecord {
 }
 
 impl SliceState {
+    /// A blocked slice is judged again: its dependencies may merge now.
+    fn unblock(&mut self) {
+        if std::mem::take(&mut self.blocked) {
+            self.reason = None;
+        }
+    }
+
     /// Keeps the failed gate's last lines with the attempt that just ended.
     fn note_excerpt(&mut self, excerpt: Option<String>) {
         if let Some(a) = self.attempt_history.last_mut() {
@@ -623,6 +633,7 @@ impl GoalState {
             EventBody::SliceBlocked { slice, reason } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.reason = Some(reason.clone());
+                    s.blocked = true;
                 }
             }
             EventBody::GateStarted { slice, gate, .. } => {
@@ -827,13 +838,7 @@ impl GoalState {
                         }
                         _ => {}
                     }
-                    if s.status == SliceStatus::Pending
-                        && s.reason
-                            .as_deref()
-                            .is_some_and(|r| r.starts_with("dependency"))
-                    {
-                        s.reason = None;
-                    }
+                    s.unblock();
                     s.current_gate = None;
                 }
                 // Integration gates that were running run again.
@@ -859,13 +864,7 @@ impl GoalState {
                 }
                 // Dependents blocked by them may start once they merge.
                 for s in &mut self.slices {
-                    if s.status == SliceStatus::Pending
-                        && s.reason
-                            .as_deref()
-                            .is_some_and(|r| r.starts_with("dependency"))
-                    {
-                        s.reason = None;
-                    }
+                    s.unblock();
                 }
                 self.integration.gates.clear();
             }

@@ -30,5 +30,5 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> crate::Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| crate::Error::Actor(format!("blocking task failed: {e}")))?
+        .map_err(|e| crate::Error::Task(e.to_string()))?
 }

@@ -167,7 +167,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     };
     args.supervisor
         .send_message(SupervisorMsg::Report(finished))
-        .map_err(|_| crate::Error::Actor("the supervisor is gone".into()))?;
+        .map_err(|_| crate::Error::ActorGone("supervisor"))?;
     if let Some(before) = watch {
         let now = Watch::take(&args.repo, &args.pool, &task.worktree).await?;
         let evidence = before.checkout.changes(&now.checkout);

@@ -81,7 +81,7 @@ pub(super) async fn run(
         .stderr(Stdio::from(stderr));
     let mut group = Group::spawn_agent(cmd, task, command)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
-        return Err(Error::Actor("the agent's stdio was not captured".into()));
+        return Err(Error::AgentIo("the agent's stdio was not captured".into()));
     };
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
     let transcript = Transcript(Arc::new(Mutex::new(log)));

@@ -35,7 +35,7 @@ pub(super) async fn run(
         &updates,
     )?;
     let Some(stdout) = group.child.stdout.take() else {
-        return Err(Error::Actor("the agent's stdout was not captured".into()));
+        return Err(Error::AgentIo("the agent's stdout was not captured".into()));
     };
     let activity = Activity::new();
     let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

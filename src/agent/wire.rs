@@ -32,7 +32,7 @@ pub(super) async fn run(
 ) -> Result<Report> {
     let (mut group, session, log) = start_kimi(task, &["--wire"], &[], Stdio::piped(), &updates)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
-        return Err(Error::Actor("the agent's stdio was not captured".into()));
+        return Err(Error::AgentIo("the agent's stdio was not captured".into()));
     };
     let mut wire = Wire {
         stdin: Some(stdin),
@@ -133,7 +133,7 @@ impl Wire {
         let stdin = self
             .stdin
             .as_mut()
-            .ok_or_else(|| Error::Actor("the agent's stdin is closed".into()))?;
+            .ok_or_else(|| Error::AgentIo("the agent's stdin is closed".into()))?;
         stdin
             .write_all(format!("{line}\n").as_bytes())
             .await

@@ -38,10 +38,11 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         let deadline = Instant::now() + args.wait;
         while goal.holder().is_some() {
             if Instant::now() > deadline {
-                return Err(Error::Actor(format!(
-                    "process {pid} did not stop within {:?}; it still holds goal {}",
-                    args.wait, goal.id
-                )));
+                return Err(Error::StillRunning {
+                    pid,
+                    goal: goal.id.clone(),
+                    wait: crate::util::human_duration(args.wait),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

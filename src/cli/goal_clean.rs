@@ -55,7 +55,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         );
     }
     // Worktree slots no goal is using are rebuilt when needed.
-    let pool = crate::pool::Pool::new(store.root().join("pool"));
+    let pool = crate::pool::Pool::new(store.pool_dir());
     let idle = pool.idle_slots();
     for slot in &idle {
         freed += crate::util::disk_usage(slot);

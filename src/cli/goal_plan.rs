@@ -53,8 +53,8 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         sparse: false,
     };
     let plan = crate::run::plan_goal(&opts, &Reporter::new(false)).await?;
-    let json = serde_json::to_string_pretty(&plan)
-        .map_err(|e| Error::io("encoding the plan", e.into()))?;
+    let json =
+        serde_json::to_string_pretty(&plan).map_err(|e| Error::json("encoding the plan", e))?;
     match &args.out {
         Some(path) => crate::util::write_atomic(path, format!("{json}\n").as_bytes())?,
         None => println!("{json}"),

@@ -56,7 +56,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     for e in &events {
         if args.json {
             let line = serde_json::to_string(e)
-                .map_err(|err| crate::Error::io("encoding event", err.into()))?;
+                .map_err(|err| crate::Error::json("encoding event", err))?;
             println!("{line}");
         } else {
             let slice = e

@@ -222,8 +222,8 @@ fn load_state(goal: &GoalDir) -> Result<(GoalState, Vec<events::Event>)> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| crate::Error::io("encoding JSON", e.into()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| crate::Error::json("encoding JSON", e))?;
     println!("{text}");
     Ok(())
 }

@@ -62,13 +62,6 @@ impl RepoContext {
         Ok(RepoContext { files })
     }
 
-    /// Whether a path is tracked.
-    pub fn has_file(&self, path: &str) -> bool {
-        self.files
-            .binary_search_by(|(p, _)| p.as_str().cmp(path))
-            .is_ok()
-    }
-
     /// Whether a directory holds tracked files (`""` is the root).
     pub fn has_dir(&self, dir: &str) -> bool {
         if dir.is_empty() {

@@ -10,7 +10,6 @@
 pub mod context;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use globset::GlobBuilder;
 use serde_json::Value;
@@ -253,7 +252,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
     let ctx = RepoContext::load(p.repo, p.base)?;
     let summary = ctx.summary(&p.gates);
     let id = format!("plan-{:08x}", rand::random::<u32>());
-    let dir = p.store.root().join("planning").join(&id);
+    let dir = p.store.planning_dir().join(&id);
     let worktree = dir.join("worktree");
     {
         let (repo, wt, base) = (p.repo.clone(), worktree.clone(), p.base.to_string());
@@ -345,11 +344,6 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
-}
-
-/// Where planning leaves its logs when it fails.
-pub fn planning_dir(store: &Store) -> PathBuf {
-    store.root().join("planning")
 }
 
 #[cfg(test)]

@@ -662,7 +662,7 @@ impl EventLog {
             prev: self.last_hash.clone(),
             body,
         };
-        let encode = |e: serde_json::Error| Error::io("encoding event", e.into());
+        let encode = |e: serde_json::Error| Error::json("encoding event", e);
         let mut json = serde_json::to_string(&event).map_err(encode)?;
         let mut event = event;
         // What agents and gates said is scrubbed, omk's own structure never

@@ -173,6 +173,21 @@ impl Store {
         &self.root
     }
 
+    /// The repository's worktree pool.
+    pub fn pool_dir(&self) -> PathBuf {
+        self.root.join("pool")
+    }
+
+    /// Passing gate results, by gate and tree.
+    pub fn gate_cache_dir(&self) -> PathBuf {
+        self.root.join("gate-cache")
+    }
+
+    /// Where planning runs leave their logs.
+    pub fn planning_dir(&self) -> PathBuf {
+        self.root.join("planning")
+    }
+
     /// Creates the directory of a new goal with a fresh id.
     pub fn create_goal(&self) -> Result<GoalDir> {
         let goals = self.root.join("goals");

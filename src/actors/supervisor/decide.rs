@@ -354,7 +354,7 @@ impl Decider {
         let mut actions: Vec<Action> = state
             .slices
             .iter()
-            .filter(|s| s.reason.is_none())
+            .filter(|s| !s.blocked)
             .filter_map(|s| {
                 let dep = state.blocked_by(s)?;
                 Some(Action::Block {

@@ -183,7 +183,7 @@ impl Actor for Supervisor {
             Some(EventBody::GoalStarted { limits, .. }) => limits.clone(),
             _ => first.settings.limits.clone(),
         };
-        let pool = Arc::new(crate::pool::Pool::new(args.store.root().join("pool")));
+        let pool = Arc::new(crate::pool::Pool::new(args.store.pool_dir()));
         let (gates, _) = Actor::spawn_linked(
             None,
             GateActor,
@@ -195,7 +195,7 @@ impl Actor for Supervisor {
                 cancel: cancel.clone(),
                 cache: match limits.no_gate_cache {
                     true => crate::gate::Cache::off(),
-                    false => crate::gate::Cache::new(args.store.root().join("gate-cache")),
+                    false => crate::gate::Cache::new(args.store.gate_cache_dir()),
                 },
             },
             myself.get_cell(),
@@ -371,7 +371,7 @@ impl SupervisorState {
     }
 
     fn write_proof(&mut self) -> crate::Result<()> {
-        let encode = |e: serde_json::Error| crate::Error::io("encoding proof", e.into());
+        let encode = |e: serde_json::Error| crate::Error::json("encoding proof", e);
         let mut proof = serde_json::to_value(&self.state).map_err(encode)?;
         crate::redact::redact_json(&mut proof);
         let proof = serde_json::to_vec_pretty(&proof).map_err(encode)?;
@@ -699,7 +699,7 @@ impl SupervisorState {
         job.base = true;
         self.gates
             .send_message(GateMsg::Run(Box::new(job)))
-            .map_err(|_| crate::Error::Actor("the gate actor is gone".into()))
+            .map_err(|_| crate::Error::ActorGone("gate actor"))
     }
 
     /// Sends the integration gates a candidate commit, in the slot the
@@ -731,7 +731,7 @@ impl SupervisorState {
         )?;
         self.gates
             .send_message(GateMsg::Run(Box::new(job)))
-            .map_err(|_| crate::Error::Actor("the gate actor is gone".into()))?;
+            .map_err(|_| crate::Error::ActorGone("gate actor"))?;
         Ok(EventBody::IntegrationStarted {
             commit,
             tree,
