@@ -178,20 +178,6 @@ impl Group {
         Ok(Group { child, pgid })
     }
 
-    /// Spawns an agent for `task`, with only the environment it may see
-    /// and its private temp directory; `command` comes from
-    /// [`crate::agent::Task::command`], so it runs in the task's sandbox.
-    pub fn spawn_agent(
-        mut command: tokio::process::Command,
-        task: &crate::agent::Task,
-        what: &str,
-    ) -> Result<Group> {
-        std::fs::create_dir_all(&task.tmp)
-            .context(|| format!("creating {}", task.tmp.display()))?;
-        command.env_clear();
-        Group::spawn(command, &task.worktree, &task.env(), what)
-    }
-
     /// Kills every process of the group at once.
     pub fn kill(&self) {
         kill_group(self.pgid, libc::SIGKILL);

@@ -5,10 +5,7 @@
 use std::fmt::Write;
 
 use crate::state::{GoalState, GoalStatus};
-
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
-}
+use crate::util::short;
 
 fn gate_line(g: &crate::gate::GateResult) -> String {
     format!(

@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use crate::error::{IoContext, Result};
 
+/// The first ten hex digits of a commit or tree id, as people read them.
+pub fn short(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}
+
 /// Parses a duration such as `"500ms"`, `"90s"`, `"10m"` or `"2h"`.
 ///
 /// A bare number is seconds. The error names the accepted forms.

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::policy::Request;
 use super::{report, watch, Activity, AgentExit, Report, Stop, Task, Update};
 use crate::error::{Error, IoContext, Result};
-use crate::process::{open_log, Group};
+use crate::process::open_log;
 
 /// How many times a turn that ended after refusals is continued.
 const MAX_FOLLOW_UPS: u32 = 3;
@@ -79,7 +79,7 @@ pub(super) async fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr));
-    let mut group = Group::spawn_agent(cmd, task, command)?;
+    let mut group = super::spawn(cmd, task, command)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
         return Err(Error::AgentIo("the agent's stdio was not captured".into()));
     };

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{report, watch, Activity, Report, Task};
 use crate::error::{IoContext, Result};
-use crate::process::{exit_of, open_log, Group};
+use crate::process::{exit_of, open_log};
 
 pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) -> Result<Report> {
     let log = open_log(&task.log)?;
@@ -28,7 +28,7 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err));
-    let mut group = Group::spawn_agent(cmd, task, command)?;
+    let mut group = super::spawn(cmd, task, command)?;
     let activity = Activity::new();
     let output_grows = {
         let (activity, log) = (activity.clone(), task.log.clone());

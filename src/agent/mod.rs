@@ -498,6 +498,20 @@ impl From<Stop> for AgentExit {
     }
 }
 
+/// Spawns an agent for `task`, with only the environment it may see and
+/// its private temp directory; `command` comes from [`Task::command`], so it
+/// runs in the task's sandbox.
+pub(crate) fn spawn(
+    mut command: tokio::process::Command,
+    task: &Task,
+    what: &str,
+) -> Result<crate::process::Group> {
+    use crate::error::IoContext;
+    std::fs::create_dir_all(&task.tmp).context(|| format!("creating {}", task.tmp.display()))?;
+    command.env_clear();
+    crate::process::Group::spawn(command, &task.worktree, &task.env(), what)
+}
+
 impl From<crate::process::Exit> for AgentExit {
     fn from(exit: crate::process::Exit) -> AgentExit {
         use crate::process::Exit;
@@ -603,8 +617,7 @@ fn start_kimi(
         .stdin(stdin)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(stderr));
-    let group =
-        crate::process::Group::spawn_agent(cmd, task, &format!("{bin} {}", mode.join(" ")))?;
+    let group = spawn(cmd, task, &format!("{bin} {}", mode.join(" ")))?;
     let _ = updates.send(Update::Session {
         id: session.clone(),
     });

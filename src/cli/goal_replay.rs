@@ -64,7 +64,12 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
                 .slice()
                 .map(|s| format!("[{s}] "))
                 .unwrap_or_default();
-            println!("{:>5} {} {slice}{}", e.seq, e.ts, e.body.describe());
+            println!(
+                "{:>5} {} {slice}{}",
+                e.seq,
+                e.ts,
+                crate::report::describe(&e.body)
+            );
         }
     }
     Ok(0)

@@ -208,16 +208,18 @@ fn find_goal(dir: &Path, id: &str) -> Result<(Store, GoalDir)> {
 /// A goal's state, rebuilt from its event log (pinned to the log's end, as
 /// the supervisor pins the proofs it writes).
 fn load_state(goal: &GoalDir) -> Result<(GoalState, Vec<events::Event>)> {
-    let events = events::read(&goal.events())?;
+    let path = goal.events();
+    let scan = events::Scan::of(&path)?;
+    let pinned = match (scan.chain(), scan.hashes.last()) {
+        (Ok(()), Some(hash)) => Some(crate::state::LogEnd {
+            events: scan.hashes.len() as u64,
+            hash: hash.clone(),
+        }),
+        _ => None,
+    };
+    let events = scan.into_events(&path)?;
     let mut state = GoalState::from_events(&events);
-    if let Ok(hashes) = events::check_chain(&goal.events())? {
-        if let Some(hash) = hashes.last() {
-            state.log_end = Some(crate::state::LogEnd {
-                events: hashes.len() as u64,
-                hash: hash.clone(),
-            });
-        }
-    }
+    state.log_end = pinned;
     Ok((state, events))
 }
 

@@ -6,7 +6,7 @@
 //! rebuild the state, so it is what `replay` reads.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::agent;
 use crate::error::{Error, IoContext, Result};
 use crate::gate::{GateResult, GateSpec};
 use crate::plan::Plan;
-use crate::state::{Deliver, GoalStatus, Limits, SliceStatus};
+use crate::store::kinds::{Deliver, GoalStatus, Limits, SliceStatus};
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,27 +271,6 @@ impl Raised {
     pub fn is_empty(&self) -> bool {
         *self == Raised::default()
     }
-
-    /// The raised limits, in words.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(n) = self.max_attempts {
-            parts.push(format!("{n} attempts per slice"));
-        }
-        if let Some(ms) = self.budget_time_ms {
-            parts.push(format!(
-                "a time budget of {}",
-                crate::util::human_duration(std::time::Duration::from_millis(ms))
-            ));
-        }
-        if let Some(t) = self.budget_tokens {
-            parts.push(format!("a token budget of {t}"));
-        }
-        if let Some(usd) = self.budget_usd {
-            parts.push(format!("a budget of ${usd:.2}"));
-        }
-        parts.join(", ")
-    }
 }
 
 /// What made a slice's attempt fail in a way another attempt can repair.
@@ -315,15 +294,6 @@ pub enum RetryCause {
         /// The tree it failed on.
         tree: String,
     },
-}
-
-/// The names of gate results, for a line.
-fn names(gates: &[GateResult]) -> String {
-    gates
-        .iter()
-        .map(|g| format!("{} {}", g.name, if g.passed { "passed" } else { "failed" }))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl EventBody {
@@ -378,204 +348,6 @@ impl EventBody {
             EventBody::GoalFinished { .. } => "goal_finished",
         }
     }
-
-    /// One line for people, used by the progress reporter and `replay`.
-    pub fn describe(&self) -> String {
-        let short = |sha: &str| sha.chars().take(10).collect::<String>();
-        match self {
-            EventBody::GoalStarted {
-                goal,
-                plan,
-                base_commit,
-                agent,
-                ..
-            } => format!(
-                "goal started: \"{goal}\" — {} slices from {} with {agent}",
-                plan.slices.len(),
-                short(base_commit)
-            ),
-            EventBody::GoalResumed { pid, raised } if raised.is_empty() => {
-                format!("goal resumed by process {pid}")
-            }
-            EventBody::GoalResumed { pid, raised } => {
-                format!("goal resumed by process {pid}, with {}", raised.describe())
-            }
-            EventBody::GoalRetried { slices, .. } => match slices.is_empty() {
-                true => "goal retried: the integration gates run again".into(),
-                false => format!("goal retried: fresh attempts for {}", slices.join(", ")),
-            },
-            EventBody::SliceStarted {
-                attempt,
-                start_commit,
-                conflict_paths,
-                sparse,
-                work_from,
-                ..
-            } => {
-                let mut s = format!("attempt {attempt} started from {}", short(start_commit));
-                if let Some(from) = work_from {
-                    s += &format!(", going on from its last commit {}", short(from));
-                }
-                if let Some(dirs) = sparse {
-                    s += &format!(" in a sparse worktree of {}", dirs.join(", "));
-                }
-                if !conflict_paths.is_empty() {
-                    s += &format!(" (after conflict on {})", conflict_paths.join(", "));
-                }
-                s
-            }
-            EventBody::AgentUpdate { update, .. } => match update {
-                agent::Update::Session { id } => format!("agent session {id}"),
-                agent::Update::Usage {
-                    tokens_in,
-                    tokens_out,
-                } => match tokens_out {
-                    Some(out) => format!("agent usage: {tokens_in} tokens in, {out} out"),
-                    None => format!("agent usage: {tokens_in} tokens in context"),
-                },
-                agent::Update::Approval { request, decision } => format!(
-                    "{} {}{} ({})",
-                    if decision.allow { "allowed" } else { "DENIED" },
-                    request.tool,
-                    request
-                        .command
-                        .as_ref()
-                        .map(|c| format!(" `{c}`"))
-                        .or_else(|| (!request.paths.is_empty())
-                            .then(|| format!(" {}", request.paths.join(", "))))
-                        .unwrap_or_default(),
-                    decision.rule
-                ),
-            },
-            EventBody::AgentRetry {
-                retry,
-                delay_ms,
-                reason,
-                ..
-            } => {
-                format!("agent failed ({reason}); retry {retry} in {delay_ms}ms")
-            }
-            EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
-            EventBody::BaseChecked {
-                passed: true,
-                gates,
-            } => {
-                format!("the base passes the slice gates ({})", names(gates))
-            }
-            EventBody::BaseChecked {
-                passed: false,
-                gates,
-            } => {
-                format!(
-                    "the base FAILS the slice gates ({}); no agent starts",
-                    names(gates)
-                )
-            }
-            EventBody::SliceRetrying { attempt, cause, .. } => {
-                let why = match cause {
-                    RetryCause::Gate { gate } => format!("gate `{gate}` failed"),
-                    RetryCause::Scope => "its commit was refused".to_string(),
-                    RetryCause::Conflict => "it conflicted".to_string(),
-                    RetryCause::Integration { gate, .. } => {
-                        format!("integration gate `{gate}` failed with it merged")
-                    }
-                };
-                format!("attempt {attempt}: {why}; another attempt, told what went wrong")
-            }
-            EventBody::AgentFinished { report, .. } => format!(
-                "agent finished: {} after {}",
-                report.exit,
-                crate::util::human_duration(std::time::Duration::from_millis(report.duration_ms))
-            ),
-            EventBody::SliceCommitted {
-                commit,
-                changed_files,
-                ..
-            } => format!(
-                "committed {} ({} file{})",
-                short(commit),
-                changed_files.len(),
-                if changed_files.len() == 1 { "" } else { "s" }
-            ),
-            EventBody::SliceFailed { status, reason, .. } => format!("{status}: {reason}"),
-            EventBody::SliceBlocked { reason, .. } => format!("blocked: {reason}"),
-            EventBody::CheckoutTouched { evidence, .. } => {
-                format!("CHANGED THE USER'S REPOSITORY: {}", evidence.join("; "))
-            }
-            EventBody::GateStarted { gate, tree, .. } => {
-                format!("gate {gate} started on tree {}", short(tree))
-            }
-            EventBody::GateFinished { result, .. } if result.cached => format!(
-                "gate {} {} (cached: it passed on this tree in goal {}; log {})",
-                result.name,
-                if result.passed { "passed" } else { "FAILED" },
-                result.from_goal.as_deref().unwrap_or("an earlier goal"),
-                result.log.display()
-            ),
-            EventBody::GateFinished { result, .. } => format!(
-                "gate {} {} ({}, {}ms)",
-                result.name,
-                if result.passed { "passed" } else { "FAILED" },
-                result.outcome,
-                result.duration_ms
-            ),
-            EventBody::Verified {
-                interrupted: true, ..
-            } => "gates interrupted: they run again on resume".into(),
-            EventBody::Verified { passed, .. } => {
-                if *passed {
-                    "verified".into()
-                } else {
-                    "verification failed".into()
-                }
-            }
-            EventBody::SliceMerged { commit, .. } => {
-                format!("merged into the candidate as {}", short(commit))
-            }
-            EventBody::MergeConflict { attempt, paths, .. } => {
-                format!("attempt {attempt} conflicts on {}", paths.join(", "))
-            }
-            EventBody::IntegrationStarted { commit, tree, .. } => format!(
-                "integration gates start on candidate {} (tree {})",
-                short(commit),
-                short(tree)
-            ),
-            EventBody::IntegrationAdvanced { commit, .. } => format!(
-                "integration gates passed: the integration branch moves to {}",
-                short(commit)
-            ),
-            EventBody::SliceEjected {
-                gate,
-                tree,
-                remerge,
-                ..
-            } => {
-                let mut s = format!(
-                    "taken out of the candidate: integration gate `{gate}` first fails with it merged (tree {})",
-                    short(tree)
-                );
-                if !remerge.is_empty() {
-                    s += &format!("; {} merge again", remerge.join(", "));
-                }
-                s
-            }
-            EventBody::Delivery {
-                branch,
-                delivered,
-                reason,
-            } => {
-                if *delivered {
-                    format!("delivered: {branch} fast-forwarded")
-                } else {
-                    format!("not delivered to {branch}: {reason}")
-                }
-            }
-            EventBody::GoalFinished { status, reason } => match reason {
-                Some(r) => format!("goal finished: {status} — {r}"),
-                None => format!("goal finished: {status}"),
-            },
-        }
-    }
 }
 
 /// The single writer of a goal's event log.
@@ -615,34 +387,22 @@ impl EventLog {
     /// Opens an existing log to append to it, returning its events.
     ///
     /// A last line cut short by a crash (no newline, or not a complete
-    /// event) was never acted upon, so it is dropped.
+    /// event) was never acted upon, so it is dropped. A damaged line before
+    /// the last is not a crash's doing: the log is refused, untouched.
     pub fn open(path: &Path) -> Result<(EventLog, Vec<Event>)> {
-        let bytes =
-            std::fs::read(path).context(|| format!("reading event log {}", path.display()))?;
-        let mut events = Vec::new();
-        let mut good_len = 0;
-        let mut last_hash = String::new();
-        for raw in bytes.split_inclusive(|b| *b == b'\n') {
-            let Some(line) = raw.strip_suffix(b"\n") else {
-                break;
-            };
-            let Ok(event) = serde_json::from_slice::<Event>(line) else {
-                break;
-            };
-            good_len += raw.len();
-            last_hash = line_hash(line);
-            events.push(event);
-        }
+        let scan = Scan::of(path)?;
+        scan.refuse_damage(path)?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
             .context(|| format!("opening event log {}", path.display()))?;
-        if good_len < bytes.len() {
-            file.set_len(good_len as u64)
+        if scan.stop.is_some() {
+            file.set_len(scan.good_len as u64)
                 .and_then(|_| file.sync_all())
                 .context(|| format!("dropping the torn last line of {}", path.display()))?;
         }
-        let next_seq = events.last().map_or(1, |e| e.seq + 1);
+        let next_seq = scan.events.last().map_or(1, |e| e.seq + 1);
+        let last_hash = scan.hashes.last().cloned().unwrap_or_default();
         Ok((
             EventLog {
                 file,
@@ -650,7 +410,7 @@ impl EventLog {
                 next_seq,
                 last_hash,
             },
-            events,
+            scan.events,
         ))
     }
 
@@ -696,55 +456,223 @@ impl EventLog {
     }
 }
 
-/// Reads every event of the log at `path`, in order.
+/// The events of a log, for reading only (a goal that runs may be writing
+/// its last line).
 pub fn read(path: &Path) -> Result<Vec<Event>> {
-    let file = File::open(path).context(|| format!("opening event log {}", path.display()))?;
-    let mut events = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.context(|| format!("reading {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event: Event = serde_json::from_str(&line).map_err(|e| {
-            Error::io(
-                format!("{} line {}: not a valid event", path.display(), i + 1),
-                e.into(),
-            )
-        })?;
-        events.push(event);
-    }
-    Ok(events)
+    Scan::of(path)?.into_events(path)
 }
 
 /// Checks the log's chain: sequence numbers without gaps, each event
 /// carrying the hash of the line before it. Returns every line's hash, or
 /// the first break found.
 pub fn check_chain(path: &Path) -> Result<Result<Vec<String>, String>> {
-    let bytes = std::fs::read(path).context(|| format!("reading event log {}", path.display()))?;
-    let mut hashes: Vec<String> = Vec::new();
-    for (i, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
-        let Some(line) = raw.strip_suffix(b"\n") else {
-            return Ok(Err(format!("line {} is cut short (no newline)", i + 1)));
-        };
-        let event: Event = match serde_json::from_slice(line) {
-            Ok(e) => e,
-            Err(e) => return Ok(Err(format!("line {} is not a valid event: {e}", i + 1))),
-        };
-        if event.seq != i as u64 + 1 {
-            return Ok(Err(format!(
-                "line {} has seq {}, expected {}",
-                i + 1,
-                event.seq,
-                i + 1
-            )));
-        }
-        if event.prev != hashes.last().map_or("", String::as_str) {
-            return Ok(Err(format!(
-                "event {} does not follow the line before it (its prev hash differs): the log was edited",
-                event.seq
-            )));
-        }
-        hashes.push(line_hash(line));
+    let scan = Scan::of(path)?;
+    Ok(scan.chain().map(|()| scan.hashes))
+}
+
+/// One reading of a log file, shared by [`EventLog::open`], [`read`] and
+/// [`check_chain`], which differ only in what they tolerate.
+#[derive(Debug)]
+pub struct Scan {
+    /// The whole, valid lines' events, in order, up to the first that is not.
+    pub events: Vec<Event>,
+    /// The SHA-256 of each of those lines, as written.
+    pub hashes: Vec<String>,
+    /// The bytes up to the end of the last of those lines.
+    good_len: usize,
+    /// Why reading stopped before the end of the file, if it did.
+    pub stop: Option<Stop>,
+}
+
+/// Where and why a log's reading stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// Line `line` (1-based) has no newline: the last, cut short.
+    Torn { line: usize },
+    /// Line `line` is not an event; `last` when nothing follows it.
+    Invalid {
+        line: usize,
+        error: String,
+        last: bool,
+    },
+}
+
+impl Scan {
+    /// Reads the log at `path`.
+    pub fn of(path: &Path) -> Result<Scan> {
+        let bytes =
+            std::fs::read(path).context(|| format!("reading event log {}", path.display()))?;
+        Ok(Scan::parse(&bytes))
     }
-    Ok(Ok(hashes))
+
+    /// Reads a log's bytes.
+    pub fn parse(bytes: &[u8]) -> Scan {
+        let mut scan = Scan {
+            events: Vec::new(),
+            hashes: Vec::new(),
+            good_len: 0,
+            stop: None,
+        };
+        for (i, raw) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            let Some(line) = raw.strip_suffix(b"\n") else {
+                scan.stop = Some(Stop::Torn { line: i + 1 });
+                break;
+            };
+            match serde_json::from_slice::<Event>(line) {
+                Ok(event) => {
+                    scan.good_len += raw.len();
+                    scan.hashes.push(line_hash(line));
+                    scan.events.push(event);
+                }
+                Err(e) => {
+                    scan.stop = Some(Stop::Invalid {
+                        line: i + 1,
+                        error: e.to_string(),
+                        last: scan.good_len + raw.len() == bytes.len(),
+                    });
+                    break;
+                }
+            }
+        }
+        scan
+    }
+
+    /// The events, unless the log (at `path`) is damaged before its last line.
+    pub fn into_events(self, path: &Path) -> Result<Vec<Event>> {
+        self.refuse_damage(path)?;
+        Ok(self.events)
+    }
+
+    /// Refuses a log damaged before its last line.
+    fn refuse_damage(&self, path: &Path) -> Result<()> {
+        match &self.stop {
+            Some(Stop::Invalid {
+                line,
+                error,
+                last: false,
+            }) => Err(Error::Io {
+                context: format!(
+                    "event log {} line {line} is not a valid event ({error}), and more follows; omk leaves a damaged log as it is",
+                    path.display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The first break of the log's chain: a line that stopped the reading,
+    /// a gap in the sequence numbers, or an event whose `prev` is not the
+    /// hash of the line before it.
+    pub fn chain(&self) -> Result<(), String> {
+        for (i, event) in self.events.iter().enumerate() {
+            if event.seq != i as u64 + 1 {
+                return Err(format!(
+                    "line {} has seq {}, expected {}",
+                    i + 1,
+                    event.seq,
+                    i + 1
+                ));
+            }
+            let before = match i {
+                0 => "",
+                _ => self.hashes[i - 1].as_str(),
+            };
+            if event.prev != before {
+                return Err(format!(
+                    "event {} does not follow the line before it (its prev hash differs): the log was edited",
+                    event.seq
+                ));
+            }
+        }
+        match &self.stop {
+            None => Ok(()),
+            Some(Stop::Torn { line }) => Err(format!("line {line} is cut short (no newline)")),
+            Some(Stop::Invalid { line, error, .. }) => {
+                Err(format!("line {line} is not a valid event: {error}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(n: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut log = EventLog::create(&path).unwrap();
+        for i in 0..n {
+            log.append(EventBody::BudgetExhausted {
+                reason: format!("r{i}"),
+            })
+            .unwrap();
+        }
+        (dir, path)
+    }
+
+    fn append_raw(path: &Path, bytes: &[u8]) {
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_the_log_goes_on_from_the_line_before() {
+        let (_dir, path) = log_of(3);
+        let whole = std::fs::read(&path).unwrap();
+        append_raw(&path, br#"{"seq":4,"ts":"x","kind":"budg"#);
+        assert!(check_chain(&path)
+            .unwrap()
+            .unwrap_err()
+            .contains("line 4 is cut short"));
+        assert_eq!(read(&path).unwrap().len(), 3, "a reader skips it");
+
+        let (mut log, events) = EventLog::open(&path).unwrap();
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            whole,
+            "cut back to the whole lines"
+        );
+        let next = log
+            .append(EventBody::BudgetExhausted {
+                reason: "r3".into(),
+            })
+            .unwrap();
+        assert_eq!(next.seq, 4);
+        assert_eq!(check_chain(&path).unwrap().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_damaged_line_before_the_last_is_refused_and_left_as_it_is() {
+        let (_dir, path) = log_of(1);
+        append_raw(&path, b"not an event\n");
+        let (_d2, other) = log_of(2);
+        let second = std::fs::read_to_string(&other).unwrap();
+        append_raw(&path, second.lines().nth(1).unwrap().as_bytes());
+        append_raw(&path, b"\n");
+        let before = std::fs::read(&path).unwrap();
+
+        let err = EventLog::open(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2 is not a valid event"), "{err}");
+        assert!(read(&path).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing was cut");
+        let broken = check_chain(&path).unwrap().unwrap_err();
+        assert!(broken.contains("line 2 is not a valid event"), "{broken}");
+    }
+
+    #[test]
+    fn an_edited_line_breaks_the_chain_at_the_next_event() {
+        let (_dir, path) = log_of(3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("\"r1\"", "\"R1\"", 1)).unwrap();
+        let broken = check_chain(&path).unwrap().unwrap_err();
+        assert!(broken.starts_with("event 3 does not follow"), "{broken}");
+        assert_eq!(
+            read(&path).unwrap().len(),
+            3,
+            "every line is still an event"
+        );
+    }
 }

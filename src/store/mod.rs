@@ -11,6 +11,7 @@
 //! ```
 
 pub mod events;
+pub mod kinds;
 
 use std::path::{Path, PathBuf};
 

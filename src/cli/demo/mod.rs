@@ -159,7 +159,7 @@ pub async fn run(args: Args) -> Result<u8> {
             .slice()
             .map(|s| format!("[{s}] "))
             .unwrap_or_default();
-        println!("{:>4} {slice}{}", e.seq, e.body.describe());
+        println!("{:>4} {slice}{}", e.seq, crate::report::describe(&e.body));
     }
     let c = format!("omk -C {}", repo.display());
     println!("\n── where everything is ────────────────────────────────");

@@ -4,6 +4,9 @@
 //! current gate); otherwise, or with `--no-progress`, it prints one plain
 //! line per event to stderr.
 
+mod describe;
+pub use describe::describe;
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -74,11 +77,11 @@ impl Reporter {
                         bar.enable_steady_tick(Duration::from_millis(120));
                         bars.insert(s.id.clone(), bar);
                     }
-                    let _ = multi.println(event.body.describe());
+                    let _ = multi.println(describe(&event.body));
                     return;
                 }
                 let Some(id) = event.body.slice() else {
-                    let _ = multi.println(event.body.describe());
+                    let _ = multi.println(describe(&event.body));
                     return;
                 };
                 let (Some(bar), Some(s)) = (bars.get(id), state.slice(id)) else {
@@ -103,7 +106,7 @@ impl Reporter {
                     event.body,
                     EventBody::MergeConflict { .. } | EventBody::SliceFailed { .. }
                 ) {
-                    let _ = multi.println(format!("{id}: {}", event.body.describe()));
+                    let _ = multi.println(format!("{id}: {}", describe(&event.body)));
                 }
             }
         }
@@ -125,7 +128,7 @@ impl Reporter {
 fn plain_line(elapsed: Duration, body: &EventBody) -> String {
     let at = format!("{:>7.1}s", elapsed.as_secs_f64());
     match body.slice() {
-        Some(slice) => format!("omk {at} [{slice}] {}", body.describe()),
-        None => format!("omk {at} {}", body.describe()),
+        Some(slice) => format!("omk {at} [{slice}] {}", describe(body)),
+        None => format!("omk {at} {}", describe(body)),
     }
 }

@@ -1,0 +1,261 @@
+//! Starting a slice's attempts: the slot, the task, what the agent is told
+//! after a failure, the slice actor.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::{SupervisorMsg, SupervisorState, FEEDBACK_BYTES, FEEDBACK_LINES};
+use crate::actors::slice::{self, SliceActor, SliceArgs};
+use crate::agent::Task;
+use crate::state::SliceStatus;
+use crate::store::events::{EventBody, RetryCause};
+
+impl SupervisorState {
+    /// What the next attempt of a failed slice is told, and where it starts.
+    pub(super) fn retrying(
+        &self,
+        slice: &str,
+        cause: RetryCause,
+    ) -> crate::Result<Option<EventBody>> {
+        let Some(s) = self.state.slice(slice) else {
+            return Ok(None);
+        };
+        let spec = self.state.spec(slice);
+        // The failed attempt's commit, which its branch holds.
+        let committed = match &s.commit {
+            Some(c) => Some(c.clone()),
+            None => self
+                .repo
+                .ref_target(&format!("refs/heads/{}", s.branch))?
+                .filter(|head| Some(head) != s.start_commit.as_ref()),
+        };
+        let (feedback, work_from) = match &cause {
+            RetryCause::Gate { gate } => {
+                let result = s.gates.iter().find(|g| &g.name == gate);
+                let (outcome, log) = match result {
+                    Some(r) => (r.outcome.clone(), crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES)),
+                    None => ("failed".to_string(), String::new()),
+                };
+                let lines = log.lines().count();
+                (
+                    format!(
+                        "Gate `{gate}` failed on your commit ({outcome}). The last {lines} lines of its output:\n\n```\n{}\n```\n\nYour worktree holds that commit: fix what the gate reports, then finish.",
+                        log.trim_end()
+                    ),
+                    committed,
+                )
+            }
+            RetryCause::Scope => (
+                format!(
+                    "Your commit was refused: {}.\nYou may change only paths matching: {}.\nYour worktree holds that commit: undo what is not allowed, keep the rest, then finish.",
+                    s.reason.as_deref().unwrap_or("it broke a rule"),
+                    spec.map(|p| p.write_scope.join(", ")).unwrap_or_default()
+                ),
+                committed,
+            ),
+            RetryCause::Integration { gate, tree } => {
+                let result = self
+                    .state
+                    .integration
+                    .gates
+                    .iter()
+                    .rev()
+                    .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
+                let (outcome, log) = match result {
+                    Some(r) => (r.outcome.clone(), crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES)),
+                    None => ("failed".to_string(), String::new()),
+                };
+                let lines = log.lines().count();
+                (
+                    format!(
+                        "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed ({outcome}). The last {lines} lines of its output:\n\n```\n{}\n```\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",
+                        log.trim_end()
+                    ),
+                    None,
+                )
+            }
+            RetryCause::Conflict => (
+                format!(
+                    "Your previous attempt conflicted with work already merged in: {}. The worktree now starts from the merged result; redo your change on top of it.",
+                    s.paths.join(", ")
+                ),
+                None,
+            ),
+        };
+        Ok(Some(EventBody::SliceRetrying {
+            slice: slice.to_string(),
+            attempt: s.attempts,
+            cause,
+            feedback,
+            work_from,
+        }))
+    }
+
+    pub(super) fn attempt_logs(&self, slice: &str, attempt: u32) -> std::path::PathBuf {
+        self.goal
+            .logs()
+            .join(slice)
+            .join(format!("attempt-{attempt}"))
+    }
+
+    /// Starts the next attempt of slice `id`: a slot, a task, a slice actor.
+    pub(super) async fn start_slice(
+        &mut self,
+        id: &str,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<Vec<EventBody>, ActorProcessingErr> {
+        let (Some(s), Some(spec)) = (self.state.slice(id).cloned(), self.state.spec(id).cloned())
+        else {
+            return Ok(vec![]);
+        };
+        let attempt = s.attempts + 1;
+        // A feedback attempt after a failed gate or a refused commit goes on
+        // from that commit and is judged against the same start; dependent
+        // slices and other retries build on what is merged so far: the
+        // candidate's tip (the branch, and merges its gates have yet to judge).
+        let start_commit = match (&s.work_from, &s.start_commit) {
+            (Some(_), Some(start)) => start.clone(),
+            _ if attempt == 1 && s.depends_on.is_empty() => self.state.base_commit.clone(),
+            _ => self.state.integration.tip().to_string(),
+        };
+        let work_from = s.work_from.clone().filter(|_| s.start_commit.is_some());
+        let limits = &self.state.settings.limits;
+        let sparse = limits
+            .sparse
+            .as_ref()
+            .and_then(|include| crate::plan::cone(&spec.write_scope, include));
+        let worktree = self.pool.acquire(&self.repo, sparse.is_some())?;
+        self.slots.insert(id.to_string(), worktree.clone());
+        let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
+        let started = EventBody::SliceStarted {
+            slice: id.to_string(),
+            attempt,
+            start_commit: start_commit.clone(),
+            branch: s.branch.clone(),
+            worktree: worktree.clone(),
+            conflict_paths: vec![],
+            resume_session: s.resume_session.clone(),
+            sparse: sparse.clone(),
+            work_from: work_from.clone(),
+        };
+        // What went wrong last time, in a file the agent can read.
+        let logs = self.attempt_logs(id, attempt);
+        let feedback_file = match &s.feedback {
+            Some(text) => {
+                let path = logs.join("feedback.md");
+                std::fs::create_dir_all(&logs)
+                    .and_then(|_| std::fs::write(&path, text))
+                    .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let others: Vec<_> = self
+            .state
+            .settings
+            .plan
+            .iter()
+            .flat_map(|p| &p.slices)
+            .filter(|o| o.id != id)
+            .collect();
+        let worktree_for_policy = worktree.clone();
+        let gate_names: Vec<String> = self
+            .state
+            .slice_gates(id)
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        let task = Task {
+            goal_id: self.state.goal_id.clone(),
+            slice_id: id.to_string(),
+            prompt: {
+                let prompt = slice::prompt(
+                    &self.state.goal,
+                    &spec,
+                    &others,
+                    &gate_names,
+                    s.feedback.as_deref(),
+                );
+                match (&s.resume_session, &s.feedback) {
+                    // The agent remembers its work; its worktree does not.
+                    (Some(_), None) => format!(
+                        "omk was interrupted while you worked on this, and your worktree was reset to its start. \
+                         Check the files and redo whatever is missing.\n\n{prompt}"
+                    ),
+                    _ => prompt,
+                }
+            },
+            feedback: feedback_file,
+            worktree,
+            write_scope: spec.write_scope.clone(),
+            attempt,
+            log: self.attempt_logs(id, attempt).join("agent.log"),
+            timeout: Duration::from_millis(self.state.settings.limits.slice_timeout_ms),
+            inactivity: Duration::from_millis(self.state.settings.limits.inactivity_timeout_ms),
+            policy: crate::agent::policy::Policy::new(
+                &worktree_for_policy,
+                &self.state.settings.limits.deny,
+            ),
+            answer: None,
+            planning: false,
+            resume_session: s.resume_session.clone(),
+            inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env)
+                .into_iter()
+                .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
+                .chain(caches.iter().cloned())
+                .collect(),
+            confinement: crate::sandbox::Confinement::new(
+                [
+                    worktree_for_policy.clone(),
+                    worktree_for_policy.with_extension("tmp"),
+                ]
+                .into_iter()
+                .chain(crate::sandbox::writable_dirs(
+                    self.agent.is_kimi(),
+                    &self.state.settings.limits.sandbox_writable,
+                ))
+                .chain(caches.iter().map(|(_, dir)| dir.into()))
+                .collect(),
+            ),
+            tmp: worktree_for_policy.with_extension("tmp"),
+        };
+        let args = SliceArgs {
+            supervisor: myself.clone(),
+            repo: self.repo.clone(),
+            agent: self.agent.clone(),
+            task,
+            branch: s.branch.clone(),
+            cone: sparse,
+            start_commit,
+            work_from,
+            commit_message: crate::git::conventions::slice_message(
+                &self.state.goal_id,
+                id,
+                &spec.title,
+                attempt,
+            ),
+            cancel: self.agent_cancel.clone(),
+            limiter: self.limiter.clone(),
+            pool: self.pool.clone(),
+        };
+        // The actor's reports wait in the mailbox until `started` is recorded.
+        match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.slices
+                    .insert(actor.get_id(), (id.to_string(), attempt, actor));
+                Ok(vec![started])
+            }
+            Err(e) => Ok(vec![
+                started,
+                EventBody::SliceFailed {
+                    slice: id.to_string(),
+                    attempt,
+                    status: SliceStatus::Failed,
+                    reason: format!("could not start the slice actor: {e}"),
+                    paths: vec![],
+                },
+            ]),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Sending work to the gate actor and the integrator.
+
+use ractor::ActorProcessingErr;
+
+use super::{SupervisorState, BASE};
+use crate::actors::gate::{GateJob, GateMsg};
+use crate::actors::integrator::IntegratorMsg;
+use crate::store::events::EventBody;
+
+impl SupervisorState {
+    /// Sends a committed slice to the gate actor, in the slot it committed in.
+    pub(super) fn gate(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+        let Some(s) = self.state.slice(slice).cloned() else {
+            return Ok(());
+        };
+        let (Some(commit), Some(tree), Some(slot)) = (s.commit, s.tree, s.worktree) else {
+            return Ok(());
+        };
+        // A resumed slice goes on in the slot it had.
+        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
+            self.pool.hold(&slot)?;
+            self.slots.insert(slice.to_string(), slot.clone());
+        }
+        let job = self.gate_job(
+            Some(slice),
+            slot,
+            commit,
+            tree,
+            s.sparse,
+            self.state.slice_gates(slice),
+            self.attempt_logs(slice, s.attempts),
+        )?;
+        self.gates.send_message(GateMsg::Run(Box::new(job)))?;
+        Ok(())
+    }
+
+    /// Sends a verified slice to the integrator.
+    pub(super) fn merge(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+        let Some(s) = self.state.slice(slice) else {
+            return Ok(());
+        };
+        let Some(commit) = s.commit.clone() else {
+            return Ok(());
+        };
+        self.integrator.send_message(IntegratorMsg::Merge {
+            slice: s.id.clone(),
+            attempt: s.attempts,
+            commit,
+            start: s.start_commit.clone(),
+        })?;
+        Ok(())
+    }
+
+    /// A gate job judging `commit` (whose tree is `tree`) in `slot`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gate_job(
+        &self,
+        slice: Option<&str>,
+        slot: std::path::PathBuf,
+        commit: String,
+        tree: String,
+        cone: Option<Vec<String>>,
+        gates: Vec<crate::gate::GateSpec>,
+        log_dir: std::path::PathBuf,
+    ) -> crate::Result<GateJob> {
+        let limits = &self.state.settings.limits;
+        Ok(GateJob {
+            slice: slice.map(str::to_string),
+            base: false,
+            bench: crate::gate::Bench {
+                goal_id: self.state.goal_id.clone(),
+                caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
+                tmp: slot.with_extension("tmp"),
+                dir: slot,
+                env: limits.sandbox_env.clone(),
+                writable: limits.sandbox_writable.clone(),
+            },
+            commit,
+            cone,
+            tree,
+            gates,
+            log_dir,
+        })
+    }
+
+    /// Takes a slot and sends the slice gates the base commit.
+    pub(super) fn check_base(&mut self) -> crate::Result<()> {
+        let gates: Vec<crate::gate::GateSpec> = self
+            .state
+            .settings
+            .gates
+            .iter()
+            .filter(|g| g.scope.judges_slices())
+            .cloned()
+            .collect();
+        let worktree = self.pool.acquire(&self.repo, false)?;
+        self.slots.insert(BASE.to_string(), worktree.clone());
+        let mut job = self.gate_job(
+            None,
+            worktree,
+            self.state.base_commit.clone(),
+            self.state.settings.base_tree.clone(),
+            None,
+            gates,
+            self.goal.logs().join(BASE),
+        )?;
+        job.base = true;
+        self.gates
+            .send_message(GateMsg::Run(Box::new(job)))
+            .map_err(|_| crate::Error::ActorGone("gate actor"))
+    }
+
+    /// Sends the integration gates a candidate commit, in the slot the
+    /// integration holds for the whole goal.
+    pub(super) fn integrate(&mut self, commit: String, tree: String) -> crate::Result<EventBody> {
+        let gates = self.state.integration_gates();
+        let worktree = match self.slots.get(crate::plan::INTEGRATION) {
+            Some(slot) => slot.clone(),
+            None => {
+                let slot = self.pool.acquire(&self.repo, false)?;
+                self.slots
+                    .insert(crate::plan::INTEGRATION.to_string(), slot.clone());
+                slot
+            }
+        };
+        let job = self.gate_job(
+            None,
+            worktree.clone(),
+            commit.clone(),
+            tree.clone(),
+            None,
+            gates,
+            // One folder per candidate: a failed run's log is what its
+            // culprit is shown, whatever runs after it.
+            self.goal
+                .logs()
+                .join(crate::plan::INTEGRATION)
+                .join(commit.get(..12).unwrap_or(&commit)),
+        )?;
+        self.gates
+            .send_message(GateMsg::Run(Box::new(job)))
+            .map_err(|_| crate::Error::ActorGone("gate actor"))?;
+        Ok(EventBody::IntegrationStarted {
+            commit,
+            tree,
+            worktree,
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! What people read about events: one line each, the same in the live
+//! display, the plain log lines, `replay` and the demo.
+
+use crate::agent;
+use crate::gate::GateResult;
+use crate::store::events::{EventBody, Raised, RetryCause};
+use crate::util::short;
+
+/// One line for people about an event, used by the progress reporter,
+/// `replay` and the demo.
+pub fn describe(body: &EventBody) -> String {
+    match body {
+        EventBody::GoalStarted {
+            goal,
+            plan,
+            base_commit,
+            agent,
+            ..
+        } => format!(
+            "goal started: \"{goal}\" — {} slices from {} with {agent}",
+            plan.slices.len(),
+            short(base_commit)
+        ),
+        EventBody::GoalResumed { pid, raised } if raised.is_empty() => {
+            format!("goal resumed by process {pid}")
+        }
+        EventBody::GoalResumed { pid, raised } => {
+            format!(
+                "goal resumed by process {pid}, with {}",
+                self::raised(raised)
+            )
+        }
+        EventBody::GoalRetried { slices, .. } => match slices.is_empty() {
+            true => "goal retried: the integration gates run again".into(),
+            false => format!("goal retried: fresh attempts for {}", slices.join(", ")),
+        },
+        EventBody::SliceStarted {
+            attempt,
+            start_commit,
+            conflict_paths,
+            sparse,
+            work_from,
+            ..
+        } => {
+            let mut s = format!("attempt {attempt} started from {}", short(start_commit));
+            if let Some(from) = work_from {
+                s += &format!(", going on from its last commit {}", short(from));
+            }
+            if let Some(dirs) = sparse {
+                s += &format!(" in a sparse worktree of {}", dirs.join(", "));
+            }
+            if !conflict_paths.is_empty() {
+                s += &format!(" (after conflict on {})", conflict_paths.join(", "));
+            }
+            s
+        }
+        EventBody::AgentUpdate { update, .. } => match update {
+            agent::Update::Session { id } => format!("agent session {id}"),
+            agent::Update::Usage {
+                tokens_in,
+                tokens_out,
+            } => match tokens_out {
+                Some(out) => format!("agent usage: {tokens_in} tokens in, {out} out"),
+                None => format!("agent usage: {tokens_in} tokens in context"),
+            },
+            agent::Update::Approval { request, decision } => format!(
+                "{} {}{} ({})",
+                if decision.allow { "allowed" } else { "DENIED" },
+                request.tool,
+                request
+                    .command
+                    .as_ref()
+                    .map(|c| format!(" `{c}`"))
+                    .or_else(|| (!request.paths.is_empty())
+                        .then(|| format!(" {}", request.paths.join(", "))))
+                    .unwrap_or_default(),
+                decision.rule
+            ),
+        },
+        EventBody::AgentRetry {
+            retry,
+            delay_ms,
+            reason,
+            ..
+        } => {
+            format!("agent failed ({reason}); retry {retry} in {delay_ms}ms")
+        }
+        EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
+        EventBody::BaseChecked {
+            passed: true,
+            gates,
+        } => {
+            format!("the base passes the slice gates ({})", names(gates))
+        }
+        EventBody::BaseChecked {
+            passed: false,
+            gates,
+        } => {
+            format!(
+                "the base FAILS the slice gates ({}); no agent starts",
+                names(gates)
+            )
+        }
+        EventBody::SliceRetrying { attempt, cause, .. } => {
+            let why = match cause {
+                RetryCause::Gate { gate } => format!("gate `{gate}` failed"),
+                RetryCause::Scope => "its commit was refused".to_string(),
+                RetryCause::Conflict => "it conflicted".to_string(),
+                RetryCause::Integration { gate, .. } => {
+                    format!("integration gate `{gate}` failed with it merged")
+                }
+            };
+            format!("attempt {attempt}: {why}; another attempt, told what went wrong")
+        }
+        EventBody::AgentFinished { report, .. } => format!(
+            "agent finished: {} after {}",
+            report.exit,
+            crate::util::human_duration(std::time::Duration::from_millis(report.duration_ms))
+        ),
+        EventBody::SliceCommitted {
+            commit,
+            changed_files,
+            ..
+        } => format!(
+            "committed {} ({} file{})",
+            short(commit),
+            changed_files.len(),
+            if changed_files.len() == 1 { "" } else { "s" }
+        ),
+        EventBody::SliceFailed { status, reason, .. } => format!("{status}: {reason}"),
+        EventBody::SliceBlocked { reason, .. } => format!("blocked: {reason}"),
+        EventBody::CheckoutTouched { evidence, .. } => {
+            format!("CHANGED THE USER'S REPOSITORY: {}", evidence.join("; "))
+        }
+        EventBody::GateStarted { gate, tree, .. } => {
+            format!("gate {gate} started on tree {}", short(tree))
+        }
+        EventBody::GateFinished { result, .. } if result.cached => format!(
+            "gate {} {} (cached: it passed on this tree in goal {}; log {})",
+            result.name,
+            if result.passed { "passed" } else { "FAILED" },
+            result.from_goal.as_deref().unwrap_or("an earlier goal"),
+            result.log.display()
+        ),
+        EventBody::GateFinished { result, .. } => format!(
+            "gate {} {} ({}, {}ms)",
+            result.name,
+            if result.passed { "passed" } else { "FAILED" },
+            result.outcome,
+            result.duration_ms
+        ),
+        EventBody::Verified {
+            interrupted: true, ..
+        } => "gates interrupted: they run again on resume".into(),
+        EventBody::Verified { passed, .. } => {
+            if *passed {
+                "verified".into()
+            } else {
+                "verification failed".into()
+            }
+        }
+        EventBody::SliceMerged { commit, .. } => {
+            format!("merged into the candidate as {}", short(commit))
+        }
+        EventBody::MergeConflict { attempt, paths, .. } => {
+            format!("attempt {attempt} conflicts on {}", paths.join(", "))
+        }
+        EventBody::IntegrationStarted { commit, tree, .. } => format!(
+            "integration gates start on candidate {} (tree {})",
+            short(commit),
+            short(tree)
+        ),
+        EventBody::IntegrationAdvanced { commit, .. } => format!(
+            "integration gates passed: the integration branch moves to {}",
+            short(commit)
+        ),
+        EventBody::SliceEjected {
+            gate,
+            tree,
+            remerge,
+            ..
+        } => {
+            let mut s = format!(
+                "taken out of the candidate: integration gate `{gate}` first fails with it merged (tree {})",
+                short(tree)
+            );
+            if !remerge.is_empty() {
+                s += &format!("; {} merge again", remerge.join(", "));
+            }
+            s
+        }
+        EventBody::Delivery {
+            branch,
+            delivered,
+            reason,
+        } => {
+            if *delivered {
+                format!("delivered: {branch} fast-forwarded")
+            } else {
+                format!("not delivered to {branch}: {reason}")
+            }
+        }
+        EventBody::GoalFinished { status, reason } => match reason {
+            Some(r) => format!("goal finished: {status} — {r}"),
+            None => format!("goal finished: {status}"),
+        },
+    }
+}
+
+/// The raised limits, in words.
+fn raised(r: &Raised) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = r.max_attempts {
+        parts.push(format!("{n} attempts per slice"));
+    }
+    if let Some(ms) = r.budget_time_ms {
+        parts.push(format!(
+            "a time budget of {}",
+            crate::util::human_duration(std::time::Duration::from_millis(ms))
+        ));
+    }
+    if let Some(t) = r.budget_tokens {
+        parts.push(format!("a token budget of {t}"));
+    }
+    if let Some(usd) = r.budget_usd {
+        parts.push(format!("a budget of ${usd:.2}"));
+    }
+    parts.join(", ")
+}
+
+/// The names of gate results, for a line.
+fn names(gates: &[GateResult]) -> String {
+    gates
+        .iter()
+        .map(|g| format!("{} {}", g.name, if g.passed { "passed" } else { "failed" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,454 @@
+//! [`GoalState::apply`]: the one place where events change a goal's state.
+
+use super::*;
+use crate::store::events::{Event, EventBody, RetryCause};
+
+impl GoalState {
+    /// Rebuilds a goal's state from its whole log.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> GoalState {
+        let mut state = GoalState::default();
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    /// Folds one event into the state.
+    pub fn apply(&mut self, event: &Event) {
+        match &event.body {
+            EventBody::GoalStarted {
+                goal_id,
+                goal,
+                repository,
+                base_commit,
+                base_tree,
+                base_ref,
+                integration_branch,
+                plan,
+                agent,
+                gates,
+                allow_no_gates,
+                max_attempts,
+                concurrency,
+                deliver,
+                limits,
+            } => {
+                *self = GoalState {
+                    goal_id: goal_id.clone(),
+                    goal: goal.clone(),
+                    status: GoalStatus::Running,
+                    reason: None,
+                    repository: repository.clone(),
+                    base_commit: base_commit.clone(),
+                    base_ref: base_ref.clone(),
+                    agent: agent.clone(),
+                    slices: plan
+                        .slices
+                        .iter()
+                        .map(|s| SliceState {
+                            id: s.id.clone(),
+                            title: s.title.clone(),
+                            branch: crate::git::conventions::slice_branch(goal_id, &s.id),
+                            depends_on: s.depends_on.clone(),
+                            ..SliceState::default()
+                        })
+                        .collect(),
+                    integration: Integration {
+                        branch: integration_branch.clone(),
+                        commit: base_commit.clone(),
+                        tree: base_tree.clone(),
+                        ..Integration::default()
+                    },
+                    delivery: None,
+                    usage: Usage::default(),
+                    budget_exhausted: None,
+                    base_check: None,
+                    log_end: None,
+                    started_at: event.ts.clone(),
+                    finished_at: None,
+                    settings: Settings {
+                        limits: limits.clone(),
+                        plan: Some(plan.clone()),
+                        gates: gates.clone(),
+                        allow_no_gates: *allow_no_gates,
+                        max_attempts: *max_attempts,
+                        concurrency: *concurrency,
+                        deliver: *deliver,
+                        base_tree: base_tree.clone(),
+                        index: plan
+                            .slices
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| (s.id.clone(), i))
+                            .collect(),
+                    },
+                };
+            }
+            EventBody::SliceStarted {
+                slice,
+                attempt,
+                branch,
+                worktree,
+                start_commit,
+                sparse,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Running;
+                    s.failure = None;
+                    s.attempts = *attempt;
+                    s.start_commit = Some(start_commit.clone());
+                    s.sparse = sparse.clone();
+                    s.branch = branch.clone();
+                    s.worktree = Some(worktree.clone());
+                    s.reason = None;
+                    s.session = None;
+                    s.resume_session = None;
+                    s.paths.clear();
+                    s.gates.clear();
+                    s.commit = None;
+                    s.tree = None;
+                    s.changed_files.clear();
+                }
+            }
+            EventBody::AgentUpdate {
+                slice,
+                update: agent::Update::Session { id },
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.session = Some(id.clone());
+                }
+            }
+            EventBody::AgentUpdate { .. } => {}
+            EventBody::AgentFinished { slice, report, .. } => {
+                self.usage.add(report);
+                if let Some(s) = self.slice_mut(slice) {
+                    s.agent = Some(report.clone());
+                }
+            }
+            EventBody::AgentRetry { .. } => {}
+            EventBody::BaseChecked { passed, gates } => {
+                self.base_check = Some(BaseCheck {
+                    passed: *passed,
+                    gates: gates.clone(),
+                });
+            }
+            EventBody::BudgetExhausted { reason } => {
+                self.budget_exhausted.get_or_insert_with(|| reason.clone());
+            }
+            EventBody::SliceCommitted {
+                slice,
+                commit,
+                tree,
+                changed_files,
+                ..
+            } => {
+                let gated = !self.slice_gates(slice).is_empty();
+                if let Some(s) = self.slice_mut(slice) {
+                    s.commit = Some(commit.clone());
+                    s.tree = Some(tree.clone());
+                    s.changed_files = changed_files.clone();
+                    s.status = if gated {
+                        SliceStatus::Gating
+                    } else {
+                        SliceStatus::Merging
+                    };
+                }
+            }
+            EventBody::SliceFailed {
+                slice,
+                status,
+                reason,
+                paths,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = *status;
+                    s.reason = Some(reason.clone());
+                    s.paths = paths.clone();
+                    s.current_gate = None;
+                    s.failure =
+                        (*status == SliceStatus::ScopeViolation).then_some(RetryCause::Scope);
+                    s.end_attempt();
+                }
+            }
+            EventBody::SliceRetrying {
+                slice,
+                attempt,
+                feedback,
+                work_from,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Pending;
+                    s.failure = None;
+                    s.reason = Some(format!(
+                        "attempt {attempt} failed; another attempt is told what went wrong"
+                    ));
+                    s.feedback = Some(feedback.clone());
+                    s.work_from = work_from.clone();
+                    // The agent goes on in its own session where it can.
+                    s.resume_session = s.session.take();
+                }
+            }
+            EventBody::CheckoutTouched {
+                slice, evidence, ..
+            } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Failed;
+                    s.reason = Some(format!(
+                        "the user's repository changed while its agent ran: {}",
+                        evidence.join("; ")
+                    ));
+                }
+            }
+            EventBody::SliceBlocked { slice, reason } => {
+                if let Some(s) = self.slice_mut(slice) {
+                    s.reason = Some(reason.clone());
+                    s.blocked = true;
+                }
+            }
+            EventBody::GateStarted { slice, gate, .. } => {
+                if let Some(s) = slice.as_deref().and_then(|id| self.slice_mut(id)) {
+                    s.current_gate = Some(gate.clone());
+                }
+            }
+            EventBody::GateFinished { slice, result } => match slice {
+                Some(id) => {
+                    if let Some(s) = self.slice_mut(id) {
+                        s.gates.push(result.clone());
+                        s.current_gate = None;
+                    }
+                }
+                None => self.integration.gates.push(result.clone()),
+            },
+            EventBody::Verified {
+                slice: Some(id),
+                interrupted: true,
+                ..
+            } => {
+                // No verdict: the slice waits for its gates, which run again.
+                if let Some(s) = self.slice_mut(id) {
+                    s.gates.clear();
+                    s.current_gate = None;
+                    s.gates_interrupted = true;
+                }
+            }
+            EventBody::Verified {
+                slice: Some(id),
+                passed,
+                ..
+            } => {
+                if let Some(s) = self.slice_mut(id) {
+                    if *passed {
+                        s.status = SliceStatus::Merging;
+                    } else {
+                        let failed = s.gates.iter().find(|g| !g.passed);
+                        let excerpt = failed.and_then(|g| g.excerpt.clone());
+                        s.failure = failed.map(|g| RetryCause::Gate {
+                            gate: g.name.clone(),
+                        });
+                        s.status = SliceStatus::GateFailed;
+                        s.reason = Some(match failed {
+                            Some(g) => format!(
+                                "gate `{}` failed ({}); log: {}",
+                                g.name,
+                                g.outcome,
+                                g.log.display()
+                            ),
+                            None => "a gate failed".into(),
+                        });
+                        s.end_attempt();
+                        s.note_excerpt(excerpt);
+                    }
+                }
+            }
+            EventBody::Verified { slice: None, .. } => self.integration.testing = None,
+            EventBody::SliceMerged {
+                slice,
+                commit,
+                tree,
+                onto,
+                ..
+            } => {
+                // A merge onto a candidate that was rebuilt meanwhile is stale:
+                // the slice is merged again onto the new one.
+                if !onto.is_empty() && onto != self.integration.tip() {
+                    return;
+                }
+                self.integration.candidate.push(Link {
+                    slice: slice.clone(),
+                    commit: commit.clone(),
+                    tree: tree.clone(),
+                });
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::Merged;
+                    s.reason = None;
+                    s.paths.clear();
+                    s.feedback = None;
+                    s.work_from = None;
+                    s.end_attempt();
+                }
+            }
+            EventBody::MergeConflict {
+                slice,
+                attempt,
+                paths,
+                onto,
+            } => {
+                if !onto.is_empty() && onto != self.integration.tip() {
+                    return;
+                }
+                if let Some(s) = self.slice_mut(slice) {
+                    s.paths = paths.clone();
+                    s.status = SliceStatus::Conflict;
+                    s.failure = Some(RetryCause::Conflict);
+                    s.reason = Some(format!(
+                        "conflicts with the integration after {attempt} attempt{} on {}",
+                        if *attempt == 1 { "" } else { "s" },
+                        paths.join(", ")
+                    ));
+                    s.end_attempt();
+                }
+            }
+            EventBody::IntegrationStarted {
+                worktree, commit, ..
+            } => {
+                self.integration.worktree = Some(worktree.clone());
+                self.integration.testing = Some(commit.clone());
+            }
+            EventBody::IntegrationAdvanced { commit, tree } => {
+                let i = &mut self.integration;
+                if let Some(at) = i.candidate.iter().position(|l| &l.commit == commit) {
+                    i.order.extend(i.candidate.drain(..=at).map(|l| l.slice));
+                }
+                i.commit = commit.clone();
+                i.tree = tree.clone();
+            }
+            EventBody::SliceEjected {
+                slice,
+                gate,
+                tree,
+                onto,
+                remerge,
+                ..
+            } => {
+                let i = &mut self.integration;
+                let keep = i
+                    .candidate
+                    .iter()
+                    .position(|l| &l.commit == onto)
+                    .map_or(0, |at| at + 1);
+                i.candidate.truncate(keep);
+                for id in remerge {
+                    if let Some(s) = self.slice_mut(id) {
+                        s.status = SliceStatus::Merging;
+                    }
+                }
+                let failed = self
+                    .integration
+                    .gates
+                    .iter()
+                    .rev()
+                    .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
+                let log = failed
+                    .map(|g| format!("; log: {}", g.log.display()))
+                    .unwrap_or_default();
+                let excerpt = failed.and_then(|g| g.excerpt.clone());
+                if let Some(s) = self.slice_mut(slice) {
+                    s.status = SliceStatus::GateFailed;
+                    s.failure = Some(RetryCause::Integration {
+                        gate: gate.clone(),
+                        tree: tree.clone(),
+                    });
+                    s.reason = Some(format!(
+                        "integration gate `{gate}` fails once it is merged, though its own gates passed{log}"
+                    ));
+                    s.end_attempt();
+                    s.note_excerpt(excerpt);
+                }
+            }
+            EventBody::Delivery {
+                branch,
+                delivered,
+                reason,
+            } => {
+                self.delivery = Some(Delivery {
+                    branch: branch.clone(),
+                    delivered: *delivered,
+                    reason: reason.clone(),
+                });
+            }
+            EventBody::GoalResumed { raised, .. } => {
+                if let Some(n) = raised.max_attempts {
+                    self.settings.max_attempts = n;
+                }
+                let limits = &mut self.settings.limits;
+                limits.budget_time_ms = raised.budget_time_ms.or(limits.budget_time_ms);
+                limits.budget_tokens = raised.budget_tokens.or(limits.budget_tokens);
+                limits.budget_usd = raised.budget_usd.or(limits.budget_usd);
+                // Work that was in flight when the last controller stopped is
+                // picked up again: interrupted attempts run again under the same
+                // number, unfinished gates run again.
+                self.status = GoalStatus::Running;
+                self.reason = None;
+                self.finished_at = None;
+                self.budget_exhausted = None;
+                self.delivery = None;
+                for s in &mut self.slices {
+                    match s.status {
+                        SliceStatus::Running | SliceStatus::Cancelled => {
+                            s.status = SliceStatus::Pending;
+                            s.attempts = s.attempts.saturating_sub(1);
+                            s.reason = None;
+                            // The agent picks its own session up again where it can.
+                            s.resume_session = s.session.take();
+                        }
+                        SliceStatus::Gating => {
+                            s.gates.clear();
+                            s.gates_interrupted = false;
+                        }
+                        _ => {}
+                    }
+                    s.unblock();
+                    s.current_gate = None;
+                }
+                // Integration gates that were running run again.
+                self.integration.testing = None;
+            }
+            EventBody::GoalRetried {
+                slices,
+                max_attempts,
+            } => {
+                self.status = GoalStatus::Running;
+                self.reason = None;
+                self.finished_at = None;
+                self.settings.max_attempts = *max_attempts;
+                for s in &mut self.slices {
+                    if slices.contains(&s.id) && s.status != SliceStatus::Merged {
+                        s.status = SliceStatus::Pending;
+                        s.reason = None;
+                        s.paths.clear();
+                        // A fresh attempt starts from what is integrated, told
+                        // what went wrong last time.
+                        s.work_from = None;
+                    }
+                }
+                // Dependents blocked by them may start once they merge.
+                for s in &mut self.slices {
+                    s.unblock();
+                }
+                self.integration.gates.clear();
+            }
+            EventBody::GoalFinished { status, reason } => {
+                self.status = *status;
+                self.reason = reason.clone();
+                self.finished_at = Some(event.ts.clone());
+                for s in &mut self.slices {
+                    s.current_gate = None;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! A goal's state, derived only from its events.
+//!
+//! [`GoalState::apply`] is the one place where events change state; the
+//! supervisor calls it for every event it records, and `replay` calls it on
+//! the stored log. Serialized, a [`GoalState`] is the goal's proof.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent;
+use crate::gate::{GateResult, GateSpec};
+use crate::plan::{Plan, SliceSpec};
+
+mod fold;
+#[cfg(test)]
+mod tests;
+pub use crate::store::kinds::{Deliver, GoalStatus, Limits, SliceStatus};
+
+/// One slice's state; in the proof, one entry of `slices`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SliceState {
+    pub id: String,
+    pub title: String,
+    pub status: SliceStatus,
+    /// Why it is not merged, in one sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The paths behind `reason`: outside the write scope, or in conflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    pub attempts: u32,
+    pub branch: String,
+    /// The slice's own result commit.
+    pub commit: Option<String>,
+    pub tree: Option<String>,
+    pub changed_files: Vec<String>,
+    pub agent: Option<agent::Report>,
+    /// The gates of its last attempt.
+    pub gates: Vec<GateResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<PathBuf>,
+    /// The commit the last attempt started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_commit: Option<String>,
+    /// The directories its worktree materializes, when sparse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Vec<String>>,
+    pub depends_on: Vec<String>,
+    /// Every attempt that ended, and why (the last one too, once it has).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempt_history: Vec<AttemptRecord>,
+    /// What went wrong in the last failed attempt, for the next one.
+    #[serde(skip)]
+    pub feedback: Option<String>,
+    /// Where the next attempt's worktree starts, when not at its start
+    /// commit: the failed attempt's own commit.
+    #[serde(skip)]
+    pub work_from: Option<String>,
+    /// The agent session of the running attempt, as the agent reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The session an interrupted attempt resumes when it runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_session: Option<String>,
+    /// It was recorded `slice_blocked`: a dependency will never merge.
+    #[serde(skip)]
+    pub blocked: bool,
+    /// What failed its last attempt, when another attempt could repair it.
+    #[serde(skip)]
+    pub failure: Option<crate::store::events::RetryCause>,
+    /// The gate running now, for progress displays.
+    #[serde(skip)]
+    pub current_gate: Option<String>,
+    /// Its gates were stopped by a cancel: it waits for them to run again.
+    #[serde(skip)]
+    pub gates_interrupted: bool,
+}
+
+/// How one attempt of a slice ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first.
+    pub attempt: u32,
+    /// How it ended: `merged`, or the status it failed with.
+    pub status: SliceStatus,
+    /// Why, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its commit, when it made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The last lines of the gate that failed it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+}
+
+impl SliceState {
+    /// A blocked slice is judged again: its dependencies may merge now.
+    fn unblock(&mut self) {
+        if std::mem::take(&mut self.blocked) {
+            self.reason = None;
+        }
+    }
+
+    /// Keeps the failed gate's last lines with the attempt that just ended.
+    fn note_excerpt(&mut self, excerpt: Option<String>) {
+        if let Some(a) = self.attempt_history.last_mut() {
+            a.excerpt = excerpt;
+        }
+    }
+
+    /// The last lines of the gate that failed its last attempt, if one did.
+    pub fn excerpt(&self) -> Option<&str> {
+        match self.status {
+            SliceStatus::Merged => None,
+            _ => self.attempt_history.last()?.excerpt.as_deref(),
+        }
+    }
+
+    /// Notes in the history how the current attempt ended, once.
+    fn end_attempt(&mut self) {
+        // An attempt run again after an interruption keeps its number.
+        if self.attempt_history.last().map(|a| a.attempt) == Some(self.attempts) {
+            self.attempt_history.pop();
+        }
+        self.attempt_history.push(AttemptRecord {
+            attempt: self.attempts,
+            status: self.status,
+            reason: self.reason.clone(),
+            commit: self.commit.clone(),
+            excerpt: None,
+        });
+    }
+}
+
+/// The integration: the branch, which only moves to trees the integration
+/// gates passed, and the candidate on top of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    pub branch: String,
+    /// Where the branch points: the newest green commit.
+    pub commit: String,
+    pub tree: String,
+    /// The slices the branch holds, in the order they were merged.
+    pub order: Vec<String>,
+    /// Every integration gate result, on every candidate it judged.
+    pub gates: Vec<GateResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<PathBuf>,
+    /// Merges on top of the branch that the integration gates have not
+    /// passed yet, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate: Vec<Link>,
+    /// The candidate commit the integration gates are running on.
+    #[serde(skip)]
+    pub testing: Option<String>,
+}
+
+/// One merge of the candidate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub slice: String,
+    pub commit: String,
+    pub tree: String,
+}
+
+/// What the integration gates said of a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeVerdict {
+    /// Every integration gate passed on it.
+    Passed,
+    /// One failed on it.
+    Failed,
+    /// Not every gate has run on it.
+    Unknown,
+}
+
+impl Integration {
+    /// The commit the next merge goes onto: the candidate's tip, or the branch.
+    pub fn tip(&self) -> &str {
+        self.candidate
+            .last()
+            .map_or(self.commit.as_str(), |l| l.commit.as_str())
+    }
+
+    /// What the gates named `gates` said of `tree`, by each gate's latest result.
+    pub fn verdict_on(&self, tree: &str, gates: &[GateSpec]) -> TreeVerdict {
+        let mut all = true;
+        for gate in gates {
+            let last = self
+                .gates
+                .iter()
+                .rev()
+                .find(|r| r.name == gate.name && r.tree == tree);
+            match last {
+                Some(r) if !r.passed => return TreeVerdict::Failed,
+                Some(_) => {}
+                None => all = false,
+            }
+        }
+        match all {
+            true => TreeVerdict::Passed,
+            false => TreeVerdict::Unknown,
+        }
+    }
+}
+
+/// The result of `--deliver ff`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub branch: String,
+    pub delivered: bool,
+    pub reason: String,
+}
+
+/// Settings fixed when the goal started; not part of the proof.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub limits: Limits,
+    pub plan: Option<Plan>,
+    pub gates: Vec<GateSpec>,
+    pub allow_no_gates: bool,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub deliver: Deliver,
+    pub base_tree: String,
+    /// Each slice's position in `GoalState::slices` and the plan, so a
+    /// lookup by id costs O(1) on a goal of thousands of slices.
+    pub index: std::collections::HashMap<String, usize>,
+}
+
+/// A goal's state; serialized, its proof.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GoalState {
+    pub goal_id: String,
+    pub goal: String,
+    pub status: GoalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub repository: PathBuf,
+    pub base_commit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_ref: Option<String>,
+    pub agent: String,
+    pub slices: Vec<SliceState>,
+    pub integration: Integration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    /// Tokens and cost of every agent attempt so far.
+    pub usage: Usage,
+    /// The slice gates' results on the base commit, once they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_check: Option<BaseCheck>,
+    /// Why the goal stopped starting work, when a budget ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_exhausted: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Where the event log ended when this proof was written: the supervisor
+    /// pins it so `replay --verify` can tell a cut log from a whole one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_end: Option<LogEnd>,
+    #[serde(skip)]
+    pub settings: Settings,
+}
+
+/// The slice gates run on the base commit before any agent starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BaseCheck {
+    /// Whether every one passed.
+    pub passed: bool,
+    /// Their results, on the base tree.
+    pub gates: Vec<GateResult>,
+}
+
+/// The last event of the log a proof was written from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogEnd {
+    /// Its sequence number (the number of events).
+    pub events: u64,
+    /// The SHA-256 of its line.
+    pub hash: String,
+}
+
+/// Goal-wide usage: the sum of every finished attempt's report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens, `null` when no agent reported any.
+    pub tokens_in: Option<u64>,
+    /// Output tokens, `null` when no agent reported any.
+    pub tokens_out: Option<u64>,
+    /// Cost in US dollars, `null` when unknown.
+    pub usd: Option<f64>,
+}
+
+impl Usage {
+    fn add(&mut self, r: &agent::Report) {
+        fn sum<T: std::ops::Add<Output = T> + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            }
+        }
+        self.tokens_in = sum(self.tokens_in, r.tokens_in);
+        self.tokens_out = sum(self.tokens_out, r.tokens_out);
+        self.usd = sum(self.usd, r.usd);
+    }
+}
+
+impl GoalState {
+    /// The slice with this id.
+    pub fn slice(&self, id: &str) -> Option<&SliceState> {
+        let i = *self.settings.index.get(id)?;
+        self.slices.get(i).filter(|s| s.id == id)
+    }
+
+    fn slice_mut(&mut self, id: &str) -> Option<&mut SliceState> {
+        let i = *self.settings.index.get(id)?;
+        self.slices.get_mut(i).filter(|s| s.id == id)
+    }
+
+    /// The plan entry of a slice.
+    pub fn spec(&self, id: &str) -> Option<&SliceSpec> {
+        let i = *self.settings.index.get(id)?;
+        let plan = self.settings.plan.as_ref()?;
+        plan.slices.get(i).filter(|s| s.id == id)
+    }
+
+    /// The gates that judge slice `id`: the plan's selection, else every per-slice gate.
+    pub fn slice_gates(&self, id: &str) -> Vec<GateSpec> {
+        let chosen = self.spec(id).and_then(|s| s.gates.clone());
+        self.settings
+            .gates
+            .iter()
+            .filter(|g| g.scope.judges_slices())
+            .filter(|g| chosen.as_ref().is_none_or(|names| names.contains(&g.name)))
+            .cloned()
+            .collect()
+    }
+
+    /// The gates that judge the integration.
+    pub fn integration_gates(&self) -> Vec<GateSpec> {
+        self.settings
+            .gates
+            .iter()
+            .filter(|g| g.scope.judges_integration())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether slice `id` is on the integration branch: merged, and passed
+    /// by the integration gates.
+    pub fn integrated(&self, id: &str) -> bool {
+        self.slice(id)
+            .is_some_and(|s| s.status == SliceStatus::Merged)
+            && !self.integration.candidate.iter().any(|l| l.slice == id)
+    }
+
+    /// Whether every slice has reached a state it will not leave.
+    pub fn slices_settled(&self) -> bool {
+        self.slices
+            .iter()
+            .all(|s| s.status.is_final() || self.blocked_by(s).is_some())
+    }
+
+    /// The first dependency of `slice` that ended without merging, if any.
+    pub fn blocked_by(&self, slice: &SliceState) -> Option<&SliceState> {
+        if slice.status != SliceStatus::Pending {
+            return None;
+        }
+        slice.depends_on.iter().find_map(|d| {
+            let dep = self.slice(d)?;
+            let dead = (dep.status.is_final() && dep.status != SliceStatus::Merged)
+                || self.blocked_by(dep).is_some();
+            dead.then_some(dep)
+        })
+    }
+
+    /// The goal's final status and reason, by the contract's rule: `ready`
+    /// only when every slice merged and every integration gate passed on the
+    /// exact tree `integration.tree` names.
+    pub fn verdict(&self) -> (GoalStatus, Option<String>) {
+        if let Some(reason) = &self.budget_exhausted {
+            if self.slices.iter().any(|s| s.status != SliceStatus::Merged) {
+                return (
+                    GoalStatus::NeedsBudget,
+                    Some(format!(
+                        "{reason}; finished work is merged, the rest needs more budget"
+                    )),
+                );
+            }
+        }
+        let unmerged: Vec<String> = self
+            .slices
+            .iter()
+            .filter(|s| !self.integrated(&s.id))
+            .map(|s| match self.blocked_by(s) {
+                Some(dep) => format!("{} (blocked by {})", s.id, dep.id),
+                None if s.status == SliceStatus::Merged => {
+                    format!(
+                        "{} (merged, but not yet passed by the integration gates)",
+                        s.id
+                    )
+                }
+                None => format!("{} ({})", s.id, s.status),
+            })
+            .collect();
+        if !unmerged.is_empty() {
+            return (
+                GoalStatus::NotReady,
+                Some(format!("not every slice merged: {}", unmerged.join(", "))),
+            );
+        }
+        if self.settings.gates.is_empty() && !self.settings.allow_no_gates {
+            return (
+                GoalStatus::NotReady,
+                Some("no gates are configured or detected, so nothing verified the result; add [[gate]] to omk.toml or pass --allow-no-gates".into()),
+            );
+        }
+        for gate in self.integration_gates() {
+            let result = self
+                .integration
+                .gates
+                .iter()
+                .rev()
+                .find(|r| r.name == gate.name && r.tree == self.integration.tree);
+            match result {
+                Some(r) if r.passed => {}
+                Some(r) => {
+                    return (
+                        GoalStatus::NotReady,
+                        Some(format!(
+                            "integration gate `{}` failed ({}); log: {}",
+                            r.name,
+                            r.outcome,
+                            r.log.display()
+                        )),
+                    )
+                }
+                None => {
+                    return (
+                        GoalStatus::NotReady,
+                        Some(format!(
+                            "integration gate `{}` did not run on the final tree",
+                            gate.name
+                        )),
+                    )
+                }
+            }
+        }
+        (GoalStatus::Ready, None)
+    }
+}

@@ -1,0 +1,131 @@
+//! The words omk's records are made of — statuses, delivery modes, limits —
+//! shared by the events (which hold them) and the state (the fold over the
+//! events), so that events depend on nothing above them.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a finished goal's result goes (`--deliver`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Deliver {
+    /// Leave the result on `omk/<goal>/integration`.
+    #[default]
+    Branch,
+    /// Also fast-forward the base branch, if it has not moved and is not checked out.
+    Ff,
+}
+
+/// The status of a goal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalStatus {
+    /// Still running.
+    #[default]
+    Running,
+    /// Every slice merged and every integration gate passed on the final tree.
+    Ready,
+    /// The run ended without `ready`.
+    NotReady,
+    /// The run could not go on.
+    Blocked,
+    /// A budget ran out.
+    NeedsBudget,
+    /// The run was cancelled.
+    Cancelled,
+    /// omk itself failed.
+    Failed,
+}
+
+/// The status of a slice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SliceStatus {
+    /// Waiting for its dependencies, a free slot, or a retry.
+    #[default]
+    Pending,
+    /// Its agent is working.
+    Running,
+    /// Its gates are running.
+    Gating,
+    /// Waiting for the integrator.
+    Merging,
+    /// In the integration branch.
+    Merged,
+    /// The agent failed, changed nothing, or omk could not commit its work.
+    Failed,
+    /// It still conflicted after its last attempt.
+    Conflict,
+    /// Its commit touched paths outside its write scope.
+    ScopeViolation,
+    /// A gate failed on its commit.
+    GateFailed,
+    /// The run was cancelled before it finished.
+    Cancelled,
+}
+
+impl SliceStatus {
+    /// Whether the slice will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            SliceStatus::Pending
+                | SliceStatus::Running
+                | SliceStatus::Gating
+                | SliceStatus::Merging
+        )
+    }
+}
+
+macro_rules! display_as_serde {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+                f.write_str(v.as_str().unwrap_or_default())
+            }
+        }
+    )*};
+}
+display_as_serde!(GoalStatus, SliceStatus, Deliver);
+
+/// Run limits fixed when the goal started, recorded in `goal_started` so a
+/// resumed goal runs under the same ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub slice_timeout_ms: u64,
+    pub inactivity_timeout_ms: u64,
+    pub gate_concurrency: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::config::Price>,
+    /// Extra directories agents may write (`[sandbox] writable`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_writable: Vec<String>,
+    /// Extra environment variables agents may see (`[sandbox] env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_env: Vec<String>,
+    /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slot_cache: Vec<String>,
+    /// `--sparse`: set, with the directories every sparse slot also
+    /// materializes (`[sparse] include`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<Vec<String>>,
+    /// `--require-sandbox`: refuse to run agents and gates that cannot be
+    /// fully confined, on resume too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_sandbox: bool,
+    /// Run the slice gates on the base commit before any agent starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_check: bool,
+    /// Run every gate, even on a tree it already passed, and keep no result.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_gate_cache: bool,
+}
