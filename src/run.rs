@@ -104,7 +104,7 @@ pub struct Finished {
 /// Runs a goal to its end.
 pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> {
     if opts.slices == Some(0) {
-        return Err(Error::Usage("--slices must be at least 1".into()));
+        return Err(Error::Usage("a goal needs at least one slice".into()));
     }
     if opts.goal.trim().is_empty() {
         return Err(Error::Usage(
@@ -113,11 +113,11 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     }
     if opts.concurrency == Some(0) || opts.gate_concurrency == 0 {
         return Err(Error::Usage(
-            "--concurrency and --gate-concurrency must be at least 1".into(),
+            "at least one slice and one gate job must be able to run at once".into(),
         ));
     }
     if opts.max_attempts == Some(0) {
-        return Err(Error::Usage("--max-attempts must be at least 1".into()));
+        return Err(Error::Usage("a slice needs at least one attempt".into()));
     }
     let agent = AgentSpec::parse(&opts.agent)?;
     agent.check_installed()?;
@@ -240,7 +240,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
 /// Makes the plan a run asks for, without running it (`omk goal plan`).
 pub async fn plan_goal(opts: &RunOptions, reporter: &Reporter) -> Result<Plan> {
     if opts.slices == Some(0) {
-        return Err(Error::Usage("--slices must be at least 1".into()));
+        return Err(Error::Usage("a goal needs at least one slice".into()));
     }
     let agent = AgentSpec::parse(&opts.agent)?;
     // Only planning with an agent runs one.
@@ -270,14 +270,14 @@ async fn obtain_plan(
     let (plan, source) = match (&opts.plan, &opts.shard_by) {
         (Some(_), Some(_)) => {
             return Err(Error::Usage(
-                "--plan and --shard-by cannot be combined; pick one".into(),
+                "a plan file and sharding by a glob cannot be combined; pick one".into(),
             ))
         }
         (Some(path), None) => (Plan::load(path)?, path.display().to_string()),
         (None, shard_by) => {
             let Some(n) = opts.slices else {
                 return Err(Error::Usage(
-                    "--slices N is needed to plan a goal; or pass a plan with --plan FILE".into(),
+                    "planning a goal needs the number of slices, or a plan file".into(),
                 ));
             };
             match shard_by {

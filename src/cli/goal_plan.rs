@@ -31,6 +31,9 @@ pub struct Args {
 }
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
+    if args.slices == 0 {
+        return Err(crate::Error::Usage("--slices must be at least 1".into()));
+    }
     let opts = RunOptions {
         dir: dir.to_path_buf(),
         goal: args.goal,

@@ -73,7 +73,41 @@ pub struct Args {
     no_progress: bool,
 }
 
+/// Every flag the run cannot take, at once, named as typed.
+fn check(args: &Args) -> Result<()> {
+    let mut errors = Vec::new();
+    let at_least_one = [
+        ("--slices", args.slices == Some(0)),
+        ("--concurrency", args.concurrency == Some(0)),
+        ("--gate-concurrency", args.gate_concurrency == 0),
+        ("--max-attempts", args.max_attempts == Some(0)),
+    ];
+    for (flag, zero) in at_least_one {
+        if zero {
+            errors.push(format!("{flag} must be at least 1"));
+        }
+    }
+    if args.plan.is_none() && args.slices.is_none() {
+        errors.push("--slices N is needed to plan a goal; or pass a plan with --plan FILE".into());
+    }
+    if args
+        .budget
+        .budget_usd
+        .is_some_and(|usd| usd.is_nan() || usd <= 0.0)
+    {
+        errors.push("--budget-usd must be more than 0".into());
+    }
+    if args.budget.budget_tokens == Some(0) {
+        errors.push("--budget-tokens must be at least 1".into());
+    }
+    match errors.len() {
+        0 => Ok(()),
+        _ => Err(crate::Error::Usage(errors.join("\n"))),
+    }
+}
+
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
+    check(&args)?;
     let opts = RunOptions {
         dir: dir.to_path_buf(),
         goal: args.goal,

@@ -143,6 +143,32 @@ fn slice_counts_that_do_not_fit() {
 }
 
 #[test]
+fn every_bad_flag_is_named_at_once() {
+    let f = ok_repo();
+    let plan = f.plan(json!({ "slices": [slice("a", &["a"])] }));
+    let agent = f.agent("true");
+    let mut args = run_args(plan.to_str().unwrap(), &agent);
+    args.extend([
+        "--concurrency",
+        "0",
+        "--max-attempts",
+        "0",
+        "--budget-usd",
+        "0",
+    ]);
+    let out = f.omk(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "--concurrency must be at least 1",
+        "--max-attempts must be at least 1",
+        "--budget-usd must be more than 0",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+}
+
+#[test]
 fn an_unreadable_config() {
     let f = ok_repo();
     // Settings are the base commit's: the broken file is committed.
