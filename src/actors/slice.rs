@@ -254,15 +254,12 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     if let Some(Rejected { reason, paths }) = rejected {
         return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
     }
-    // Unconfined agents compare other slots with how they settled.
-    let marks = match confined {
-        false => {
-            let (repo, path) = (args.repo.clone(), task.worktree.clone());
-            blocking(move || slot_marks(&repo, &path)).await?
-        }
-        true => crate::git::Marks::new(),
-    };
-    args.pool.settle(&task.worktree, &task.slice_id, marks);
+    // Unconfined agents compare other slots with how they settled: as the
+    // commit left them, with nothing dirty (`add --all` staged every file,
+    // and HEAD and the index are the commit). Reading the slot here instead
+    // would miss what an agent wrote between the commit and this line.
+    args.pool
+        .settle(&task.worktree, &task.slice_id, crate::git::Marks::new());
     Ok(EventBody::SliceCommitted {
         slice: task.slice_id.clone(),
         attempt: task.attempt,

@@ -243,12 +243,11 @@ pub(crate) fn landlock_rules(
     if private_dev {
         dirs.extend(["/dev/shm", "/dev/pts"].map(PathBuf::from));
     }
-    for dir in dirs.iter().filter(|p| p.exists()) {
+    // A directory that is not there (or went away meanwhile) needs no rule:
+    // nothing can be written beneath it.
+    for fd in dirs.iter().filter_map(|dir| PathFd::new(dir).ok()) {
         ruleset = ruleset
-            .add_rule(PathBeneath::new(
-                PathFd::new(dir).map_err(|e| fail(&e))?,
-                write,
-            ))
+            .add_rule(PathBeneath::new(fd, write))
             .map_err(|e| fail(&e))?;
     }
     for name in jail::DEVICES {

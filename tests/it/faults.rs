@@ -120,7 +120,12 @@ fn kill_and_resume_at(
                 String::from_utf8_lossy(&resumed.stderr)
             )
         });
-        assert_eq!(proof["status"], "ready", "{spec}: {proof:#}");
+        assert_eq!(
+            proof["status"],
+            "ready",
+            "{spec}: {proof:#}\nlogs of failed slices:\n{}",
+            failed_logs(&proof)
+        );
         assert_eq!(
             proof["integration"]["tree"], tree,
             "{spec}: a different integration tree"
@@ -157,6 +162,21 @@ fn kill_and_resume_at(
         assert!(locks.is_empty(), "{spec}: leftover lock {locks:?}");
     }
     killed
+}
+
+/// The logs a not-ready proof's slices name, for a failure message.
+fn failed_logs(proof: &Value) -> String {
+    let mut out = String::new();
+    for s in proof["slices"].as_array().into_iter().flatten() {
+        let Some(reason) = s["reason"].as_str() else {
+            continue;
+        };
+        if let Some((_, path)) = reason.rsplit_once("log: ") {
+            let text = std::fs::read_to_string(path.trim()).unwrap_or_else(|e| format!("({e})"));
+            out += &format!("--- {} ({path}):\n{text}\n", s["id"]);
+        }
+    }
+    out
 }
 
 /// The reference run of `setup`: its integration tree, and its log.
