@@ -23,13 +23,20 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(ok, "git {args:?}");
 }
 
-/// Runs a goal of `n` slices whose agents sleep `t`, `c` at a time; returns
-/// the wall time and omk's peak resident memory in kB.
-fn run(dir: &Path, n: usize, c: usize, t: Duration) -> (Duration, u64) {
+/// Runs a goal of `n` slices whose agents sleep `t`, `c` at a time (each
+/// depending on the one before, with `chain`); returns the wall time and
+/// omk's peak resident memory in kB.
+fn run_goal(dir: &Path, n: usize, c: usize, t: Duration, chain: bool) -> (Duration, u64) {
     let slices: Vec<String> = (0..n)
-        .map(|i| format!(r#"{{"id":"s{i}","prompt":"sleep","write_scope":["s{i}.txt"]}}"#))
+        .map(|i| {
+            let deps = match (chain, i) {
+                (true, 1..) => format!(r#","depends_on":["s{}"]"#, i - 1),
+                _ => String::new(),
+            };
+            format!(r#"{{"id":"s{i}","prompt":"sleep","write_scope":["s{i}.txt"]{deps}}}"#)
+        })
         .collect();
-    let plan = dir.join(format!("plan-{n}-{c}.json"));
+    let plan = dir.join(format!("plan-{n}-{c}-{chain}.json"));
     std::fs::write(&plan, format!(r#"{{"slices":[{}]}}"#, slices.join(","))).unwrap();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_omk"))
@@ -77,6 +84,10 @@ fn run(dir: &Path, n: usize, c: usize, t: Duration) -> (Duration, u64) {
     }
 }
 
+fn run(dir: &Path, n: usize, c: usize, t: Duration) -> (Duration, u64) {
+    run_goal(dir, n, c, t, false)
+}
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -103,6 +114,23 @@ fn main() {
             wall.as_secs_f64() / ideal.as_secs_f64()
         );
     }
+    // A dependency chain runs one slice at a time: its cost per slice must
+    // be that of as many independent slices run one at a time, and stay
+    // flat as the chain grows.
+    let per_slice = |n: usize, chain: bool| {
+        let (wall, _) = run_goal(tmp.path(), n, 1, Duration::ZERO, chain);
+        wall.as_secs_f64() / n as f64
+    };
+    let independent = per_slice(200, false);
+    let (short, long) = (per_slice(200, true), per_slice(400, true));
+    println!(
+        "scale: one at a time, per slice: 200 independent {:.0} ms, chain of 200 {:.0} ms ({:.2}x), chain of 400 {:.0} ms ({:.2}x of the chain of 200; target 1.2x)",
+        independent * 1000.0,
+        short * 1000.0,
+        short / independent,
+        long * 1000.0,
+        long / short
+    );
     let (wall, peak) = run(tmp.path(), 256, 256, Duration::from_secs(5));
     println!(
         "scale: N=256 in flight   omk peak RSS {:.1} MB (target 100 MB)   ratio {:.2}x of target   wall {:.1}s",

@@ -97,7 +97,7 @@ impl Reporter {
                 if let Some(r) = &s.reason {
                     line += &format!(" · {r}");
                 }
-                if s.status.is_final() || state.blocked_by(s).is_some() {
+                if s.status.is_final() || s.blocked {
                     bar.finish_with_message(line);
                 } else {
                     bar.set_message(line);

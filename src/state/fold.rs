@@ -81,6 +81,20 @@ impl GoalState {
                             .enumerate()
                             .map(|(i, s)| (s.id.clone(), i))
                             .collect(),
+                        order: match plan.order() {
+                            Ok(ids) => {
+                                let at: std::collections::HashMap<&str, usize> = plan
+                                    .slices
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, s)| (s.id.as_str(), i))
+                                    .collect();
+                                ids.iter()
+                                    .filter_map(|id| at.get(id.as_str()).copied())
+                                    .collect()
+                            }
+                            Err(_) => (0..plan.slices.len()).collect(),
+                        },
                     },
                 };
             }
@@ -318,7 +332,7 @@ impl GoalState {
                 self.integration.worktree = Some(worktree.clone());
                 self.integration.testing = Some(commit.clone());
             }
-            EventBody::IntegrationAdvanced { commit, tree } => {
+            EventBody::IntegrationAdvanced { commit, tree, .. } => {
                 let i = &mut self.integration;
                 if let Some(at) = i.candidate.iter().position(|l| &l.commit == commit) {
                     i.order.extend(i.candidate.drain(..=at).map(|l| l.slice));

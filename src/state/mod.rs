@@ -228,6 +228,9 @@ pub struct Settings {
     /// Each slice's position in `GoalState::slices` and the plan, so a
     /// lookup by id costs O(1) on a goal of thousands of slices.
     pub index: std::collections::HashMap<String, usize>,
+    /// The slices' positions in dependency order (plan order on a cycle),
+    /// computed once.
+    pub order: Vec<usize>,
 }
 
 /// A goal's state; serialized, its proof.
@@ -359,22 +362,34 @@ impl GoalState {
 
     /// Whether every slice has reached a state it will not leave.
     pub fn slices_settled(&self) -> bool {
+        let blockers = self.blockers();
         self.slices
             .iter()
-            .all(|s| s.status.is_final() || self.blocked_by(s).is_some())
+            .zip(&blockers)
+            .all(|(s, b)| s.status.is_final() || b.is_some())
     }
 
-    /// The first dependency of `slice` that ended without merging, if any.
-    pub fn blocked_by(&self, slice: &SliceState) -> Option<&SliceState> {
-        if slice.status != SliceStatus::Pending {
-            return None;
+    /// For each pending slice (by position), the first dependency that
+    /// ended without merging or is blocked itself. One pass in dependency
+    /// order: a chain of thousands costs what as many independent slices do.
+    pub fn blockers(&self) -> Vec<Option<usize>> {
+        let mut blocker: Vec<Option<usize>> = vec![None; self.slices.len()];
+        for &i in &self.settings.order {
+            let Some(slice) = self.slices.get(i) else {
+                continue;
+            };
+            if slice.status != SliceStatus::Pending {
+                continue;
+            }
+            blocker[i] = slice.depends_on.iter().find_map(|d| {
+                let j = *self.settings.index.get(d)?;
+                let dep = self.slices.get(j)?;
+                let dead = (dep.status.is_final() && dep.status != SliceStatus::Merged)
+                    || blocker[j].is_some();
+                dead.then_some(j)
+            });
         }
-        slice.depends_on.iter().find_map(|d| {
-            let dep = self.slice(d)?;
-            let dead = (dep.status.is_final() && dep.status != SliceStatus::Merged)
-                || self.blocked_by(dep).is_some();
-            dead.then_some(dep)
-        })
+        blocker
     }
 
     /// The goal's final status and reason, by the contract's rule: `ready`
@@ -391,12 +406,14 @@ impl GoalState {
                 );
             }
         }
+        let blockers = self.blockers();
         let unmerged: Vec<String> = self
             .slices
             .iter()
-            .filter(|s| !self.integrated(&s.id))
-            .map(|s| match self.blocked_by(s) {
-                Some(dep) => format!("{} (blocked by {})", s.id, dep.id),
+            .zip(&blockers)
+            .filter(|(s, _)| !self.integrated(&s.id))
+            .map(|(s, blocker)| match blocker {
+                Some(dep) => format!("{} (blocked by {})", s.id, self.slices[*dep].id),
                 None if s.status == SliceStatus::Merged => {
                     format!(
                         "{} (merged, but not yet passed by the integration gates)",

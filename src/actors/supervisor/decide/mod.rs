@@ -131,8 +131,6 @@ pub enum Action {
 #[derive(Debug)]
 pub struct Decider {
     phase: Phase,
-    /// The plan's dependency order, computed once.
-    order: Option<Vec<String>>,
     /// Usage of running attempts, per slice: (tokens in, tokens out).
     live: HashMap<String, (u64, u64)>,
     /// The candidate commit the integrator was told to move the branch to.
@@ -150,7 +148,6 @@ impl Decider {
     pub fn new() -> Decider {
         Decider {
             phase: Phase::Working,
-            order: None,
             live: HashMap::new(),
             advancing: None,
         }
@@ -351,12 +348,14 @@ impl Decider {
             return vec![Action::CheckBase];
         }
         // Slices whose dependencies will never merge are blocked, once.
+        let blockers = state.blockers();
         let mut actions: Vec<Action> = state
             .slices
             .iter()
-            .filter(|s| !s.blocked)
-            .filter_map(|s| {
-                let dep = state.blocked_by(s)?;
+            .zip(&blockers)
+            .filter(|(s, _)| !s.blocked)
+            .filter_map(|(s, blocker)| {
+                let dep = &state.slices[(*blocker)?];
                 Some(Action::Block {
                     slice: s.id.clone(),
                     reason: format!("dependency `{}` did not merge ({})", dep.id, dep.status),
@@ -506,31 +505,23 @@ impl Decider {
 
     /// Pending slices whose dependencies have merged, in dependency order,
     /// as many as the concurrency limit leaves room for.
-    fn ready_to_start(&mut self, state: &GoalState) -> Vec<String> {
-        // The dependency order is fixed for the goal: compute it once.
-        if self.order.is_none() {
-            match state.settings.plan.as_ref().map(|p| p.order()) {
-                Some(Ok(order)) => self.order = Some(order),
-                _ => return vec![],
-            }
-        }
+    fn ready_to_start(&self, state: &GoalState) -> Vec<String> {
         let running = state
             .slices
             .iter()
             .filter(|s| s.status == SliceStatus::Running)
             .count();
         let room = state.settings.concurrency.saturating_sub(running);
-        self.order
+        state
+            .settings
+            .order
             .iter()
-            .flatten()
-            .filter(|id| {
-                state.slice(id).is_some_and(|s| {
-                    s.status == SliceStatus::Pending
-                        && s.depends_on.iter().all(|d| state.integrated(d))
-                })
+            .filter_map(|&i| state.slices.get(i))
+            .filter(|s| {
+                s.status == SliceStatus::Pending && s.depends_on.iter().all(|d| state.integrated(d))
             })
             .take(room)
-            .cloned()
+            .map(|s| s.id.clone())
             .collect()
     }
 
