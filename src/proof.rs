@@ -59,9 +59,9 @@ pub fn text(s: &GoalState) -> String {
         if let Some(c) = &sl.commit {
             let _ = write!(
                 out,
-                "  commit {} ({} files)",
+                "  commit {} ({})",
                 short(c),
-                sl.changed_files.len()
+                crate::util::count(sl.changed_files.len(), "file")
             );
         }
         let _ = writeln!(out);

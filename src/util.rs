@@ -6,6 +6,14 @@ use std::time::Duration;
 
 use crate::error::{IoContext, Result};
 
+/// `n` and the noun, in the plural unless `n` is 1: "1 file", "2 files".
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 /// The first ten hex digits of a commit or tree id, as people read them.
 pub fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)

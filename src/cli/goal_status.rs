@@ -22,9 +22,9 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         print!("{}", crate::proof::text(&state));
         if let Some(plan) = &state.settings.plan {
             println!(
-                "plan: {} ({} slices)",
+                "plan: {} ({})",
                 goal.plan().display(),
-                plan.slices.len()
+                crate::util::count(plan.slices.len(), "slice")
             );
         }
         println!("events: {}", goal.events().display());
