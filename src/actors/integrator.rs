@@ -149,12 +149,21 @@ async fn advance(
         state.green.clone(),
         commit.clone(),
     );
-    blocking(move || {
-        repo.update_ref(&branch, &to, &from, "omk: integration gates passed")?;
+    let recreated = blocking(move || {
+        // A branch someone deleted is made again: the log knows where it was.
+        let gone = repo.ref_target(&branch)?.is_none();
+        match gone {
+            true => repo.create_ref(&branch, &to, "omk: integration branch made again")?,
+            false => repo.update_ref(&branch, &to, &from, "omk: integration gates passed")?,
+        }
         crate::fault::point("branch.moved");
-        Ok(())
+        Ok(gone)
     })
     .await?;
     state.green = commit.clone();
-    Ok(EventBody::IntegrationAdvanced { commit, tree })
+    Ok(EventBody::IntegrationAdvanced {
+        commit,
+        tree,
+        recreated,
+    })
 }

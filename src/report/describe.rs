@@ -17,8 +17,8 @@ pub fn describe(body: &EventBody) -> String {
             agent,
             ..
         } => format!(
-            "goal started: \"{goal}\" — {} slices from {} with {agent}",
-            plan.slices.len(),
+            "goal started: \"{goal}\" — {} from {} with {agent}",
+            crate::util::count(plan.slices.len(), "slice"),
             short(base_commit)
         ),
         EventBody::GoalResumed { pid, raised } if raised.is_empty() => {
@@ -122,10 +122,9 @@ pub fn describe(body: &EventBody) -> String {
             changed_files,
             ..
         } => format!(
-            "committed {} ({} file{})",
+            "committed {} ({})",
             short(commit),
-            changed_files.len(),
-            if changed_files.len() == 1 { "" } else { "s" }
+            crate::util::count(changed_files.len(), "file")
         ),
         EventBody::SliceFailed { status, reason, .. } => format!("{status}: {reason}"),
         EventBody::SliceBlocked { reason, .. } => format!("blocked: {reason}"),
@@ -170,8 +169,14 @@ pub fn describe(body: &EventBody) -> String {
             short(commit),
             short(tree)
         ),
-        EventBody::IntegrationAdvanced { commit, .. } => format!(
-            "integration gates passed: the integration branch moves to {}",
+        EventBody::IntegrationAdvanced {
+            commit, recreated, ..
+        } => format!(
+            "integration gates passed: the integration branch {} {}",
+            match recreated {
+                true => "was gone, and is made again at",
+                false => "moves to",
+            },
             short(commit)
         ),
         EventBody::SliceEjected {

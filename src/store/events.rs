@@ -190,7 +190,13 @@ pub enum EventBody {
     },
     /// The integration gates passed on this candidate commit: the
     /// integration branch moved forward to it.
-    IntegrationAdvanced { commit: String, tree: String },
+    IntegrationAdvanced {
+        commit: String,
+        tree: String,
+        /// The branch was gone (deleted by someone) and was made again here.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recreated: bool,
+    },
     /// The candidate failed an integration gate, and this slice's merge is
     /// the first whose tree fails it: the slice is taken out, the
     /// candidate goes back to the merge before it (which passed), and the

@@ -322,3 +322,43 @@ fn a_commit_made_just_before_a_kill_is_adopted_not_redone() {
     );
     assert_eq!(runs.lines().count(), SLICES, "{runs}");
 }
+
+#[test]
+fn an_integration_branch_deleted_while_omk_was_down_is_made_again() {
+    let (f, plan, agent) = fixture();
+    // Killed right after the branch first moved, before that was recorded.
+    let out = run(&f, &plan, &agent, Some("kill:branch.moved:1"), "3");
+    assert_eq!(out.status.code(), None, "the fault point was not reached");
+    let branch = f
+        .git(&[
+            "branch",
+            "--list",
+            "--format=%(refname:short)",
+            "omk/*/integration",
+        ])
+        .trim()
+        .to_string();
+    f.git(&["branch", "-D", &branch]);
+
+    let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let proof: Value = serde_json::from_slice(&resumed.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&resumed.stderr));
+    });
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    assert_eq!(
+        f.git(&["rev-parse", &format!("{branch}^{{tree}}")]),
+        proof["integration"]["tree"].as_str().unwrap()
+    );
+    for i in 0..SLICES {
+        assert_eq!(
+            f.show(&branch, &format!("s{i}/out.txt")),
+            format!("work of s{i}")
+        );
+    }
+    let verify = f.omk(&["goal", "replay", "--verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

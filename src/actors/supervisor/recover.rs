@@ -13,16 +13,20 @@ use crate::store::events::EventBody;
 /// integration branch forward to a candidate commit the gates passed but
 /// stopped before recording it. The branch must point at the recorded
 /// commit or at one of the candidate's; anything else moved it, and omk
-/// does not build on a history it did not write.
+/// does not build on a history it did not write. A branch someone deleted
+/// is made again where the log says it was.
 pub(super) fn recover_integration(
     repo: &Repo,
     known: &GoalState,
 ) -> Result<Vec<EventBody>, ActorProcessingErr> {
     let branch = &known.integration.branch;
     let recorded = &known.integration.commit;
-    let actual = repo
-        .ref_target(&format!("refs/heads/{branch}"))?
-        .ok_or_else(|| format!("the integration branch {branch} is gone; it cannot be resumed"))?;
+    let name = format!("refs/heads/{branch}");
+    let Some(actual) = repo.ref_target(&name)? else {
+        // Deleted by someone: the log knows where it was.
+        repo.create_ref(&name, recorded, "omk: integration branch made again")?;
+        return Ok(vec![]);
+    };
     if &actual == recorded {
         return Ok(vec![]);
     }
@@ -30,6 +34,7 @@ pub(super) fn recover_integration(
         Some(link) => Ok(vec![EventBody::IntegrationAdvanced {
             commit: link.commit.clone(),
             tree: link.tree.clone(),
+            recreated: false,
         }]),
         None => Err(format!(
             "the integration branch {branch} points at {actual}, not at the recorded {recorded} or a commit omk merged after it: it was moved outside omk, so the goal cannot be resumed safely"
