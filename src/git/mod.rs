@@ -343,8 +343,8 @@ impl Repo {
         Ok(found.map(|o| o.to_string()))
     }
 
-    /// Whether `branch` (a full ref name) is checked out in the main worktree or any other.
-    pub fn is_checked_out(&self, branch: &str) -> Result<bool> {
+    /// Where `branch` (a full ref name) is checked out: the main worktree or another; `None` if nowhere.
+    pub fn checked_out_at(&self, branch: &str) -> Result<Option<PathBuf>> {
         let repo = self.open()?;
         let head_of = |r: &Repository| {
             r.find_reference("HEAD")
@@ -352,7 +352,11 @@ impl Repo {
                 .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_string))
         };
         if head_of(&repo).as_deref() == Some(branch) {
-            return Ok(true);
+            // Components drop the trailing `/` git2 leaves on a workdir.
+            return Ok(Some(repo.workdir().map_or_else(
+                || self.root.clone(),
+                |dir| dir.components().collect(),
+            )));
         }
         for name in repo.worktrees()?.iter().flatten().flatten() {
             let Ok(wt) = repo.find_worktree(name) else {
@@ -360,11 +364,11 @@ impl Repo {
             };
             if let Ok(r) = Repository::open_from_worktree(&wt) {
                 if head_of(&r).as_deref() == Some(branch) {
-                    return Ok(true);
+                    return Ok(Some(wt.path().components().collect()));
                 }
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Adds a worktree at `path` at `commit`, on a new `branch` or detached,

@@ -148,9 +148,14 @@ pub fn home() -> Result<PathBuf> {
 impl Store {
     /// The store of `repo`. Creates nothing.
     pub fn for_repo(repo: &Repo) -> Result<Store> {
-        let name = repo
-            .root
-            .file_name()
+        // The repository's, not the worktree's: a linked worktree of it
+        // shares the state of its goals. Named after the main worktree.
+        let main = match repo.common_dir.file_name() {
+            Some(n) if n == ".git" => repo.common_dir.parent(),
+            _ => Some(repo.common_dir.as_path()),
+        };
+        let name = main
+            .and_then(|m| m.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "repo".into());
         let name: String = name

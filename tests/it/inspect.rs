@@ -123,11 +123,34 @@ fn deliver_ff_moves_only_a_branch_that_is_free_and_unmoved() {
     // `main` is checked out: refused, left as it was.
     let proof = ready_goal(&f, &["--deliver", "ff"]);
     assert_eq!(proof["delivery"]["delivered"], false);
-    assert!(proof["delivery"]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("checked out"));
+    // It names the exact command that delivers, and the command works.
+    let reason = proof["delivery"]["reason"].as_str().unwrap();
+    let repo = f.repo.canonicalize().unwrap();
+    let command = format!(
+        "git -C {} merge --ff-only {}",
+        repo.display(),
+        proof["integration"]["branch"].as_str().unwrap()
+    );
+    assert!(
+        reason.contains("main is checked out") && reason.contains(&command),
+        "{reason}"
+    );
     assert_eq!(f.git(&["rev-parse", "main"]), main_before);
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let ok = std::process::Command::new("git")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        f.git(&["rev-parse", "main^{tree}"]),
+        proof["integration"]["tree"].as_str().unwrap()
+    );
+    f.git(&["reset", "-q", "--hard", &main_before]);
 
     // A branch nobody has checked out is fast-forwarded to the integration.
     f.git(&["branch", "release"]);
@@ -175,4 +198,32 @@ fn output_into_a_closed_pipe_ends_quietly() {
             out.status
         );
     }
+}
+
+#[test]
+fn a_linked_worktree_of_the_repository_sees_the_same_goals() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let proof = ready_goal(&f, &[]);
+    let linked = f.tmp.path().join("linked");
+    f.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        linked.to_str().unwrap(),
+    ]);
+    let in_linked = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
+            .arg("-C")
+            .arg(&linked)
+            .args(args)
+            .env("OMK_HOME", &f.home)
+            .output()
+            .unwrap()
+    };
+    let list: Value =
+        serde_json::from_str(&stdout(&in_linked(&["goal", "list", "--json"]))).unwrap();
+    assert_eq!(list[0]["goal_id"], proof["goal_id"], "{list:#}");
+    let doctor = stdout(&in_linked(&["doctor"]));
+    assert!(doctor.contains("orphans:    none"), "{doctor}");
 }

@@ -46,11 +46,14 @@ impl SupervisorState {
             if self.repo.ref_target(&branch)?.as_deref() != Some(s.base_commit.as_str()) {
                 return Ok(Err("the branch moved since the goal started".into()));
             }
-            if self.repo.is_checked_out(&branch)? {
-                return Ok(Err(
-                    "the branch is checked out in a worktree; run `git merge --ff-only` there"
-                        .into(),
-                ));
+            if let Some(at) = self.repo.checked_out_at(&branch)? {
+                return Ok(Err(format!(
+                    "{} is checked out in {}; to deliver, run `git -C {} merge --ff-only {}` there",
+                    branch.trim_start_matches("refs/heads/"),
+                    at.display(),
+                    at.display(),
+                    s.integration.branch
+                )));
             }
             self.repo.update_ref(
                 &branch,
