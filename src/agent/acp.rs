@@ -46,8 +46,7 @@ fn follow_up(refused: &[String]) -> String {
 const TRAILING_USAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The transcript: one JSON line per message, shared by the handlers.
-#[derive(Clone)]
-struct Transcript(Arc<Mutex<std::fs::File>>);
+struct Transcript(Mutex<std::fs::File>);
 
 impl Transcript {
     fn write(&self, direction: &str, value: &impl serde::Serialize) {
@@ -61,6 +60,203 @@ impl Transcript {
 enum Ended {
     Turn(StopReason),
     Stopped(Stop),
+}
+
+/// What the agent told us so far, gathered by the handlers.
+#[derive(Default)]
+struct Heard {
+    /// The largest context size it reported, and its own cost figure.
+    context_tokens: Option<u64>,
+    usd: Option<f64>,
+    /// The session it runs.
+    session_id: Option<String>,
+    /// Requests refused since the last turn, to tell it why.
+    denials: Vec<String>,
+    /// Its messages, for the report.
+    said: String,
+}
+
+/// The client side of one session, shared by the notification and request
+/// handlers and the conversation.
+struct Client {
+    transcript: Transcript,
+    activity: Activity,
+    updates: UnboundedSender<Update>,
+    policy: super::policy::Policy,
+    heard: Mutex<Heard>,
+    /// Signalled when a usage update arrives.
+    usage_seen: tokio::sync::Notify,
+}
+
+impl Client {
+    fn heard(&self) -> std::sync::MutexGuard<'_, Heard> {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A `session/update`: recorded, its text and usage kept.
+    fn on_update(&self, n: &SessionNotification) {
+        self.activity.touch();
+        self.transcript.write("<-", n);
+        match &n.update {
+            SessionUpdate::AgentMessageChunk(chunk) => {
+                if let ContentBlock::Text(t) = &chunk.content {
+                    self.heard().said.push_str(&t.text);
+                }
+            }
+            SessionUpdate::UsageUpdate(u) => {
+                let used = {
+                    let mut heard = self.heard();
+                    let used = heard.context_tokens.map_or(u.used, |prev| prev.max(u.used));
+                    heard.context_tokens = Some(used);
+                    if let Some(cost) = &u.cost {
+                        heard.usd = Some(cost.amount);
+                    }
+                    used
+                };
+                let _ = self.updates.send(Update::Usage {
+                    tokens_in: used,
+                    tokens_out: None,
+                });
+                self.usage_seen.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    /// A `session/request_permission`, answered by the slice's policy with
+    /// the option of the matching kind.
+    fn on_permission(&self, request: &RequestPermissionRequest) -> RequestPermissionResponse {
+        self.activity.touch();
+        self.transcript.write("<-", request);
+        let asked = to_request(&request.tool_call.fields);
+        let decision = self.policy.decide(&asked);
+        let kinds: &[PermissionOptionKind] = if decision.allow {
+            &[
+                PermissionOptionKind::AllowOnce,
+                PermissionOptionKind::AllowAlways,
+            ]
+        } else {
+            &[
+                PermissionOptionKind::RejectOnce,
+                PermissionOptionKind::RejectAlways,
+            ]
+        };
+        let chosen = kinds.iter().find_map(|k| {
+            request
+                .options
+                .iter()
+                .find(|o| o.kind == *k)
+                .map(|o| o.option_id.clone())
+        });
+        if !decision.allow {
+            self.heard()
+                .denials
+                .push(format!("{}: {}", asked.tool, decision.reason));
+        }
+        let _ = self.updates.send(Update::Approval {
+            request: asked,
+            decision,
+        });
+        let outcome = match chosen {
+            Some(id) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(id)),
+            None => RequestPermissionOutcome::Cancelled,
+        };
+        let response = RequestPermissionResponse::new(outcome);
+        self.transcript.write("->", &response);
+        response
+    }
+
+    /// The session: initialize, load the interrupted session or open a new
+    /// one, then the prompt and any follow-ups, until the turn ends or the
+    /// attempt is stopped.
+    async fn converse(
+        &self,
+        connection: ConnectionTo<Agent>,
+        task: &Task,
+        cancel: &CancellationToken,
+    ) -> std::result::Result<(Ended, Option<(u64, u64)>), agent_client_protocol::Error> {
+        let init = connection
+            .send_request(InitializeRequest::new(ProtocolVersion::V1))
+            .block_task()
+            .await?;
+        self.activity.touch();
+        self.transcript.write("<-", &init);
+        let session_id = self
+            .open_session(&connection, task, init.agent_capabilities.load_session)
+            .await?;
+        self.activity.touch();
+        let _ = self.updates.send(Update::Session {
+            id: session_id.to_string(),
+        });
+        self.heard().session_id = Some(session_id.to_string());
+        // ACP has no way to tell the model why a permission was refused, and
+        // some agents end their turn on a refusal: so after a turn with
+        // refusals, say why in a follow-up prompt and let it go on.
+        let mut text = task.prompt.clone();
+        let mut follow_ups = 0;
+        let watcher = watch(task, &self.activity, cancel);
+        tokio::pin!(watcher);
+        loop {
+            let request = PromptRequest::new(
+                session_id.clone(),
+                vec![ContentBlock::Text(TextContent::new(text))],
+            );
+            self.transcript.write("->", &request);
+            let turn = connection.send_request(request).block_task();
+            let done = tokio::select! {
+                done = turn => done?,
+                stop = &mut watcher => {
+                    let _ = connection.send_notification(CancelNotification::new(session_id));
+                    return Ok((Ended::Stopped(stop), None));
+                }
+            };
+            self.transcript.write("<-", &done);
+            let refused = std::mem::take(&mut self.heard().denials);
+            if done.stop_reason == StopReason::EndTurn
+                && !refused.is_empty()
+                && follow_ups < MAX_FOLLOW_UPS
+            {
+                follow_ups += 1;
+                text = follow_up(&refused);
+                continue;
+            }
+            let tokens = done
+                .usage
+                .as_ref()
+                .map(|u| (u.input_tokens, u.output_tokens));
+            // Kimi Code may send the turn's usage update just after the turn ends.
+            let have_usage = self.heard().context_tokens.is_some();
+            if tokens.is_none() && !have_usage {
+                let _ = tokio::time::timeout(TRAILING_USAGE_WAIT, self.usage_seen.notified()).await;
+            }
+            return Ok((Ended::Turn(done.stop_reason), tokens));
+        }
+    }
+
+    /// An interrupted attempt continues its own session where the agent can
+    /// load one; otherwise, or if loading fails, a new one.
+    async fn open_session(
+        &self,
+        connection: &ConnectionTo<Agent>,
+        task: &Task,
+        can_load: bool,
+    ) -> std::result::Result<SessionId, agent_client_protocol::Error> {
+        let cwd = task.worktree.clone();
+        if let (Some(id), true) = (&task.resume_session, can_load) {
+            let request = LoadSessionRequest::new(id.clone(), cwd.clone());
+            self.transcript.write("->", &request);
+            if let Ok(response) = connection.send_request(request).block_task().await {
+                self.transcript.write("<-", &response);
+                return Ok(SessionId::new(id.clone()));
+            }
+        }
+        let new = connection
+            .send_request(NewSessionRequest::new(cwd))
+            .block_task()
+            .await?;
+        self.transcript.write("<-", &new);
+        Ok(new.session_id.clone())
+    }
 }
 
 pub(super) async fn run(
@@ -84,204 +280,36 @@ pub(super) async fn run(
         return Err(Error::AgentIo("the agent's stdio was not captured".into()));
     };
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
-    let transcript = Transcript(Arc::new(Mutex::new(log)));
-    let activity = Activity::new();
-    let usage = Arc::new(Mutex::new((None::<u64>, None::<f64>)));
-    let session_id = Arc::new(Mutex::new(None::<String>));
-    let usage_seen = Arc::new(tokio::sync::Notify::new());
-    let denials = Arc::new(Mutex::new(Vec::<String>::new()));
-    let said = Arc::new(Mutex::new(String::new()));
-
+    let client = Arc::new(Client {
+        transcript: Transcript(Mutex::new(log)),
+        activity: Activity::new(),
+        updates,
+        policy: task.policy.clone(),
+        heard: Mutex::new(Heard::default()),
+        usage_seen: tokio::sync::Notify::new(),
+    });
     let on_update = {
-        let (transcript, activity, updates, usage, usage_seen, said) = (
-            transcript.clone(),
-            activity.clone(),
-            updates.clone(),
-            usage.clone(),
-            usage_seen.clone(),
-            said.clone(),
-        );
+        let client = client.clone();
         async move |n: SessionNotification, _cx| {
-            activity.touch();
-            transcript.write("<-", &n);
-            if let SessionUpdate::AgentMessageChunk(chunk) = &n.update {
-                if let ContentBlock::Text(t) = &chunk.content {
-                    if let Ok(mut said) = said.lock() {
-                        said.push_str(&t.text);
-                    }
-                }
-            }
-            if let SessionUpdate::UsageUpdate(u) = &n.update {
-                let mut usage = usage
-                    .lock()
-                    .map_err(|_| agent_client_protocol::Error::internal_error())?;
-                let used = usage.0.map_or(u.used, |prev| prev.max(u.used));
-                usage.0 = Some(used);
-                if let Some(cost) = &u.cost {
-                    usage.1 = Some(cost.amount);
-                }
-                let _ = updates.send(Update::Usage {
-                    tokens_in: used,
-                    tokens_out: None,
-                });
-                usage_seen.notify_one();
-            }
+            client.on_update(&n);
             Ok(())
         }
     };
     let on_permission = {
-        let (transcript, activity, updates, policy, denials) = (
-            transcript.clone(),
-            activity.clone(),
-            updates.clone(),
-            task.policy.clone(),
-            denials.clone(),
-        );
+        let client = client.clone();
         async move |request: RequestPermissionRequest,
                     responder: agent_client_protocol::Responder<RequestPermissionResponse, V1>,
                     _cx|
                     -> std::result::Result<(), agent_client_protocol::Error> {
-            activity.touch();
-            transcript.write("<-", &request);
-            let asked = to_request(&request.tool_call.fields);
-            let decision = policy.decide(&asked);
-            let kinds: &[PermissionOptionKind] = if decision.allow {
-                &[
-                    PermissionOptionKind::AllowOnce,
-                    PermissionOptionKind::AllowAlways,
-                ]
-            } else {
-                &[
-                    PermissionOptionKind::RejectOnce,
-                    PermissionOptionKind::RejectAlways,
-                ]
-            };
-            let chosen = kinds.iter().find_map(|k| {
-                request
-                    .options
-                    .iter()
-                    .find(|o| o.kind == *k)
-                    .map(|o| o.option_id.clone())
-            });
-            if !decision.allow {
-                if let Ok(mut d) = denials.lock() {
-                    d.push(format!("{}: {}", asked.tool, decision.reason));
-                }
-            }
-            let _ = updates.send(Update::Approval {
-                request: asked,
-                decision,
-            });
-            let outcome = match chosen {
-                Some(id) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(id)),
-                None => RequestPermissionOutcome::Cancelled,
-            };
-            let response = RequestPermissionResponse::new(outcome);
-            transcript.write("->", &response);
-            responder.respond(response)
+            responder.respond(client.on_permission(&request))
         }
     };
-
     let session = {
-        let (usage, usage_seen, denials) = (usage.clone(), usage_seen.clone(), denials.clone());
-        let (transcript, activity, updates, prompt, cwd, recorded_id) = (
-            transcript.clone(),
-            activity.clone(),
-            updates.clone(),
-            task.prompt.clone(),
-            task.worktree.clone(),
-            session_id.clone(),
-        );
-        let task = task.clone();
-        let resume = task.resume_session.clone();
-        let cancel = cancel.clone();
-        async move |connection: ConnectionTo<Agent>| -> std::result::Result<
-            (Ended, Option<(u64, u64)>),
-            agent_client_protocol::Error,
-        > {
-            let init = connection
-                .send_request(InitializeRequest::new(ProtocolVersion::V1))
-                .block_task()
-                .await?;
-            activity.touch();
-            transcript.write("<-", &init);
-            // An interrupted attempt continues its own session where the
-            // agent can load one; otherwise, or if loading fails, a new one.
-            let mut loaded = None;
-            if let (Some(id), true) = (&resume, init.agent_capabilities.load_session) {
-                let request = LoadSessionRequest::new(id.clone(), cwd.clone());
-                transcript.write("->", &request);
-                if let Ok(response) = connection.send_request(request).block_task().await {
-                    transcript.write("<-", &response);
-                    loaded = Some(SessionId::new(id.clone()));
-                }
-            }
-            let session_id = match loaded {
-                Some(id) => id,
-                None => {
-                    let new = connection
-                        .send_request(NewSessionRequest::new(cwd))
-                        .block_task()
-                        .await?;
-                    transcript.write("<-", &new);
-                    new.session_id.clone()
-                }
-            };
-            activity.touch();
-            let _ = updates.send(Update::Session {
-                id: session_id.to_string(),
-            });
-            if let Ok(mut id) = recorded_id.lock() {
-                *id = Some(session_id.to_string());
-            }
-            // ACP has no way to tell the model why a permission was refused, and
-            // some agents end their turn on a refusal: so after a turn with
-            // refusals, say why in a follow-up prompt and let it go on.
-            let mut text = prompt;
-            let mut follow_ups = 0;
-            let watcher = watch(&task, &activity, &cancel);
-            tokio::pin!(watcher);
-            loop {
-                let request = PromptRequest::new(
-                    session_id.clone(),
-                    vec![ContentBlock::Text(TextContent::new(text))],
-                );
-                transcript.write("->", &request);
-                let turn = connection.send_request(request).block_task();
-                let done = tokio::select! {
-                    done = turn => done?,
-                    stop = &mut watcher => {
-                        let _ = connection.send_notification(CancelNotification::new(session_id));
-                        return Ok((Ended::Stopped(stop), None));
-                    }
-                };
-                transcript.write("<-", &done);
-                let refused: Vec<String> = denials
-                    .lock()
-                    .map(|mut d| std::mem::take(&mut *d))
-                    .unwrap_or_default();
-                if done.stop_reason == StopReason::EndTurn
-                    && !refused.is_empty()
-                    && follow_ups < MAX_FOLLOW_UPS
-                {
-                    follow_ups += 1;
-                    text = follow_up(&refused);
-                    continue;
-                }
-                let tokens = done
-                    .usage
-                    .as_ref()
-                    .map(|u| (u.input_tokens, u.output_tokens));
-                // Kimi Code may send the turn's usage update just after the turn ends.
-                let have_usage = usage.lock().is_ok_and(|u| u.0.is_some());
-                if tokens.is_none() && !have_usage {
-                    let _ = tokio::time::timeout(TRAILING_USAGE_WAIT, usage_seen.notified()).await;
-                }
-                return Ok((Ended::Turn(done.stop_reason), tokens));
-            }
+        let (client, task, cancel) = (client.clone(), task.clone(), cancel.clone());
+        async move |connection: ConnectionTo<Agent>| {
+            client.converse(connection, &task, &cancel).await
         }
     };
-
     let outcome = agent_client_protocol::Client
         .v1()
         .on_receive_notification(on_update, agent_client_protocol::on_receive_notification!())
@@ -290,7 +318,6 @@ pub(super) async fn run(
         .await;
     group.terminate().await;
 
-    let (context_tokens, usd) = usage.lock().map(|u| *u).unwrap_or((None, None));
     let mut r = match outcome {
         Ok((Ended::Turn(StopReason::EndTurn), _)) => report(AgentExit::Ok, None),
         Ok((Ended::Turn(reason), _)) => report(
@@ -303,15 +330,17 @@ pub(super) async fn run(
             report(AgentExit::error(e), status.and_then(|s| s.code()))
         }
     };
-    if let Ok((_, Some((tokens_in, tokens_out)))) = &outcome {
-        r.tokens_in = Some(*tokens_in);
-        r.tokens_out = Some(*tokens_out);
-    } else {
-        r.tokens_in = context_tokens;
+    let heard = std::mem::take(&mut *client.heard());
+    match &outcome {
+        Ok((_, Some((tokens_in, tokens_out)))) => {
+            r.tokens_in = Some(*tokens_in);
+            r.tokens_out = Some(*tokens_out);
+        }
+        _ => r.tokens_in = heard.context_tokens,
     }
-    r.usd = usd;
-    r.session_id = session_id.lock().ok().and_then(|id| id.clone());
-    r.set_message(&said);
+    r.usd = heard.usd;
+    r.session_id = heard.session_id;
+    r.set_message(&heard.said);
     Ok(r)
 }
 

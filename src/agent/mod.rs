@@ -364,12 +364,8 @@ pub struct Report {
 
 impl Report {
     /// Sets `message` from what the agent's reader gathered, if anything.
-    pub(crate) fn set_message(&mut self, said: &std::sync::Mutex<String>) {
-        self.message = said
-            .lock()
-            .ok()
-            .map(|s| s.clone())
-            .filter(|s| !s.is_empty());
+    pub(crate) fn set_message(&mut self, said: &str) {
+        self.message = Some(said.to_string()).filter(|s| !s.is_empty());
     }
 
     /// Whether the agent finished its work.

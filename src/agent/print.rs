@@ -87,7 +87,7 @@ pub(super) async fn run(
         });
     }
     r.session_id = Some(session);
-    r.set_message(&said);
+    r.set_message(&said.lock().map(|s| s.clone()).unwrap_or_default());
     Ok(r)
 }
 
