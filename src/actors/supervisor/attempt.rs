@@ -8,7 +8,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::{SupervisorMsg, SupervisorState, FEEDBACK_BYTES, FEEDBACK_LINES};
 use crate::actors::slice::{self, SliceActor, SliceArgs};
 use crate::agent::Task;
-use crate::state::SliceStatus;
+use crate::plan::SliceSpec;
+use crate::state::{SliceState, SliceStatus};
 use crate::store::events::{EventBody, RetryCause};
 
 impl SupervisorState {
@@ -99,6 +100,104 @@ impl SupervisorState {
             .join(format!("attempt-{attempt}"))
     }
 
+    /// What went wrong last time, in a file the agent can read.
+    fn feedback_file(
+        &self,
+        slice: &str,
+        attempt: u32,
+        text: Option<&str>,
+    ) -> crate::Result<Option<std::path::PathBuf>> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let logs = self.attempt_logs(slice, attempt);
+        let path = logs.join("feedback.md");
+        std::fs::create_dir_all(&logs)
+            .and_then(|_| std::fs::write(&path, text))
+            .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
+        Ok(Some(path))
+    }
+
+    /// The prompt of attempt `attempt` of slice `s`: its task among the
+    /// others, and what went wrong, or that it was interrupted.
+    fn prompt(&self, s: &SliceState, spec: &SliceSpec) -> String {
+        let others: Vec<_> = self
+            .state
+            .settings
+            .plan
+            .iter()
+            .flat_map(|p| &p.slices)
+            .filter(|o| o.id != s.id)
+            .collect();
+        let gate_names: Vec<String> = self
+            .state
+            .slice_gates(&s.id)
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        let prompt = slice::prompt(
+            &self.state.goal,
+            spec,
+            &others,
+            &gate_names,
+            s.feedback.as_deref(),
+        );
+        match (&s.resume_session, &s.feedback) {
+            // The agent remembers its work; its worktree does not.
+            (Some(_), None) => format!(
+                "omk was interrupted while you worked on this, and your worktree was reset to its start. \
+                 Check the files and redo whatever is missing.\n\n{prompt}"
+            ),
+            _ => prompt,
+        }
+    }
+
+    /// The agent's task for attempt `attempt` of slice `s` in `worktree`:
+    /// what it is told, what it sees and what it may write.
+    fn task(
+        &self,
+        s: &SliceState,
+        spec: &SliceSpec,
+        attempt: u32,
+        worktree: std::path::PathBuf,
+        caches: &[(String, String)],
+    ) -> crate::Result<Task> {
+        let limits = &self.state.settings.limits;
+        let tmp = worktree.with_extension("tmp");
+        let writable = [worktree.clone(), tmp.clone()]
+            .into_iter()
+            .chain(crate::sandbox::writable_dirs(
+                self.agent.is_kimi(),
+                &limits.sandbox_writable,
+            ))
+            .chain(caches.iter().map(|(_, dir)| dir.into()))
+            .collect();
+        Ok(Task {
+            goal_id: self.state.goal_id.clone(),
+            slice_id: s.id.clone(),
+            prompt: self.prompt(s, spec),
+            feedback: self.feedback_file(&s.id, attempt, s.feedback.as_deref())?,
+            policy: crate::agent::policy::Policy::new(&worktree, &limits.deny),
+            worktree,
+            write_scope: spec.write_scope.clone(),
+            attempt,
+            log: self.attempt_logs(&s.id, attempt).join("agent.log"),
+            timeout: Duration::from_millis(limits.slice_timeout_ms),
+            inactivity: Duration::from_millis(limits.inactivity_timeout_ms),
+            answer: None,
+            planning: false,
+            resume_session: s.resume_session.clone(),
+            // A slot's build caches replace what the environment says.
+            inherit: crate::agent::allowed_env(&limits.sandbox_env)
+                .into_iter()
+                .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
+                .chain(caches.iter().cloned())
+                .collect(),
+            confinement: crate::sandbox::Confinement::new(writable),
+            tmp,
+        })
+    }
+
     /// Starts the next attempt of slice `id`: a slot, a task, a slice actor.
     pub(super) async fn start_slice(
         &mut self,
@@ -139,87 +238,7 @@ impl SupervisorState {
             sparse: sparse.clone(),
             work_from: work_from.clone(),
         };
-        // What went wrong last time, in a file the agent can read.
-        let logs = self.attempt_logs(id, attempt);
-        let feedback_file = match &s.feedback {
-            Some(text) => {
-                let path = logs.join("feedback.md");
-                std::fs::create_dir_all(&logs)
-                    .and_then(|_| std::fs::write(&path, text))
-                    .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
-                Some(path)
-            }
-            None => None,
-        };
-        let others: Vec<_> = self
-            .state
-            .settings
-            .plan
-            .iter()
-            .flat_map(|p| &p.slices)
-            .filter(|o| o.id != id)
-            .collect();
-        let worktree_for_policy = worktree.clone();
-        let gate_names: Vec<String> = self
-            .state
-            .slice_gates(id)
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
-        let task = Task {
-            goal_id: self.state.goal_id.clone(),
-            slice_id: id.to_string(),
-            prompt: {
-                let prompt = slice::prompt(
-                    &self.state.goal,
-                    &spec,
-                    &others,
-                    &gate_names,
-                    s.feedback.as_deref(),
-                );
-                match (&s.resume_session, &s.feedback) {
-                    // The agent remembers its work; its worktree does not.
-                    (Some(_), None) => format!(
-                        "omk was interrupted while you worked on this, and your worktree was reset to its start. \
-                         Check the files and redo whatever is missing.\n\n{prompt}"
-                    ),
-                    _ => prompt,
-                }
-            },
-            feedback: feedback_file,
-            worktree,
-            write_scope: spec.write_scope.clone(),
-            attempt,
-            log: self.attempt_logs(id, attempt).join("agent.log"),
-            timeout: Duration::from_millis(self.state.settings.limits.slice_timeout_ms),
-            inactivity: Duration::from_millis(self.state.settings.limits.inactivity_timeout_ms),
-            policy: crate::agent::policy::Policy::new(
-                &worktree_for_policy,
-                &self.state.settings.limits.deny,
-            ),
-            answer: None,
-            planning: false,
-            resume_session: s.resume_session.clone(),
-            inherit: crate::agent::allowed_env(&self.state.settings.limits.sandbox_env)
-                .into_iter()
-                .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
-                .chain(caches.iter().cloned())
-                .collect(),
-            confinement: crate::sandbox::Confinement::new(
-                [
-                    worktree_for_policy.clone(),
-                    worktree_for_policy.with_extension("tmp"),
-                ]
-                .into_iter()
-                .chain(crate::sandbox::writable_dirs(
-                    self.agent.is_kimi(),
-                    &self.state.settings.limits.sandbox_writable,
-                ))
-                .chain(caches.iter().map(|(_, dir)| dir.into()))
-                .collect(),
-            ),
-            tmp: worktree_for_policy.with_extension("tmp"),
-        };
+        let task = self.task(&s, &spec, attempt, worktree, &caches)?;
         let args = SliceArgs {
             supervisor: myself.clone(),
             repo: self.repo.clone(),

@@ -150,42 +150,13 @@ impl Actor for Supervisor {
                 (log, known, recovered, Some(raised))
             }
         };
-        let (goal_id, integration_branch, tip) = match (&first.goal_id, recovered.first()) {
-            (id, _) if !id.is_empty() => (
-                id.clone(),
-                first.integration.branch.clone(),
-                first.integration.tip().to_string(),
-            ),
-            (
-                _,
-                Some(EventBody::GoalStarted {
-                    goal_id,
-                    integration_branch,
-                    base_commit,
-                    ..
-                }),
-            ) => (
-                goal_id.clone(),
-                integration_branch.clone(),
-                base_commit.clone(),
-            ),
-            _ => return Err("the first event must be goal_started".into()),
-        };
-        // The branch, where the log missed its last move.
-        let green = recovered
-            .iter()
-            .find_map(|b| match b {
-                EventBody::IntegrationAdvanced { commit, .. } => Some(commit.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| match first.integration.commit.is_empty() {
-                true => tip.clone(),
-                false => first.integration.commit.clone(),
-            });
-        let limits = match recovered.first() {
-            Some(EventBody::GoalStarted { limits, .. }) => limits.clone(),
-            _ => first.settings.limits.clone(),
-        };
+        let recover::StartingPoint {
+            goal_id,
+            integration_branch,
+            green,
+            tip,
+            limits,
+        } = recover::starting_point(&first, &recovered)?;
         let pool = Arc::new(crate::pool::Pool::new(args.store.pool_dir()));
         let (gates, _) = Actor::spawn_linked(
             None,

@@ -96,3 +96,65 @@ pub(super) fn adopt_commits(repo: &Repo, known: &GoalState) -> Vec<EventBody> {
     }
     adopted
 }
+
+/// Where the integrator and the gate actor start: the goal's branch and the
+/// heads of its integration, and its limits, from the log and what recovery
+/// found after it (for a new goal, its `goal_started`).
+pub(super) struct StartingPoint {
+    pub goal_id: String,
+    pub integration_branch: String,
+    /// Where the branch points.
+    pub green: String,
+    /// The candidate's tip.
+    pub tip: String,
+    pub limits: crate::state::Limits,
+}
+
+pub(super) fn starting_point(
+    first: &GoalState,
+    recovered: &[EventBody],
+) -> Result<StartingPoint, ActorProcessingErr> {
+    let (goal_id, integration_branch, tip) = match (&first.goal_id, recovered.first()) {
+        (id, _) if !id.is_empty() => (
+            id.clone(),
+            first.integration.branch.clone(),
+            first.integration.tip().to_string(),
+        ),
+        (
+            _,
+            Some(EventBody::GoalStarted {
+                goal_id,
+                integration_branch,
+                base_commit,
+                ..
+            }),
+        ) => (
+            goal_id.clone(),
+            integration_branch.clone(),
+            base_commit.clone(),
+        ),
+        _ => return Err("the first event must be goal_started".into()),
+    };
+    // The branch, where the log missed its last move.
+    let green = recovered
+        .iter()
+        .find_map(|b| match b {
+            EventBody::IntegrationAdvanced { commit, .. } => Some(commit.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| match first.integration.commit.is_empty() {
+            true => tip.clone(),
+            false => first.integration.commit.clone(),
+        });
+    let limits = match recovered.first() {
+        Some(EventBody::GoalStarted { limits, .. }) => limits.clone(),
+        _ => first.settings.limits.clone(),
+    };
+    Ok(StartingPoint {
+        goal_id,
+        integration_branch,
+        green,
+        tip,
+        limits,
+    })
+}
