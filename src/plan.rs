@@ -15,6 +15,54 @@ use crate::error::{Error, Result};
 /// The branch suffix reserved for the integration branch; no slice may use it.
 pub use crate::git::conventions::INTEGRATION;
 
+/// The fields a plan and a slice may have.
+const PLAN_FIELDS: &[&str] = &["goal", "slices", "notes"];
+const SLICE_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "prompt",
+    "write_scope",
+    "depends_on",
+    "gates",
+];
+
+/// Removes the fields a plan may not have, each named as an error.
+fn drop_unknown_fields(value: &mut serde_json::Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut drop =
+        |object: &mut serde_json::Map<String, serde_json::Value>, known: &[&str], at: &str| {
+            let unknown: Vec<String> = object
+                .keys()
+                .filter(|k| !known.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            for key in unknown {
+                object.remove(&key);
+                errors.push(format!(
+                    "{at}{key}: unknown field; the known ones are {}",
+                    known.join(", ")
+                ));
+            }
+        };
+    let Some(plan) = value.as_object_mut() else {
+        return errors;
+    };
+    drop(plan, PLAN_FIELDS, "");
+    if let Some(slices) = plan.get_mut("slices").and_then(|s| s.as_array_mut()) {
+        for (i, slice) in slices.iter_mut().enumerate() {
+            if let Some(slice) = slice.as_object_mut() {
+                let id = slice
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                drop(slice, SLICE_FIELDS, &format!("slices[{i}] (`{id}`)."));
+            }
+        }
+    }
+    errors
+}
+
 /// A goal split into slices.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -54,21 +102,38 @@ pub struct SliceSpec {
 impl Plan {
     /// Reads a plan from `path`: TOML for `.toml`, otherwise JSON.
     pub fn load(path: &Path) -> Result<Plan> {
+        match Plan::load_all(path)? {
+            (plan, errors) if errors.is_empty() => Ok(plan),
+            (_, errors) => Err(Error::Plan {
+                file: path.display().to_string(),
+                errors,
+            }),
+        }
+    }
+
+    /// Reads a plan, with every unknown field it has as an error of its
+    /// own, so that [`Plan::validate`] can report the rest with them. Fails
+    /// only when no plan can be read at all.
+    pub fn load_all(path: &Path) -> Result<(Plan, Vec<String>)> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Plan {
+        let fail = |e: String| Error::Plan {
             file: file.clone(),
-            errors: vec![format!("cannot read the file: {e}")],
-        })?;
-        let is_toml = path.extension().is_some_and(|e| e == "toml");
-        let parsed = if is_toml {
-            toml::from_str::<Plan>(&text).map_err(|e| e.to_string())
-        } else {
-            serde_json::from_str::<Plan>(&text).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|e| Error::Plan {
-            file,
             errors: vec![e.trim().to_string()],
-        })
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let mut value: serde_json::Value = if is_toml {
+            toml::from_str(&text).map_err(|e: toml::de::Error| fail(e.to_string()))?
+        } else {
+            serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?
+        };
+        let errors = drop_unknown_fields(&mut value);
+        let plan = serde_json::from_value::<Plan>(value).map_err(|e| Error::Plan {
+            file: file.clone(),
+            errors: errors.iter().cloned().chain([e.to_string()]).collect(),
+        })?;
+        Ok((plan, errors))
     }
 
     /// Checks the plan as a whole and returns every problem found.
@@ -140,13 +205,13 @@ impl Plan {
                 }
             }
         }
-        if errors.is_empty() {
-            if let Err(cycle) = self.order() {
-                errors.push(format!(
-                    "depends_on: dependency cycle among {}; the dependencies must form a DAG",
-                    cycle.join(", ")
-                ));
-            }
+        // Unknown and self dependencies are reported above; a cycle among
+        // the rest is its own error.
+        if let Err(cycle) = self.order() {
+            errors.push(format!(
+                "depends_on: dependency cycle among {}; the dependencies must form a DAG",
+                cycle.join(", ")
+            ));
         }
         errors
     }
@@ -165,10 +230,12 @@ impl Plan {
             .collect();
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); self.slices.len()];
         let mut indegree: Vec<usize> = vec![0; self.slices.len()];
+        // Dependencies on unknown slices or on the slice itself are not
+        // edges here (validation names them).
         for (i, s) in self.slices.iter().enumerate() {
             for d in &s.depends_on {
-                indegree[i] += 1;
-                if let Some(&j) = position.get(d.as_str()) {
+                if let Some(&j) = position.get(d.as_str()).filter(|&&j| j != i) {
+                    indegree[i] += 1;
                     dependents[j].push(i);
                 }
             }

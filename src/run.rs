@@ -267,13 +267,16 @@ async fn obtain_plan(
     reporter: &Reporter,
 ) -> Result<Plan> {
     let per_slice_gates: Vec<String> = config.slice_gates().map(|g| g.name.clone()).collect();
-    let (plan, source) = match (&opts.plan, &opts.shard_by) {
+    let (plan, source, unknown) = match (&opts.plan, &opts.shard_by) {
         (Some(_), Some(_)) => {
             return Err(Error::Usage(
                 "a plan file and sharding by a glob cannot be combined; pick one".into(),
             ))
         }
-        (Some(path), None) => (Plan::load(path)?, path.display().to_string()),
+        (Some(path), None) => {
+            let (plan, unknown) = Plan::load_all(path)?;
+            (plan, path.display().to_string(), unknown)
+        }
         (None, shard_by) => {
             let Some(n) = opts.slices else {
                 return Err(Error::Usage(
@@ -286,6 +289,7 @@ async fn obtain_plan(
                     (
                         crate::planner::shard(&opts.goal, glob, n, &ctx)?,
                         format!("--shard-by {glob}"),
+                        vec![],
                     )
                 }
                 None => {
@@ -308,12 +312,15 @@ async fn obtain_plan(
                         writable: config.sandbox_writable.clone(),
                     };
                     let plan = crate::planner::plan_with_agent(planning, reporter).await?;
-                    (plan, format!("the plan {agent} made"))
+                    (plan, format!("the plan {agent} made"), vec![])
                 }
             }
         }
     };
-    let errors = plan.validate(opts.slices, &per_slice_gates);
+    let errors: Vec<String> = unknown
+        .into_iter()
+        .chain(plan.validate(opts.slices, &per_slice_gates))
+        .collect();
     if !errors.is_empty() {
         return Err(Error::Plan {
             file: source,

@@ -129,6 +129,31 @@ fn plans_that_cannot_run() {
 }
 
 #[test]
+fn a_plan_s_errors_are_reported_all_at_once() {
+    let f = ok_repo();
+    let mut a = slice("a", &["**"]);
+    a["depends_on"] = json!(["b", "ghost"]);
+    a["colour"] = json!("red");
+    let mut b = slice("b", &["**"]);
+    b["depends_on"] = json!(["a"]);
+    b["prompt"] = json!("");
+    let plan = f.plan(json!({ "slices": [a, b], "owner": "me" }));
+    let agent = f.agent("true");
+    let out = f.omk(&run_args(plan.to_str().unwrap(), &agent));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "owner: unknown field",
+        "slices[0] (`a`).colour: unknown field",
+        "unknown slice id `ghost`",
+        "slices[1] (`b`).prompt: empty",
+        "dependency cycle among a, b",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+}
+
+#[test]
 fn slice_counts_that_do_not_fit() {
     let f = ok_repo();
     let plan = f.plan(json!({ "slices": [slice("a", &["a"]), slice("b", &["b"])] }));
