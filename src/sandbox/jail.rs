@@ -276,14 +276,29 @@ fn mount_view() -> Result<(), String> {
     ] {
         std::os::unix::fs::symlink(target, link).map_err(|e| format!("linking {link}: {e}"))?;
     }
-    // Nothing more is created in /dev itself.
-    mount(
-        None,
-        "/dev",
-        None,
-        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
-        None,
-    )
+    // Nothing more is created in /dev itself. The kernel refuses to make a
+    // mount read-only while a write to it is in flight (EBUSY): rare and
+    // brief, so it is tried again.
+    let mut tries = 0;
+    loop {
+        let remounted = mount(
+            None,
+            "/dev",
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+            None,
+        );
+        // `mount` failed just now, so errno is its.
+        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
+        match remounted {
+            Err(_) if busy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("{e} (making it read-only)")),
+            Ok(()) => return Ok(()),
+        }
+    }
 }
 
 /// Applies the plan's Landlock rules to this process and its descendants.
