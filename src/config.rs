@@ -35,6 +35,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// How long an agent may stay silent before it is stopped.
     pub inactivity_timeout: Duration,
+    /// How much of an agent's or gate's output its log keeps (`[run] log_limit`).
+    pub log_limit: u64,
     /// Command fragments the approval policy denies (`[policy] deny`).
     pub deny: Vec<String>,
     /// The price of the model the agents use, when known.
@@ -150,6 +152,29 @@ struct RunEntry {
     inactivity_timeout: Option<String>,
     model: Option<String>,
     max_attempts: Option<u32>,
+    log_limit: Option<String>,
+}
+
+/// A size such as `64MiB`, `512KiB`, `1GiB` or a number of bytes.
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. 64MiB, 512KiB or 1GiB"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" | "K" | "KB" => 10,
+        "MiB" | "M" | "MB" => 20,
+        "GiB" | "G" | "GB" => 30,
+        _ => return Err(format!("`{text}`: unknown unit; use KiB, MiB or GiB")),
+    };
+    match n.checked_shl(shift).filter(|v| v >> shift == n) {
+        Some(v) if v >= 1024 => Ok(v),
+        Some(_) => Err(format!("`{text}` is too small; keep at least 1KiB")),
+        None => Err(format!("`{text}` is too big")),
+    }
 }
 
 impl Config {
@@ -229,6 +254,10 @@ impl Config {
         if max_attempts == 0 {
             return Err(bad("run.max_attempts: must be at least 1".into()));
         }
+        let log_limit = match &file.run.log_limit {
+            Some(t) => parse_size(t).map_err(|e| bad(format!("run.log_limit: {e}")))?,
+            None => crate::capture::DEFAULT_LIMIT,
+        };
         // The model is `[run] model`, else the Kimi CLI's `KIMI_MODEL_NAME`,
         // else the only model with a price.
         let model = file
@@ -269,6 +298,7 @@ impl Config {
             slice_timeout,
             max_attempts,
             inactivity_timeout,
+            log_limit,
             deny: file.policy.deny,
             price,
             sandbox_writable: file.sandbox.writable,
@@ -311,6 +341,7 @@ impl Config {
             slice_timeout: DEFAULT_SLICE_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
+            log_limit: crate::capture::DEFAULT_LIMIT,
             deny: vec![],
             price: None,
             sandbox_writable: vec![],

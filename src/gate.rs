@@ -249,7 +249,6 @@ pub async fn run(
         timeout: gate.timeout,
     };
     let (exit, took) = process::run(&spec, cancel).await?;
-    crate::redact::redact_file(&log)?;
     let excerpt = (!exit.success())
         .then(|| crate::util::tail(&log, EXCERPT_LINES, EXCERPT_BYTES))
         .filter(|t| !t.trim().is_empty());

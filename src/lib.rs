@@ -12,6 +12,7 @@
 
 pub mod actors;
 pub mod agent;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod error;

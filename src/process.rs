@@ -77,11 +77,11 @@ impl std::fmt::Display for Exit {
 }
 
 /// Runs `spec` to its end and says how it ended and how long it took.
+///
+/// Its output goes to `spec.log` through [`crate::capture`]: bounded, and
+/// scrubbed once it ends.
 pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Duration)> {
-    let log = open_log(&spec.log)?;
-    let log_err = log
-        .try_clone()
-        .context(|| format!("opening log {}", spec.log.display()))?;
+    let capture = crate::capture::Capture::start(&spec.log)?;
     let started = Instant::now();
     let mut command = spec.confinement.command("sh")?;
     command
@@ -89,8 +89,8 @@ pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Durat
         .arg("-c")
         .arg(&spec.command)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err));
+        .stdout(capture.stdio()?)
+        .stderr(capture.stdio()?);
     let mut group = Group::spawn(command, &spec.cwd, &spec.env, &spec.command)?;
     let ended = tokio::select! {
         status = group.child.wait() => Some(status),
@@ -112,7 +112,9 @@ pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Durat
             }
         }
     };
-    Ok((exit, started.elapsed()))
+    let took = started.elapsed();
+    capture.finish().await?;
+    Ok((exit, took))
 }
 
 /// Creates (or truncates) a log file, with its directory.

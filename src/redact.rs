@@ -190,17 +190,52 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     global().redact(text)
 }
 
-/// Scrubs a file in place (atomically) if it holds any secret; a file with
-/// nothing to scrub is left untouched.
+/// How much of a file is scrubbed at once: a line longer than this is
+/// scrubbed in pieces of it.
+const SCRUB_BLOCK: usize = 1 << 20;
+
+/// Scrubs a file in place (atomically) if it holds any secret, as a stream
+/// of lines: memory stays bounded however big the file. A file with nothing
+/// to scrub is left untouched.
 pub fn redact_file(path: &Path) -> Result<()> {
-    let Ok(bytes) = std::fs::read(path) else {
+    use std::io::{BufRead, Read, Write};
+    let Ok(file) = std::fs::File::open(path) else {
         return Ok(());
     };
-    let text = String::from_utf8_lossy(&bytes);
-    if let Cow::Owned(clean) = redact(&text) {
-        crate::util::write_atomic(path, clean.as_bytes())?;
+    let mut reader = std::io::BufReader::with_capacity(SCRUB_BLOCK, file);
+    let tmp = path.with_extension("scrub-tmp");
+    let io = |e| crate::Error::io(format!("scrubbing {}", path.display()), e);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    let mut changed = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A line, or a block of a line too long to hold.
+        let n = reader
+            .by_ref()
+            .take(SCRUB_BLOCK as u64)
+            .read_until(b'\n', &mut line)
+            .map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        match redact(&text) {
+            Cow::Owned(clean) => {
+                changed = true;
+                out.write_all(clean.as_bytes()).map_err(io)?;
+            }
+            Cow::Borrowed(_) => out.write_all(&line).map_err(io)?,
+        }
     }
-    Ok(())
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    if !changed {
+        drop(file);
+        let _ = std::fs::remove_file(&tmp);
+        return Ok(());
+    }
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 #[cfg(test)]

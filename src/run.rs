@@ -127,6 +127,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let config = Config::at_commit(&repo, &base_commit)?;
     let store = Store::for_repo(&repo)?;
     check_sandbox(opts.require_sandbox, &reporter)?;
+    crate::capture::set_limit(config.log_limit);
     let plan = obtain_plan(
         &opts,
         &repo,
@@ -204,6 +205,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         require_sandbox: opts.require_sandbox,
         base_check: opts.base_check,
         no_gate_cache: !opts.gate_cache,
+        log_limit: (config.log_limit != crate::capture::DEFAULT_LIMIT).then_some(config.log_limit),
     };
     if opts.sparse {
         sparse_notice(&repo, &store, &plan, &config.sparse_include, &reporter);
@@ -358,6 +360,13 @@ pub async fn resume_goal(
     let agent = AgentSpec::parse(&state.agent)?;
     agent.check_installed()?;
     check_sandbox(state.settings.limits.require_sandbox, &reporter)?;
+    crate::capture::set_limit(
+        state
+            .settings
+            .limits
+            .log_limit
+            .unwrap_or(crate::capture::DEFAULT_LIMIT),
+    );
     let killed = crate::process::kill_orphans(&goal.id);
     if killed > 0 {
         reporter.notice(&format!(

@@ -13,30 +13,33 @@ use crate::error::{IoContext, Result};
 use crate::process::{exit_of, open_log};
 
 pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) -> Result<Report> {
-    let log = open_log(&task.log)?;
-    let log_err = log
-        .try_clone()
-        .context(|| format!("opening {}", task.log.display()))?;
-    // A wanted answer is stdout alone; otherwise stdout joins stderr in the log.
-    let log = match &task.answer {
-        Some(path) => open_log(path)?,
-        None => log,
+    // Output goes to a bounded log (see `crate::capture`); a wanted answer
+    // is stdout alone, to its own file.
+    let capture = crate::capture::Capture::start(&task.log)?;
+    let stdout = match &task.answer {
+        Some(path) => Stdio::from(open_log(path)?),
+        None => capture.stdio()?,
     };
     let mut cmd = task.command("sh")?;
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err));
+        .stdout(stdout)
+        .stderr(capture.stdio()?);
     let mut group = super::spawn(cmd, task, command)?;
     let activity = Activity::new();
     let output_grows = {
-        let (activity, log) = (activity.clone(), task.log.clone());
+        let (activity, written) = (activity.clone(), capture.written());
+        let answer = task.answer.clone();
         async move {
             let mut seen = 0;
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+                let answered = answer
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len());
+                let len = written.load(std::sync::atomic::Ordering::Relaxed) + answered;
                 if len != seen {
                     seen = len;
                     activity.touch();
@@ -52,12 +55,13 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         }
         stop = watch(task, &activity, cancel) => {
             group.terminate().await;
+            capture.finish().await?;
             return Ok(report(stop.into(), None));
         }
         _ = output_grows => unreachable!("the output watcher never ends"),
     };
     let mut r = report(exit.into(), exit.code());
-    crate::redact::redact_file(&task.log)?;
+    capture.finish().await?;
     if let Some(answer) = &task.answer {
         crate::redact::redact_file(answer)?;
     }

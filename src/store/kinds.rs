@@ -128,4 +128,8 @@ pub struct Limits {
     /// Run every gate, even on a tree it already passed, and keep no result.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_gate_cache: bool,
+    /// How much of each agent's and gate's output its log keeps, when not
+    /// the default (`[run] log_limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_limit: Option<u64>,
 }

@@ -572,3 +572,79 @@ esac"#,
     let out = f.omk(&["goal", "retry", "--no-progress"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to retry"));
 }
+
+#[test]
+fn huge_output_is_kept_as_head_and_tail_and_omk_s_memory_stays_flat() {
+    // The gate and the agent each print far more than the 1 MiB a log keeps.
+    let gate = r#"head -c 50000000 /dev/zero | tr '\0' y; echo; echo GATE-END"#;
+    let toml = gate_toml("loud", gate, "slice") + "[run]\nlog_limit = \"1MiB\"\n";
+    let f = Fixture::new(&[("omk.toml", &toml)]);
+    let agent = f.agent(
+        r#"echo AGENT-START; head -c 200000000 /dev/zero | tr '\0' x; echo; echo AGENT-END; echo done > a.txt"#,
+    );
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let run = ["goal", "run", "g", "--plan", plan.to_str().unwrap()];
+    let mut child = f
+        .omk_command(
+            &[
+                &run[..],
+                &[
+                    "--agent",
+                    &agent,
+                    "--json",
+                    "--no-progress",
+                    "--no-base-check",
+                ],
+            ]
+            .concat(),
+            &[],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // omk's own peak resident memory, agents and gates excluded.
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kb) = std::fs::read_to_string(&status)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, proof, stderr) = wait(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(proof["status"], "ready");
+    assert!(
+        peak_kb < 150_000,
+        "omk peaked at {peak_kb} kB for 250 MB of output"
+    );
+    let agent_log = slice_of(&proof, "a")["agent"]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gate_log = slice_of(&proof, "a")["gates"][0]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (log, first, last, total) in [
+        (agent_log, "AGENT-START", "AGENT-END", "of 200000023 bytes"),
+        (gate_log, "yyyy", "GATE-END", "of 50000010 bytes"),
+    ] {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.len() <= (1 << 20) + 512, "{log}: {} bytes", text.len());
+        assert!(text.starts_with(first), "{log}");
+        assert!(text.trim_end().ends_with(last), "{log}");
+        let marker = text
+            .lines()
+            .find(|l| l.starts_with("[omk: "))
+            .expect("a marker");
+        assert!(marker.contains("bytes of output dropped here"), "{marker}");
+        assert!(marker.contains(total), "{log}: {marker}");
+    }
+}
