@@ -11,9 +11,15 @@
 
 mod acp;
 mod exec;
+mod kimi;
+mod outcome;
 pub mod policy;
 mod print;
 mod wire;
+
+use kimi::{retryable_text, start_kimi, step_tokens};
+use outcome::report;
+pub use outcome::{AgentExit, Report, Stop};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -332,48 +338,6 @@ pub enum Update {
     },
 }
 
-/// How an attempt ended, as recorded in the proof.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// The `--agent` spec that ran.
-    pub spec: String,
-    /// How it ended.
-    pub exit: AgentExit,
-    /// The process exit code, when there is one.
-    pub exit_code: Option<i32>,
-    /// Input tokens, `null` when the backend reports none.
-    pub tokens_in: Option<u64>,
-    /// Output tokens, `null` when the backend reports none.
-    pub tokens_out: Option<u64>,
-    /// Cost in US dollars, `null` when unknown.
-    pub usd: Option<f64>,
-    /// The agent's session id, when it has one.
-    pub session_id: Option<String>,
-    /// Wall time.
-    pub duration_ms: u64,
-    /// The captured transcript or output.
-    pub log: PathBuf,
-    /// Whether trying again later may succeed (rate limits, server errors).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub retryable: bool,
-    /// What the agent said: its assistant messages, or an `exec:` agent's
-    /// stdout when `Task::answer` is set. Not part of the proof.
-    #[serde(skip)]
-    pub message: Option<String>,
-}
-
-impl Report {
-    /// Sets `message` from what the agent's reader gathered, if anything.
-    pub(crate) fn set_message(&mut self, said: &str) {
-        self.message = Some(said.to_string()).filter(|s| !s.is_empty());
-    }
-
-    /// Whether the agent finished its work.
-    pub fn ok(&self) -> bool {
-        self.exit == AgentExit::Ok
-    }
-}
-
 /// Runs one attempt of `task` with the agent `spec`.
 pub async fn run(
     spec: &AgentSpec,
@@ -394,106 +358,6 @@ pub async fn run(
     Ok(report)
 }
 
-/// Why [`watch`] stopped an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// The goal was cancelled.
-    Cancelled,
-    /// The attempt reached its wall-clock timeout.
-    TimedOut,
-    /// The agent was silent for the inactivity timeout.
-    Inactive,
-}
-
-/// How an agent's attempt ended. In events and proofs it is the text
-/// `ok`, `exit N`, `killed by signal N`, `timed out`, `inactive`,
-/// `cancelled` or `error: …`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentExit {
-    /// It finished its work.
-    Ok,
-    /// Its process exited with this non-zero code.
-    Exited(i32),
-    /// A signal omk did not send killed it.
-    Killed(i32),
-    /// omk stopped it at the attempt's timeout.
-    TimedOut,
-    /// omk stopped it after the inactivity timeout.
-    Inactive,
-    /// The goal was cancelled (or a budget ran out).
-    Cancelled,
-    /// The protocol failed, or the turn ended otherwise than normally.
-    Error(String),
-}
-
-impl AgentExit {
-    /// An [`AgentExit::Error`] saying what went wrong.
-    pub fn error(what: impl std::fmt::Display) -> AgentExit {
-        AgentExit::Error(what.to_string())
-    }
-}
-
-impl std::fmt::Display for AgentExit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AgentExit::Ok => f.write_str("ok"),
-            AgentExit::Exited(code) => write!(f, "exit {code}"),
-            AgentExit::Killed(sig) => write!(f, "killed by signal {sig}"),
-            AgentExit::TimedOut => f.write_str("timed out"),
-            AgentExit::Inactive => f.write_str("inactive"),
-            AgentExit::Cancelled => f.write_str("cancelled"),
-            AgentExit::Error(what) => write!(f, "error: {what}"),
-        }
-    }
-}
-
-impl std::str::FromStr for AgentExit {
-    type Err = std::convert::Infallible;
-
-    /// Reads the text [`Display`](std::fmt::Display) writes; anything else
-    /// is an error in the agent's own words.
-    fn from_str(text: &str) -> std::result::Result<AgentExit, Self::Err> {
-        let number = |rest: &str| rest.parse::<i32>().ok();
-        Ok(match text {
-            "ok" => AgentExit::Ok,
-            "timed out" => AgentExit::TimedOut,
-            "inactive" => AgentExit::Inactive,
-            "cancelled" => AgentExit::Cancelled,
-            _ => match (
-                text.strip_prefix("exit ").and_then(number),
-                text.strip_prefix("killed by signal ").and_then(number),
-            ) {
-                (Some(code), _) => AgentExit::Exited(code),
-                (_, Some(sig)) => AgentExit::Killed(sig),
-                _ => AgentExit::Error(text.strip_prefix("error: ").unwrap_or(text).to_string()),
-            },
-        })
-    }
-}
-
-impl Serialize for AgentExit {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for AgentExit {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Ok(text.parse().unwrap_or_else(|never| match never {}))
-    }
-}
-
-impl From<Stop> for AgentExit {
-    fn from(stop: Stop) -> AgentExit {
-        match stop {
-            Stop::Cancelled => AgentExit::Cancelled,
-            Stop::TimedOut => AgentExit::TimedOut,
-            Stop::Inactive => AgentExit::Inactive,
-        }
-    }
-}
-
 /// Spawns an agent for `task`, with only the environment it may see and
 /// its private temp directory; `command` comes from [`Task::command`], so it
 /// runs in the task's sandbox.
@@ -506,19 +370,6 @@ pub(crate) fn spawn(
     std::fs::create_dir_all(&task.tmp).context(|| format!("creating {}", task.tmp.display()))?;
     command.env_clear();
     crate::process::Group::spawn(command, &task.worktree, &task.env(), what)
-}
-
-impl From<crate::process::Exit> for AgentExit {
-    fn from(exit: crate::process::Exit) -> AgentExit {
-        use crate::process::Exit;
-        match exit {
-            Exit::Code(0) => AgentExit::Ok,
-            Exit::Code(code) => AgentExit::Exited(code),
-            Exit::Signal(sig) => AgentExit::Killed(sig),
-            Exit::TimedOut => AgentExit::TimedOut,
-            Exit::Cancelled => AgentExit::Cancelled,
-        }
-    }
 }
 
 /// When the agent last showed a sign of life.
@@ -567,107 +418,6 @@ pub async fn watch(task: &Task, activity: &Activity, cancel: &CancellationToken)
             return Stop::Inactive;
         }
     }
-}
-
-/// A report with everything but the exit left for [`run`] to fill in.
-fn report(exit: AgentExit, exit_code: Option<i32>) -> Report {
-    Report {
-        spec: String::new(),
-        exit,
-        exit_code,
-        tokens_in: None,
-        tokens_out: None,
-        usd: None,
-        session_id: None,
-        duration_ms: 0,
-        log: PathBuf::new(),
-        retryable: false,
-        message: None,
-    }
-}
-
-/// Starts the Python Kimi CLI for `task` with `mode` (e.g. `--wire`), in the
-/// worktree, on the session the attempt resumes or a new one omk chooses,
-/// and reports that session. Returns the running agent, its session id, and
-/// the transcript file its stderr already goes to.
-fn start_kimi(
-    task: &Task,
-    mode: &[&str],
-    extra: &[&str],
-    stdin: std::process::Stdio,
-    updates: &UnboundedSender<Update>,
-) -> Result<(crate::process::Group, String, std::fs::File)> {
-    use crate::error::IoContext;
-    let session = task.resume_session.clone().unwrap_or_else(new_uuid);
-    let log = crate::process::open_log(&task.log)?;
-    let stderr = log
-        .try_clone()
-        .context(|| format!("opening {}", task.log.display()))?;
-    let bin = kimi_bin();
-    let mut cmd = task.command(&bin)?;
-    cmd.args(mode)
-        .arg("-w")
-        .arg(&task.worktree)
-        .args(["-S", &session])
-        .args(extra)
-        .stdin(stdin)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::from(stderr));
-    let group = spawn(cmd, task, &format!("{bin} {}", mode.join(" ")))?;
-    let _ = updates.send(Update::Session {
-        id: session.clone(),
-    });
-    Ok((group, session, log))
-}
-
-/// Whether an error message speaks of a failure worth retrying.
-fn retryable_text(message: &str) -> bool {
-    [
-        "429",
-        "500",
-        "502",
-        "503",
-        "504",
-        "rate limit",
-        "overloaded",
-        "Connection error",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
-}
-
-/// The tokens of one step, from the Python Kimi CLI's `StatusUpdate`
-/// payload (wire events and the session's `wire.jsonl` alike): input counts
-/// fresh and cached tokens, output the generated ones.
-fn step_tokens(status: &serde_json::Value) -> Option<(u64, u64)> {
-    let u = status.get("token_usage")?;
-    let n = |k: &str| u[k].as_u64().unwrap_or(0);
-    Some((
-        n("input_other") + n("input_cache_read") + n("input_cache_creation"),
-        n("output"),
-    ))
-}
-
-/// A fresh random (version 4) UUID, for session ids omk chooses.
-fn new_uuid() -> String {
-    let b: [u8; 16] = rand::random();
-    let hex: String = b
-        .iter()
-        .enumerate()
-        .map(|(i, byte)| match i {
-            6 => format!("{:02x}", (byte & 0x0f) | 0x40),
-            8 => format!("{:02x}", (byte & 0x3f) | 0x80),
-            _ => format!("{byte:02x}"),
-        })
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 #[cfg(test)]
@@ -735,9 +485,9 @@ mod tests {
 
     #[test]
     fn uuids_look_like_uuids() {
-        let u = new_uuid();
+        let u = super::kimi::new_uuid();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
-        assert_ne!(u, new_uuid());
+        assert_ne!(u, super::kimi::new_uuid());
     }
 }
