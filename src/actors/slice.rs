@@ -112,8 +112,28 @@ fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String
     }
 }
 
-/// Runs the attempt and returns its final event.
+/// Runs the attempt and returns its final event: the slot made ready, the
+/// agent run, what it did judged, its work committed.
 async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
+    prepare(args).await?;
+    // Without Landlock, watch the user's repository and the other slices'
+    // finished worktrees instead.
+    let confined = crate::sandbox::support().landlock.is_some();
+    let watch = match confined {
+        false => Some(Watch::take(&args.repo, &args.pool, &args.task.worktree).await?),
+        true => None,
+    };
+    let exit = run_reported(args).await?;
+    if let Some(failed) = judge_run(args, watch, exit).await? {
+        return Ok(failed);
+    }
+    fault_point("slice.after_agent", &args.task.slice_id);
+    commit(args).await
+}
+
+/// Makes the slot hold exactly where the attempt starts, with an empty
+/// temp dir.
+async fn prepare(args: &SliceArgs) -> crate::Result<()> {
     let task = &args.task;
     let (repo, path, branch, from, cone) = (
         args.repo.clone(),
@@ -126,15 +146,13 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     // The slot's temp dir starts empty, like its tree.
     let _ = std::fs::remove_dir_all(&task.tmp);
     std::fs::create_dir_all(&task.tmp)
-        .map_err(|e| crate::Error::io(format!("creating {}", task.tmp.display()), e))?;
-    // Without Landlock, watch the user's repository and the other slices'
-    // finished worktrees instead.
-    let confined = crate::sandbox::support().landlock.is_some();
-    let watch = match confined {
-        false => Some(Watch::take(&args.repo, &args.pool, &task.worktree).await?),
-        true => None,
-    };
+        .map_err(|e| crate::Error::io(format!("creating {}", task.tmp.display()), e))
+}
 
+/// Runs the agent, its updates and its report sent to the supervisor as
+/// they come; returns how it exited.
+async fn run_reported(args: &SliceArgs) -> crate::Result<AgentExit> {
+    let task = &args.task;
     let (updates, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = {
         let supervisor = args.supervisor.clone();
@@ -158,7 +176,6 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     let report = run_agent(args, task, updates).await;
     let _ = forward.await;
     let report = report?;
-    let ok = report.ok();
     let exit = report.exit.clone();
     let finished = EventBody::AgentFinished {
         slice: task.slice_id.clone(),
@@ -168,20 +185,32 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     args.supervisor
         .send_message(SupervisorMsg::Report(finished))
         .map_err(|_| crate::Error::ActorGone("supervisor"))?;
+    Ok(exit)
+}
+
+/// What ends the attempt before its commit, if anything: an unconfined
+/// agent that changed the user's repository or another slice's worktree, a
+/// forged `.git`, or an agent that did not finish.
+async fn judge_run(
+    args: &SliceArgs,
+    watch: Option<Watch>,
+    exit: AgentExit,
+) -> crate::Result<Option<EventBody>> {
+    let task = &args.task;
     if let Some(before) = watch {
         let now = Watch::take(&args.repo, &args.pool, &task.worktree).await?;
         let evidence = before.checkout.changes(&now.checkout);
         if !evidence.is_empty() {
-            return Ok(EventBody::CheckoutTouched {
+            return Ok(Some(EventBody::CheckoutTouched {
                 slice: task.slice_id.clone(),
                 attempt: task.attempt,
                 evidence,
-            });
+            }));
         }
         let touched = before.touched_slots(&now);
         if !touched.is_empty() {
             let (what, paths): (Vec<String>, Vec<Vec<String>>) = touched.into_iter().unzip();
-            return Ok(fail(
+            return Ok(Some(fail(
                 args,
                 SliceStatus::ScopeViolation,
                 format!(
@@ -190,7 +219,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
                     what.join("; ")
                 ),
                 paths.concat(),
-            ));
+            )));
         }
     }
     // The agent could rewrite its worktree's `.git` to send omk's git
@@ -200,14 +229,14 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     let tampered =
         blocking(move || Ok(repo.slot(&path)?.and_then(|s| s.dotgit_tampered()))).await?;
     if let Some(what) = tampered {
-        return Ok(fail(
+        return Ok(Some(fail(
             args,
             SliceStatus::ScopeViolation,
             format!("changed its worktree's git link: {what}"),
             vec![".git".into()],
-        ));
+        )));
     }
-    if !ok {
+    if exit != AgentExit::Ok {
         let status = match exit {
             AgentExit::Cancelled => SliceStatus::Cancelled,
             _ => SliceStatus::Failed,
@@ -218,15 +247,20 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
             AgentExit::Cancelled => "agent stopped: the goal was cancelled".to_string(),
             other => format!("agent failed: {other}"),
         };
-        return Ok(fail(
+        return Ok(Some(fail(
             args,
             status,
             format!("{reason}; log: {}", task.log.display()),
             vec![],
-        ));
+        )));
     }
-    fault_point("slice.after_agent", &task.slice_id);
+    Ok(None)
+}
 
+/// Commits what the agent left and judges the commit against the slice's
+/// write scope.
+async fn commit(args: &SliceArgs) -> crate::Result<EventBody> {
+    let task = &args.task;
     let (repo, path, branch, start, message) = (
         args.repo.clone(),
         task.worktree.clone(),
