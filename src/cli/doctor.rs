@@ -71,6 +71,13 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
 fn orphans(repo: &Repo, store: &Store) -> Result<Vec<String>> {
     let goals: std::collections::HashSet<String> = store.goal_ids()?.into_iter().collect();
     let mut found = Vec::new();
+    for worktree in store.stray_planning_worktrees() {
+        found.push(format!(
+            "git -C {} worktree remove --force {}",
+            repo.root.display(),
+            worktree.display()
+        ));
+    }
     for branch in repo.branches_under(crate::git::conventions::NAMESPACE)? {
         let id = crate::git::conventions::goal_of(&branch).unwrap_or_default();
         if !goals.contains(id) {

@@ -54,6 +54,14 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             if deleted.len() == 1 { "" } else { "es" }
         );
     }
+    // Worktrees of planning runs a killed omk left behind.
+    if args.all {
+        for worktree in store.stray_planning_worktrees() {
+            freed += crate::util::disk_usage(&worktree);
+            repo.remove_worktree(&worktree)?;
+            println!("removed the stray planning worktree {}", worktree.display());
+        }
+    }
     // Worktree slots no goal is using are rebuilt when needed.
     let pool = crate::pool::Pool::new(store.pool_dir());
     let idle = pool.idle_slots();

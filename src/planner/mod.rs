@@ -254,6 +254,15 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
     let id = format!("plan-{:08x}", rand::random::<u32>());
     let dir = p.store.planning_dir().join(&id);
     let worktree = dir.join("worktree");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    // Held while planning runs: `goal clean` and `doctor` leave a running
+    // planner's worktree alone.
+    let _running = crate::store::GoalDir {
+        id: id.clone(),
+        dir: dir.clone(),
+    }
+    .lock()?;
     {
         let (repo, wt, base) = (p.repo.clone(), worktree.clone(), p.base.to_string());
         crate::actors::blocking(move || repo.add_worktree(&wt, None, &base, true)).await?;
@@ -300,7 +309,14 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
             feedback: None,
         };
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let report = agent::run(p.agent, &task, tx, &CancellationToken::new()).await?;
+        // Whatever happens, the worktree is removed below.
+        let report = match agent::run(p.agent, &task, tx, &CancellationToken::new()).await {
+            Ok(report) => report,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
         errors = match (
             report.ok(),
             report.message.as_deref().and_then(extract_plan),

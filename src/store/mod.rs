@@ -194,6 +194,28 @@ impl Store {
         self.root.join("planning")
     }
 
+    /// The worktrees of planning runs that no process runs any more (a
+    /// killed omk leaves its planning worktree behind): each planning run
+    /// holds the lock of its folder while it runs.
+    pub fn stray_planning_worktrees(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.planning_dir()) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|dir| dir.join("worktree").exists())
+            .filter(|dir| {
+                let run = GoalDir {
+                    id: String::new(),
+                    dir: dir.clone(),
+                };
+                run.holder().is_none()
+            })
+            .map(|dir| dir.join("worktree"))
+            .collect()
+    }
+
     /// Creates the directory of a new goal with a fresh id.
     pub fn create_goal(&self) -> Result<GoalDir> {
         let goals = self.root.join("goals");

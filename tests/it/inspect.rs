@@ -227,3 +227,35 @@ fn a_linked_worktree_of_the_repository_sees_the_same_goals() {
     let doctor = stdout(&in_linked(&["doctor"]));
     assert!(doctor.contains("orphans:    none"), "{doctor}");
 }
+
+#[test]
+fn a_planning_worktree_a_killed_omk_left_is_seen_by_doctor_and_removed_by_clean() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let doctor = stdout(&f.omk(&["doctor"]));
+    let state_dir = doctor
+        .lines()
+        .find_map(|l| l.strip_prefix("state dir:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // What a planning run killed mid-way leaves: its worktree, its lock free.
+    let stray = std::path::Path::new(&state_dir).join("planning/plan-dead/worktree");
+    f.git(&["worktree", "add", "-q", "--detach", stray.to_str().unwrap()]);
+    let doctor = stdout(&f.omk(&["doctor"]));
+    assert!(
+        doctor.contains(&format!("worktree remove --force {}", stray.display())),
+        "{doctor}"
+    );
+    let clean = stdout(&f.omk(&["goal", "clean", "--all"]));
+    assert!(clean.contains("stray planning worktree"), "{clean}");
+    assert!(!stray.exists());
+    let worktrees = f.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(
+        worktrees
+            .lines()
+            .filter(|l| l.starts_with("worktree "))
+            .count(),
+        1
+    );
+    assert!(stdout(&f.omk(&["doctor"])).contains("orphans:    none"));
+}
