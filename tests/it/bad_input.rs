@@ -139,16 +139,25 @@ fn a_plan_s_errors_are_reported_all_at_once() {
     b["prompt"] = json!("");
     let plan = f.plan(json!({ "slices": [a, b], "owner": "me" }));
     let agent = f.agent("true");
-    let out = f.omk(&run_args(plan.to_str().unwrap(), &agent));
+    refused_with_all(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        &[
+            "owner: unknown field",
+            "slices[0] (`a`).colour: unknown field",
+            "unknown slice id `ghost`",
+            "slices[1] (`b`).prompt: empty",
+            "dependency cycle among a, b",
+        ],
+    );
+}
+
+/// `args` are refused (exit 2) with every one of `needles` in one message.
+fn refused_with_all(f: &Fixture, args: &[&str], needles: &[&str]) {
+    let out = f.omk(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    for needle in [
-        "owner: unknown field",
-        "slices[0] (`a`).colour: unknown field",
-        "unknown slice id `ghost`",
-        "slices[1] (`b`).prompt: empty",
-        "dependency cycle among a, b",
-    ] {
+    for needle in needles {
         assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
     }
 }
@@ -181,16 +190,15 @@ fn every_bad_flag_is_named_at_once() {
         "--budget-usd",
         "0",
     ]);
-    let out = f.omk(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    for needle in [
-        "--concurrency must be at least 1",
-        "--max-attempts must be at least 1",
-        "--budget-usd must be more than 0",
-    ] {
-        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
-    }
+    refused_with_all(
+        &f,
+        &args,
+        &[
+            "--concurrency must be at least 1",
+            "--max-attempts must be at least 1",
+            "--budget-usd must be more than 0",
+        ],
+    );
 }
 
 #[test]

@@ -146,14 +146,11 @@ fn kill_and_resume_at(
             "{spec}: {}",
             String::from_utf8_lossy(&clean.stderr)
         );
-        let worktrees = f.git(&["worktree", "list", "--porcelain"]);
+        let worktrees = f.worktrees();
         assert_eq!(
-            worktrees
-                .lines()
-                .filter(|l| l.starts_with("worktree "))
-                .count(),
+            worktrees.len(),
             1,
-            "{spec}: leftover worktrees:\n{worktrees}"
+            "{spec}: leftover worktrees: {worktrees:?}"
         );
         let locks: Vec<_> = files_under(&f.home)
             .into_iter()

@@ -638,21 +638,10 @@ esac"#
     let files = f.git(&["ls-tree", "--name-only", branch]);
     assert_eq!(files, "fixme.txt\nok.txt\nomk.toml\nscope.txt");
     assert_eq!(f.show(branch, "fixme.txt"), "fixed");
-    let by_hand = f.tmp.path().join("by-hand");
-    f.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "--detach",
-        by_hand.to_str().unwrap(),
-        branch,
-    ]);
-    let ran = std::process::Command::new("sh")
-        .args(["-c", gate])
-        .current_dir(&by_hand)
-        .status()
-        .unwrap();
-    assert!(ran.success(), "the integration fails its gate by hand");
+    assert!(
+        f.passes_by_hand(branch, gate),
+        "the integration fails its gate by hand"
+    );
 }
 
 #[test]

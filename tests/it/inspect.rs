@@ -249,13 +249,6 @@ fn a_planning_worktree_a_killed_omk_left_is_seen_by_doctor_and_removed_by_clean(
     let clean = stdout(&f.omk(&["goal", "clean", "--all"]));
     assert!(clean.contains("stray planning worktree"), "{clean}");
     assert!(!stray.exists());
-    let worktrees = f.git(&["worktree", "list", "--porcelain"]);
-    assert_eq!(
-        worktrees
-            .lines()
-            .filter(|l| l.starts_with("worktree "))
-            .count(),
-        1
-    );
+    assert_eq!(f.worktrees().len(), 1, "{:?}", f.worktrees());
     assert!(stdout(&f.omk(&["doctor"])).contains("orphans:    none"));
 }

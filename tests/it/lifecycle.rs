@@ -271,15 +271,8 @@ fn clean_removes_exactly_what_the_goal_created() {
     let mut refs: Vec<&str> = after.lines().collect();
     refs.sort();
     assert_eq!(refs, vec!["main", "mine", &format!("omk/{id}/integration")]);
-    let worktrees = f.git(&["worktree", "list", "--porcelain"]);
-    assert_eq!(
-        worktrees
-            .lines()
-            .filter(|l| l.starts_with("worktree "))
-            .count(),
-        2,
-        "{worktrees}"
-    );
+    let worktrees = f.worktrees();
+    assert_eq!(worktrees.len(), 2, "{worktrees:?}");
     assert!(mine_wt.exists());
     let out = f.omk(&["goal", "clean", "--all", "--integration"]);
     assert!(out.status.success());

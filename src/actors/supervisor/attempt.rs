@@ -34,15 +34,10 @@ impl SupervisorState {
         let (feedback, work_from) = match &cause {
             RetryCause::Gate { gate } => {
                 let result = s.gates.iter().find(|g| &g.name == gate);
-                let (outcome, log) = match result {
-                    Some(r) => (r.outcome.clone(), crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES)),
-                    None => ("failed".to_string(), String::new()),
-                };
-                let lines = log.lines().count();
                 (
                     format!(
-                        "Gate `{gate}` failed on your commit ({outcome}). The last {lines} lines of its output:\n\n```\n{}\n```\n\nYour worktree holds that commit: fix what the gate reports, then finish.",
-                        log.trim_end()
+                        "Gate `{gate}` failed on your commit {}\n\nYour worktree holds that commit: fix what the gate reports, then finish.",
+                        gate_output(result)
                     ),
                     committed,
                 )
@@ -63,15 +58,10 @@ impl SupervisorState {
                     .iter()
                     .rev()
                     .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
-                let (outcome, log) = match result {
-                    Some(r) => (r.outcome.clone(), crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES)),
-                    None => ("failed".to_string(), String::new()),
-                };
-                let lines = log.lines().count();
                 (
                     format!(
-                        "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed ({outcome}). The last {lines} lines of its output:\n\n```\n{}\n```\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",
-                        log.trim_end()
+                        "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed {}\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",
+                        gate_output(result)
                     ),
                     None,
                 )
@@ -277,4 +267,21 @@ impl SupervisorState {
             ]),
         }
     }
+}
+
+/// How a failed gate ended and the last lines of its log (bounded), for a
+/// feedback attempt: `(exit 1). The last N lines of its output: …`.
+fn gate_output(result: Option<&crate::gate::GateResult>) -> String {
+    let (outcome, log) = match result {
+        Some(r) => (
+            r.outcome.clone(),
+            crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES),
+        ),
+        None => ("failed".to_string(), String::new()),
+    };
+    format!(
+        "({outcome}). The last {} lines of its output:\n\n```\n{}\n```",
+        log.lines().count(),
+        log.trim_end()
+    )
 }

@@ -304,6 +304,15 @@ impl Fixture {
         self.git(&["show", &format!("{rev}:{path}")])
     }
 
+    /// The repository's worktrees, as `git worktree list` gives their paths.
+    pub fn worktrees(&self) -> Vec<String> {
+        self.git(&["worktree", "list", "--porcelain"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("worktree "))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Whether shell `command` exits 0 in a fresh checkout of `rev`, as a
     /// user checking the result by hand would run it.
     pub fn passes_by_hand(&self, rev: &str, command: &str) -> bool {
