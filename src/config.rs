@@ -47,6 +47,8 @@ pub struct Config {
     pub sandbox_env: Vec<String>,
     /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
     pub slot_cache: Vec<String>,
+    /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
+    pub slot_keep: Vec<String>,
     /// Directories every sparse slot materializes (`[sparse] include`).
     pub sparse_include: Vec<String>,
 }
@@ -93,6 +95,8 @@ struct SparseEntry {
 struct PoolEntry {
     #[serde(default)]
     cache: Vec<String>,
+    #[serde(default)]
+    keep: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,6 +296,16 @@ impl Config {
                 )));
             }
         }
+        for pattern in &file.pool.keep {
+            if pattern.trim().is_empty()
+                || pattern.starts_with('!')
+                || pattern.split('/').any(|c| c == "..")
+            {
+                return Err(bad(format!(
+                    "pool.keep: `{pattern}` is not a path pattern inside the worktree (e.g. \"target\" or \"**/__pycache__\")"
+                )));
+            }
+        }
         Ok(Config {
             gates,
             gates_source,
@@ -304,6 +318,7 @@ impl Config {
             sandbox_writable: file.sandbox.writable,
             sandbox_env: file.sandbox.env,
             slot_cache: file.pool.cache,
+            slot_keep: file.pool.keep,
             sparse_include: file.sparse.include,
         })
     }
@@ -347,6 +362,7 @@ impl Config {
             sandbox_writable: vec![],
             sandbox_env: vec![],
             slot_cache: vec![],
+            slot_keep: vec![],
             sparse_include: vec![],
         }
     }

@@ -201,6 +201,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         sandbox_writable: config.sandbox_writable.clone(),
         sandbox_env: config.sandbox_env.clone(),
         slot_cache: config.slot_cache.clone(),
+        slot_keep: config.slot_keep.clone(),
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
         require_sandbox: opts.require_sandbox,
         base_check: opts.base_check,

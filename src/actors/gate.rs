@@ -39,6 +39,8 @@ pub struct GateJob {
     pub commit: String,
     /// The directories that checkout materializes; `None` for all.
     pub cone: Option<Vec<String>>,
+    /// Untracked paths the checkout keeps when it is reset (`[pool] keep`).
+    pub keep: Vec<String>,
     /// The commit's tree id.
     pub tree: String,
     /// The gates, in order.
@@ -226,15 +228,16 @@ async fn prepare(repo: &Repo, job: &GateJob) -> Result<(), String> {
     // unconfined agent, without Landlock): reset it again, a few times.
     let mut held = String::new();
     for _ in 0..PREPARE_TRIES {
-        let (r, dir, commit, cone, tmp) = (
+        let (r, dir, commit, cone, tmp, keep) = (
             repo.clone(),
             job.bench.dir.clone(),
             job.commit.clone(),
             job.cone.clone(),
             job.bench.tmp.clone(),
+            job.keep.clone(),
         );
         blocking(move || {
-            r.prepare_worktree(&dir, None, &commit, cone.as_deref())?;
+            r.prepare_worktree(&dir, None, &commit, cone.as_deref(), &keep)?;
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp)
                 .map_err(|e| crate::Error::io(format!("creating {}", tmp.display()), e))

@@ -126,6 +126,7 @@ async fn merge(
             attempt,
             paths,
             onto,
+            before_gates: false,
         },
         Err(e) => EventBody::SliceFailed {
             slice,

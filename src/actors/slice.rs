@@ -39,6 +39,8 @@ pub struct SliceArgs {
     pub branch: String,
     /// The directories a sparse worktree materializes; `None` for all.
     pub cone: Option<Vec<String>>,
+    /// Untracked paths the slot keeps when it is reset (`[pool] keep`).
+    pub keep: Vec<String>,
     /// The commit the attempt is judged against: its changes are the diff
     /// from here, and the integrator merges from here.
     pub start_commit: String,
@@ -142,7 +144,9 @@ async fn prepare(args: &SliceArgs) -> crate::Result<()> {
         args.work_from().to_string(),
         args.cone.clone(),
     );
-    blocking(move || repo.prepare_worktree(&path, Some(&branch), &from, cone.as_deref())).await?;
+    let keep = args.keep.clone();
+    blocking(move || repo.prepare_worktree(&path, Some(&branch), &from, cone.as_deref(), &keep))
+        .await?;
     // The slot's temp dir starts empty, like its tree.
     let _ = std::fs::remove_dir_all(&task.tmp);
     std::fs::create_dir_all(&task.tmp)

@@ -61,7 +61,7 @@ fn a_recycled_slot_holds_exactly_the_start_commit() {
     );
 
     // One slice works in the slot and commits on its branch…
-    repo.prepare_worktree(&slot, Some("omk/g/one"), &base, None)
+    repo.prepare_worktree(&slot, Some("omk/g/one"), &base, None, &[])
         .unwrap();
     std::fs::create_dir_all(slot.join("one")).unwrap();
     std::fs::write(slot.join("one/out.txt"), "one\n").unwrap();
@@ -81,7 +81,7 @@ fn a_recycled_slot_holds_exactly_the_start_commit() {
     std::fs::write(slot.join("src/a.txt/inner"), "dir now\n").unwrap();
 
     // The next slice gets exactly the base tree, on its own branch.
-    repo.prepare_worktree(&slot, Some("omk/g/two"), &base, None)
+    repo.prepare_worktree(&slot, Some("omk/g/two"), &base, None, &[])
         .unwrap();
     assert_eq!(files(&slot), files(&main), "the slot is not the base tree");
     assert_eq!(
@@ -96,7 +96,7 @@ fn a_recycled_slot_holds_exactly_the_start_commit() {
 
     // A sparse slice gets the top-level files and its cone only…
     let cone = vec!["src".to_string()];
-    repo.prepare_worktree(&slot, Some("omk/g/three"), &base, Some(&cone))
+    repo.prepare_worktree(&slot, Some("omk/g/three"), &base, Some(&cone), &[])
         .unwrap();
     assert!(repo.is_sparse(&slot));
     assert_eq!(
@@ -120,7 +120,7 @@ fn a_recycled_slot_holds_exactly_the_start_commit() {
     // Another cone, then a full slice again: each sees exactly its part.
     std::fs::write(slot.join("src/a.txt"), "dirty\n").unwrap();
     let other = vec!["one".to_string()];
-    repo.prepare_worktree(&slot, Some("omk/g/four"), &one.commit, Some(&other))
+    repo.prepare_worktree(&slot, Some("omk/g/four"), &one.commit, Some(&other), &[])
         .unwrap();
     assert_eq!(
         files(&slot),
@@ -131,7 +131,7 @@ fn a_recycled_slot_holds_exactly_the_start_commit() {
             "one/out.txt=one\n"
         ]
     );
-    repo.prepare_worktree(&slot, Some("omk/g/five"), &base, None)
+    repo.prepare_worktree(&slot, Some("omk/g/five"), &base, None, &[])
         .unwrap();
     assert!(!repo.is_sparse(&slot));
     assert_eq!(files(&slot), files(&main));
@@ -157,7 +157,7 @@ fn a_forged_dotgit_is_seen_and_never_followed() {
     let repo = Repo::discover(&main).unwrap();
     let path = tmp.path().join("pool/slot-0");
     let slot = repo
-        .prepare_worktree(&path, Some("omk/g/s"), &base, None)
+        .prepare_worktree(&path, Some("omk/g/s"), &base, None, &[])
         .unwrap();
     assert_eq!(slot.dotgit_tampered(), None);
     assert_eq!(repo.slot(&path).unwrap(), Some(slot.clone()));
@@ -190,7 +190,8 @@ fn a_forged_dotgit_is_seen_and_never_followed() {
     std::fs::remove_file(path.join(".git")).unwrap();
     std::fs::create_dir(path.join(".git")).unwrap();
     assert!(slot.dotgit_tampered().unwrap().contains("directory"));
-    repo.prepare_worktree(&path, None, &base, None).unwrap();
+    repo.prepare_worktree(&path, None, &base, None, &[])
+        .unwrap();
     assert_eq!(slot.dotgit_tampered(), None);
     assert_eq!(files(&path), ["a.txt=a\n"]);
 }

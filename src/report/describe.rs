@@ -161,9 +161,19 @@ pub fn describe(body: &EventBody) -> String {
         EventBody::SliceMerged { commit, .. } => {
             format!("merged into the candidate as {}", short(commit))
         }
-        EventBody::MergeConflict { attempt, paths, .. } => {
-            format!("attempt {attempt} conflicts on {}", paths.join(", "))
-        }
+        EventBody::MergeConflict {
+            attempt,
+            paths,
+            before_gates,
+            ..
+        } => format!(
+            "attempt {attempt} conflicts on {}{}",
+            paths.join(", "),
+            match before_gates {
+                true => " (found before its gates ran, so they were skipped)",
+                false => "",
+            }
+        ),
         EventBody::IntegrationStarted { commit, tree, .. } => format!(
             "integration gates start on candidate {} (tree {})",
             short(commit),

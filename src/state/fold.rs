@@ -310,6 +310,7 @@ impl GoalState {
                 attempt,
                 paths,
                 onto,
+                ..
             } => {
                 if !onto.is_empty() && onto != self.integration.tip() {
                     return;

@@ -114,6 +114,9 @@ pub struct Limits {
     /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slot_cache: Vec<String>,
+    /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slot_keep: Vec<String>,
     /// `--sparse`: set, with the directories every sparse slot also
     /// materializes (`[sparse] include`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -161,6 +161,40 @@ printf '%s' "$OMK_PROMPT" > "{}/$OMK_SLICE_ID-$OMK_ATTEMPT.txt""#,
 }
 
 #[test]
+fn a_slice_that_already_conflicts_is_not_gated() {
+    let counting = CountingGate::new("slice");
+    let f = Fixture::new(&[("omk.toml", &counting.toml), ("shared.txt", "base\n")]);
+    let repo = f.repo.display().to_string();
+    // `late` commits only once `early` is merged: its edit of the same line
+    // conflicts with what is integrated before any gate of its runs.
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_SLICE_ID" = late ] && [ "$OMK_ATTEMPT" = 1 ]; then
+  until git -C {repo} log --all --format=%s | grep -q '^omk: merge slice early'; do sleep 0.05; done
+fi
+printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt"#
+    ));
+    let plan = f.plan(
+        json!({ "slices": [slice("early", &["shared.txt"]), slice("late", &["shared.txt"])] }),
+    );
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+    assert_eq!(code, 0, "{stderr}");
+    let late = slice_of(&proof, "late");
+    assert_eq!(late["attempts"], 2, "{late}");
+    assert_eq!(late["attempt_history"][0]["status"], "conflict");
+    assert_eq!(
+        counting.runs(),
+        2,
+        "early's gate and late's second attempt's, no more"
+    );
+    let replay = f.omk(&["goal", "replay"]);
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.contains("[late] attempt 1 conflicts on shared.txt (found before its gates ran, so they were skipped)"),
+        "{replay}"
+    );
+}
+
+#[test]
 fn a_conflict_after_the_last_attempt_ends_conflict_with_its_paths() {
     let f = Fixture::new(&[("omk.toml", &passing_gate()), ("shared.txt", "base\n")]);
     let agent = f.agent(r#"printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt"#);
@@ -520,6 +554,39 @@ fn a_slot_s_build_cache_outlives_recycling_and_goals() {
         assert!(runs.contains(&format!("agent {goal}")), "{runs}");
         assert!(runs.contains(&format!("gate {goal}")), "{runs}");
     }
+}
+
+#[test]
+fn pool_keep_keeps_a_build_dir_across_recycling_and_removes_other_leftovers() {
+    let toml = gate_toml(
+        "build",
+        r#"test -f build/out.o && ! test -e stray.tmp"#,
+        "slice",
+    ) + "\n[pool]\nkeep = [\"build\"]\n";
+    let f = Fixture::new(&[("omk.toml", &toml), (".gitignore", "build/\n*.tmp\n")]);
+    f.allow_agent_writes_to_scripts();
+    let seen = f.scripts.join("seen");
+    // The first goal's agent builds and leaves a stray file; the second's
+    // reports what its recycled slot still held, and builds only if needed.
+    let agent = f.agent(&format!(
+        r#"if [ -f build/out.o ]; then echo "kept build" >> {seen}; fi
+if [ -e stray.tmp ]; then echo "kept stray" >> {seen}; fi
+mkdir -p build; [ -f build/out.o ] || echo object > build/out.o
+echo leftover > stray.tmp
+echo x > "$OMK_SLICE_ID.txt""#,
+        seen = seen.display()
+    ));
+    for id in ["one", "two"] {
+        let scope = format!("{id}.txt");
+        let plan = f.plan(json!({ "slices": [slice(id, &[&scope])] }));
+        let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+        assert_eq!(code, 0, "{stderr}\n{proof:#}");
+        let branch = proof["integration"]["branch"].as_str().unwrap();
+        let tree = f.git(&["ls-tree", "-r", "--name-only", branch]);
+        assert!(!tree.contains("build/"), "kept state was committed: {tree}");
+    }
+    let seen = std::fs::read_to_string(&seen).unwrap_or_default();
+    assert_eq!(seen, "kept build\n", "the second goal's slot: {seen:?}");
 }
 
 #[test]

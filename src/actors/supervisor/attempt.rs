@@ -236,6 +236,7 @@ impl SupervisorState {
             task,
             branch: s.branch.clone(),
             cone: sparse,
+            keep: self.state.settings.limits.slot_keep.clone(),
             start_commit,
             work_from,
             commit_message: crate::git::conventions::slice_message(

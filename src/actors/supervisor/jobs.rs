@@ -5,17 +5,33 @@ use ractor::ActorProcessingErr;
 use super::{SupervisorState, BASE};
 use crate::actors::gate::{GateJob, GateMsg};
 use crate::actors::integrator::IntegratorMsg;
+use crate::git::Merge;
 use crate::store::events::EventBody;
 
 impl SupervisorState {
-    /// Sends a committed slice to the gate actor, in the slot it committed in.
-    pub(super) fn gate(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+    /// Sends a committed slice to the gate actor, in the slot it committed
+    /// in — unless it already conflicts with what is merged: then its gates
+    /// would be spent for nothing, and the conflict is what it gets.
+    pub(super) fn gate(&mut self, slice: &str) -> Result<Option<EventBody>, ActorProcessingErr> {
         let Some(s) = self.state.slice(slice).cloned() else {
-            return Ok(());
+            return Ok(None);
         };
         let (Some(commit), Some(tree), Some(slot)) = (s.commit, s.tree, s.worktree) else {
-            return Ok(());
+            return Ok(None);
         };
+        let tip = self.state.integration.tip().to_string();
+        if let Merge::Conflict(paths) =
+            self.repo
+                .merge_tree(&tip, &commit, s.start_commit.as_deref())?
+        {
+            return Ok(Some(EventBody::MergeConflict {
+                slice: slice.to_string(),
+                attempt: s.attempts,
+                paths,
+                onto: tip,
+                before_gates: true,
+            }));
+        }
         // A resumed slice goes on in the slot it had.
         if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
             self.pool.hold(&slot)?;
@@ -31,7 +47,7 @@ impl SupervisorState {
             self.attempt_logs(slice, s.attempts),
         )?;
         self.gates.send_message(GateMsg::Run(Box::new(job)))?;
-        Ok(())
+        Ok(None)
     }
 
     /// Sends a verified slice to the integrator.
@@ -77,6 +93,7 @@ impl SupervisorState {
             },
             commit,
             cone,
+            keep: limits.slot_keep.clone(),
             tree,
             gates,
             log_dir,

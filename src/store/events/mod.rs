@@ -187,6 +187,9 @@ pub enum EventBody {
         /// The commit it did not merge onto (see `slice_merged`).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         onto: String,
+        /// Found before its gates ran, which were skipped.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        before_gates: bool,
     },
     /// The integration gates passed on this candidate commit: the
     /// integration branch moved forward to it.
