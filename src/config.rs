@@ -49,6 +49,8 @@ pub struct Config {
     pub slot_cache: Vec<String>,
     /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
     pub slot_keep: Vec<String>,
+    /// How many cores the gates may keep busy together (`[run] gate_cpus`).
+    pub gate_cpus: Option<usize>,
     /// Directories every sparse slot materializes (`[sparse] include`).
     pub sparse_include: Vec<String>,
 }
@@ -147,6 +149,7 @@ struct GateEntry {
     writable: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
+    cpus: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +160,7 @@ struct RunEntry {
     model: Option<String>,
     max_attempts: Option<u32>,
     log_limit: Option<String>,
+    gate_cpus: Option<usize>,
 }
 
 /// A size such as `64MiB`, `512KiB`, `1GiB` or a number of bytes.
@@ -236,6 +240,10 @@ impl Config {
                 scope: g.scope,
                 writable: g.writable,
                 env: g.env,
+                cpus: match g.cpus {
+                    Some(0) => return Err(bad(format!("{at}.cpus: must be at least 1"))),
+                    n => n,
+                },
             });
         }
         let detected = Self::detected(&read);
@@ -319,6 +327,10 @@ impl Config {
             sandbox_env: file.sandbox.env,
             slot_cache: file.pool.cache,
             slot_keep: file.pool.keep,
+            gate_cpus: match file.run.gate_cpus {
+                Some(0) => return Err(bad("run.gate_cpus: must be at least 1".into())),
+                n => n,
+            },
             sparse_include: file.sparse.include,
         })
     }
@@ -345,6 +357,9 @@ impl Config {
                     scope: GateScope::Both,
                     writable: vec![],
                     env: vec![],
+                    // pytest runs on one core; the others spread over all
+                    // (or cannot be told), so they run alone.
+                    cpus: command.contains("pytest").then_some(1),
                 }],
                 GatesSource::Detected(file),
             ),
@@ -363,6 +378,7 @@ impl Config {
             sandbox_env: vec![],
             slot_cache: vec![],
             slot_keep: vec![],
+            gate_cpus: None,
             sparse_include: vec![],
         }
     }

@@ -60,6 +60,10 @@ pub struct GateSpec {
     /// Variables of omk's environment it may see besides the allowed ones (`env`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    /// How many cores it keeps busy (`cpus`); absent: all of them, so it
+    /// runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<usize>,
 }
 
 /// The outcome of one gate on one tree.

@@ -42,7 +42,11 @@ pub struct RunOptions {
     /// `--concurrency`; default `min(N, 16)`.
     pub concurrency: Option<usize>,
     /// `--gate-concurrency`.
-    pub gate_concurrency: usize,
+    /// `--gate-concurrency`: the most gate jobs at once; default as many as
+    /// the cores let.
+    pub gate_concurrency: Option<usize>,
+    /// `--gate-cpus`; default from `omk.toml`, else the machine's cores.
+    pub gate_cpus: Option<usize>,
     /// `--deliver`.
     pub deliver: Deliver,
     /// `--allow-no-gates`.
@@ -111,7 +115,8 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
             "the goal is empty; say what the run should achieve".into(),
         ));
     }
-    if opts.concurrency == Some(0) || opts.gate_concurrency == 0 {
+    if opts.concurrency == Some(0) || opts.gate_concurrency == Some(0) || opts.gate_cpus == Some(0)
+    {
         return Err(Error::Usage(
             "at least one slice and one gate job must be able to run at once".into(),
         ));
@@ -189,10 +194,15 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     )?;
 
     let ms = |d: Duration| d.as_millis() as u64;
+    let gate_cpus = opts
+        .gate_cpus
+        .or(config.gate_cpus)
+        .unwrap_or_else(crate::util::cores);
     let limits = Limits {
         slice_timeout_ms: ms(opts.slice_timeout.unwrap_or(config.slice_timeout)),
         inactivity_timeout_ms: ms(opts.inactivity_timeout.unwrap_or(config.inactivity_timeout)),
-        gate_concurrency: opts.gate_concurrency,
+        gate_cpus: Some(gate_cpus),
+        gate_concurrency: opts.gate_concurrency.unwrap_or(gate_cpus),
         deny: config.deny.clone(),
         budget_time_ms: opts.budget.time.map(ms),
         budget_tokens: opts.budget.tokens,

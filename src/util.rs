@@ -14,6 +14,11 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// The machine's cores, as the scheduler lets this process use them.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The first ten hex digits of a commit or tree id, as people read them.
 pub fn short(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)

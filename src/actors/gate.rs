@@ -1,8 +1,12 @@
-//! The gate actor: runs verification jobs, at most `concurrency` at a time.
+//! The gate actor: runs verification jobs packed onto the machine's cores.
 //!
 //! Gates are heavy (a `cargo test` each), so they are queued here rather than
-//! run by whoever wants them. A job runs its gates in order and stops at the
-//! first failure; every gate reports the tree it ran on.
+//! run by whoever wants them. A job needs the cores its most demanding gate
+//! declares (`cpus`; all of them when it declares none, so it runs alone);
+//! jobs run side by side while their cores fit the budget and fewer than
+//! `concurrency` run, the most urgent first (see [`GateJob::priority`]). A
+//! job runs its gates in order and stops at the first failure; every gate
+//! reports the tree it ran on.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -20,8 +24,8 @@ use crate::store::events::EventBody;
 pub enum GateMsg {
     /// Queue a verification job.
     Run(Box<GateJob>),
-    /// A job finished; its slot is free (sent by the actor's own tasks).
-    JobDone,
+    /// A job finished; its cores are free (sent by the actor's own tasks).
+    JobDone { cpus: usize },
 }
 
 /// One tree to verify.
@@ -47,6 +51,9 @@ pub struct GateJob {
     pub gates: Vec<GateSpec>,
     /// Where the gates' logs go.
     pub log_dir: PathBuf,
+    /// Lower runs first: 0 for the base and for slices others wait for, 1
+    /// for the integration's candidate, 2 for the other slices.
+    pub priority: u8,
 }
 
 /// Startup arguments.
@@ -56,6 +63,8 @@ pub struct GateArgs {
     /// The worktree pool, told when gates start writing in a slot.
     pub pool: std::sync::Arc<crate::pool::Pool>,
     pub concurrency: usize,
+    /// The cores the gates may keep busy together.
+    pub cpus: usize,
     pub cancel: CancellationToken,
     /// Passing results kept per repository.
     pub cache: gate::Cache,
@@ -66,6 +75,8 @@ pub struct GateState {
     args: GateArgs,
     queue: VecDeque<GateJob>,
     running: usize,
+    /// The cores the running jobs take.
+    busy: usize,
 }
 
 /// The gate actor.
@@ -85,6 +96,7 @@ impl Actor for GateActor {
             args,
             queue: VecDeque::new(),
             running: 0,
+            busy: 0,
         })
     }
 
@@ -96,13 +108,18 @@ impl Actor for GateActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             GateMsg::Run(job) => state.queue.push_back(*job),
-            GateMsg::JobDone => state.running -= 1,
+            GateMsg::JobDone { cpus } => {
+                state.running -= 1;
+                state.busy -= cpus;
+            }
         }
         while state.running < state.args.concurrency {
-            let Some(job) = state.queue.pop_front() else {
+            let Some(job) = state.next_job() else {
                 break;
             };
+            let cpus = job.cpus(state.args.cpus);
             state.running += 1;
+            state.busy += cpus;
             let (supervisor, repo, cancel, cache) = (
                 state.args.supervisor.clone(),
                 state.args.repo.clone(),
@@ -113,10 +130,39 @@ impl Actor for GateActor {
             let me = myself.clone();
             tokio::spawn(async move {
                 run_job(job, &supervisor, repo, &cancel, &cache).await;
-                let _ = me.send_message(GateMsg::JobDone);
+                let _ = me.send_message(GateMsg::JobDone { cpus });
             });
         }
         Ok(())
+    }
+}
+
+impl GateJob {
+    /// The cores the job keeps busy: its most demanding gate's, at most `budget`.
+    fn cpus(&self, budget: usize) -> usize {
+        self.gates
+            .iter()
+            .map(|g| g.cpus.unwrap_or(budget))
+            .max()
+            .unwrap_or(1)
+            .clamp(1, budget.max(1))
+    }
+}
+
+impl GateState {
+    /// The most urgent queued job whose cores fit what is free (any job,
+    /// when nothing runs), taken off the queue.
+    fn next_job(&mut self) -> Option<GateJob> {
+        let budget = self.args.cpus.max(1);
+        let free = budget.saturating_sub(self.busy);
+        let at = self
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, job)| self.running == 0 || job.cpus(budget) <= free)
+            .min_by_key(|(i, job)| (job.priority, *i))
+            .map(|(i, _)| i)?;
+        self.queue.remove(at)
     }
 }
 

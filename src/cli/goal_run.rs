@@ -30,9 +30,14 @@ pub struct Args {
     /// How many slices run at once [default: min(N, 16)].
     #[arg(long, value_name = "C")]
     concurrency: Option<usize>,
-    /// How many gate jobs run at once.
-    #[arg(long, value_name = "K", default_value_t = 1)]
-    gate_concurrency: usize,
+    /// The most gate jobs that run at once [default: as many as --gate-cpus lets].
+    #[arg(long, value_name = "K")]
+    gate_concurrency: Option<usize>,
+    /// How many cores the gates may keep busy together; a gate takes its
+    /// `cpus` (all of them when it declares none) [default: omk.toml
+    /// run.gate_cpus, else the machine's cores].
+    #[arg(long, value_name = "N")]
+    gate_cpus: Option<usize>,
     /// How long one agent attempt may run, e.g. 30m [default: omk.toml run.slice_timeout, else 30m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     slice_timeout: Option<std::time::Duration>,
@@ -79,7 +84,8 @@ fn check(args: &Args) -> Result<()> {
     let at_least_one = [
         ("--slices", args.slices == Some(0)),
         ("--concurrency", args.concurrency == Some(0)),
-        ("--gate-concurrency", args.gate_concurrency == 0),
+        ("--gate-concurrency", args.gate_concurrency == Some(0)),
+        ("--gate-cpus", args.gate_cpus == Some(0)),
         ("--max-attempts", args.max_attempts == Some(0)),
     ];
     for (flag, zero) in at_least_one {
@@ -118,6 +124,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         base: args.base,
         concurrency: args.concurrency,
         gate_concurrency: args.gate_concurrency,
+        gate_cpus: args.gate_cpus,
         deliver: args.deliver,
         allow_no_gates: args.allow_no_gates,
         slice_timeout: args.slice_timeout,

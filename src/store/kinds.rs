@@ -95,6 +95,10 @@ pub struct Limits {
     pub slice_timeout_ms: u64,
     pub inactivity_timeout_ms: u64,
     pub gate_concurrency: usize,
+    /// How many cores the gates may keep busy together (absent in logs of
+    /// older versions: the machine's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_cpus: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

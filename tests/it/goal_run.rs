@@ -846,3 +846,57 @@ fn the_settings_are_the_base_commit_s_not_the_checkout_s() {
     assert_eq!(code, 0);
     assert_eq!(slice_of(&proof, "a")["gates"][0]["name"], "feature");
 }
+
+/// The most gates that ran at once, from the `start end` stamps they wrote.
+fn most_at_once(stamps: &str) -> usize {
+    let spans: Vec<(f64, f64)> = stamps
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(a, b)| a <= start && start < b)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn gates_run_side_by_side_as_their_cpus_fit_and_never_beyond_the_budget() {
+    for (cpus, budget, expected) in [(Some(1), "2", 2), (None, "2", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let stamps = dir.path().join("stamps");
+        let gate = format!(
+            r#"s=$(date +%s.%N); sleep 0.5; echo "$s $(date +%s.%N)" >> {}"#,
+            stamps.display()
+        );
+        let mut toml = gate_toml("busy", &gate, "slice")
+            + &format!("writable = ['{}']\n", dir.path().display());
+        if let Some(n) = cpus {
+            toml += &format!("cpus = {n}\n");
+        }
+        let f = Fixture::new(&[("omk.toml", &toml)]);
+        let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+        let plan = f.plan(json!({ "slices": [
+            slice("a", &["a.txt"]), slice("b", &["b.txt"]),
+            slice("c", &["c.txt"]), slice("d", &["d.txt"]),
+        ] }));
+        let (code, _, stderr) =
+            f.run_goal(&plan, &agent, &["--no-base-check", "--gate-cpus", budget]);
+        assert_eq!(code, 0, "{stderr}");
+        let stamps = std::fs::read_to_string(&stamps).unwrap();
+        assert_eq!(stamps.lines().count(), 4, "{stamps}");
+        assert_eq!(
+            most_at_once(&stamps),
+            expected,
+            "cpus {cpus:?} on a budget of {budget}:\n{stamps}"
+        );
+    }
+}

@@ -80,7 +80,23 @@ impl SupervisorState {
         log_dir: std::path::PathBuf,
     ) -> crate::Result<GateJob> {
         let limits = &self.state.settings.limits;
+        // Slices others wait for go first, then the integration's candidate:
+        // that keeps the critical path short.
+        let priority = match slice {
+            Some(id)
+                if self
+                    .state
+                    .slices
+                    .iter()
+                    .any(|s| s.depends_on.iter().any(|d| d == id)) =>
+            {
+                0
+            }
+            Some(_) => 2,
+            None => 1,
+        };
         Ok(GateJob {
+            priority,
             slice: slice.map(str::to_string),
             base: false,
             bench: crate::gate::Bench {
@@ -122,6 +138,7 @@ impl SupervisorState {
             self.goal.logs().join(BASE),
         )?;
         job.base = true;
+        job.priority = 0;
         self.gates
             .send_message(GateMsg::Run(Box::new(job)))
             .map_err(|_| crate::Error::ActorGone("gate actor"))

@@ -166,6 +166,7 @@ impl Actor for Supervisor {
                 repo: args.repo.clone(),
                 pool: pool.clone(),
                 concurrency: limits.gate_concurrency.max(1),
+                cpus: limits.gate_cpus.unwrap_or_else(crate::util::cores),
                 cancel: cancel.clone(),
                 cache: match limits.no_gate_cache {
                     true => crate::gate::Cache::off(),
