@@ -1,0 +1,143 @@
+//! Gate-bound goals: instant agents, a slice gate that keeps one core busy
+//! for T seconds. Wall time against the ideal list schedule of the same
+//! gates on the same cores (⌈N / cores⌉ × T for one-core gates, N × T for
+//! exclusive ones), measured in the same run; and, for a goal where half the
+//! slices conflict, the gate runs spent on slices that then conflicted.
+//!
+//! Run with `cargo bench --bench gates`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=bench", "-c", "user.email=b@example.com"])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// A repository whose one slice gate is `gate` (with `cpus`, if given),
+/// with a file every slice of a conflicting goal edits.
+fn repo(dir: &Path, gate: &str, cpus: Option<usize>) -> std::path::PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let mut toml = format!(
+        "[[gate]]\nname = \"busy\"\ncommand = '''{gate}'''\ntimeout = \"5m\"\nscope = \"slice\"\nwritable = ['{}']\n",
+        dir.display()
+    );
+    if let Some(n) = cpus {
+        toml += &format!("cpus = {n}\n");
+    }
+    std::fs::write(repo.join("omk.toml"), toml).unwrap();
+    std::fs::write(repo.join("shared.txt"), "base\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    repo
+}
+
+/// Runs a goal of `n` slices with `agent`, each writing its own file or, when
+/// `shared`, the same line of one file; returns its wall time.
+fn run(dir: &Path, repo: &Path, n: usize, agent: &str, shared: bool) -> Duration {
+    let slices: Vec<String> = (0..n)
+        .map(|i| {
+            let scope = if shared {
+                "shared.txt".to_string()
+            } else {
+                format!("s{i}.txt")
+            };
+            format!(r#"{{"id":"s{i}","prompt":"p","write_scope":["{scope}"]}}"#)
+        })
+        .collect();
+    let plan = dir.join(format!("plan-{n}-{shared}.json"));
+    std::fs::write(&plan, format!(r#"{{"slices":[{}]}}"#, slices.join(","))).unwrap();
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_omk"))
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "goal",
+            "run",
+            "gates",
+            "--no-progress",
+            "--no-base-check",
+            "--max-attempts",
+            "1",
+            "--concurrency",
+            &n.to_string(),
+            "--agent",
+            agent,
+        ])
+        .arg("--plan")
+        .arg(&plan)
+        .env("OMK_HOME", dir.join("home"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.code().is_some(), "omk was killed");
+    started.elapsed()
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = Duration::from_secs(1);
+    // One core busy for T: a shell loop, not a sleep.
+    let busy = format!(
+        "end=$(( $(date +%s%N) + {} )); while [ $(date +%s%N) -lt $end ]; do :; done",
+        t.as_nanos()
+    );
+    for (cpus, label) in [(Some(1), "cpus = 1"), (None, "exclusive")] {
+        for n in [8, 32] {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = repo(tmp.path(), &busy, cpus);
+            let wall = run(
+                tmp.path(),
+                &repo,
+                n,
+                "exec:echo x > \"$OMK_SLICE_ID.txt\"",
+                false,
+            );
+            let ideal = match cpus {
+                Some(c) => t * (n.div_ceil(cores / c.max(1))) as u32,
+                None => t * n as u32,
+            };
+            println!(
+                "gates: {label:<9} N={n:<3} on {cores} cores   wall {:.2}s   ideal {:.2}s   ratio {:.3}x (target {})",
+                wall.as_secs_f64(),
+                ideal.as_secs_f64(),
+                wall.as_secs_f64() / ideal.as_secs_f64(),
+                if cpus.is_some() { "1.15x" } else { "1.05x" }
+            );
+        }
+    }
+    // Half the slices edit the line the first one merged: their gates would
+    // be spent for nothing. Each gate run leaves a mark; the slices that
+    // ended in conflict must have none.
+    let tmp = tempfile::tempdir().unwrap();
+    let marks = tmp.path().join("marks");
+    let repo = repo(
+        tmp.path(),
+        &format!("echo \"$OMK_SLICE_ID\" >> {}; sleep 0.2", marks.display()),
+        Some(1),
+    );
+    let n = 8;
+    let agent = "exec:sleep 0.$(( ${OMK_SLICE_ID#s} % 4 )); echo \"$OMK_SLICE_ID\" > shared.txt";
+    run(tmp.path(), &repo, n, agent, true);
+    // With one attempt each, exactly one slice merges; every other gate run
+    // was spent on a slice that conflicted.
+    let gated = std::fs::read_to_string(&marks).unwrap_or_default();
+    println!(
+        "gates: {n} slices editing one line: {} gate runs on slices that then conflicted (target 0)",
+        gated.lines().count().saturating_sub(1)
+    );
+}
