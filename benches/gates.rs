@@ -10,17 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=bench", "-c", "user.email=b@example.com"])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
+mod support;
+
+use support::git;
 
 /// A repository whose one slice gate is `gate` (with `cpus`, if given),
 /// with a file every slice of a conflicting goal edits.

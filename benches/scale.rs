@@ -11,17 +11,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=bench", "-c", "user.email=b@example.com"])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
+mod support;
+
+use support::git;
 
 /// Runs a goal of `n` slices whose agents sleep `t`, `c` at a time (each
 /// depending on the one before, with `chain`); returns the wall time and
