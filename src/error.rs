@@ -31,6 +31,14 @@ pub enum Error {
     #[error("repository {} has no commits yet; commit once so slices have a base", .0.display())]
     NoCommits(PathBuf),
 
+    /// A revision names no commit.
+    #[error("`{rev}` does not name a commit in {}", .repo.display())]
+    UnknownRev { rev: String, repo: PathBuf },
+
+    /// A glob to shard a goal by is invalid or matches nothing.
+    #[error("the shard glob `{glob}` {reason}")]
+    Shard { glob: String, reason: String },
+
     /// No goal matches the id or prefix.
     #[error("no goal `{0}` in this repository; `omk goal list` shows its goals")]
     UnknownGoal(String),
@@ -129,6 +137,8 @@ impl Error {
             | Error::Config { .. }
             | Error::NotARepository(_)
             | Error::NoCommits(_)
+            | Error::UnknownRev { .. }
+            | Error::Shard { .. }
             | Error::UnknownGoal(_)
             | Error::AmbiguousGoal { .. }
             | Error::Busy { .. } => 2,

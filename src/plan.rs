@@ -147,7 +147,7 @@ impl Plan {
         if let Some(max) = max_slices {
             if self.slices.len() > max {
                 errors.push(format!(
-                    "the plan has {} slices but --slices is {max}; raise --slices or drop slices",
+                    "the plan has {} slices but at most {max} were asked for; ask for more or drop slices",
                     self.slices.len()
                 ));
             }
@@ -426,7 +426,7 @@ mod tests {
         let p = plan(vec![bad, slice("a", &[]), slice("a", &[])]);
         let errors = p.validate(Some(2), &[]).join("\n");
         for needle in [
-            "--slices is 2",
+            "at most 2 were asked for",
             "not a valid id",
             "duplicate id",
             "prompt: empty",

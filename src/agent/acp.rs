@@ -434,7 +434,7 @@ pub(super) fn shell_words(command: &str) -> Result<Vec<String>> {
         words.push(word);
     }
     if words.is_empty() {
-        return Err(Error::Usage("--agent acp: needs a command".into()));
+        return Err(Error::Usage("the agent spec `acp:` needs a command".into()));
     }
     Ok(words)
 }

@@ -73,7 +73,7 @@ impl AgentSpec {
     pub fn parse(spec: &str) -> Result<AgentSpec> {
         let need = |what: &str| {
             Error::Usage(format!(
-                "--agent {what} needs a command, e.g. --agent '{what}./my-agent'"
+                "the agent spec `{what}` needs a command, e.g. `{what}./my-agent`"
             ))
         };
         if let Some(command) = spec.strip_prefix("exec:") {

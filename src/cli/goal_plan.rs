@@ -56,7 +56,9 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         gate_cache: true,
         sparse: false,
     };
-    let plan = crate::run::plan_goal(&opts, &Reporter::new(false)).await?;
+    let plan = crate::run::plan_goal(&opts, &Reporter::new(false))
+        .await
+        .map_err(super::as_flags)?;
     let json =
         serde_json::to_string_pretty(&plan).map_err(|e| Error::json("encoding the plan", e))?;
     match &args.out {

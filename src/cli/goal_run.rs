@@ -136,6 +136,8 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         sparse: args.sparse,
         budget: args.budget.into(),
     };
-    let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
+    let finished = run_goal(opts, Reporter::new(!args.no_progress))
+        .await
+        .map_err(super::as_flags)?;
     super::print_finished(&finished, args.json)
 }

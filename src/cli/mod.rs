@@ -104,6 +104,21 @@ impl From<BudgetArgs> for crate::run::Budget {
     }
 }
 
+/// A library error about a value the user gave by a flag, told in the
+/// flag's name.
+fn as_flags(e: crate::Error) -> crate::Error {
+    match e {
+        crate::Error::UnknownRev { rev, repo } => crate::Error::Usage(format!(
+            "--base `{rev}` does not name a commit in {}",
+            repo.display()
+        )),
+        crate::Error::Shard { glob, reason } => {
+            crate::Error::Usage(format!("--shard-by `{glob}` {reason}"))
+        }
+        e => e,
+    }
+}
+
 /// Runs the command line and renders any error once.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

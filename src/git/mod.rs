@@ -180,15 +180,12 @@ impl Repo {
         if rev == "HEAD" && repo.head().is_err() {
             return Err(Error::NoCommits(self.root.clone()));
         }
-        let object = repo.revparse_single(rev).map_err(|_| {
-            Error::Usage(format!(
-                "--base `{rev}` does not name a commit in {}",
-                self.root.display()
-            ))
-        })?;
-        let commit = object
-            .peel_to_commit()
-            .map_err(|_| Error::Usage(format!("--base `{rev}` does not name a commit")))?;
+        let unknown = || Error::UnknownRev {
+            rev: rev.to_string(),
+            repo: self.root.clone(),
+        };
+        let object = repo.revparse_single(rev).map_err(|_| unknown())?;
+        let commit = object.peel_to_commit().map_err(|_| unknown())?;
         Ok(commit.id().to_string())
     }
 

@@ -138,7 +138,10 @@ pub fn shard(goal: &str, glob: &str, n: usize, ctx: &RepoContext) -> Result<Plan
     let matcher = GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| Error::Usage(format!("--shard-by `{glob}` is not a valid glob: {e}")))?
+        .map_err(|e| Error::Shard {
+            glob: glob.to_string(),
+            reason: format!("is not a valid glob: {e}"),
+        })?
         .compile_matcher();
     let mut units: BTreeMap<String, (u64, bool)> = BTreeMap::new();
     for (path, _) in &ctx.files {
@@ -153,9 +156,10 @@ pub fn shard(goal: &str, glob: &str, n: usize, ctx: &RepoContext) -> Result<Plan
         }
     }
     if units.is_empty() {
-        return Err(Error::Usage(format!(
-            "--shard-by `{glob}` matches no tracked path"
-        )));
+        return Err(Error::Shard {
+            glob: glob.to_string(),
+            reason: "matches no tracked path".into(),
+        });
     }
     let shards = n.min(units.len());
     let mut order: Vec<(&String, &(u64, bool))> = units.iter().collect();

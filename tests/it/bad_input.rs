@@ -173,7 +173,11 @@ fn slice_counts_that_do_not_fit() {
     refused(&f, &args, "--slices must be at least 1");
     let mut args = run_args(plan, &agent);
     args.extend(["--slices", "1"]);
-    refused(&f, &args, "the plan has 2 slices but --slices is 1");
+    refused(
+        &f,
+        &args,
+        "the plan has 2 slices but at most 1 were asked for",
+    );
 }
 
 #[test]
