@@ -8,7 +8,7 @@
 //! scrubbed of secrets as a stream.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -113,26 +113,19 @@ impl Capture {
             ..
         } = self;
         drop(writer);
-        let joined = tokio::task::spawn_blocking(move || {
-            let waiter = std::thread::spawn(move || pump.join());
+        tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + DRAIN;
-            while !waiter.is_finished() && std::time::Instant::now() < deadline {
+            while !pump.is_finished() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             stop.store(true, Ordering::Relaxed);
-            waiter.join()
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?;
-        let kept = match joined {
-            Ok(Ok(Ok(kept))) => kept,
-            Ok(Ok(Err(e))) => return Err(Error::io(format!("capturing {}", path.display()), e)),
-            _ => return Err(Error::Task("the log pump panicked".into())),
-        };
-        let path2 = path.clone();
-        tokio::task::spawn_blocking(move || {
-            assemble(&path2, &kept)?;
-            crate::redact::redact_file(&path2)
+            let kept = match pump.join() {
+                Ok(Ok(kept)) => kept,
+                Ok(Err(e)) => return Err(Error::io(format!("capturing {}", path.display()), e)),
+                Err(_) => return Err(Error::Task("the log pump panicked".into())),
+            };
+            assemble(&path, &kept)?;
+            crate::redact::redact_file(&path)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
@@ -256,16 +249,11 @@ fn assemble(path: &Path, kept: &Kept) -> Result<()> {
     let mut copy = || -> std::io::Result<()> {
         log.write_all(marker.as_bytes())?;
         for (tail_file, _) in &kept.tails {
-            let mut f = File::open(tail_file)?;
-            f.rewind()?;
-            std::io::copy(&mut f, &mut log)?;
+            std::io::copy(&mut File::open(tail_file)?, &mut log)?;
         }
         log.flush()
     };
     copy().context(|| format!("writing {}", path.display()))?;
-    for (tail_file, _) in &kept.tails {
-        let _ = std::fs::remove_file(tail_file);
-    }
     for i in 0..2 {
         let _ = std::fs::remove_file(tail_path(path, i));
     }

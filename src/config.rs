@@ -198,7 +198,7 @@ impl Config {
     /// commit's, whatever the checkout holds — or detects gates from the
     /// files `commit` has.
     pub fn at_commit(repo: &crate::git::Repo, commit: &str) -> Result<Config> {
-        let short: String = commit.chars().take(10).collect();
+        let short = crate::util::short(commit);
         let path = PathBuf::from(format!(
             "{} (at {short})",
             repo.root.join(FILE_NAME).display()

@@ -207,7 +207,7 @@ impl Plan {
         }
         // Unknown and self dependencies are reported above; a cycle among
         // the rest is its own error.
-        if let Err(cycle) = self.order() {
+        if let Err(cycle) = self.order_positions() {
             errors.push(format!(
                 "depends_on: dependency cycle among {}; the dependencies must form a DAG",
                 cycle.join(", ")
@@ -220,6 +220,15 @@ impl Plan {
     ///
     /// Fails with the ids left on a cycle.
     pub fn order(&self) -> Result<Vec<String>, Vec<String>> {
+        let order = self.order_positions()?;
+        Ok(order
+            .into_iter()
+            .map(|i| self.slices[i].id.clone())
+            .collect())
+    }
+
+    /// [`Plan::order`] as the slices' positions in the plan.
+    pub fn order_positions(&self) -> Result<Vec<usize>, Vec<String>> {
         // Kahn's algorithm over an index of dependents; the ready slice that
         // comes first in the plan goes first. O((slices + edges) log slices).
         let position: HashMap<&str, usize> = self
@@ -245,7 +254,7 @@ impl Plan {
             .collect();
         let mut order = Vec::with_capacity(self.slices.len());
         while let Some(next) = ready.pop_first() {
-            order.push(self.slices[next].id.clone());
+            order.push(next);
             for &i in &dependents[next] {
                 indegree[i] -= 1;
                 if indegree[i] == 0 {

@@ -81,20 +81,9 @@ impl GoalState {
                             .enumerate()
                             .map(|(i, s)| (s.id.clone(), i))
                             .collect(),
-                        order: match plan.order() {
-                            Ok(ids) => {
-                                let at: std::collections::HashMap<&str, usize> = plan
-                                    .slices
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(i, s)| (s.id.as_str(), i))
-                                    .collect();
-                                ids.iter()
-                                    .filter_map(|id| at.get(id.as_str()).copied())
-                                    .collect()
-                            }
-                            Err(_) => (0..plan.slices.len()).collect(),
-                        },
+                        order: plan
+                            .order_positions()
+                            .unwrap_or_else(|_| (0..plan.slices.len()).collect()),
                     },
                 };
             }
@@ -361,12 +350,7 @@ impl GoalState {
                         s.status = SliceStatus::Merging;
                     }
                 }
-                let failed = self
-                    .integration
-                    .gates
-                    .iter()
-                    .rev()
-                    .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
+                let failed = self.integration.last_failure(gate, tree);
                 let log = failed
                     .map(|g| format!("; log: {}", g.log.display()))
                     .unwrap_or_default();

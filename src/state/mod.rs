@@ -184,16 +184,27 @@ impl Integration {
             .map_or(self.commit.as_str(), |l| l.commit.as_str())
     }
 
+    /// The latest result of integration gate `gate` on `tree`.
+    pub fn last_result(&self, gate: &str, tree: &str) -> Option<&GateResult> {
+        self.gates
+            .iter()
+            .rev()
+            .find(|r| r.name == gate && r.tree == tree)
+    }
+
+    /// The latest failure of integration gate `gate` on `tree`.
+    pub fn last_failure(&self, gate: &str, tree: &str) -> Option<&GateResult> {
+        self.gates
+            .iter()
+            .rev()
+            .find(|r| r.name == gate && r.tree == tree && !r.passed)
+    }
+
     /// What the gates named `gates` said of `tree`, by each gate's latest result.
     pub fn verdict_on(&self, tree: &str, gates: &[GateSpec]) -> TreeVerdict {
         let mut all = true;
         for gate in gates {
-            let last = self
-                .gates
-                .iter()
-                .rev()
-                .find(|r| r.name == gate.name && r.tree == tree);
-            match last {
+            match self.last_result(&gate.name, tree) {
                 Some(r) if !r.passed => return TreeVerdict::Failed,
                 Some(_) => {}
                 None => all = false,
@@ -436,13 +447,10 @@ impl GoalState {
             );
         }
         for gate in self.integration_gates() {
-            let result = self
+            match self
                 .integration
-                .gates
-                .iter()
-                .rev()
-                .find(|r| r.name == gate.name && r.tree == self.integration.tree);
-            match result {
+                .last_result(&gate.name, &self.integration.tree)
+            {
                 Some(r) if r.passed => {}
                 Some(r) => {
                     return (

@@ -51,13 +51,7 @@ impl SupervisorState {
                 committed,
             ),
             RetryCause::Integration { gate, tree } => {
-                let result = self
-                    .state
-                    .integration
-                    .gates
-                    .iter()
-                    .rev()
-                    .find(|g| &g.name == gate && &g.tree == tree && !g.passed);
+                let result = self.state.integration.last_failure(gate, tree);
                 (
                     format!(
                         "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed {}\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",

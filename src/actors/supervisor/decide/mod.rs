@@ -440,12 +440,8 @@ impl Decider {
                 return vec![test(&tip.commit, &tip.tree)];
             }
             // A retried goal whose gates were changed: the branch is judged again.
-            let settled = state.slices_settled()
-                && !state
-                    .slices
-                    .iter()
-                    .any(|s| s.status == SliceStatus::Merging);
-            if settled
+            // (A merging slice is not settled.)
+            if state.slices_settled()
                 && !i.order.is_empty()
                 && i.verdict_on(&i.tree, &gates) == TreeVerdict::Unknown
             {
@@ -466,10 +462,7 @@ impl Decider {
         let gate = gates
             .iter()
             .find(|g| {
-                i.gates
-                    .iter()
-                    .rev()
-                    .find(|r| r.name == g.name && r.tree == culprit.tree)
+                i.last_result(&g.name, &culprit.tree)
                     .is_some_and(|r| !r.passed)
             })
             .map(|g| g.name.clone())
@@ -610,7 +603,7 @@ impl Decider {
 
 /// Why a goal whose base fails its slice gates is blocked, and how to go on.
 fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String {
-    let short: String = state.base_commit.chars().take(10).collect();
+    let short = crate::util::short(&state.base_commit);
     let Some(g) = gates.iter().find(|g| !g.passed) else {
         return format!("the base commit {short} fails its slice gates; no agent was started");
     };
