@@ -119,6 +119,10 @@ pub enum Error {
     #[error("agent: {0}")]
     AgentIo(String),
 
+    /// A delivery cannot start: every reason, found before anything is pushed.
+    #[error("cannot deliver:\n{}", bullet_list(&.0.iter().map(ToString::to_string).collect::<Vec<_>>()))]
+    Deliver(Vec<crate::deliver::DeliverError>),
+
     /// A process asked to stop did not within the wait.
     #[error("process {pid} did not stop within {wait}; it still holds goal {goal}")]
     StillRunning {
@@ -141,7 +145,8 @@ impl Error {
             | Error::Shard { .. }
             | Error::UnknownGoal(_)
             | Error::AmbiguousGoal { .. }
-            | Error::Busy { .. } => 2,
+            | Error::Busy { .. }
+            | Error::Deliver(_) => 2,
             Error::Git(_)
             | Error::GitCommand { .. }
             | Error::Io { .. }

@@ -15,6 +15,7 @@ pub mod agent;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod error;
 pub mod fault;
 pub mod gate;
@@ -31,5 +32,6 @@ pub mod sandbox;
 pub mod state;
 pub mod store;
 pub mod util;
+pub mod verify;
 
 pub use error::{Error, Result};

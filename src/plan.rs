@@ -292,6 +292,11 @@ pub fn check_slice_id(id: &str) -> Result<(), String> {
     if id == INTEGRATION {
         return Err(format!("`{id}` is reserved for the integration branch"));
     }
+    if id == crate::git::conventions::SQUASH {
+        return Err(format!(
+            "`{id}` is reserved for the squashed delivery's branch"
+        ));
+    }
     Ok(())
 }
 

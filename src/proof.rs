@@ -4,8 +4,19 @@
 
 use std::fmt::Write;
 
+use crate::git::Repo;
 use crate::state::{GoalState, GoalStatus};
-use crate::util::short;
+use crate::util::{count, short};
+
+/// Writes the goal's proof file: its state, scrubbed, replacing the last
+/// atomically.
+pub fn write(goal: &crate::store::GoalDir, state: &GoalState) -> crate::Result<()> {
+    let encode = |e: serde_json::Error| crate::Error::json("encoding proof", e);
+    let mut proof = serde_json::to_value(state).map_err(encode)?;
+    crate::redact::redact_json(&mut proof);
+    let proof = serde_json::to_vec_pretty(&proof).map_err(encode)?;
+    crate::util::write_atomic(&goal.proof(), &proof)
+}
 
 fn gate_line(g: &crate::gate::GateResult) -> String {
     format!(
@@ -30,6 +41,21 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  {}", l.replace("```", "`\u{200b}``")))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// What a delivery did, in a line: `delivered (pr): …` or `not delivered (push): …`.
+pub fn delivery_line(d: &crate::state::Delivery) -> String {
+    let mut line = match d.delivered {
+        true => format!("delivered ({}): {}", d.to, d.reason),
+        false => format!("not delivered ({}) to {}: {}", d.to, d.branch, d.reason),
+    };
+    if let Some(proof) = &d.proof_ref {
+        line += &format!("\nproof pushed as {proof}");
+    }
+    if let Some(squash) = &d.squash_commit {
+        line += &format!("\nsquashed into {}", short(squash));
+    }
+    line
 }
 
 /// A readable summary for a terminal.
@@ -61,7 +87,7 @@ pub fn text(s: &GoalState) -> String {
                 out,
                 "  commit {} ({})",
                 short(c),
-                crate::util::count(sl.changed_files.len(), "file")
+                count(sl.changed_files.len(), "file")
             );
         }
         let _ = writeln!(out);
@@ -92,29 +118,44 @@ pub fn text(s: &GoalState) -> String {
         let _ = writeln!(out, "  {}", gate_line(g));
     }
     if let Some(d) = &s.delivery {
-        let _ = writeln!(out, "delivery to {}: {}", d.branch, d.reason);
+        let _ = writeln!(out, "{}", delivery_line(d));
     }
     out
 }
 
-/// Markdown ready to paste as a pull-request body.
-pub fn markdown(s: &GoalState) -> String {
+/// How many changed files a slice lists before they are folded away.
+const FILES_SHOWN: usize = 10;
+
+/// Markdown ready to paste as a pull-request body: it names no path of the
+/// machine that ran the goal, and its commands work on any clone that
+/// fetched the goal's branch and proof from `remote`. With `repo`, each
+/// slice's diffstat is shown.
+pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
     let mut out = String::new();
+    let portable = |text: &str| portable(text, s);
     let badge = match s.status {
         GoalStatus::Ready => "✅ ready",
         GoalStatus::Running => "⏳ running",
         _ => "❌ not ready",
     };
-    let _ = writeln!(out, "## {}\n", s.goal);
+    let _ = writeln!(out, "## {}\n", s.goal.lines().next().unwrap_or_default());
     let _ = writeln!(out, "**Status:** {badge} (`{}`)", s.status);
     if let Some(r) = &s.reason {
-        let _ = writeln!(out, "\n> {r}");
+        let _ = writeln!(out, "\n> {}", portable(r));
     }
+    let base = match &s.base_ref {
+        Some(b) => format!(
+            "`{}` at `{}`",
+            b.trim_start_matches("refs/heads/"),
+            short(&s.base_commit)
+        ),
+        None => format!("`{}`", short(&s.base_commit)),
+    };
     let _ = writeln!(
         out,
-        "\nGoal `{}` · base `{}` · integration branch `{}` at `{}` (tree `{}`)\n",
+        "\nGoal `{}` · {} · base {base} · integration branch `{}` at `{}` (tree `{}`)\n",
         s.goal_id,
-        short(&s.base_commit),
+        count(s.slices.len(), "slice"),
         s.integration.branch,
         short(&s.integration.commit),
         short(&s.integration.tree)
@@ -122,32 +163,54 @@ pub fn markdown(s: &GoalState) -> String {
     let _ = writeln!(out, "### Slices\n");
     let _ = writeln!(
         out,
-        "| slice | status | attempts | commit | files | gates |"
+        "| slice | title | status | attempts | changes | gates |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for sl in &s.slices {
         let gates = sl
             .gates
             .iter()
-            .map(|g| {
-                let cached = if g.cached { " (cached)" } else { "" };
-                format!("{} {}{cached}", if g.passed { "✓" } else { "✗" }, g.name)
-            })
+            .map(gate_mark)
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {} | {} |",
             sl.id,
+            cell(&sl.title),
             sl.status,
             sl.attempts,
-            sl.commit
-                .as_deref()
-                .map(|c| format!("`{}`", short(c)))
-                .unwrap_or_default(),
-            sl.changed_files.len(),
+            changes(sl, repo),
             gates
         );
+    }
+    let _ = writeln!(out);
+    let plan = s.settings.plan.as_ref();
+    for sl in &s.slices {
+        let prompt = plan
+            .and_then(|p| p.slices.iter().find(|p| p.id == sl.id))
+            .map(|p| p.prompt.trim())
+            .filter(|p| !p.is_empty());
+        if prompt.is_none() && sl.changed_files.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code>: {}</summary>\n",
+            sl.id,
+            crate::util::count(sl.changed_files.len(), "changed file")
+        );
+        if let Some(prompt) = prompt {
+            let _ = writeln!(out, "Task:\n\n```\n{}\n```\n", defuse(prompt));
+        }
+        let shown = sl.changed_files.iter().take(FILES_SHOWN);
+        for f in shown {
+            let _ = writeln!(out, "- <code>{}</code>", cell(f));
+        }
+        if sl.changed_files.len() > FILES_SHOWN {
+            let _ = writeln!(out, "- … and {} more", sl.changed_files.len() - FILES_SHOWN);
+        }
+        let _ = writeln!(out, "\n</details>\n");
     }
     let failures: Vec<_> = s
         .slices
@@ -155,13 +218,15 @@ pub fn markdown(s: &GoalState) -> String {
         .filter_map(|sl| sl.reason.as_ref().map(|r| (sl, r)))
         .collect();
     if !failures.is_empty() {
-        let _ = writeln!(out, "\n### Problems\n");
+        let _ = writeln!(out, "### Problems\n");
         for (sl, r) in failures {
-            let _ = writeln!(out, "- `{}`: {r}", sl.id);
+            let _ = writeln!(out, "- `{}`: {}", sl.id, portable(r));
             if let Some(excerpt) = sl.excerpt() {
-                let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(excerpt.trim_end()));
+                let excerpt = portable(excerpt.trim_end());
+                let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(&excerpt));
             }
         }
+        let _ = writeln!(out);
     }
     let retried: Vec<_> = s
         .slices
@@ -169,30 +234,151 @@ pub fn markdown(s: &GoalState) -> String {
         .filter(|sl| sl.attempt_history.len() > 1)
         .collect();
     if !retried.is_empty() {
-        let _ = writeln!(out, "\n### Attempts\n");
+        let _ = writeln!(out, "### Attempts\n");
         for sl in retried {
             let _ = writeln!(out, "- `{}`:", sl.id);
             for a in &sl.attempt_history {
                 let why = a
                     .reason
                     .as_deref()
-                    .map(|r| format!(": {r}"))
+                    .map(|r| format!(": {}", portable(r)))
                     .unwrap_or_default();
                 let _ = writeln!(out, "  {}. {}{why}", a.attempt, a.status);
             }
         }
+        let _ = writeln!(out);
     }
-    let _ = writeln!(out, "\n### Integration gates\n");
-    if s.integration.gates.is_empty() {
-        let _ = writeln!(out, "_none ran_");
-    }
-    for g in &s.integration.gates {
-        let _ = writeln!(out, "- {}", gate_line(g));
-    }
+    let i = &s.integration;
+    let _ = writeln!(out, "### Integration\n");
     let _ = writeln!(
         out,
-        "\n<sub>Proof: `omk goal proof {} --json` · check it: `omk goal replay {} --verify`</sub>",
-        s.goal_id, s.goal_id
+        "Merged in this order: {}; tree `{}`.\n",
+        if i.order.is_empty() {
+            "nothing".to_string()
+        } else {
+            i.order
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(" → ")
+        },
+        i.tree
+    );
+    if i.gates.is_empty() {
+        let _ = writeln!(out, "_No integration gate ran._");
+    }
+    for g in &i.gates {
+        let _ = writeln!(out, "- {}", gate_line(g));
+    }
+    let u = &s.usage;
+    if u.tokens_in.is_some() || u.tokens_out.is_some() || u.usd.is_some() {
+        let _ = writeln!(out, "\n### Usage\n");
+        let _ = writeln!(
+            out,
+            "{} tokens in, {} out{}",
+            u.tokens_in.unwrap_or(0),
+            u.tokens_out.unwrap_or(0),
+            u.usd.map(|d| format!(", ${d:.2}")).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "\n### Verify it yourself\n");
+    let _ = writeln!(
+        out,
+        "In any clone, fetch the goal's branch and proof, then re-derive the integration tree from the recorded slice commits:\n"
+    );
+    let _ = writeln!(
+        out,
+        "```\ngit fetch {remote} '{}*:{}*' {}\nomk goal verify {}\n```",
+        crate::git::conventions::PROOFS,
+        crate::git::conventions::PROOFS,
+        i.branch,
+        s.goal_id
     );
     out
+}
+
+/// A slice's changes in a table cell: files, and lines when `repo` has them.
+fn changes(sl: &crate::state::SliceState, repo: Option<&Repo>) -> String {
+    let files = count(sl.changed_files.len(), "file");
+    let stat = repo
+        .zip(sl.start_commit.as_deref().zip(sl.commit.as_deref()))
+        .and_then(|(repo, (from, to))| repo.diff_stat(from, to).ok());
+    match stat {
+        Some((added, removed)) => format!("{files}, +{added} −{removed}"),
+        None => files,
+    }
+}
+
+/// `✓ name`, `✗ name` or `✓ name (cached)`.
+fn gate_mark(g: &crate::gate::GateResult) -> String {
+    let cached = if g.cached { " (cached)" } else { "" };
+    format!("{} {}{cached}", if g.passed { "✓" } else { "✗" }, g.name)
+}
+
+/// Agent-written text (a title, a path) as plain text in Markdown: no
+/// markup, no HTML, no cell break.
+fn cell(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "&#124;")
+        .replace('`', "&#96;")
+        .replace('\n', " ")
+}
+
+/// Text safe inside a fenced block.
+fn defuse(text: &str) -> String {
+    text.replace("```", "`\u{200b}``")
+}
+
+/// `text` without the machine's own paths: a goal's files are named from
+/// its directory (`logs/…`), the repository is "the repository".
+fn portable(text: &str, s: &GoalState) -> String {
+    let marker = format!("/goals/{}/", s.goal_id);
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match word.find(&marker) {
+            Some(at) if word.starts_with('/') => out.push_str(&word[at + marker.len()..]),
+            _ => out.push_str(word),
+        }
+    }
+    let root = s.repository.display().to_string();
+    if root.len() > 1 {
+        out = out.replace(&root, "<repository>");
+    }
+    // Worktree paths in gate output (`…/pool/slot-3/src/x.py`).
+    match crate::store::home() {
+        Ok(home) if home.as_os_str().len() > 1 => {
+            out.replace(&*home.to_string_lossy(), "$OMK_HOME")
+        }
+        _ => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_markdown_names_no_path_of_the_machine_and_renders_no_agent_markup() {
+        let s = GoalState {
+            goal_id: "g1".into(),
+            repository: "/home/me/repo".into(),
+            ..GoalState::default()
+        };
+        assert_eq!(
+            portable(
+                "gate `t` failed; log: /home/me/.local/state/omk/repos/r-1/goals/g1/logs/a/gate-t.log in /home/me/repo/src",
+                &s
+            ),
+            "gate `t` failed; log: logs/a/gate-t.log in <repository>/src"
+        );
+        assert_eq!(
+            cell("<img src=x> | `x`\nnext"),
+            "&lt;img src=x&gt; &#124; &#96;x&#96; next"
+        );
+    }
 }

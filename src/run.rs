@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::plan::Plan;
 use crate::report::Reporter;
-use crate::state::{Deliver, GoalState, GoalStatus, Limits, SliceStatus};
+use crate::state::{Deliver, DeliverOptions, GoalState, GoalStatus, Limits, SliceStatus};
 use crate::store::events::{EventBody, EventLog, Raised};
 use crate::store::{GoalDir, GoalLock, Store};
 
@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub gate_cpus: Option<usize>,
     /// `--deliver`.
     pub deliver: Deliver,
+    /// `--squash`, `--draft`, `--remote`.
+    pub deliver_options: DeliverOptions,
     /// `--allow-no-gates`.
     pub allow_no_gates: bool,
     /// `--slice-timeout`; default from `omk.toml`.
@@ -129,6 +131,15 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let repo = Repo::discover(&opts.dir)?;
     let base_commit = repo.resolve_commit(&opts.base)?;
     check_branch_namespace(&repo)?;
+    let base_ref = repo.branch_of(&opts.base)?;
+    let delivery = crate::deliver::Request {
+        to: opts.deliver,
+        options: opts.deliver_options.clone(),
+        partial: false,
+    };
+    if delivery.is_needed() {
+        crate::deliver::prepare(&repo, base_ref.as_deref(), &delivery)?;
+    }
     let config = Config::at_commit(&repo, &base_commit)?;
     let store = Store::for_repo(&repo)?;
     check_sandbox(opts.require_sandbox, &reporter)?;
@@ -227,7 +238,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         repository: repo.root.clone(),
         base_tree: repo.tree_of(&base_commit)?,
         base_commit,
-        base_ref: repo.branch_of(&opts.base)?,
+        base_ref,
         integration_branch,
         plan,
         agent: agent.to_string(),
@@ -236,6 +247,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         max_attempts: opts.max_attempts.unwrap_or(config.max_attempts),
         concurrency,
         deliver: opts.deliver,
+        deliver_options: opts.deliver_options.clone(),
         limits,
     };
     drive(
@@ -248,6 +260,27 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         lock,
     )
     .await
+}
+
+/// Delivers a goal that ended `ready` as it was asked to when it started.
+/// A delivery that cannot start now (the token is gone) is recorded as not
+/// delivered, with the reason; the goal stays `ready`.
+fn deliver_ready(repo: &Repo, goal: &GoalDir, mut state: GoalState) -> Result<GoalState> {
+    let request = crate::deliver::Request {
+        to: state.settings.deliver,
+        options: state.settings.deliver_options.clone(),
+        partial: false,
+    };
+    if state.status != GoalStatus::Ready || !request.is_needed() {
+        return Ok(state);
+    }
+    match crate::deliver::prepare_for(repo, &state, &request) {
+        Ok(route) => {
+            crate::deliver::deliver(repo, goal, &mut state, &request, &route)?;
+        }
+        Err(e) => crate::deliver::refused(goal, &mut state, &request, &e)?,
+    }
+    Ok(state)
 }
 
 /// Makes the plan a run asks for, without running it (`omk goal plan`).
@@ -414,7 +447,7 @@ async fn drive(
 ) -> Result<Finished> {
     let (done, finished) = tokio::sync::oneshot::channel();
     let args = SupervisorArgs {
-        repo,
+        repo: repo.clone(),
         store,
         goal: goal.clone(),
         start,
@@ -463,6 +496,7 @@ async fn drive(
             goal.events().display()
         ))
     })?;
+    let state = deliver_ready(&repo, &goal, state)?;
     drop(lock);
     Ok(Finished {
         state,

@@ -14,6 +14,14 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// `text` cut to at most `max` characters, with `…` where it was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// The machine's cores, as the scheduler lets this process use them.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -16,7 +16,7 @@ pub struct Args {
     /// Clean every goal of this repository.
     #[arg(long)]
     all: bool,
-    /// Also delete the integration branch.
+    /// Also delete the integration branch (and the squashed delivery's).
     #[arg(long)]
     integration: bool,
 }
@@ -41,8 +41,8 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         })?;
         let mut deleted = Vec::new();
         for branch in repo.branches_under(&conventions::goal_prefix(&id))? {
-            let integration = conventions::is_integration_branch(&branch);
-            if (!integration || args.integration) && repo.delete_branch(&branch)? {
+            let result = conventions::is_result_branch(&branch);
+            if (!result || args.integration) && repo.delete_branch(&branch)? {
                 deleted.push(branch);
             }
         }

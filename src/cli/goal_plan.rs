@@ -46,6 +46,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         gate_concurrency: None,
         gate_cpus: None,
         deliver: Default::default(),
+        deliver_options: Default::default(),
         allow_no_gates: false,
         slice_timeout: None,
         max_attempts: None,

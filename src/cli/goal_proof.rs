@@ -22,7 +22,13 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     if args.json {
         super::print_json(&state)?;
     } else if args.markdown {
-        print!("{}", crate::proof::markdown(&state));
+        let repo = crate::git::Repo::discover(dir)?;
+        let remote = state
+            .delivery
+            .as_ref()
+            .and_then(|d| d.remote.as_deref())
+            .unwrap_or("origin");
+        print!("{}", crate::proof::markdown(&state, Some(&repo), remote));
     } else {
         print!("{}", crate::proof::text(&state));
     }

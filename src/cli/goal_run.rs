@@ -50,7 +50,10 @@ pub struct Args {
     max_attempts: Option<u32>,
     #[command(flatten)]
     budget: super::BudgetArgs,
-    /// Where the result goes: leave it on the integration branch, or also fast-forward the base branch.
+    #[command(flatten)]
+    delivery: super::DeliveryArgs,
+    /// Where the result goes: leave it on the integration branch, fast-forward the base branch,
+    /// push it with its proof, or open a GitHub pull request.
     #[arg(long, value_enum, default_value_t = Deliver::Branch)]
     deliver: Deliver,
     /// Let the goal end ready when no gate is configured or detected.
@@ -103,6 +106,7 @@ fn check(args: &Args) -> Result<()> {
     {
         errors.push("--budget-usd must be more than 0".into());
     }
+    errors.extend(args.delivery.check(args.deliver));
     if args.budget.budget_tokens == Some(0) {
         errors.push("--budget-tokens must be at least 1".into());
     }
@@ -126,6 +130,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         gate_concurrency: args.gate_concurrency,
         gate_cpus: args.gate_cpus,
         deliver: args.deliver,
+        deliver_options: args.delivery.options(),
         allow_no_gates: args.allow_no_gates,
         slice_timeout: args.slice_timeout,
         max_attempts: args.max_attempts,

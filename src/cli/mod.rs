@@ -4,6 +4,7 @@ mod demo;
 mod doctor;
 mod goal_cancel;
 mod goal_clean;
+mod goal_deliver;
 mod goal_list;
 mod goal_plan;
 mod goal_proof;
@@ -12,6 +13,7 @@ mod goal_resume;
 mod goal_retry;
 mod goal_run;
 mod goal_status;
+mod goal_verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +72,10 @@ enum GoalCommand {
     Cancel(goal_cancel::Args),
     /// Remove the worktrees and branches a goal created.
     Clean(goal_clean::Args),
+    /// Deliver a finished goal: to its branch, the base branch, a remote, or a pull request.
+    Deliver(goal_deliver::Args),
+    /// Check a goal's proof, pushed as refs/omk/proofs/<id> or local, on any clone.
+    Verify(goal_verify::Args),
 }
 
 /// Which goal a command is about.
@@ -115,6 +121,19 @@ fn as_flags(e: crate::Error) -> crate::Error {
         crate::Error::Shard { glob, reason } => {
             crate::Error::Usage(format!("--shard-by `{glob}` {reason}"))
         }
+        crate::Error::Deliver(errors) => {
+            use crate::deliver::DeliverError;
+            let hint = |e: &DeliverError| match e {
+                DeliverError::NoRemote(_) => format!("{e}, or pass --remote NAME"),
+                DeliverError::NotReady { .. } => {
+                    format!("{e}; pass --partial to deliver the slices that merged")
+                }
+                DeliverError::BaseNotBranch(_) => format!("{e}; pass --base BRANCH"),
+                _ => e.to_string(),
+            };
+            let lines: Vec<String> = errors.iter().map(|e| format!("  - {}", hint(e))).collect();
+            crate::Error::Usage(format!("cannot deliver:\n{}", lines.join("\n")))
+        }
         e => e,
     }
 }
@@ -152,6 +171,8 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Retry(a)) => goal_retry::run(&dir, a).await,
             Command::Goal(GoalCommand::Cancel(a)) => goal_cancel::run(&dir, a).await,
             Command::Goal(GoalCommand::Clean(a)) => goal_clean::run(&dir, a),
+            Command::Goal(GoalCommand::Deliver(a)) => goal_deliver::run(&dir, a),
+            Command::Goal(GoalCommand::Verify(a)) => goal_verify::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,
             Command::Doctor(a) => doctor::run(&dir, a),
         }
@@ -177,6 +198,7 @@ impl Command {
                         | GoalCommand::List(_)
                         | GoalCommand::Proof(_)
                         | GoalCommand::Replay(_)
+                        | GoalCommand::Verify(_)
                 )
         )
     }
@@ -191,13 +213,58 @@ fn quiet_on_closed_pipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
-/// The exit code for a finished goal, per the contract: 0 when ready, 130
-/// when cancelled (as a cancelled command exits), 1 otherwise.
+/// The exit code for a finished goal, per the contract: 0 when ready (and
+/// delivered, when a delivery was asked for), 130 when cancelled (as a
+/// cancelled command exits), 1 otherwise.
 fn goal_exit_code(state: &GoalState) -> u8 {
+    let undelivered = state.delivery.as_ref().is_some_and(|d| !d.delivered);
     match state.status {
+        crate::state::GoalStatus::Ready if undelivered => 1,
         crate::state::GoalStatus::Ready => 0,
         crate::state::GoalStatus::Cancelled => 130,
         _ => 1,
+    }
+}
+
+/// How a result is delivered, for `goal run` and `goal deliver`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryArgs {
+    /// Deliver one commit on top of the base with the integration tree (the merge history
+    /// stays on the integration branch).
+    #[arg(long)]
+    squash: bool,
+    /// Open the pull request as a draft.
+    #[arg(long)]
+    draft: bool,
+    /// The remote to push to [default: the base branch's upstream remote, else origin].
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+}
+
+impl DeliveryArgs {
+    fn options(&self) -> crate::state::DeliverOptions {
+        crate::state::DeliverOptions {
+            squash: self.squash,
+            draft: self.draft,
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// The flags that mean nothing with this delivery, each said.
+    fn check(&self, to: crate::state::Deliver) -> Vec<String> {
+        use crate::state::Deliver;
+        let mut errors = Vec::new();
+        if self.draft && to != Deliver::Pr {
+            errors.push(format!(
+                "--draft is for pull requests; it means nothing with `{to}` (use `pr`)"
+            ));
+        }
+        if self.remote.is_some() && !matches!(to, Deliver::Push | Deliver::Pr) {
+            errors.push(format!(
+                "--remote is for `push` and `pr`; `{to}` pushes nothing"
+            ));
+        }
+        errors
     }
 }
 

@@ -29,6 +29,52 @@ pub fn integration_branch(goal_id: &str) -> String {
     format!("{}{INTEGRATION}", goal_prefix(goal_id))
 }
 
+/// The last part of the branch a squashed delivery is written to.
+pub const SQUASH: &str = "squash";
+
+/// The branch holding a goal's squashed delivery: one commit on the base.
+pub fn squash_branch(goal_id: &str) -> String {
+    format!("{}{SQUASH}", goal_prefix(goal_id))
+}
+
+/// Where a goal's proof travels: a commit whose tree holds the event log
+/// and the proof, pushed beside the integration branch.
+pub const PROOFS: &str = "refs/omk/proofs/";
+
+/// The ref of goal `goal_id`'s proof.
+pub fn proof_ref(goal_id: &str) -> String {
+    format!("{PROOFS}{goal_id}")
+}
+
+/// The files of a proof commit.
+pub const PROOF_LOG: &str = "events.jsonl";
+/// The proof file of a proof commit.
+pub const PROOF_FILE: &str = "proof.json";
+
+/// The message of a squashed delivery: the goal, then a line per slice.
+pub fn squash_message(
+    goal_id: &str,
+    goal: &str,
+    slices: &[(String, String)],
+    integration: &str,
+) -> String {
+    let mut message = format!("{goal}\n\n");
+    for (id, title) in slices {
+        match title.is_empty() {
+            true => message += &format!("- {id}\n"),
+            false => message += &format!("- {id}: {title}\n"),
+        }
+    }
+    message + &format!("\nOmk-Goal: {goal_id}\nOmk-Integration: {integration}\n")
+}
+
+/// Whether `branch` holds some goal's result: its integration branch, or
+/// its squashed delivery.
+pub fn is_result_branch(branch: &str) -> bool {
+    is_integration_branch(branch)
+        || (is_omk_branch(branch) && branch.ends_with(&format!("/{SQUASH}")))
+}
+
 /// Whether `branch` is some goal's integration branch.
 pub fn is_integration_branch(branch: &str) -> bool {
     is_omk_branch(branch) && branch.ends_with(&format!("/{INTEGRATION}"))
@@ -77,6 +123,8 @@ mod tests {
         assert_eq!(integration_branch("g1"), "omk/g1/integration");
         assert!(is_integration_branch("omk/g1/integration"));
         assert!(!is_integration_branch("omk/g1/api"));
+        assert!(is_result_branch("omk/g1/squash") && is_result_branch("omk/g1/integration"));
+        assert!(!is_result_branch("omk/g1/api"));
         assert_eq!(goal_of("omk/g1/api"), Some("g1"));
         assert_eq!(goal_of("main"), None);
         let m = slice_message("g1", "api", "", 2);

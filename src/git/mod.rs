@@ -19,9 +19,11 @@
 pub mod conventions;
 mod links;
 mod merge;
+mod remote;
 mod slot;
 
 pub use merge::{Merge, Merged};
+pub use remote::{PushStatus, Pushed};
 
 pub use slot::Slot;
 
@@ -481,6 +483,15 @@ impl Repo {
         let a = repo.find_commit(Oid::from_str(from)?)?.tree()?;
         let b = repo.find_commit(Oid::from_str(to)?)?.tree()?;
         changed_between(&repo, &a, &b)
+    }
+
+    /// Lines added and removed between two commits.
+    pub fn diff_stat(&self, from: &str, to: &str) -> Result<(usize, usize)> {
+        let repo = self.open()?;
+        let a = repo.find_commit(Oid::from_str(from)?)?.tree()?;
+        let b = repo.find_commit(Oid::from_str(to)?)?.tree()?;
+        let stats = repo.diff_tree_to_tree(Some(&a), Some(&b), None)?.stats()?;
+        Ok((stats.insertions(), stats.deletions()))
     }
 
     /// Removes the lock of an omk branch left by a process that died while

@@ -204,17 +204,7 @@ pub fn describe(body: &EventBody) -> String {
             }
             s
         }
-        EventBody::Delivery {
-            branch,
-            delivered,
-            reason,
-        } => {
-            if *delivered {
-                format!("delivered: {branch} fast-forwarded")
-            } else {
-                format!("not delivered to {branch}: {reason}")
-            }
-        }
+        EventBody::Delivery(d) => crate::proof::delivery_line(d).replace('\n', "; "),
         EventBody::GoalFinished { status, reason } => match reason {
             Some(r) => format!("goal finished: {status} — {r}"),
             None => format!("goal finished: {status}"),

@@ -31,6 +31,7 @@ impl GoalState {
                 max_attempts,
                 concurrency,
                 deliver,
+                deliver_options,
                 limits,
             } => {
                 *self = GoalState {
@@ -74,6 +75,7 @@ impl GoalState {
                         max_attempts: *max_attempts,
                         concurrency: *concurrency,
                         deliver: *deliver,
+                        deliver_options: deliver_options.clone(),
                         base_tree: base_tree.clone(),
                         index: plan
                             .slices
@@ -368,17 +370,7 @@ impl GoalState {
                     s.note_excerpt(excerpt);
                 }
             }
-            EventBody::Delivery {
-                branch,
-                delivered,
-                reason,
-            } => {
-                self.delivery = Some(Delivery {
-                    branch: branch.clone(),
-                    delivered: *delivered,
-                    reason: reason.clone(),
-                });
-            }
+            EventBody::Delivery(delivery) => self.delivery = Some(delivery.clone()),
             EventBody::GoalResumed { raised, .. } => {
                 if let Some(n) = raised.max_attempts {
                     self.settings.max_attempts = n;

@@ -15,7 +15,9 @@ use crate::plan::{Plan, SliceSpec};
 mod fold;
 #[cfg(test)]
 mod tests;
-pub use crate::store::kinds::{Deliver, GoalStatus, Limits, SliceStatus};
+pub use crate::store::kinds::{
+    Deliver, DeliverOptions, Delivery, GoalStatus, Limits, PullRequest, PushedRef, SliceStatus,
+};
 
 /// One slice's state; in the proof, one entry of `slices`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -217,14 +219,6 @@ impl Integration {
     }
 }
 
-/// The result of `--deliver ff`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub branch: String,
-    pub delivered: bool,
-    pub reason: String,
-}
-
 /// Settings fixed when the goal started; not part of the proof.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
@@ -235,6 +229,7 @@ pub struct Settings {
     pub max_attempts: u32,
     pub concurrency: usize,
     pub deliver: Deliver,
+    pub deliver_options: DeliverOptions,
     pub base_tree: String,
     /// Each slice's position in `GoalState::slices` and the plan, so a
     /// lookup by id costs O(1) on a goal of thousands of slices.

@@ -13,6 +13,90 @@ pub enum Deliver {
     Branch,
     /// Also fast-forward the base branch, if it has not moved and is not checked out.
     Ff,
+    /// Push the integration branch and the proof to a remote.
+    Push,
+    /// Push, then open or update a GitHub pull request into the base branch.
+    Pr,
+}
+
+/// How a goal's result is delivered, besides where (`--squash`, `--draft`,
+/// `--remote`), fixed when the goal starts so that a resumed goal delivers
+/// as asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverOptions {
+    /// Deliver one commit on top of the base with the integration tree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub squash: bool,
+    /// Open the pull request as a draft.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draft: bool,
+    /// The remote to push to; default the base branch's upstream, else `origin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+impl DeliverOptions {
+    /// Whether nothing but the defaults is asked (left out of the log).
+    pub fn is_default(&self) -> bool {
+        *self == DeliverOptions::default()
+    }
+}
+
+/// What a delivery did, or why it did not (the `delivery` event, and the
+/// proof's `delivery`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// How it was delivered (absent in logs of older versions: `ff`).
+    #[serde(default = "ff")]
+    pub to: Deliver,
+    /// The branch it was delivered to: the base branch for `ff`, the pushed
+    /// branch for `push` and `pr`, the local branch for `branch`.
+    pub branch: String,
+    /// Whether it happened.
+    pub delivered: bool,
+    /// What happened, or why not, in a sentence.
+    pub reason: String,
+    /// The remote pushed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// The refs pushed, each with the commit it was pushed at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<PushedRef>,
+    /// With `--squash`: the one commit on top of the base with the
+    /// integration tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub squash_commit: Option<String>,
+    /// The ref the proof was pushed to (`refs/omk/proofs/<goal-id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_ref: Option<String>,
+    /// The pull request opened or updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequest>,
+    /// Slices left out of a partial delivery (`--partial`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+fn ff() -> Deliver {
+    Deliver::Ff
+}
+
+/// A ref a delivery pushed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedRef {
+    /// The full ref name on the remote.
+    pub name: String,
+    /// The commit it points at.
+    pub commit: String,
+}
+
+/// A pull request a delivery opened or updated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub url: String,
+    /// Whether this delivery opened it (else it updated an open one).
+    pub created: bool,
 }
 
 /// The status of a goal.

@@ -42,7 +42,14 @@ fn list_status_and_proof_show_the_same_goal() {
     assert_eq!(by_prefix, proof);
 
     let md = stdout(&f.omk(&["goal", "proof", "--markdown"]));
-    assert!(md.contains("| `a` | merged | 1 |"), "{md}");
+    assert!(
+        md.contains("| `a` | slice a | merged | 1 | 1 file, +1 −0 | ✓ check |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("### Verify it yourself") && md.contains(&format!("omk goal verify {id}")),
+        "{md}"
+    );
     assert!(md.contains("**Status:** ✅ ready"));
     let text = stdout(&f.omk(&["goal", "proof"]));
     assert!(text.contains("status: ready"), "{text}");
@@ -120,8 +127,12 @@ fn replay_is_byte_identical_and_verify_catches_tampering() {
 fn deliver_ff_moves_only_a_branch_that_is_free_and_unmoved() {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
     let main_before = f.git(&["rev-parse", "main"]);
-    // `main` is checked out: refused, left as it was.
-    let proof = ready_goal(&f, &["--deliver", "ff"]);
+    // `main` is checked out: refused, left as it was; the goal is ready, its delivery did not happen.
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--deliver", "ff"]);
+    assert_eq!(code, 1);
+    assert_eq!(proof["status"], "ready");
     assert_eq!(proof["delivery"]["delivered"], false);
     // It names the exact command that delivers, and the command works.
     let reason = proof["delivery"]["reason"].as_str().unwrap();

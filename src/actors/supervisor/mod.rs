@@ -35,7 +35,6 @@ use crate::report::Reporter;
 use crate::state::{GoalState, LogEnd, SliceStatus};
 use crate::store::events::{Event, EventBody, EventLog};
 use crate::store::{GoalDir, Store};
-use crate::util::write_atomic;
 use decide::{Action, Decider, Phase};
 
 /// The owner of the slot a base check runs in, and its logs' folder (no
@@ -346,11 +345,7 @@ impl SupervisorState {
     }
 
     fn write_proof(&mut self) -> crate::Result<()> {
-        let encode = |e: serde_json::Error| crate::Error::json("encoding proof", e);
-        let mut proof = serde_json::to_value(&self.state).map_err(encode)?;
-        crate::redact::redact_json(&mut proof);
-        let proof = serde_json::to_vec_pretty(&proof).map_err(encode)?;
-        write_atomic(&self.goal.proof(), &proof)?;
+        crate::proof::write(&self.goal, &self.state)?;
         self.proof_written = std::time::Instant::now();
         Ok(())
     }

@@ -138,6 +138,7 @@ pub async fn run(args: Args) -> Result<u8> {
         gate_concurrency: None,
         gate_cpus: None,
         deliver: Deliver::Branch,
+        deliver_options: Default::default(),
         allow_no_gates: false,
         slice_timeout: Some(std::time::Duration::from_secs(60)),
         max_attempts: None,

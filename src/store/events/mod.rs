@@ -15,7 +15,7 @@ use crate::agent;
 use crate::error::{Error, IoContext, Result};
 use crate::gate::{GateResult, GateSpec};
 use crate::plan::Plan;
-use crate::store::kinds::{Deliver, GoalStatus, Limits, SliceStatus};
+use crate::store::kinds::{Deliver, DeliverOptions, Delivery, GoalStatus, Limits, SliceStatus};
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +56,8 @@ pub enum EventBody {
         max_attempts: u32,
         concurrency: usize,
         deliver: Deliver,
+        #[serde(default, skip_serializing_if = "DeliverOptions::is_default")]
+        deliver_options: DeliverOptions,
         #[serde(default)]
         limits: Limits,
     },
@@ -245,12 +247,8 @@ pub enum EventBody {
         tree: String,
         worktree: PathBuf,
     },
-    /// `--deliver ff` moved the base branch, or said why not.
-    Delivery {
-        branch: String,
-        delivered: bool,
-        reason: String,
-    },
+    /// The goal's result was delivered (`--deliver`, `goal deliver`), or why not.
+    Delivery(Delivery),
     /// The goal ended.
     GoalFinished {
         status: GoalStatus,
@@ -353,7 +351,7 @@ impl EventBody {
             EventBody::IntegrationStarted { .. } => "integration_started",
             EventBody::IntegrationAdvanced { .. } => "integration_advanced",
             EventBody::SliceEjected { .. } => "slice_ejected",
-            EventBody::Delivery { .. } => "delivery",
+            EventBody::Delivery(_) => "delivery",
             EventBody::GoalFinished { .. } => "goal_finished",
         }
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod github;
 pub mod kimi;
 pub mod llm;
 
@@ -133,6 +134,11 @@ impl Fixture {
             .args(args)
             .env("OMK_HOME", &self.home)
             .env_remove("OMK_FAULT")
+            // A token of the machine running the tests reaches no test.
+            .env_remove("GH_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("GH_REPO")
+            .env_remove("GITHUB_API_URL")
             .envs(env.iter().copied());
         command
     }

@@ -1,0 +1,190 @@
+//! A scripted GitHub REST API on 127.0.0.1: the pull-request endpoints omk
+//! uses (list open by head, create, update), keeping the pull requests it
+//! was asked to open, and recording every request so tests can check what
+//! the real client sent.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The path with its query, decoded.
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct World {
+    requests: Vec<Request>,
+    pulls: Vec<Value>,
+    /// Answer pull-request creation with this status and message.
+    refuse_create: Option<(u16, String)>,
+}
+
+/// The running server; it stops when the test process ends.
+pub struct GitHubServer {
+    /// `http://127.0.0.1:PORT/api/v3`, as `GITHUB_API_URL` is on GitHub Enterprise.
+    pub api_url: String,
+    world: Arc<Mutex<World>>,
+}
+
+impl GitHubServer {
+    pub fn start() -> GitHubServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let api_url = format!("http://{}/api/v3", listener.local_addr().unwrap());
+        let world = Arc::new(Mutex::new(World::default()));
+        let shared = world.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let world = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &world);
+                });
+            }
+        });
+        GitHubServer { api_url, world }
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.world.lock().unwrap().requests.clone()
+    }
+
+    /// The pull requests opened so far, as the API shows them.
+    pub fn pulls(&self) -> Vec<Value> {
+        self.world.lock().unwrap().pulls.clone()
+    }
+
+    /// Makes the next creation fail with `status` and GitHub's `message`.
+    pub fn refuse_create(&self, status: u16, message: &str) {
+        self.world.lock().unwrap().refuse_create = Some((status, message.to_string()));
+    }
+}
+
+fn serve(stream: TcpStream, world: &Mutex<World>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = decode(parts.next().unwrap_or_default());
+    let (mut length, mut authorization) = (0usize, None);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "authorization" => authorization = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (status, answer) = {
+        let mut world = world.lock().unwrap();
+        world.requests.push(Request {
+            method: method.clone(),
+            path: path.clone(),
+            authorization,
+            body: body.clone(),
+        });
+        answer(&mut world, &method, &path, &body)
+    };
+    let text = answer.to_string();
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )?;
+    stream.flush()
+}
+
+fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let parts: Vec<&str> = route.trim_start_matches("/api/v3/").split('/').collect();
+    match (method, parts.as_slice()) {
+        ("GET", ["repos", owner, _, "pulls"]) => {
+            let head = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("head="))
+                .unwrap_or_default();
+            let open: Vec<Value> = world
+                .pulls
+                .iter()
+                .filter(|p| {
+                    p["state"] == "open"
+                        && format!("{owner}:{}", p["head"]["ref"].as_str().unwrap()) == head
+                })
+                .cloned()
+                .collect();
+            (200, Value::Array(open))
+        }
+        ("POST", ["repos", owner, name, "pulls"]) => {
+            if let Some((status, message)) = world.refuse_create.take() {
+                return (
+                    status,
+                    json!({ "message": message, "errors": [{ "resource": "PullRequest", "code": "custom", "message": "No commits between main and the head" }] }),
+                );
+            }
+            let number = world.pulls.len() as u64 + 1;
+            let pull = json!({
+                "number": number,
+                "html_url": format!("https://github.example/{owner}/{name}/pull/{number}"),
+                "state": "open",
+                "title": body["title"], "body": body["body"], "draft": body["draft"],
+                "head": { "ref": body["head"] }, "base": { "ref": body["base"] },
+            });
+            world.pulls.push(pull.clone());
+            (201, pull)
+        }
+        ("PATCH", ["repos", _, _, "pulls", number]) => {
+            let Some(pull) = world
+                .pulls
+                .iter_mut()
+                .find(|p| number.parse::<u64>().ok() == p["number"].as_u64())
+            else {
+                return (404, json!({ "message": "Not Found" }));
+            };
+            for key in ["title", "body"] {
+                if let Some(v) = body.get(key) {
+                    pull[key] = v.clone();
+                }
+            }
+            (200, pull.clone())
+        }
+        _ => (404, json!({ "message": "Not Found" })),
+    }
+}
+
+/// `%XX` decoded.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
