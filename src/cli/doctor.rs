@@ -42,6 +42,7 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             println!("repository: none here (run omk inside a git repository or pass -C DIR)")
         }
     }
+    println!("delivery:   {}", crate::deliver::describe_github());
     let support = crate::sandbox::support();
     match support.landlock {
         Some(abi) => println!("sandbox:    Landlock ABI {abi}: agents and gates may write only their tree, temp dir, build caches and state dirs"),

@@ -23,6 +23,16 @@ pub enum TokenSource {
     GhCli,
 }
 
+impl std::fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenSource::GhToken => "GH_TOKEN",
+            TokenSource::GithubToken => "GITHUB_TOKEN",
+            TokenSource::GhCli => "`gh auth token`",
+        })
+    }
+}
+
 /// A repository on GitHub and the means to open pull requests in it.
 #[derive(Debug, Clone)]
 pub struct GitHub {

@@ -218,6 +218,19 @@ pub fn deliver(
     Ok(delivery)
 }
 
+/// Where `--deliver pr` would find a GitHub token, for `omk doctor` (the
+/// token itself is never shown).
+pub fn describe_github() -> String {
+    let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+    match GitHub::find(|n| std::env::var(n).ok(), "", "") {
+        Ok(gh) => format!("pull requests via {api}, token from {}, repository {}", gh.token_source, gh.repo),
+        Err(errors) if errors.contains(&DeliverError::NoToken) => format!(
+            "pull requests via {api}: no token (set GH_TOKEN or GITHUB_TOKEN, or `gh auth login`); push needs only git"
+        ),
+        Err(_) => format!("pull requests via {api}: a token is set; the repository comes from GH_REPO or the remote's URL"),
+    }
+}
+
 /// Records that a delivery the goal asked for could not start, and why.
 pub fn refused(
     goal: &GoalDir,
