@@ -64,7 +64,7 @@ fn drop_unknown_fields(value: &mut serde_json::Value) -> Vec<String> {
 }
 
 /// A goal split into slices.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// The goal the plan was made for, if the plan file names one.
@@ -365,6 +365,60 @@ pub fn cone(write_scope: &[String], include: &[String]) -> Option<Vec<String>> {
     Some(dirs)
 }
 
+/// Warnings for write scopes that match no file at the base (`tracked`):
+/// such a scope can only create files, and is often a typo (`tiem.py`).
+/// One pass over the files, whatever the number of scopes.
+pub fn scope_warnings(plan: &Plan, tracked: &[String]) -> Vec<String> {
+    let mut builder = GlobSetBuilder::new();
+    let mut owners = Vec::new();
+    for s in &plan.slices {
+        for pattern in &s.write_scope {
+            if let Ok(glob) = scope_glob(pattern) {
+                builder.add(glob);
+                owners.push((s.id.as_str(), pattern.as_str()));
+            }
+        }
+    }
+    let Ok(set) = builder.build() else {
+        return Vec::new();
+    };
+    let mut matched = vec![false; owners.len()];
+    let mut dirs = std::collections::HashSet::new();
+    for path in tracked {
+        for i in set.matches(path.as_str()) {
+            matched[i] = true;
+        }
+        let mut at = path.as_str();
+        while let Some((dir, _)) = at.rsplit_once('/') {
+            if !dirs.insert(dir) {
+                break;
+            }
+            at = dir;
+        }
+    }
+    owners
+        .iter()
+        .zip(matched)
+        .filter(|(_, m)| !m)
+        .map(|((slice, pattern), _)| {
+            // The literal directory the pattern starts with.
+            let literal = pattern
+                .split(['*', '?', '[', '{'])
+                .next()
+                .unwrap_or_default();
+            let dir = literal.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+            match !dir.is_empty() && !dirs.contains(dir) {
+                true => format!(
+                    "slice `{slice}`: write scope `{pattern}` matches no file, and `{dir}/` does not exist at the base; the slice can only create it (a typo?)"
+                ),
+                false => format!(
+                    "slice `{slice}`: write scope `{pattern}` matches no file at the base; the slice can only create files there (a typo?)"
+                ),
+            }
+        })
+        .collect()
+}
+
 /// A compiled write scope.
 #[derive(Debug, Clone)]
 pub struct WriteScope(GlobSet);
@@ -462,6 +516,24 @@ mod tests {
         let errors = p.validate(None, &[]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("cycle among a, b"), "{errors:?}");
+    }
+
+    #[test]
+    fn scopes_that_match_no_file_are_warned_about() {
+        let mut a = slice("a", &[]);
+        a.write_scope = vec!["src/item.py".into(), "src/tiem.py".into(), "tset/**".into()];
+        let mut b = slice("b", &[]);
+        b.write_scope = vec!["src/".into(), "docs/new.md".into()];
+        let plan = Plan {
+            slices: vec![a, b],
+            ..Plan::default()
+        };
+        let tracked = vec!["src/item.py".to_string(), "docs/index.md".into()];
+        let warnings = scope_warnings(&plan, &tracked);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("`src/tiem.py` matches no file at the base"));
+        assert!(warnings[1].contains("`tset/` does not exist"));
+        assert!(warnings[2].contains("`docs/new.md`"));
     }
 
     #[test]

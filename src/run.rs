@@ -373,6 +373,21 @@ async fn obtain_plan(
             errors,
         });
     }
+    // Sharded plans are made of the files themselves.
+    if opts.shard_by.is_none() {
+        let tracked = repo.tracked_files(base_commit)?;
+        let warnings = crate::plan::scope_warnings(&plan, &tracked);
+        const SHOWN: usize = 10;
+        for w in warnings.iter().take(SHOWN) {
+            reporter.notice(w);
+        }
+        if warnings.len() > SHOWN {
+            reporter.notice(&format!(
+                "… and {} more write scopes that match no file",
+                warnings.len() - SHOWN
+            ));
+        }
+    }
     Ok(plan)
 }
 

@@ -485,6 +485,17 @@ impl Repo {
         changed_between(&repo, &a, &b)
     }
 
+    /// Every file path in `commit`, sorted. `ls-tree` lists 100k paths
+    /// faster than a tree walk through git2.
+    pub fn tracked_files(&self, commit: &str) -> Result<Vec<String>> {
+        let listing = self.git(&["ls-tree", "-r", "--name-only", "-z", commit])?;
+        Ok(listing
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
     /// Lines added and removed between two commits.
     pub fn diff_stat(&self, from: &str, to: &str) -> Result<(usize, usize)> {
         let repo = self.open()?;

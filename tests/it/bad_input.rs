@@ -152,6 +152,32 @@ fn a_plan_s_errors_are_reported_all_at_once() {
     );
 }
 
+#[test]
+fn a_write_scope_that_matches_no_file_is_warned_about_and_the_run_goes_on() {
+    let f = Fixture::new(&[
+        ("omk.toml", &gate_toml("check", "true", "both")),
+        ("src/item.py", "x = 1\n"),
+    ]);
+    // `tiem.py` is a typo of `item.py`; `tset/` a directory that does not exist.
+    let plan = f.plan(json!({ "slices": [slice("a", &["src/tiem.py", "tset/**"]), slice("b", &["src/item.py"])] }));
+    let agent = f.agent(
+        r#"if [ "$OMK_SLICE_ID" = b ]; then echo "x = 2" > src/item.py; else echo y > src/tiem.py; fi"#,
+    );
+    let out = f.omk(&run_args(plan.to_str().unwrap(), &agent));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("slice `a`: write scope `src/tiem.py` matches no file at the base"),
+        "{err}"
+    );
+    assert!(err.contains("`tset/` does not exist at the base"), "{err}");
+    assert!(!err.contains("`src/item.py` matches no file"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning, not a refusal: {err}"
+    );
+}
+
 /// `args` are refused (exit 2) with every one of `needles` in one message.
 fn refused_with_all(f: &Fixture, args: &[&str], needles: &[&str]) {
     let out = f.omk(args);

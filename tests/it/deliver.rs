@@ -362,7 +362,10 @@ fn a_pull_request_is_opened_then_updated_with_the_token_from_each_source() {
     ];
     // doctor says where the token comes from, never what it is.
     let doctor = String::from_utf8_lossy(&f.omk_env(&["doctor"], &env).stdout).into_owned();
-    assert!(doctor.contains("token from GH_TOKEN, repository acme/widgets"), "{doctor}");
+    assert!(
+        doctor.contains("token from GH_TOKEN, repository acme/widgets"),
+        "{doctor}"
+    );
     assert!(!doctor.contains("token-one"), "{doctor}");
     // GitHub's refusal is shown with its message; the branch is pushed all the same.
     gh.refuse_create(422, "Validation Failed");
