@@ -97,6 +97,17 @@ impl Capture {
         Ok(Stdio::from(copy))
     }
 
+    /// A writer for omk's own lines in the same log (a protocol
+    /// transcript beside the child's stderr), bounded with it. Close it
+    /// before [`Capture::finish`], which waits for every writer.
+    pub fn transcript(&self) -> Result<Transcript> {
+        let copy = self
+            .writer
+            .try_clone()
+            .context(|| format!("opening {}", self.path.display()))?;
+        Ok(Transcript(std::sync::Mutex::new(Some(copy))))
+    }
+
     /// The count of bytes the child wrote so far.
     pub fn written(&self) -> Arc<AtomicU64> {
         self.written.clone()
@@ -129,6 +140,29 @@ impl Capture {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// omk's side of a conversation with a child, one scrubbed line per
+/// message, written into the child's [`Capture`].
+pub struct Transcript(std::sync::Mutex<Option<File>>);
+
+impl Transcript {
+    /// Writes `direction` (`->` or `<-`) and `line`, scrubbed, as one line.
+    pub fn note(&self, direction: &str, line: &str) {
+        if let Ok(mut file) = self.0.lock() {
+            if let Some(f) = file.as_mut() {
+                let text = format!("{direction} {}\n", crate::redact::redact(line));
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+    }
+
+    /// Stops writing: the capture's pump no longer waits for this writer.
+    pub fn close(&self) {
+        if let Ok(mut file) = self.0.lock() {
+            file.take();
+        }
     }
 }
 

@@ -7,7 +7,6 @@
 //! their kind, since Kimi Code and the Python CLI name them differently), and
 //! cancels with `session/cancel` before killing the process group.
 
-use std::io::Write;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policy::Request;
 use super::{report, watch, Activity, AgentExit, Report, Stop, Task, Update};
-use crate::error::{Error, IoContext, Result};
-use crate::process::open_log;
+use crate::error::{Error, Result};
 
 /// How many times a turn that ended after refusals is continued.
 const MAX_FOLLOW_UPS: u32 = 3;
@@ -46,12 +44,12 @@ fn follow_up(refused: &[String]) -> String {
 const TRAILING_USAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The transcript: one JSON line per message, shared by the handlers.
-struct Transcript(Mutex<std::fs::File>);
+struct Transcript(crate::capture::Transcript);
 
 impl Transcript {
     fn write(&self, direction: &str, value: &impl serde::Serialize) {
-        if let (Ok(mut f), Ok(json)) = (self.0.lock(), serde_json::to_string(value)) {
-            let _ = writeln!(f, "{direction} {}", crate::redact::redact(&json));
+        if let Ok(json) = serde_json::to_string(value) {
+            self.0.note(direction, &json);
         }
     }
 }
@@ -266,22 +264,22 @@ pub(super) async fn run(
     cancel: &CancellationToken,
 ) -> Result<Report> {
     let words = shell_words(command)?;
-    let log = open_log(&task.log)?;
-    let stderr = log
-        .try_clone()
-        .context(|| format!("opening {}", task.log.display()))?;
+    // Its stderr and omk's transcript share one bounded log.
+    let capture = crate::capture::Capture::start(&task.log)?;
+    let log = capture.transcript()?;
+    let stderr = capture.stdio()?;
     let mut cmd = task.command(&words[0])?;
     cmd.args(&words[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr));
+        .stderr(stderr);
     let mut group = super::spawn(cmd, task, command)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
         return Err(Error::AgentIo("the agent's stdio was not captured".into()));
     };
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
     let client = Arc::new(Client {
-        transcript: Transcript(Mutex::new(log)),
+        transcript: Transcript(log),
         activity: Activity::new(),
         updates,
         policy: task.policy.clone(),
@@ -317,6 +315,8 @@ pub(super) async fn run(
         .connect_with(transport, session)
         .await;
     group.terminate().await;
+    client.transcript.0.close();
+    capture.finish().await?;
 
     let mut r = match outcome {
         Ok((Ended::Turn(StopReason::EndTurn), _)) => report(AgentExit::Ok, None),

@@ -4,25 +4,24 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{kimi_bin, spawn, Task, Update};
+use crate::capture::{Capture, Transcript};
 use crate::error::Result;
 
 /// Starts the Python Kimi CLI for `task` with `mode` (e.g. `--wire`), in the
 /// worktree, on the session the attempt resumes or a new one omk chooses,
-/// and reports that session. Returns the running agent, its session id, and
-/// the transcript file its stderr already goes to.
+/// and reports that session. Returns the running agent, its session id, the
+/// bounded log its stderr goes to, and the transcript omk writes beside it.
 pub(super) fn start_kimi(
     task: &Task,
     mode: &[&str],
     extra: &[&str],
     stdin: std::process::Stdio,
     updates: &UnboundedSender<Update>,
-) -> Result<(crate::process::Group, String, std::fs::File)> {
-    use crate::error::IoContext;
+) -> Result<(crate::process::Group, String, Capture, Transcript)> {
     let session = task.resume_session.clone().unwrap_or_else(new_uuid);
-    let log = crate::process::open_log(&task.log)?;
-    let stderr = log
-        .try_clone()
-        .context(|| format!("opening {}", task.log.display()))?;
+    let capture = Capture::start(&task.log)?;
+    let transcript = capture.transcript()?;
+    let stderr = capture.stdio()?;
     let bin = kimi_bin();
     let mut cmd = task.command(&bin)?;
     cmd.args(mode)
@@ -32,12 +31,12 @@ pub(super) fn start_kimi(
         .args(extra)
         .stdin(stdin)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::from(stderr));
+        .stderr(stderr);
     let group = spawn(cmd, task, &format!("{bin} {}", mode.join(" ")))?;
     let _ = updates.send(Update::Session {
         id: session.clone(),
     });
-    Ok((group, session, log))
+    Ok((group, session, capture, transcript))
 }
 
 /// Whether an error message speaks of a failure worth retrying.

@@ -7,7 +7,6 @@
 //! Exit 75 is retryable, 1 is not. Token usage is read afterwards from the
 //! session's `wire.jsonl`, which is why omk chooses the session id.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -27,7 +26,7 @@ pub(super) async fn run(
     updates: UnboundedSender<Update>,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    let (mut group, session, mut log) = start_kimi(
+    let (mut group, session, capture, log) = start_kimi(
         task,
         &["--print", "--output-format", "stream-json"],
         &["-p", &task.prompt],
@@ -40,12 +39,12 @@ pub(super) async fn run(
     let activity = Activity::new();
     let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let read = {
-        let (activity, said) = (activity.clone(), said.clone());
+        let (activity, said, log) = (activity.clone(), said.clone(), &log);
         async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 activity.touch();
-                let _ = writeln!(log, "<- {}", crate::redact::redact(&line));
+                log.note("<-", &line);
                 if let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) {
                     if msg["role"] == "assistant" {
                         if let (Some(text), Ok(mut said)) = (msg["content"].as_str(), said.lock()) {
@@ -65,11 +64,15 @@ pub(super) async fn run(
         }
         stop = watch(task, &activity, cancel) => {
             group.terminate().await;
+            log.close();
+            capture.finish().await?;
             let mut r = report(stop.into(), None);
             r.session_id = Some(session);
             return Ok(r);
         }
     };
+    log.close();
+    capture.finish().await?;
     let mut r = match exit {
         Exit::Code(0) => report(AgentExit::Ok, Some(0)),
         other => {

@@ -7,7 +7,6 @@
 //! answered by the slice's policy, with the reason as feedback the model
 //! reads), and finally the `prompt` response. A stop sends `cancel` first.
 
-use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::{json, Value};
@@ -30,7 +29,8 @@ pub(super) async fn run(
     updates: UnboundedSender<Update>,
     cancel: &CancellationToken,
 ) -> Result<Report> {
-    let (mut group, session, log) = start_kimi(task, &["--wire"], &[], Stdio::piped(), &updates)?;
+    let (mut group, session, capture, log) =
+        start_kimi(task, &["--wire"], &[], Stdio::piped(), &updates)?;
     let (Some(stdin), Some(stdout)) = (group.child.stdin.take(), group.child.stdout.take()) else {
         return Err(Error::AgentIo("the agent's stdio was not captured".into()));
     };
@@ -107,6 +107,8 @@ pub(super) async fn run(
     wire.stdin = None; // closing stdin ends the server
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), group.child.wait()).await;
     group.terminate().await;
+    wire.log.close();
+    capture.finish().await?;
     if saw_usage {
         r.tokens_in = Some(tokens_in);
         r.tokens_out = Some(tokens_out);
@@ -119,12 +121,12 @@ pub(super) async fn run(
 /// The agent's stdin and the transcript.
 struct Wire {
     stdin: Option<tokio::process::ChildStdin>,
-    log: std::fs::File,
+    log: crate::capture::Transcript,
 }
 
 impl Wire {
     fn note(&mut self, direction: &str, line: &str) {
-        let _ = writeln!(self.log, "{direction} {}", crate::redact::redact(line));
+        self.log.note(direction, line);
     }
 
     async fn send(&mut self, value: Value) -> Result<()> {

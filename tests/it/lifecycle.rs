@@ -641,3 +641,43 @@ fn huge_output_is_kept_as_head_and_tail_and_omk_s_memory_stays_flat() {
         assert!(marker.contains(total), "{log}: {marker}");
     }
 }
+
+#[test]
+fn a_protocol_agent_s_stderr_and_transcript_share_one_bounded_log() {
+    // An ACP agent (as the Kimi CLIs are driven) that answers `initialize`, then floods its
+    // stderr and exits.
+    let toml = gate_toml("check", "true", "both") + "[run]\nlog_limit = \"256KiB\"\n";
+    let f = Fixture::new(&[("omk.toml", &toml)]);
+    let script = f.script(
+        "flood.sh",
+        r#"read line
+id=$(echo "$line" | sed 's/^.*"id":\("[^"]*"\|[0-9]*\).*$/\1/')
+echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"protocolVersion\":1,\"agentCapabilities\":{}}}"
+sleep 1
+head -c 30000000 /dev/zero | tr '\0' e >&2; echo >&2; echo STDERR-END >&2; exit 1
+"#,
+    );
+    let agent = format!("acp:sh {}", script.display());
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) =
+        f.run_goal(&plan, &agent, &["--max-attempts", "1", "--no-base-check"]);
+    assert_eq!(code, 1, "{stderr}");
+    let log = slice_of(&proof, "a")["agent"]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.len() <= (256 << 10) + 512,
+        "{log}: {} bytes",
+        text.len()
+    );
+    // omk's side of the conversation is in it, the end of the agent's stderr too.
+    assert!(
+        text.contains("<- {") && text.contains("protocolVersion"),
+        "{}",
+        &text[..300.min(text.len())]
+    );
+    assert!(text.trim_end().ends_with("STDERR-END"), "{log}");
+    assert!(text.contains("bytes of output dropped here"), "{log}");
+}
