@@ -21,6 +21,21 @@ fn remote(f: &Fixture) -> PathBuf {
     bare
 }
 
+/// A clone of `bare` beside the fixture's repository, named `name`.
+fn clone_of(f: &Fixture, bare: &Path, name: &str) -> PathBuf {
+    let clone = f.tmp.path().join(name);
+    git(
+        f.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    clone
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
@@ -113,16 +128,7 @@ fn a_pushed_goal_verifies_on_a_fresh_clone_and_an_edited_log_does_not() {
     assert_eq!(proof["status"], "ready");
 
     // A reviewer's clone: the branch comes with it, the proof is fetched.
-    let clone = f.tmp.path().join("reviewer");
-    git(
-        f.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
+    let clone = clone_of(&f, &bare, "reviewer");
     git(
         &clone,
         &[
@@ -212,16 +218,7 @@ fn a_push_the_remote_refuses_is_reported_and_nothing_is_forced() {
     let id = proof["goal_id"].as_str().unwrap();
     let branch = format!("omk/{id}/integration");
     // Someone else pushed other work under the same name.
-    let other = f.tmp.path().join("other");
-    git(
-        f.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-    );
+    let other = clone_of(&f, &bare, "other");
     std::fs::write(other.join("theirs.txt"), "theirs\n").unwrap();
     git(&other, &["add", "-A"]);
     git(

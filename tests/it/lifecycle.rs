@@ -396,6 +396,10 @@ fn a_cancel_while_gates_run_is_no_verdict_and_resume_runs_them() {
         1,
         "the agent did not run again"
     );
+    // The same commit, judged on its own tree, is what was merged.
+    let after = slice_of(&resumed, "a");
+    assert_eq!(after["commit"], a["commit"]);
+    assert_eq!(after["gates"][0]["tree"], a["tree"]);
 }
 
 #[test]
