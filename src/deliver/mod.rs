@@ -71,13 +71,6 @@ pub struct Route {
     github: Option<GitHub>,
 }
 
-/// Checks that `request` can be carried out from this repository (the
-/// remote exists; for a pull request a token and the repository are
-/// known), before anything is pushed; every problem is reported at once.
-pub fn prepare(repo: &Repo, base_ref: Option<&str>, request: &Request) -> Result<Route> {
-    prepare_with(repo, base_ref, request, |name| std::env::var(name).ok())
-}
-
 /// [`prepare`] for a goal that has ended: it must be `ready`, unless the
 /// request is partial; every problem is reported at once.
 pub fn prepare_for(repo: &Repo, state: &GoalState, request: &Request) -> Result<Route> {
@@ -99,12 +92,10 @@ pub fn prepare_for(repo: &Repo, state: &GoalState, request: &Request) -> Result<
     }
 }
 
-fn prepare_with(
-    repo: &Repo,
-    base_ref: Option<&str>,
-    request: &Request,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Route> {
+/// Checks that `request` can be carried out from this repository (the
+/// remote exists; for a pull request a token and the repository are
+/// known), before anything is pushed; every problem is reported at once.
+pub fn prepare(repo: &Repo, base_ref: Option<&str>, request: &Request) -> Result<Route> {
     let mut errors = Vec::new();
     match (request.to, base_ref) {
         (Deliver::Ff, None) => errors.push(DeliverError::BaseNotBranch("fast-forward")),
@@ -127,7 +118,7 @@ fn prepare_with(
             None => errors.push(DeliverError::NoRemote(name)),
             Some(url) => {
                 if request.to == Deliver::Pr {
-                    match GitHub::find(&env, &name, &url) {
+                    match GitHub::find(|v| std::env::var(v).ok(), &name, &url) {
                         Ok(gh) => route.github = Some(gh),
                         Err(found) => errors.extend(found),
                     }
@@ -142,7 +133,8 @@ fn prepare_with(
     }
 }
 
-/// Delivers the goal in `state` as `request` asks, records what happened
+/// Delivers the goal in `state` as `request` asks (its `route` from
+/// [`prepare_for`], which also refused a goal that is not ready), records what happened
 /// in its log (and rewrites its proof), and returns it. The caller holds
 /// the goal's lock.
 pub fn deliver(
@@ -152,12 +144,6 @@ pub fn deliver(
     request: &Request,
     route: &Route,
 ) -> Result<Delivery> {
-    if state.status != GoalStatus::Ready && !request.partial {
-        return Err(Error::Deliver(vec![DeliverError::NotReady {
-            goal: state.goal_id.clone(),
-            status: state.status,
-        }]));
-    }
     let missing: Vec<String> = state
         .slices
         .iter()
