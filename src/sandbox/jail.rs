@@ -17,9 +17,11 @@
 //!                   the command (and everything it starts)
 //! ```
 //!
-//! When the command exits, init exits, and the kernel kills every process
-//! left in the namespace — double-forked daemons, `setsid` children, ones
-//! that cleared their environment — before the monitor sees init end. So
+//! When the command exits, init kills every other process of the namespace
+//! — double-forked daemons, `setsid` children, ones that cleared their
+//! environment — before it reaps the command, so none can see it gone and
+//! act after it; then init exits, and the kernel ends the namespace before
+//! the monitor sees init end. So
 //! when omk sees the exit, nothing the command started is alive. Inside,
 //! only the namespace's processes exist: omk and other slices' processes
 //! cannot be seen, read through `/proc` or signalled.
@@ -154,19 +156,36 @@ fn init(
     }
     detach_stdio();
     loop {
+        // Look at the next ended process without reaping it: while the
+        // command is a zombie, its pid still answers `kill -0`, so nothing
+        // it left behind can see it gone and act "after" it.
+        // SAFETY: a zeroed siginfo_t is valid; waitid writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes `info`.
+        let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r == -1 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            // SAFETY: leaving init; the kernel ends the namespace.
+            unsafe { libc::_exit(SETUP_FAILED) }
+        }
+        // SAFETY: waitid with WEXITED filled in the child fields.
+        let pid = unsafe { info.si_pid() };
+        if pid == child {
+            // Kill everything else in the namespace first, then reap.
+            // SAFETY: kill(-1) from pid 1 signals every other process of the namespace.
+            unsafe { libc::kill(-1, libc::SIGKILL) };
+        }
         let mut status = 0;
-        // SAFETY: waitpid writes the status.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        // SAFETY: waitpid writes the status of a process that has ended.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
         if pid == child {
             let bytes = status.to_ne_bytes();
             // SAFETY: writing four bytes from `bytes`.
             unsafe { libc::write(status_w, bytes.as_ptr().cast(), 4) };
             // SAFETY: init's exit ends the namespace and every process in it.
             unsafe { libc::_exit(0) }
-        }
-        if pid == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            // SAFETY: as above.
-            unsafe { libc::_exit(SETUP_FAILED) }
         }
     }
 }

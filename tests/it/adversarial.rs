@@ -511,9 +511,9 @@ case "$OMK_SLICE_ID" in
     printf 'gitdir: %s\n' "$TMPDIR/evil.git" > .git ;;
   attacks) echo x > attacks.txt; . "$SCRIPTS/attacks.sh" ;;
   daemon) echo x > daemon.txt; echo "a file the gate fails on" > bad
-    here=$PWD agent=$$
-    # Once the agent is gone (its commit and gates come next), remove the file.
-    setsid sh -c "(env -i sh -c 'while kill -0 $agent; do sleep 0.05; done; while :; do rm -f $here/bad; sleep 0.05; done' 2>/dev/null &) &" ;;
+    here=$PWD git=$(command -v git) start=$(git rev-parse HEAD)
+    # Once the agent's work is committed (its gates come next), remove the file.
+    setsid sh -c "(env -i sh -c 'while [ \$($git -C $here rev-parse HEAD) = $start ]; do sleep 0.05; done; while :; do rm -f $here/bad; sleep 0.05; done' 2>/dev/null &) &" ;;
   swarm) echo x > swarm.txt; i=0; while [ $i -lt 500 ]; do setsid sleep 300 & i=$((i+1)); done ;;
   chain) mkdir a; ln -s .. a/l1; ln -s l1/.. a/l2 ;;
   hooklink) mkdir -p sub/dir; ln -s ../../.git/hooks sub/dir/h ;;
