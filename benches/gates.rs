@@ -119,7 +119,7 @@ fn main() {
     let marks = tmp.path().join("marks");
     let repo = repo(
         tmp.path(),
-        &format!("echo \"$OMK_SLICE_ID\" >> {}; sleep 0.2", marks.display()),
+        &format!("cat shared.txt >> {}; sleep 0.2", marks.display()),
         Some(1),
     );
     let n = 8;

@@ -174,6 +174,10 @@ pub fn describe(body: &EventBody) -> String {
                 false => "",
             }
         ),
+        EventBody::GatesDeferred { behind, paths, .. } => format!(
+            "gates wait: conflicts with `{behind}` on {}, which committed first; they run once it has merged or failed",
+            paths.join(", ")
+        ),
         EventBody::IntegrationStarted { commit, tree, .. } => format!(
             "integration gates start on candidate {} (tree {})",
             short(commit),

@@ -154,6 +154,7 @@ impl GoalState {
                     s.commit = Some(commit.clone());
                     s.tree = Some(tree.clone());
                     s.changed_files = changed_files.clone();
+                    s.committed_seq = event.seq;
                     s.status = if gated {
                         SliceStatus::Gating
                     } else {
@@ -318,6 +319,9 @@ impl GoalState {
                     s.end_attempt();
                 }
             }
+            // Which slices wait behind which is the supervisor's schedule
+            // (`Decider`), made again on resume.
+            EventBody::GatesDeferred { .. } => {}
             EventBody::IntegrationStarted {
                 worktree, commit, ..
             } => {

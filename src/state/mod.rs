@@ -77,6 +77,10 @@ pub struct SliceState {
     /// Its gates were stopped by a cancel: it waits for them to run again.
     #[serde(skip)]
     pub gates_interrupted: bool,
+    /// The position in the log of its last attempt's commit: of two
+    /// slices that conflict, the one that committed first is gated first.
+    #[serde(skip)]
+    pub committed_seq: u64,
 }
 
 /// How one attempt of a slice ended.

@@ -195,6 +195,54 @@ printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt"#
 }
 
 #[test]
+fn a_slice_that_conflicts_with_one_still_gating_waits_and_is_not_gated() {
+    let marks = tempfile::tempdir().unwrap();
+    let runs = marks.path().join("runs");
+    // Each run leaves the line it judged; `early`'s takes a while.
+    let gate = format!(
+        r#"cat shared.txt >> {}; ! grep -q early shared.txt || sleep 1"#,
+        runs.display()
+    );
+    let toml = gate_toml("check", &gate, "slice")
+        + &format!("writable = ['{}']\n", marks.path().display());
+    let f = Fixture::new(&[("omk.toml", &toml), ("shared.txt", "base\n")]);
+    // `late` commits its edit of the same line while `early` is being gated.
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_SLICE_ID" = late ] && [ "$OMK_ATTEMPT" = 1 ]; then
+  until grep -q early {} 2>/dev/null; do sleep 0.05; done
+fi
+printf 'from %s %s\n' "$OMK_SLICE_ID" "$OMK_ATTEMPT" > shared.txt"#,
+        runs.display()
+    ));
+    let plan = f.plan(
+        json!({ "slices": [slice("early", &["shared.txt"]), slice("late", &["shared.txt"])] }),
+    );
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+    assert_eq!(code, 0, "{stderr}");
+    let late = slice_of(&proof, "late");
+    assert_eq!(late["attempt_history"][0]["status"], "conflict", "{late}");
+    // Its first attempt waited for `early`, then conflicted with it: no
+    // gate ran on it; its second attempt, made on top of `early`, was gated.
+    let ran = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(
+        ran.lines().collect::<Vec<_>>(),
+        ["from early 1", "from late 2"],
+        "{ran}"
+    );
+    assert_eq!(late["attempts"], 2, "{late}");
+    let replay = f.omk(&["goal", "replay"]);
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.contains("[late] gates wait: conflicts with `early` on shared.txt"),
+        "{replay}"
+    );
+    assert!(
+        replay.contains("[late] attempt 1 conflicts on shared.txt (found before its gates ran"),
+        "{replay}"
+    );
+}
+
+#[test]
 fn a_conflict_after_the_last_attempt_ends_conflict_with_its_paths() {
     let f = Fixture::new(&[("omk.toml", &passing_gate()), ("shared.txt", "base\n")]);
     let agent = f.agent(r#"printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt"#);

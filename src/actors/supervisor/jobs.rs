@@ -10,15 +10,26 @@ use crate::store::events::EventBody;
 
 impl SupervisorState {
     /// Sends a committed slice to the gate actor, in the slot it committed
-    /// in — unless it already conflicts with what is merged: then its gates
-    /// would be spent for nothing, and the conflict is what it gets.
-    pub(super) fn gate(&mut self, slice: &str) -> Result<Option<EventBody>, ActorProcessingErr> {
+    /// in — unless it already conflicts with what is merged (then the
+    /// conflict is what it gets) or with a slice `ahead` of it (then its
+    /// gates wait for that one): either way its gates would be spent for
+    /// nothing.
+    pub(super) fn gate(
+        &mut self,
+        slice: &str,
+        ahead: &[String],
+    ) -> Result<Option<EventBody>, ActorProcessingErr> {
         let Some(s) = self.state.slice(slice).cloned() else {
             return Ok(None);
         };
         let (Some(commit), Some(tree), Some(slot)) = (s.commit, s.tree, s.worktree) else {
             return Ok(None);
         };
+        // A resumed slice goes on in the slot it had (also while its gates wait).
+        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
+            self.pool.hold(&slot)?;
+            self.slots.insert(slice.to_string(), slot.clone());
+        }
         let tip = self.state.integration.tip().to_string();
         if let Merge::Conflict(paths) =
             self.repo
@@ -32,10 +43,20 @@ impl SupervisorState {
                 before_gates: true,
             }));
         }
-        // A resumed slice goes on in the slot it had.
-        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
-            self.pool.hold(&slot)?;
-            self.slots.insert(slice.to_string(), slot.clone());
+        for other in ahead {
+            let Some(theirs) = self.state.slice(other).and_then(|o| o.commit.clone()) else {
+                continue;
+            };
+            // Both commits as they are, from their common ancestor: a
+            // conflict here is a conflict once `other` has merged.
+            if let Merge::Conflict(paths) = self.repo.merge_tree(&theirs, &commit, None)? {
+                return Ok(Some(EventBody::GatesDeferred {
+                    slice: slice.to_string(),
+                    attempt: s.attempts,
+                    behind: other.clone(),
+                    paths,
+                }));
+            }
         }
         let job = self.gate_job(
             Some(slice),

@@ -435,7 +435,9 @@ impl SupervisorState {
             }
             Action::Start { slice } => return self.start_slice(&slice, myself).await,
             Action::StopAttempt { slice } => self.stop_slice_actor(&slice),
-            Action::Gate { slice } => return Ok(self.gate(&slice)?.into_iter().collect()),
+            Action::Gate { slice, ahead } => {
+                return Ok(self.gate(&slice, &ahead)?.into_iter().collect())
+            }
             Action::Merge { slice } => self.merge(&slice)?,
             Action::Retry { slice, cause } => {
                 return Ok(self.retrying(&slice, cause)?.into_iter().collect())

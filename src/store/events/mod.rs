@@ -193,6 +193,17 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         before_gates: bool,
     },
+    /// The slice's gates wait: its commit conflicts with a slice that
+    /// committed before it and is still on its way to the integration, so
+    /// they would be spent for nothing if that one merges. They run once it
+    /// has merged (then the conflict is the slice's verdict) or failed.
+    GatesDeferred {
+        slice: String,
+        attempt: u32,
+        /// The slice ahead of it.
+        behind: String,
+        paths: Vec<String>,
+    },
     /// The integration gates passed on this candidate commit: the
     /// integration branch moved forward to it.
     IntegrationAdvanced {
@@ -318,7 +329,8 @@ impl EventBody {
             | EventBody::SliceMerged { slice, .. }
             | EventBody::SliceRetrying { slice, .. }
             | EventBody::SliceEjected { slice, .. }
-            | EventBody::MergeConflict { slice, .. } => Some(slice),
+            | EventBody::MergeConflict { slice, .. }
+            | EventBody::GatesDeferred { slice, .. } => Some(slice),
             EventBody::GateStarted { slice, .. }
             | EventBody::GateFinished { slice, .. }
             | EventBody::Verified { slice, .. } => slice.as_deref(),
@@ -345,6 +357,7 @@ impl EventBody {
             EventBody::Verified { .. } => "verified",
             EventBody::SliceMerged { .. } => "slice_merged",
             EventBody::MergeConflict { .. } => "merge_conflict",
+            EventBody::GatesDeferred { .. } => "gates_deferred",
             EventBody::SliceRetrying { .. } => "slice_retrying",
             EventBody::BaseChecked { .. } => "base_checked",
             EventBody::BudgetExhausted { .. } => "budget_exhausted",

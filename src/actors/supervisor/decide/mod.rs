@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use crate::agent::Update;
-use crate::state::{GoalState, GoalStatus, Link, SliceStatus, TreeVerdict};
+use crate::state::{GoalState, GoalStatus, Link, SliceState, SliceStatus, TreeVerdict};
 use crate::store::events::{EventBody, RetryCause};
 
 /// Where the goal is.
@@ -55,10 +55,15 @@ pub enum Action {
         /// The slice.
         slice: String,
     },
-    /// Send a committed slice to the gates.
+    /// Send a committed slice to the gates — unless its commit conflicts
+    /// with the integration, or with one of `ahead`: then its gates would
+    /// be spent for nothing.
     Gate {
         /// The slice.
         slice: String,
+        /// Slices that committed before it, are still on their way to the
+        /// integration, and changed a path it changed (or a folder of one).
+        ahead: Vec<String>,
     },
     /// Send a verified slice to the integrator, to merge onto the candidate.
     Merge {
@@ -135,6 +140,8 @@ pub struct Decider {
     live: HashMap<String, (u64, u64)>,
     /// The candidate commit the integrator was told to move the branch to.
     advancing: Option<String>,
+    /// Slices whose gates wait, and the slice ahead of each.
+    held: HashMap<String, String>,
 }
 
 impl Default for Decider {
@@ -150,6 +157,7 @@ impl Decider {
             phase: Phase::Working,
             live: HashMap::new(),
             advancing: None,
+            held: HashMap::new(),
         }
     }
 
@@ -201,6 +209,11 @@ impl Decider {
             }
             EventBody::IntegrationAdvanced { .. } => {
                 self.advancing = None;
+                return vec![];
+            }
+            EventBody::GatesDeferred { slice, behind, .. } => {
+                // It keeps its slot; `next` sends it on once `behind` is done.
+                self.held.insert(slice.clone(), behind.clone());
                 return vec![];
             }
             EventBody::SliceEjected { slice, remerge, .. } => {
@@ -362,6 +375,9 @@ impl Decider {
                 })
             })
             .collect();
+        if self.phase == Phase::Working {
+            actions.extend(self.release(state));
+        }
         let mut starting = false;
         if self.phase == Phase::Working && state.budget_exhausted.is_none() {
             for slice in self.ready_to_start(state) {
@@ -380,7 +396,7 @@ impl Decider {
             || self.advancing.is_some()
             || state.slices.iter().any(|s| match s.status {
                 SliceStatus::Running | SliceStatus::Merging => true,
-                SliceStatus::Gating => !s.gates_interrupted,
+                SliceStatus::Gating => !s.gates_interrupted && !self.held.contains_key(&s.id),
                 _ => false,
             });
         if busy || starting || integrating {
@@ -541,10 +557,36 @@ impl Decider {
         s.tree.as_ref()?;
         let slice = slice.to_string();
         match s.status {
-            SliceStatus::Gating => Some(Action::Gate { slice }),
+            SliceStatus::Gating => Some(Action::Gate {
+                ahead: ahead_of(state, s),
+                slice,
+            }),
             SliceStatus::Merging => Some(Action::Merge { slice }),
             _ => None,
         }
+    }
+
+    /// The held slices whose slice ahead is no longer on its way (it merged
+    /// into the candidate, or failed): they go to their gates, checked again.
+    fn release(&mut self, state: &GoalState) -> Vec<Action> {
+        let on_its_way = |id: &str| {
+            state
+                .slice(id)
+                .is_some_and(|s| matches!(s.status, SliceStatus::Gating | SliceStatus::Merging))
+        };
+        let mut free: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, behind)| !on_its_way(behind))
+            .map(|(slice, _)| slice.clone())
+            .collect();
+        free.sort_by_key(|id| state.slice(id).map(|s| s.committed_seq));
+        free.into_iter()
+            .filter_map(|id| {
+                self.held.remove(&id);
+                self.send_on(state, &id)
+            })
+            .collect()
     }
 
     /// The budget that running and finished attempts have spent, if one is.
@@ -599,6 +641,43 @@ impl Decider {
         self.phase = Phase::Done;
         Action::Finish { status, reason }
     }
+}
+
+/// The slices `s` could conflict with on their way to the integration:
+/// committed before it, not yet merged into the candidate, and with a
+/// changed path in common (or a file where the other has a folder). Only
+/// earlier commits count, so two slices never wait for each other.
+fn ahead_of(state: &GoalState, s: &SliceState) -> Vec<String> {
+    use std::collections::HashSet;
+    let with_folders = |files: &[String]| -> HashSet<String> {
+        let mut all = HashSet::new();
+        for f in files {
+            all.insert(f.clone());
+            let mut at = f.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                all.insert(parent.to_string());
+                at = parent;
+            }
+        }
+        all
+    };
+    let mine = with_folders(&s.changed_files);
+    let mut ahead: Vec<&SliceState> = state
+        .slices
+        .iter()
+        .filter(|o| {
+            o.id != s.id
+                && matches!(o.status, SliceStatus::Gating | SliceStatus::Merging)
+                && o.commit.is_some()
+                && o.committed_seq < s.committed_seq
+                && (o.changed_files.iter().any(|f| mine.contains(f)) || {
+                    let theirs = with_folders(&o.changed_files);
+                    s.changed_files.iter().any(|f| theirs.contains(f))
+                })
+        })
+        .collect();
+    ahead.sort_by_key(|o| o.committed_seq);
+    ahead.into_iter().map(|o| o.id.clone()).collect()
 }
 
 /// Why a goal whose base fails its slice gates is blocked, and how to go on.

@@ -69,8 +69,21 @@ impl Goal {
     }
 
     fn committed(&mut self, slice: &str) -> Vec<Action> {
-        self.feed(json!({"kind": "slice_committed", "slice": slice, "attempt": 1,
-            "commit": format!("c-{slice}"), "tree": format!("t-{slice}"), "changed_files": [format!("{slice}/f")]}))
+        self.committed_files(slice, &[&format!("{slice}/f")])
+    }
+
+    fn committed_files(&mut self, slice: &str, files: &[&str]) -> Vec<Action> {
+        self.feed(
+            json!({"kind": "slice_committed", "slice": slice, "attempt": 1,
+            "commit": format!("c-{slice}"), "tree": format!("t-{slice}"), "changed_files": files}),
+        )
+    }
+
+    fn deferred(&mut self, slice: &str, behind: &str) -> Vec<Action> {
+        self.feed(
+            json!({"kind": "gates_deferred", "slice": slice, "attempt": 1,
+            "behind": behind, "paths": ["shared.txt"]}),
+        )
     }
 
     fn verified(&mut self, slice: Option<&str>, passed: bool) -> Vec<Action> {
@@ -137,6 +150,13 @@ fn advance(slice: &str) -> Action {
     }
 }
 
+fn gate(slice: &str, ahead: &[&str]) -> Action {
+    Action::Gate {
+        slice: slice.into(),
+        ahead: ahead.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
 fn release(slice: &str) -> Action {
     Action::Release {
         slice: slice.into(),
@@ -150,10 +170,7 @@ fn slices_start_in_dependency_order_within_the_concurrency_limit() {
     assert_eq!(g.started("a"), []);
     assert_eq!(g.next(), [], "one at a time");
     // A committed slice goes to its gates, and frees its place.
-    assert_eq!(
-        g.committed("a"),
-        [stop("a"), Action::Gate { slice: "a".into() }]
-    );
+    assert_eq!(g.committed("a"), [stop("a"), gate("a", &[])]);
     assert_eq!(g.next(), [start("c")], "`b` waits for `a` to merge");
     assert_eq!(g.started("c"), []);
     assert_eq!(
@@ -424,10 +441,7 @@ fn a_resumed_goal_sends_committed_and_verified_slices_on() {
     let mut resumed = Decider::new();
     assert_eq!(
         resumed.on_resume(&g.state),
-        [
-            Action::Gate { slice: "a".into() },
-            Action::Merge { slice: "b".into() }
-        ]
+        [gate("a", &[]), Action::Merge { slice: "b".into() }]
     );
 }
 
@@ -527,5 +541,94 @@ fn gates_stopped_by_a_cancel_are_no_verdict() {
             status: GoalStatus::Cancelled,
             reason: Some("cancelled before every slice finished".into())
         }]
+    );
+}
+
+#[test]
+fn a_slice_that_may_conflict_with_one_ahead_waits_for_its_verdict() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[]), ("c", &[])], 3, json!({}));
+    let _ = g.next();
+    for s in ["a", "b", "c"] {
+        let _ = g.started(s);
+    }
+    // Only a slice that committed earlier and shares a path (or a folder
+    // where the other has a file) is ahead; never the other way round.
+    assert_eq!(
+        g.committed_files("a", &["shared.txt"]),
+        [stop("a"), gate("a", &[])]
+    );
+    assert_eq!(
+        g.committed_files("b", &["shared.txt", "b/f"]),
+        [stop("b"), gate("b", &["a"])]
+    );
+    assert_eq!(
+        g.committed_files("c", &["c/f"]),
+        [stop("c"), gate("c", &[])]
+    );
+    // Its commit conflicts with `a`'s: it keeps its slot and waits.
+    assert_eq!(g.deferred("b", "a"), []);
+    assert_eq!(g.next(), [], "`a` is still on its way");
+    assert_eq!(
+        g.verified(Some("a"), true),
+        [stop("a"), Action::Merge { slice: "a".into() }, release("a")]
+    );
+    assert_eq!(g.next(), [], "`a` is merging");
+    let _ = g.merged("a");
+    // `a` is in the candidate: `b` is checked again, against it.
+    let actions = g.next();
+    assert!(actions.contains(&gate("b", &[])), "{actions:?}");
+    assert_eq!(
+        g.next()
+            .iter()
+            .filter(|a| matches!(a, Action::Gate { .. }))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_held_slice_goes_to_its_gates_when_the_one_ahead_fails() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[])], 2, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.started("b");
+    let _ = g.committed_files("a", &["src/x"]);
+    // A file where `a` has a folder.
+    assert_eq!(
+        g.committed_files("b", &["src"]),
+        [stop("b"), gate("b", &["a"])]
+    );
+    let _ = g.deferred("b", "a");
+    let _ = g.verified(Some("a"), false);
+    assert_eq!(g.next(), [gate("b", &[])]);
+}
+
+#[test]
+fn a_cancel_while_a_slice_is_held_ends_the_goal() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[])], 2, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.started("b");
+    let _ = g.committed_files("a", &["f"]);
+    let _ = g.committed_files("b", &["f"]);
+    let _ = g.deferred("b", "a");
+    assert_eq!(g.decider.on_cancel(), [Action::CancelAll]);
+    let _ = g.feed(json!({"kind": "verified", "slice": "a", "passed": false, "interrupted": true}));
+    let actions = g.next();
+    assert!(
+        matches!(
+            actions.last(),
+            Some(Action::Finish {
+                status: GoalStatus::Cancelled,
+                ..
+            })
+        ),
+        "{actions:?}"
+    );
+    // Resumed, `b` still waits behind `a`, which goes first.
+    let mut resumed = Decider::new();
+    assert_eq!(
+        resumed.on_resume(&g.state),
+        [gate("a", &[]), gate("b", &["a"])]
     );
 }
