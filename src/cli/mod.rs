@@ -5,7 +5,9 @@ mod doctor;
 mod goal_cancel;
 mod goal_clean;
 mod goal_deliver;
+mod goal_diff;
 mod goal_list;
+mod goal_logs;
 mod goal_plan;
 mod goal_proof;
 mod goal_replay;
@@ -14,6 +16,8 @@ mod goal_retry;
 mod goal_run;
 mod goal_status;
 mod goal_verify;
+mod goal_watch;
+mod pager;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +80,12 @@ enum GoalCommand {
     Deliver(goal_deliver::Args),
     /// Check a goal's proof, pushed as refs/omk/proofs/<id> or local, on any clone.
     Verify(goal_verify::Args),
+    /// Print a slice's log (by default its last attempt's failing gate, else its agent).
+    Logs(goal_logs::Args),
+    /// Show what a slice changed, as git diff does.
+    Diff(goal_diff::Args),
+    /// Follow a goal another process drives, until it ends; exits with its exit code.
+    Watch(goal_watch::Args),
 }
 
 /// Which goal a command is about.
@@ -173,6 +183,9 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Clean(a)) => goal_clean::run(&dir, a),
             Command::Goal(GoalCommand::Deliver(a)) => goal_deliver::run(&dir, a),
             Command::Goal(GoalCommand::Verify(a)) => goal_verify::run(&dir, a),
+            Command::Goal(GoalCommand::Logs(a)) => goal_logs::run(&dir, a),
+            Command::Goal(GoalCommand::Diff(a)) => goal_diff::run(&dir, a),
+            Command::Goal(GoalCommand::Watch(a)) => goal_watch::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,
             Command::Doctor(a) => doctor::run(&dir, a),
         }
@@ -199,6 +212,9 @@ impl Command {
                         | GoalCommand::Proof(_)
                         | GoalCommand::Replay(_)
                         | GoalCommand::Verify(_)
+                        | GoalCommand::Logs(_)
+                        | GoalCommand::Diff(_)
+                        | GoalCommand::Watch(_)
                 )
         )
     }

@@ -5,6 +5,7 @@
 //! line per event to stderr.
 
 mod describe;
+pub mod steps;
 pub use describe::describe;
 
 use std::collections::HashMap;

@@ -263,3 +263,200 @@ fn a_planning_worktree_a_killed_omk_left_is_seen_by_doctor_and_removed_by_clean(
     assert_eq!(f.worktrees().len(), 1, "{:?}", f.worktrees());
     assert!(stdout(&f.omk(&["doctor"])).contains("orphans:    none"));
 }
+
+/// A finished goal of two slices: `good` passes its gate, `bad` fails it
+/// (its agent also says something on stdout).
+fn one_good_one_bad() -> (Fixture, Value) {
+    let gate = r#"test -e ok.txt || { echo "gate says: ok.txt is missing"; exit 1; }"#;
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", gate, "slice"))]);
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in
+  good) printf 'ok\n' > ok.txt ;;
+  bad) echo "agent bad speaks"; printf 'bad\n' > bad.txt ;;
+esac"#,
+    );
+    let plan =
+        f.plan(json!({ "slices": [slice("good", &["ok.txt"]), slice("bad", &["bad.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(
+        &plan,
+        &agent,
+        &[
+            "--max-attempts",
+            "1",
+            "--concurrency",
+            "2",
+            "--no-base-check",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    (f, proof)
+}
+
+#[test]
+fn logs_show_the_failing_gate_the_agent_and_every_failed_step() {
+    let (f, proof) = one_good_one_bad();
+    let text = |args: &[&str]| {
+        let out = f.omk(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // By default the last attempt's failing gate, raw into a pipe.
+    assert_eq!(
+        text(&["goal", "logs", "bad"]).trim(),
+        "gate says: ok.txt is missing"
+    );
+    let id = proof["goal_id"].as_str().unwrap();
+    assert_eq!(
+        text(&["goal", "logs", id, "bad", "--gate", "check"]).trim(),
+        "gate says: ok.txt is missing"
+    );
+    assert!(text(&["goal", "logs", "bad", "--agent"]).contains("agent bad speaks"));
+    // Every failed step, each under a header; nothing of what passed.
+    let failed = text(&["goal", "logs", "--failed"]);
+    assert!(
+        failed.contains("==> bad attempt 1 · gate check · exit 1 · ")
+            && failed.contains("gate says: ok.txt is missing"),
+        "{failed}"
+    );
+    assert!(!failed.contains("good"), "{failed}");
+
+    // Asking for what is not there says what is.
+    let refused = |args: &[&str], says: &str| {
+        let out = f.omk(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    refused(
+        &["goal", "logs", "nope"],
+        "no slice `nope`; its slices: good, bad",
+    );
+    refused(
+        &["goal", "logs", "bad", "--gate", "lint"],
+        "ran no gate `lint`; it ran: agent, gate check",
+    );
+    refused(
+        &["goal", "logs", "bad", "--attempt", "2"],
+        "slice `bad` has 1 attempt",
+    );
+    refused(&["goal", "logs"], "name the slice");
+}
+
+#[test]
+fn diff_shows_what_a_slice_changed_against_its_start() {
+    let (f, _) = one_good_one_bad();
+    let out = f.omk(&["goal", "diff", "good"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diff.contains("+++ b/ok.txt") && diff.contains("\n+ok"),
+        "{diff}"
+    );
+    assert!(!diff.contains("bad.txt"), "{diff}");
+    let out = f.omk(&["goal", "diff", "bad", "--stat"]);
+    let stat = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stat.contains("bad.txt | 1 +") && stat.contains("1 file changed"),
+        "{stat}"
+    );
+    let out = f.omk(&["goal", "diff", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn watch_follows_a_goal_another_process_drives_and_exits_as_it_does() {
+    let f = Fixture::new(&[(
+        "omk.toml",
+        &gate_toml("check", "test ! -e bad.txt", "slice"),
+    )]);
+    let hold = f.scripts.join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let agent = f.agent(&format!(
+        r#"while [ -e {} ]; do sleep 0.05; done
+echo x > "$OMK_SLICE_ID.txt""#,
+        hold.display()
+    ));
+    let plan =
+        f.plan(json!({ "slices": [slice("fine", &["fine.txt"]), slice("bad", &["bad.txt"])] }));
+    let run = f
+        .omk_command(
+            &[
+                "goal",
+                "run",
+                "g",
+                "--plan",
+                plan.to_str().unwrap(),
+                "--agent",
+                &agent,
+                "--max-attempts",
+                "1",
+                "--no-progress",
+                "--no-base-check",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The goal exists once its log has its first event.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while f
+        .home
+        .join("repos")
+        .read_dir()
+        .map_or(true, |mut d| d.next().is_none())
+        || !f
+            .state_dir()
+            .join("goals")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the goal never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let watch = f
+        .omk_command(&["goal", "watch", "--no-progress"], &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::remove_file(&hold).unwrap();
+    let run = run.wait_with_output().unwrap();
+    let watch = watch.wait_with_output().unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        watch.status.code(),
+        run.status.code(),
+        "watch exits as the run did"
+    );
+    let seen = String::from_utf8_lossy(&watch.stderr);
+    // It saw the whole goal, from its start to its end, as lines.
+    assert!(
+        seen.contains("goal started") && seen.contains("[fine] merged"),
+        "{seen}"
+    );
+    assert!(seen.contains("goal finished"), "{seen}");
+    let summary = String::from_utf8_lossy(&watch.stdout);
+    assert!(
+        summary.contains("not_ready") && summary.contains("bad"),
+        "{summary}"
+    );
+}

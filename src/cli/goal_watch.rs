@@ -1,0 +1,87 @@
+//! `omk goal watch`: follow a goal that another process drives, from its
+//! event log, with the view `goal run` shows, until it ends.
+//!
+//! The log is the only thing read: watching changes nothing, and any number
+//! of terminals can watch one goal. It ends once the goal has finished and
+//! its driver has let go of it (a delivery comes after `goal_finished`),
+//! and exits as `goal run` would have.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{IoContext, Result};
+use crate::report::Reporter;
+use crate::state::{GoalState, GoalStatus};
+use crate::store::events::Event;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    goal: super::GoalRef,
+    /// Print plain lines instead of the live view.
+    #[arg(long)]
+    no_progress: bool,
+    /// Print the proof as JSON at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How often the log is read again.
+const POLL: Duration = Duration::from_millis(100);
+
+pub fn run(dir: &Path, args: Args) -> Result<u8> {
+    let (_, goal) = super::find_goal(dir, &args.goal.id)?;
+    let path = goal.events();
+    let file = std::fs::File::open(&path).context(|| format!("opening {}", path.display()))?;
+    let mut log = std::io::BufReader::new(file);
+    let mut reporter = Reporter::new(!args.no_progress);
+    let mut state = GoalState::default();
+    let mut partial = String::new();
+    // Set once nothing drives the goal: one more read, then the end.
+    let mut last_read = false;
+    loop {
+        // Whole lines only: the driver may be writing the next one.
+        loop {
+            let mut line = String::new();
+            let n = log
+                .read_line(&mut line)
+                .context(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            if !line.ends_with('\n') {
+                partial.push_str(&line);
+                continue;
+            }
+            let whole = std::mem::take(&mut partial) + &line;
+            if let Ok(event) = serde_json::from_str::<Event>(whole.trim_end()) {
+                state.apply(&event);
+                reporter.event(&event, &state);
+            }
+        }
+        if last_read {
+            break;
+        }
+        if goal.holder().is_none() {
+            last_read = true;
+            continue;
+        }
+        std::thread::sleep(POLL);
+    }
+    reporter.finish();
+    if state.status == GoalStatus::Running {
+        eprintln!(
+            "omk: no process drives goal {} any more, and it has not finished; `omk goal resume {}` goes on",
+            goal.id, goal.id
+        );
+        return Ok(1);
+    }
+    if args.json {
+        super::print_json(&state)?;
+    } else {
+        print!("{}", crate::proof::text(&state));
+        println!("proof: {}", goal.proof().display());
+    }
+    Ok(super::goal_exit_code(&state))
+}
