@@ -460,3 +460,166 @@ echo x > "$OMK_SLICE_ID.txt""#,
         "{summary}"
     );
 }
+
+/// A tmux server of its own, with one window of `height` lines running
+/// `command`; killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(height: u16, command: &str) -> Tmux {
+        ensure_tmux();
+        let socket = format!("omk-test-{}-{}", std::process::id(), rand_suffix());
+        let tmux = Tmux { socket };
+        let ok = tmux
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                &height.to_string(),
+                command,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux did not start");
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
+        c
+    }
+
+    /// The screen as it is now, or with `history` everything scrolled off too.
+    fn screen(&self, history: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "t"];
+        if history {
+            args.extend(["-S", "-"]);
+        }
+        String::from_utf8_lossy(&self.cmd(&args).output().unwrap().stdout).into_owned()
+    }
+
+    /// Waits until the screen shows what `done` looks for.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let screen = self.screen(false);
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never saw {what}:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).status();
+    }
+}
+
+/// Installs tmux from Debian's packages when this machine has none (as
+/// `.ci/run` does), once per test run.
+fn ensure_tmux() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let have = || {
+            std::process::Command::new("tmux")
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !have() {
+            let _ = std::process::Command::new("sh")
+                .args(["-c", "apt-get update -q && apt-get install -y -q tmux"])
+                .status();
+        }
+        assert!(
+            have(),
+            "the live-view test needs tmux, and apt-get could not install it"
+        );
+    });
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64)
+}
+
+#[test]
+fn the_live_view_fits_the_terminal_and_leaves_no_row_after_a_cancel() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    let hold = f.scripts.join("hold");
+    std::fs::write(&hold, "").unwrap();
+    // Three quick slices end at once; twelve slow ones run until cancelled.
+    let agent = f.agent(&format!(
+        r#"case "$OMK_SLICE_ID" in slow*) while [ -e {} ]; do sleep 0.1; done ;; esac
+echo x > "$OMK_SLICE_ID.txt""#,
+        hold.display()
+    ));
+    let ids: Vec<String> = (1..=3)
+        .map(|i| format!("quick{i}"))
+        .chain((1..=12).map(|i| format!("slow{i}")))
+        .collect();
+    let slices: Vec<Value> = ids
+        .iter()
+        .map(|id| slice(id, &[&format!("{id}.txt")]))
+        .collect();
+    let plan = f.plan(json!({ "slices": slices }));
+    let command = format!(
+        "OMK_HOME={home} {omk} -C {repo} goal run g --plan {plan} --agent '{agent}' --concurrency 15 --no-base-check --json > {out}; echo EXIT=$?; sleep 60",
+        home = f.home.display(),
+        omk = env!("CARGO_BIN_EXE_omk"),
+        repo = f.repo.display(),
+        plan = plan.display(),
+        out = f.scripts.join("proof.json").display(),
+    );
+    let height = 10;
+    let tmux = Tmux::start(height, &command);
+    let rows = |screen: &str| {
+        screen
+            .lines()
+            .filter(|l| l.contains("running · attempt"))
+            .count()
+    };
+    let screen = tmux.wait_for("the slow slices running", |s| {
+        s.contains("3 merged · 12 running")
+    });
+    // A summary line and as many rows as fit below what was printed.
+    assert!(screen.lines().count() <= height as usize, "{screen}");
+    assert!(
+        (1..=height as usize - 2).contains(&rows(&screen)),
+        "{} rows:\n{screen}",
+        rows(&screen)
+    );
+    assert!(
+        screen.contains("15 slices:") && screen.contains("more active than fit"),
+        "{screen}"
+    );
+    let _ = tmux.cmd(&["send-keys", "-t", "t", "C-c"]).status();
+    let screen = tmux.wait_for("the run's end", |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert_eq!(rows(&screen), 0, "rows left after the cancel:\n{screen}");
+    assert!(!screen.contains("more active than fit"), "{screen}");
+    // Each quick slice's end was printed once.
+    let all = tmux.screen(true);
+    for q in ["quick1", "quick2", "quick3"] {
+        let ends = all
+            .lines()
+            .filter(|l| l.starts_with(q) && l.contains("merged · attempt 1"))
+            .count();
+        assert_eq!(ends, 1, "{q}:\n{all}");
+    }
+}
