@@ -33,6 +33,12 @@ const POLL: Duration = Duration::from_millis(100);
 pub fn run(dir: &Path, args: Args) -> Result<u8> {
     let (_, goal) = super::find_goal(dir, &args.goal.id)?;
     let path = goal.events();
+    // A goal just started in another terminal may not have its log yet.
+    let mut waited = Duration::ZERO;
+    while !path.exists() && waited < Duration::from_secs(5) {
+        std::thread::sleep(POLL);
+        waited += POLL;
+    }
     let file = std::fs::File::open(&path).context(|| format!("opening {}", path.display()))?;
     let mut log = std::io::BufReader::new(file);
     let mut reporter = Reporter::new(!args.no_progress);

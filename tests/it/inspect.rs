@@ -409,17 +409,7 @@ echo x > "$OMK_SLICE_ID.txt""#,
         .unwrap();
     // The goal exists once its log has its first event.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while f
-        .home
-        .join("repos")
-        .read_dir()
-        .map_or(true, |mut d| d.next().is_none())
-        || !f
-            .state_dir()
-            .join("goals")
-            .read_dir()
-            .is_ok_and(|mut d| d.next().is_some())
-    {
+    while !f.omk(&["goal", "status", "--json"]).status.success() {
         assert!(
             std::time::Instant::now() < deadline,
             "the goal never started"
