@@ -365,9 +365,12 @@ pub fn cone(write_scope: &[String], include: &[String]) -> Option<Vec<String>> {
     Some(dirs)
 }
 
-/// Warnings for write scopes that match no file at the base (`tracked`):
-/// such a scope can only create files, and is often a typo (`tiem.py`).
-/// One pass over the files, whatever the number of scopes.
+/// Warnings for write scopes that match no file at the base (`tracked`)
+/// and look like typos: one below a directory that does not exist
+/// (`tset/**`), or a file whose name is a slip away from a file beside it
+/// (`src/tiem.py` next to `src/item.py`). A new file in an existing
+/// directory is what many scopes are for, and is not warned about. Two
+/// passes over the files, whatever the number of scopes.
 pub fn scope_warnings(plan: &Plan, tracked: &[String]) -> Vec<String> {
     let mut builder = GlobSetBuilder::new();
     let mut owners = Vec::new();
@@ -396,27 +399,71 @@ pub fn scope_warnings(plan: &Plan, tracked: &[String]) -> Vec<String> {
             at = dir;
         }
     }
-    owners
-        .iter()
-        .zip(matched)
-        .filter(|(_, m)| !m)
-        .map(|((slice, pattern), _)| {
-            // The literal directory the pattern starts with.
-            let literal = pattern
-                .split(['*', '?', '[', '{'])
-                .next()
-                .unwrap_or_default();
-            let dir = literal.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-            match !dir.is_empty() && !dirs.contains(dir) {
-                true => format!(
-                    "slice `{slice}`: write scope `{pattern}` matches no file, and `{dir}/` does not exist at the base; the slice can only create it (a typo?)"
-                ),
-                false => format!(
-                    "slice `{slice}`: write scope `{pattern}` matches no file at the base; the slice can only create files there (a typo?)"
-                ),
+    // The unmatched scopes that name one file in an existing directory,
+    // by directory, to compare with the files there.
+    let mut files_in: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
+    let mut warnings: Vec<(usize, String)> = Vec::new();
+    for (i, (slice, pattern)) in owners.iter().enumerate().filter(|(i, _)| !matched[*i]) {
+        // The literal directory the pattern starts with.
+        let literal = pattern
+            .split(['*', '?', '[', '{'])
+            .next()
+            .unwrap_or_default();
+        let dir = literal.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+        if !dir.is_empty() && !dirs.contains(dir) {
+            warnings.push((i, format!(
+                "slice `{slice}`: write scope `{pattern}` matches no file, and `{dir}/` does not exist at the base; the slice can only create it (a typo?)"
+            )));
+        } else if literal == *pattern && !pattern.ends_with('/') {
+            let name = pattern.rsplit_once('/').map_or(*pattern, |(_, n)| n);
+            files_in.entry(dir).or_default().push((i, name));
+        }
+    }
+    if !files_in.is_empty() {
+        let mut near: HashMap<usize, &str> = HashMap::new();
+        for path in tracked {
+            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+            for (i, wanted) in files_in.get(dir).into_iter().flatten() {
+                if !near.contains_key(i) && is_slip(wanted, name) {
+                    near.insert(*i, path);
+                }
             }
-        })
-        .collect()
+        }
+        for (i, path) in near {
+            let (slice, pattern) = owners[i];
+            warnings.push((i, format!(
+                "slice `{slice}`: write scope `{pattern}` matches no file at the base, but `{path}` is there (a typo?)"
+            )));
+        }
+    }
+    warnings.sort();
+    warnings.into_iter().map(|(_, w)| w).collect()
+}
+
+/// Whether `b` is `a` with a slip of the keyboard: one character added,
+/// dropped, changed or two swapped (two such slips in names of eight
+/// characters or more).
+fn is_slip(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let allowed = if a.len().min(b.len()) >= 8 { 2 } else { 1 };
+    if a == b || a.len().abs_diff(b.len()) > allowed {
+        return false;
+    }
+    // Optimal string alignment distance, over three rows.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (last[j] + 1).min(row[j - 1] + 1).min(last[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut last, row);
+    }
+    last[b.len()] <= allowed
 }
 
 /// A compiled write scope.
@@ -530,10 +577,23 @@ mod tests {
         };
         let tracked = vec!["src/item.py".to_string(), "docs/index.md".into()];
         let warnings = scope_warnings(&plan, &tracked);
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].contains("`src/tiem.py` matches no file at the base"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0]
+            .contains("`src/tiem.py` matches no file at the base, but `src/item.py` is there"));
         assert!(warnings[1].contains("`tset/` does not exist"));
-        assert!(warnings[2].contains("`docs/new.md`"));
+        // A new file beside others is no typo.
+        assert!(!warnings.iter().any(|w| w.contains("docs/new.md")));
+    }
+
+    #[test]
+    fn a_slip_is_one_edit_in_a_short_name_and_two_in_a_long_one() {
+        assert!(is_slip("tiem.py", "item.py"));
+        assert!(is_slip("itm.py", "item.py"));
+        assert!(is_slip("configuration.rs", "confgiuraton.rs"));
+        assert!(!is_slip("upper.sh", "echo.sh"));
+        assert!(!is_slip("a.txt", "a.txt"));
+        assert!(!is_slip("test_upper.sh", "test_echo.sh"));
+        assert!(!is_slip("ab.rs", "ba.py"));
     }
 
     #[test]
