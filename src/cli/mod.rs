@@ -11,6 +11,7 @@ mod goal_logs;
 mod goal_plan;
 mod goal_proof;
 mod goal_replay;
+mod goal_report;
 mod goal_resume;
 mod goal_retry;
 mod goal_run;
@@ -86,6 +87,8 @@ enum GoalCommand {
     Diff(goal_diff::Args),
     /// Follow a goal another process drives, until it ends; exits with its exit code.
     Watch(goal_watch::Args),
+    /// Write the goal's timeline and proof as one self-contained HTML page.
+    Report(goal_report::Args),
 }
 
 /// Which goal a command is about.
@@ -186,6 +189,7 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Logs(a)) => goal_logs::run(&dir, a),
             Command::Goal(GoalCommand::Diff(a)) => goal_diff::run(&dir, a),
             Command::Goal(GoalCommand::Watch(a)) => goal_watch::run(&dir, a),
+            Command::Goal(GoalCommand::Report(a)) => goal_report::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,
             Command::Doctor(a) => doctor::run(&dir, a),
         }
@@ -215,6 +219,7 @@ impl Command {
                         | GoalCommand::Logs(_)
                         | GoalCommand::Diff(_)
                         | GoalCommand::Watch(_)
+                        | GoalCommand::Report(_)
                 )
         )
     }

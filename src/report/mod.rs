@@ -8,7 +8,9 @@
 //! `--no-progress`, it prints one plain line per event to stderr.
 
 mod describe;
+pub mod html;
 pub mod steps;
+pub mod timeline;
 pub use describe::describe;
 
 use std::collections::HashMap;

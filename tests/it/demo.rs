@@ -27,6 +27,14 @@ fn demo_runs_a_four_slice_goal_to_ready() {
             "{stdout}"
         );
     }
+    // Its timeline page has a row for each slice.
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    for slice in ["upper", "lower", "count", "docs"] {
+        assert!(
+            report.contains(&format!("data-row=\"{slice}\"")),
+            "no row for {slice} in the demo's report"
+        );
+    }
     // The result is real: its tests pass on the integration branch.
     let repo = dir.join("textkit");
     let check = tmp.path().join("check");

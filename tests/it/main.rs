@@ -13,6 +13,7 @@ mod inspect;
 mod kimi;
 mod lifecycle;
 mod planner;
+mod report;
 
 /// A test file that is not declared above would silently never run.
 #[test]

@@ -155,7 +155,7 @@ pub async fn run(args: Args) -> Result<u8> {
     println!("\n── proof ──────────────────────────────────────────────");
     print!("{}", crate::proof::text(state));
     println!("\n── replay (the event log) ─────────────────────────────");
-    for e in events::read(&finished.goal.events())? {
+    for e in &events::read(&finished.goal.events())? {
         let slice = e
             .body
             .slice()
@@ -163,6 +163,13 @@ pub async fn run(args: Args) -> Result<u8> {
             .unwrap_or_default();
         println!("{:>4} {slice}{}", e.seq, crate::report::describe(&e.body));
     }
+    let events = events::read(&finished.goal.events())?;
+    let timeline = crate::report::timeline::timeline(&events, state);
+    let report = root.join("report.html");
+    crate::util::write_atomic(
+        &report,
+        crate::report::html::html(state, &timeline).as_bytes(),
+    )?;
     let c = format!("omk -C {}", repo.display());
     println!("\n── where everything is ────────────────────────────────");
     println!("repository:     {}", repo.display());
@@ -175,6 +182,10 @@ pub async fn run(args: Args) -> Result<u8> {
     println!("proof:          {}", finished.goal.proof().display());
     println!("event log:      {}", finished.goal.events().display());
     println!("logs:           {}", finished.goal.logs().display());
+    println!(
+        "timeline:       {}   (open it in a browser; {c} goal report --html FILE makes it)",
+        report.display()
+    );
     println!("try:            {c} goal proof --markdown   ·   {c} goal replay --verify   ·   {c} goal list");
     Ok(super::goal_exit_code(state))
 }

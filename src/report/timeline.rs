@@ -1,0 +1,588 @@
+//! A goal's timeline, read back from its events: for each slice, when it
+//! waited, its agent ran, its work was committed, its gates queued and ran,
+//! and it merged, attempt by attempt; the base check's and the
+//! integration's gates on rows of their own.
+//!
+//! `goal report --html` draws it. Like [`super::steps`], it reads only the
+//! event log, so it works for a running goal, a finished one, or one from
+//! another clone.
+
+use std::collections::HashMap;
+
+use crate::agent::AgentExit;
+use crate::state::{GoalState, SliceStatus};
+use crate::store::events::{Event, EventBody};
+
+/// What a slice was doing during a bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Waiting for its dependencies, a free slot, or a retry's turn.
+    Waiting,
+    /// Its agent ran.
+    Agent,
+    /// omk checked and committed what the agent left.
+    Commit,
+    /// Committed, waiting for its gates (cores, or a slice ahead of it that
+    /// it conflicts with).
+    GateQueued,
+    /// A gate ran.
+    Gate,
+    /// Verified, waiting for and going through the integrator.
+    Merge,
+}
+
+impl Phase {
+    /// Every phase, in the order a slice goes through them.
+    pub const ALL: [Phase; 6] = [
+        Phase::Waiting,
+        Phase::Agent,
+        Phase::Commit,
+        Phase::GateQueued,
+        Phase::Gate,
+        Phase::Merge,
+    ];
+
+    /// The phase in a word or two.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Agent => "agent",
+            Phase::Commit => "commit",
+            Phase::GateQueued => "gate queued",
+            Phase::Gate => "gate",
+            Phase::Merge => "merge",
+        }
+    }
+}
+
+/// One stretch of time a row spent in one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub phase: Phase,
+    /// The slice's attempt (0 on the base and integration rows).
+    pub attempt: u32,
+    /// Milliseconds since the goal started.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// It ended the attempt in failure: the agent failed, a gate failed,
+    /// the commit was refused, the merge conflicted.
+    pub failed: bool,
+    /// What it was, in words: the gate's name and outcome, the agent's
+    /// outcome, why it failed.
+    pub label: String,
+}
+
+/// Which row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowKind {
+    /// The slice gates on the base commit, before any agent.
+    Base,
+    /// A slice, by id.
+    Slice(String),
+    /// The integration's gates on its candidates.
+    Integration,
+}
+
+/// A moment worth a mark: a new attempt, an ejection, the integration
+/// branch moving.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub at_ms: u64,
+    pub label: String,
+}
+
+/// One row of the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub kind: RowKind,
+    /// How the slice ended (or stands); `None` on the base and integration rows.
+    pub status: Option<SliceStatus>,
+    pub bars: Vec<Bar>,
+    pub marks: Vec<Mark>,
+}
+
+impl Row {
+    /// The row's name: the slice id, `base check` or `integration`.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            RowKind::Base => "base check",
+            RowKind::Slice(id) => id,
+            RowKind::Integration => crate::plan::INTEGRATION,
+        }
+    }
+}
+
+/// The whole goal, in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// From the goal's start to its last event.
+    pub span_ms: u64,
+    /// The base row (if the base check ran), the slices in plan order, then
+    /// the integration.
+    pub rows: Vec<Row>,
+}
+
+/// The timeline of the goal `events` record; `state` is what they fold to.
+pub fn timeline(events: &[Event], state: &GoalState) -> Timeline {
+    let mut b = Builder::new(state);
+    for e in events {
+        b.event(e);
+    }
+    b.finish()
+}
+
+/// The row a bar is open on, and since when.
+struct Open {
+    phase: Phase,
+    start_ms: u64,
+    label: String,
+}
+
+struct Track {
+    row: Row,
+    open: Option<Open>,
+    attempt: u32,
+    /// Since when the slice waits for its next attempt.
+    ready_since: u64,
+}
+
+struct Builder {
+    t0: Option<i128>,
+    now: u64,
+    tracks: Vec<Track>,
+    index: HashMap<String, usize>,
+}
+
+const BASE: usize = 0;
+
+impl Builder {
+    fn new(state: &GoalState) -> Builder {
+        let track = |kind, status| Track {
+            row: Row {
+                kind,
+                status,
+                bars: Vec::new(),
+                marks: Vec::new(),
+            },
+            open: None,
+            attempt: 0,
+            ready_since: 0,
+        };
+        let mut tracks = vec![track(RowKind::Base, None)];
+        let mut index = HashMap::new();
+        for s in &state.slices {
+            index.insert(s.id.clone(), tracks.len());
+            tracks.push(track(RowKind::Slice(s.id.clone()), Some(s.status)));
+        }
+        tracks.push(track(RowKind::Integration, None));
+        Builder {
+            t0: None,
+            now: 0,
+            tracks,
+            index,
+        }
+    }
+
+    fn slice(&mut self, id: &str) -> Option<&mut Track> {
+        let i = *self.index.get(id)?;
+        self.tracks.get_mut(i)
+    }
+
+    /// The row of gates without a slice: the integration's. (The base
+    /// check's are recorded together, in `base_checked`.)
+    fn unsliced(&mut self) -> &mut Track {
+        let last = self.tracks.len() - 1;
+        &mut self.tracks[last]
+    }
+
+    fn event(&mut self, e: &Event) {
+        let at = match (parse_ms(&e.ts), self.t0) {
+            (Some(t), Some(t0)) => u64::try_from(t - t0).unwrap_or(0).max(self.now),
+            (Some(t), None) => {
+                self.t0 = Some(t);
+                0
+            }
+            (None, _) => self.now,
+        };
+        self.now = at;
+        match &e.body {
+            EventBody::GoalResumed { .. } => {
+                // The last controller stopped without closing what ran;
+                // its bars end where its log did, and waiting starts again.
+                let before = self.now;
+                for t in &mut self.tracks {
+                    t.close(before, false, Some("interrupted"));
+                    t.ready_since = at;
+                }
+            }
+            EventBody::GoalRetried { slices, .. } => {
+                for id in slices {
+                    if let Some(t) = self.slice(id) {
+                        t.ready_since = at;
+                    }
+                }
+            }
+            EventBody::SliceStarted { slice, attempt, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, false, None);
+                    t.push(Phase::Waiting, t.ready_since, at, false, "waiting".into());
+                    if *attempt > 1 {
+                        t.row.marks.push(Mark {
+                            at_ms: at,
+                            label: format!("attempt {attempt}"),
+                        });
+                    }
+                    t.attempt = *attempt;
+                    t.open(Phase::Agent, at, format!("agent, attempt {attempt}"));
+                }
+            }
+            EventBody::AgentFinished { slice, report, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    let failed = report.exit != AgentExit::Ok;
+                    let label = format!("agent: {}", report.exit);
+                    t.close(at, failed, Some(&label));
+                    t.open(Phase::Commit, at, "commit".into());
+                }
+            }
+            EventBody::SliceCommitted { slice, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, false, None);
+                    t.open(Phase::GateQueued, at, "gate queued".into());
+                }
+            }
+            EventBody::GatesDeferred { slice, behind, .. } => {
+                if let Some(Open { label, .. }) = self.slice(slice).and_then(|t| t.open.as_mut()) {
+                    *label = format!("gates held behind `{behind}`, which it conflicts with");
+                }
+            }
+            EventBody::GateStarted { slice, gate, .. } => {
+                let t = match slice {
+                    Some(s) => self.slice(s),
+                    None => Some(self.unsliced()),
+                };
+                if let Some(t) = t {
+                    t.close(at, false, None);
+                    t.open(Phase::Gate, at, format!("gate {gate}"));
+                }
+            }
+            EventBody::GateFinished { slice, result } => {
+                let t = match slice {
+                    Some(s) => self.slice(s),
+                    None => Some(self.unsliced()),
+                };
+                if let Some(t) = t {
+                    let mut label = format!("gate {}: {}", result.name, result.outcome);
+                    if result.cached {
+                        label += " (cached)";
+                    }
+                    t.close(at, !result.passed, Some(&label));
+                    if slice.is_some() {
+                        t.open(Phase::GateQueued, at, "gate queued".into());
+                    }
+                }
+            }
+            EventBody::Verified {
+                slice: Some(slice),
+                passed,
+                interrupted,
+            } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, false, None);
+                    if *passed && !interrupted {
+                        t.open(Phase::Merge, at, "merge".into());
+                    }
+                }
+            }
+            EventBody::BaseChecked { gates, .. } => {
+                // Recorded once, when all of them ran, one after the other:
+                // each bar ends where the next one starts.
+                let base = &mut self.tracks[BASE];
+                let mut end = at;
+                let mut bars = Vec::new();
+                for g in gates.iter().rev() {
+                    let start = end.saturating_sub(g.duration_ms);
+                    bars.push((start, end, g));
+                    end = start;
+                }
+                for (start, end, g) in bars.into_iter().rev() {
+                    let mut label = format!("gate {} on the base: {}", g.name, g.outcome);
+                    if g.cached {
+                        label += " (cached)";
+                    }
+                    base.push(Phase::Gate, start, end, !g.passed, label);
+                }
+            }
+            EventBody::SliceMerged { slice, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, false, Some("merged"));
+                }
+            }
+            EventBody::MergeConflict { slice, paths, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    let label = format!("conflict on {}", paths.join(", "));
+                    // Found before the gates, the conflict ends the queue:
+                    // it shows as an instant, failed merge.
+                    if t.open.as_ref().is_some_and(|o| o.phase != Phase::Merge) {
+                        t.close(at, false, None);
+                    }
+                    if t.open.is_none() {
+                        t.open(Phase::Merge, at, String::new());
+                    }
+                    t.close(at, true, Some(&label));
+                }
+            }
+            EventBody::SliceFailed { slice, reason, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, true, Some(reason));
+                }
+            }
+            EventBody::SliceBlocked { slice, reason } => {
+                if let Some(t) = self.slice(slice) {
+                    t.push(Phase::Waiting, t.ready_since, at, true, reason.clone());
+                }
+            }
+            EventBody::SliceRetrying { slice, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, true, None);
+                    t.ready_since = at;
+                }
+            }
+            EventBody::SliceEjected { slice, gate, .. } => {
+                if let Some(t) = self.slice(slice) {
+                    t.row.marks.push(Mark {
+                        at_ms: at,
+                        label: format!("ejected: integration gate {gate} failed on its merge"),
+                    });
+                }
+            }
+            EventBody::IntegrationAdvanced { commit, .. } => {
+                let last = self.tracks.len() - 1;
+                self.tracks[last].row.marks.push(Mark {
+                    at_ms: at,
+                    label: format!(
+                        "integration branch advanced to {}",
+                        crate::util::short(commit)
+                    ),
+                });
+            }
+            EventBody::GoalFinished { .. } => {
+                for t in &mut self.tracks {
+                    t.close(at, false, None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> Timeline {
+        let end = self.now;
+        for t in &mut self.tracks {
+            t.close(end, false, Some("still going"));
+        }
+        let rows = self
+            .tracks
+            .into_iter()
+            .map(|t| t.row)
+            .filter(|r| !(r.kind == RowKind::Base && r.bars.is_empty()))
+            .collect();
+        Timeline { span_ms: end, rows }
+    }
+}
+
+impl Track {
+    fn open(&mut self, phase: Phase, at: u64, label: String) {
+        self.open = Some(Open {
+            phase,
+            start_ms: at,
+            label,
+        });
+    }
+
+    /// Ends the open bar at `at`, if there is one; `label` replaces its own.
+    fn close(&mut self, at: u64, failed: bool, label: Option<&str>) {
+        if let Some(open) = self.open.take() {
+            let label = label.map_or(open.label, str::to_string);
+            self.push(open.phase, open.start_ms, at, failed, label);
+        }
+    }
+
+    /// Adds a bar; an empty stretch of waiting or queueing is left out (an
+    /// instant agent, commit or merge still shows).
+    fn push(&mut self, phase: Phase, start_ms: u64, end_ms: u64, failed: bool, label: String) {
+        let end_ms = end_ms.max(start_ms);
+        if end_ms == start_ms && matches!(phase, Phase::Waiting | Phase::GateQueued) && !failed {
+            return;
+        }
+        self.row.bars.push(Bar {
+            phase,
+            attempt: self.attempt,
+            start_ms,
+            end_ms,
+            failed,
+            label,
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time.
+fn parse_ms(ts: &str) -> Option<i128> {
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(t.unix_timestamp_nanos() / 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// The timeline of a goal of slices `a` and `b`, from `events` given as
+    /// (seconds since the start, `kind` and fields).
+    fn of(events: &[(u64, Value)]) -> Timeline {
+        let started = json!({"kind": "goal_started", "goal_id": "g", "goal": "goal",
+            "repository": "/r", "base_commit": "base", "base_tree": "t0", "base_ref": null,
+            "integration_branch": "omk/g/integration",
+            "plan": {"slices": [
+                {"id": "a", "prompt": "p", "write_scope": ["a/**"]},
+                {"id": "b", "prompt": "p", "write_scope": ["b/**"]}]},
+            "agent": "exec:true",
+            "gates": [{"name": "test", "command": "true", "timeout": 1000, "scope": "both"}],
+            "allow_no_gates": false, "max_attempts": 2, "concurrency": 2, "deliver": "branch",
+            "limits": {"slice_timeout_ms": 1000, "inactivity_timeout_ms": 1000, "gate_concurrency": 1}});
+        let events: Vec<Event> = std::iter::once(&(0, started))
+            .chain(events)
+            .enumerate()
+            .map(|(i, (s, body))| {
+                let mut body = body.clone();
+                body["seq"] = json!(i + 1);
+                body["ts"] = json!(format!("2026-12-02T00:{:02}:{:02}.000Z", s / 60, s % 60));
+                serde_json::from_value(body).unwrap()
+            })
+            .collect();
+        let state = GoalState::from_events(&events);
+        timeline(&events, &state)
+    }
+
+    fn started(slice: &str, attempt: u32) -> Value {
+        json!({"kind": "slice_started", "slice": slice, "attempt": attempt,
+            "start_commit": "base", "branch": format!("omk/g/{slice}"), "worktree": "/w"})
+    }
+
+    fn agent_ok(slice: &str, attempt: u32) -> Value {
+        json!({"kind": "agent_finished", "slice": slice, "attempt": attempt, "report": {
+            "spec": "exec:true", "exit": "ok", "exit_code": 0, "tokens_in": null,
+            "tokens_out": null, "usd": null, "session_id": null, "duration_ms": 1, "log": "/l"}})
+    }
+
+    fn committed(slice: &str, attempt: u32) -> Value {
+        json!({"kind": "slice_committed", "slice": slice, "attempt": attempt,
+            "commit": format!("c-{slice}{attempt}"), "tree": format!("t-{slice}{attempt}"),
+            "changed_files": ["f"]})
+    }
+
+    fn gate(slice: Option<&str>, started: bool, passed: bool) -> Value {
+        let mut e = if started {
+            json!({"kind": "gate_started", "gate": "test", "tree": "t"})
+        } else {
+            json!({"kind": "gate_finished", "result": {"name": "test", "passed": passed,
+                "exit_code": if passed { 0 } else { 1 }, "outcome": if passed { "exit 0" } else { "exit 1" },
+                "duration_ms": 1, "tree": "t", "log": "/l"}})
+        };
+        if let Some(s) = slice {
+            e["slice"] = json!(s);
+        }
+        e
+    }
+
+    fn phases(row: &Row) -> Vec<(Phase, u32, u64, u64, bool)> {
+        row.bars
+            .iter()
+            .map(|b| {
+                (
+                    b.phase,
+                    b.attempt,
+                    b.start_ms / 1000,
+                    b.end_ms / 1000,
+                    b.failed,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_retried_slice_shows_both_attempts_and_what_failed_the_first() {
+        let t = of(&[
+            (
+                1,
+                json!({"kind": "base_checked", "passed": true, "gates": [{"name": "test",
+                "passed": true, "exit_code": 0, "outcome": "exit 0", "duration_ms": 1000,
+                "tree": "t0", "log": "/l"}]}),
+            ),
+            (1, started("a", 1)),
+            (3, started("b", 1)),
+            (5, agent_ok("a", 1)),
+            (6, committed("a", 1)),
+            (7, gate(Some("a"), true, false)),
+            (9, gate(Some("a"), false, false)),
+            (
+                9,
+                json!({"kind": "verified", "slice": "a", "passed": false}),
+            ),
+            (
+                9,
+                json!({"kind": "slice_retrying", "slice": "a", "attempt": 1,
+                "cause": {"type": "gate", "gate": "test"}, "feedback": "f"}),
+            ),
+            (10, agent_ok("b", 1)),
+            (10, committed("b", 1)),
+            (10, gate(Some("b"), true, true)),
+            (11, gate(Some("b"), false, true)),
+            (
+                11,
+                json!({"kind": "verified", "slice": "b", "passed": true}),
+            ),
+            (
+                12,
+                json!({"kind": "slice_merged", "slice": "b", "attempt": 1, "slice_commit": "c-b1",
+                "commit": "m-b", "tree": "mt-b", "onto": "base"}),
+            ),
+            (12, gate(None, true, true)),
+            (14, gate(None, false, true)),
+            (
+                14,
+                json!({"kind": "integration_advanced", "commit": "m-b", "tree": "mt-b"}),
+            ),
+            (15, started("a", 2)),
+            (
+                20,
+                json!({"kind": "goal_finished", "status": "cancelled", "reason": null}),
+            ),
+        ]);
+        assert_eq!(t.span_ms, 20_000);
+        let names: Vec<&str> = t.rows.iter().map(Row::name).collect();
+        assert_eq!(names, ["base check", "a", "b", "integration"]);
+        assert_eq!(phases(&t.rows[0]), [(Phase::Gate, 0, 0, 1, false)]);
+        assert_eq!(t.rows[0].bars[0].label, "gate test on the base: exit 0");
+        assert_eq!(
+            phases(&t.rows[1]),
+            [
+                (Phase::Waiting, 0, 0, 1, false),
+                (Phase::Agent, 1, 1, 5, false),
+                (Phase::Commit, 1, 5, 6, false),
+                (Phase::GateQueued, 1, 6, 7, false),
+                (Phase::Gate, 1, 7, 9, true),
+                (Phase::Waiting, 1, 9, 15, false),
+                (Phase::Agent, 2, 15, 20, false),
+            ]
+        );
+        assert_eq!(t.rows[1].bars[4].label, "gate test: exit 1");
+        assert_eq!(t.rows[1].marks[0].label, "attempt 2");
+        assert_eq!(t.rows[1].marks[0].at_ms, 15_000);
+        assert_eq!(
+            phases(&t.rows[2]).last(),
+            Some(&(Phase::Merge, 1, 11, 12, false))
+        );
+        assert_eq!(phases(&t.rows[3]), [(Phase::Gate, 0, 12, 14, false)]);
+        assert!(t.rows[3].marks[0].label.contains("advanced"));
+    }
+}
