@@ -28,7 +28,13 @@ fn goal(dir: &Path, n: usize) -> PathBuf {
     let plan = dir.join(format!("plan-{n}.json"));
     std::fs::write(&plan, format!(r#"{{"slices":[{}]}}"#, slices.join(","))).unwrap();
     let ok = omk(&repo, dir)
-        .args(["goal", "run", "report bench", "--no-progress", "--allow-no-gates"])
+        .args([
+            "goal",
+            "run",
+            "report bench",
+            "--no-progress",
+            "--allow-no-gates",
+        ])
         .args(["--concurrency", "100", "--agent"])
         .arg(r#"exec:sleep 0.5; echo x > "$OMK_SLICE_ID.txt""#)
         .arg("--plan")

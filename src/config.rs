@@ -141,7 +141,17 @@ struct PolicyEntry {
 #[serde(deny_unknown_fields)]
 struct GateEntry {
     name: String,
-    command: String,
+    command: Option<String>,
+    /// `command` (the default) or `review`.
+    kind: Option<String>,
+    /// A review's agent, as `--agent` names one (default: the goal's).
+    agent: Option<String>,
+    /// A review's instructions: a file of the repository, else the text.
+    instructions: Option<String>,
+    /// Shipped review instructions: `security`.
+    preset: Option<String>,
+    /// Tokens after which a review is stopped.
+    max_tokens: Option<u64>,
     timeout: Option<String>,
     #[serde(default)]
     scope: GateScope,
@@ -206,6 +216,46 @@ impl Config {
         Self::parse(path, |name| repo.file_at(commit, name).ok().flatten())
     }
 
+    /// The review of a `kind = "review"` gate entry (named `at` in errors);
+    /// `read` finds its instructions file.
+    fn review(
+        g: &GateEntry,
+        at: &str,
+        read: &impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<crate::review::ReviewSpec, String> {
+        use crate::review::{Preset, ReviewSpec, GENERAL};
+        if let Some(agent) = &g.agent {
+            crate::agent::AgentSpec::parse(agent).map_err(|e| format!("{at}.agent: {e}"))?;
+        }
+        let preset = match g.preset.as_deref() {
+            None => None,
+            Some(name) => Some(Preset::parse(name).ok_or_else(|| {
+                format!("{at}.preset: `{name}` is not a preset; the one there is: \"security\"")
+            })?),
+        };
+        let own = match g.instructions.as_deref().map(str::trim) {
+            Some("") => return Err(format!("{at}.instructions: empty")),
+            // A file of the repository at the base, else the text itself.
+            Some(text) => Some(read(text).unwrap_or_else(|| text.to_string())),
+            None => None,
+        };
+        let instructions = match (preset, own) {
+            (Some(p), Some(own)) => format!("{}\n\n{own}", p.instructions()),
+            (Some(p), None) => p.instructions().to_string(),
+            (None, Some(own)) => own,
+            (None, None) => GENERAL.to_string(),
+        };
+        if g.max_tokens == Some(0) {
+            return Err(format!("{at}.max_tokens: must be at least 1"));
+        }
+        Ok(ReviewSpec {
+            agent: g.agent.clone(),
+            instructions,
+            preset,
+            max_tokens: g.max_tokens,
+        })
+    }
+
     /// Parses `omk.toml` (shown as `path`) as `read` finds it, or detects.
     fn parse(path: PathBuf, read: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let Some(text) = read(FILE_NAME) else {
@@ -223,27 +273,62 @@ impl Config {
             if g.name.trim().is_empty() {
                 return Err(bad(format!("{at}.name: empty")));
             }
-            if g.command.trim().is_empty() {
-                return Err(bad(format!("{at}.command: empty")));
-            }
             if gates.iter().any(|x: &GateSpec| x.name == g.name) {
                 return Err(bad(format!("{at}.name: duplicate gate name")));
             }
-            let timeout = match g.timeout {
-                Some(t) => parse_duration(&t).map_err(|e| bad(format!("{at}.timeout: {e}")))?,
+            let timeout = match &g.timeout {
+                Some(t) => parse_duration(t).map_err(|e| bad(format!("{at}.timeout: {e}")))?,
                 None => DEFAULT_GATE_TIMEOUT,
+            };
+            let review = match g.kind.as_deref() {
+                None | Some("command") => {
+                    let reviews_only = [
+                        ("agent", g.agent.is_some()),
+                        ("instructions", g.instructions.is_some()),
+                        ("preset", g.preset.is_some()),
+                        ("max_tokens", g.max_tokens.is_some()),
+                    ];
+                    if let Some((field, _)) = reviews_only.iter().find(|(_, set)| *set) {
+                        return Err(bad(format!(
+                            "{at}.{field}: only a review gate takes it; add kind = \"review\""
+                        )));
+                    }
+                    None
+                }
+                Some("review") => Some(Self::review(&g, &at, &read).map_err(bad)?),
+                Some(other) => {
+                    return Err(bad(format!(
+                        "{at}.kind: `{other}` is not a kind of gate; use \"command\" or \"review\""
+                    )))
+                }
+            };
+            let command = match (&review, g.command) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(format!(
+                        "{at}.command: a review gate runs an agent, not a command; remove it"
+                    )))
+                }
+                (Some(r), None) => format!(
+                    "review by {}",
+                    r.agent.as_deref().unwrap_or("the goal's agent")
+                ),
+                (None, Some(c)) if !c.trim().is_empty() => c,
+                (None, _) => return Err(bad(format!("{at}.command: empty or missing"))),
             };
             gates.push(GateSpec {
                 name: g.name,
-                command: g.command,
+                command,
                 timeout,
                 scope: g.scope,
                 writable: g.writable,
                 env: g.env,
                 cpus: match g.cpus {
                     Some(0) => return Err(bad(format!("{at}.cpus: must be at least 1"))),
+                    // A reviewer waits on its model, not on the cores.
+                    None if review.is_some() => Some(1),
                     n => n,
                 },
+                review,
             });
         }
         let detected = Self::detected(&read);
@@ -360,6 +445,7 @@ impl Config {
                     // pytest runs on one core; the others spread over all
                     // (or cannot be told), so they run alone.
                     cpus: command.contains("pytest").then_some(1),
+                    review: None,
                 }],
                 GatesSource::Detected(file),
             ),
@@ -460,5 +546,40 @@ mod tests {
             let err = Config::load(dir.path()).unwrap_err().to_string();
             assert!(err.contains(field), "{err}");
         }
+    }
+
+    #[test]
+    fn a_review_gate_reads_its_instructions_from_a_file_or_takes_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docs")).unwrap();
+        std::fs::write(dir.path().join("docs/review.md"), "Check the units.\n").unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[[gate]]\nname = \"test\"\ncommand = \"true\"\n\
+             [[gate]]\nname = \"review\"\nkind = \"review\"\ninstructions = \"docs/review.md\"\n\
+             [[gate]]\nname = \"security\"\nkind = \"review\"\npreset = \"security\"\ninstructions = \"No new crates.\"\nmax_tokens = 5000\n",
+        )
+        .unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        assert!(c.gates[0].review.is_none());
+        let review = c.gates[1].review.as_ref().unwrap();
+        assert_eq!(review.instructions, "Check the units.\n");
+        assert_eq!(review.agent, None, "the goal's agent, filled in by the run");
+        assert_eq!(c.gates[1].cpus, Some(1), "a reviewer waits on its model");
+        let security = c.gates[2].review.as_ref().unwrap();
+        assert!(security.instructions.contains("secrets in code"));
+        assert!(security.instructions.ends_with("No new crates."));
+        assert_eq!(security.max_tokens, Some(5000));
+
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[[gate]]\nname = \"t\"\ncommand = \"true\"\ninstructions = \"x\"\n",
+        )
+        .unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("gate[0] (`t`).instructions: only a review gate takes it"),
+            "{err}"
+        );
     }
 }

@@ -64,6 +64,10 @@ pub struct GateSpec {
     /// runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<usize>,
+    /// Set for a review gate (`kind = "review"`): an agent judges the change
+    /// instead of `command` ([`crate::review`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::review::ReviewSpec>,
 }
 
 /// The outcome of one gate on one tree.
@@ -96,6 +100,9 @@ pub struct GateResult {
     /// The last lines of its log, when it failed (bounded, scrubbed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excerpt: Option<String>,
+    /// A review gate's verdict, findings and the reviewer's usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::review::Review>,
 }
 
 /// How much of a failed gate's log its result keeps.
@@ -187,6 +194,12 @@ impl Cache {
         };
         field(gate.name.as_bytes());
         field(gate.command.as_bytes());
+        // A review is judged by its agent and instructions.
+        if let Some(r) = &gate.review {
+            field(r.agent.as_deref().unwrap_or_default().as_bytes());
+            field(r.instructions.as_bytes());
+            field(&r.max_tokens.unwrap_or(0).to_le_bytes());
+        }
         let mut env = bench.env(gate);
         // The goal and the slot's directories aside: the same gate judges
         // the same tree alike in any goal and any slot.
@@ -268,6 +281,7 @@ pub async fn run(
         cached: false,
         from_goal: None,
         changed_tree: false,
+        review: None,
     })
 }
 

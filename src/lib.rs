@@ -27,6 +27,7 @@ pub mod process;
 pub mod proof;
 pub mod redact;
 pub mod report;
+pub mod review;
 pub mod run;
 pub mod sandbox;
 pub mod state;

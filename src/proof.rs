@@ -228,6 +228,7 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
         }
         let _ = writeln!(out);
     }
+    reviews(&mut out, s, &portable);
     let retried: Vec<_> = s
         .slices
         .iter()
@@ -295,6 +296,48 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
         s.goal_id
     );
     out
+}
+
+/// Every review gate's verdict and findings, slice by slice, then the
+/// integration's: what reviewers said, minor findings on approvals too.
+fn reviews(out: &mut String, s: &GoalState, portable: &impl Fn(&str) -> String) {
+    let slices = s
+        .slices
+        .iter()
+        .map(|sl| (format!("`{}`", sl.id), &sl.gates));
+    let all: Vec<_> = slices
+        .chain(std::iter::once((
+            "integration".to_string(),
+            &s.integration.gates,
+        )))
+        .flat_map(|(who, gates)| {
+            gates
+                .iter()
+                .filter_map(move |g| g.review.as_ref().map(|r| (who.clone(), g, r)))
+        })
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Reviews\n");
+    for (who, g, r) in all {
+        let tokens = match (r.agent.tokens_in, r.agent.tokens_out) {
+            (None, None) => String::new(),
+            (i, o) => format!(", {} tokens", i.unwrap_or(0) + o.unwrap_or(0)),
+        };
+        let cached = if g.cached { ", cached" } else { "" };
+        let _ = writeln!(
+            out,
+            "- {who} · {} {}: {}{tokens}{cached}",
+            if g.passed { "✓" } else { "✗" },
+            g.name,
+            g.outcome
+        );
+        for f in &r.findings {
+            let _ = writeln!(out, "  - {}", cell(&portable(&f.to_string())));
+        }
+    }
+    let _ = writeln!(out);
 }
 
 /// A slice's changes in a table cell: files, and lines when `repo` has them.

@@ -242,7 +242,19 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         integration_branch,
         plan,
         agent: agent.to_string(),
-        gates: config.gates.clone(),
+        gates: config
+            .gates
+            .iter()
+            .cloned()
+            .map(|mut g| {
+                // A review gate that names no agent is reviewed by the goal's.
+                if let Some(r) = g.review.as_mut().filter(|r| r.agent.is_none()) {
+                    r.agent = Some(agent.to_string());
+                    g.command = format!("review by {agent}");
+                }
+                g
+            })
+            .collect(),
         allow_no_gates: opts.allow_no_gates,
         max_attempts: opts.max_attempts.unwrap_or(config.max_attempts),
         concurrency,

@@ -49,6 +49,8 @@ pub struct GateJob {
     pub tree: String,
     /// The gates, in order.
     pub gates: Vec<GateSpec>,
+    /// What review gates review: the change's task and where it started.
+    pub subject: Option<crate::review::Subject>,
     /// Where the gates' logs go.
     pub log_dir: PathBuf,
     /// Lower runs first: 0 for the base and for slices others wait for, 1
@@ -210,25 +212,47 @@ async fn run_job(
                     from_goal: None,
                     changed_tree: false,
                     excerpt: None,
+                    review: None,
                 };
                 let checked = match ready {
                     true => Ok(()),
                     false => prepare(&repo, &job).await,
                 };
-                let result = match checked {
-                    Ok(()) => match gate::run(spec, &job.bench, &job.tree, log.clone(), cancel)
-                        .await
-                    {
-                        Ok(mut result) => {
-                            // Whatever the gate did to its tree, the next
-                            // gate gets the commit's again.
-                            ready = files_tree(&repo, &job).await.ok().as_ref() == Some(&job.tree);
-                            result.changed_tree = !ready;
-                            result
+                let ran = match (checked, &spec.review, &job.subject) {
+                    (Err(why), _, _) => Err(format!("not run: {why}")),
+                    (Ok(()), None, _) => {
+                        { gate::run(spec, &job.bench, &job.tree, log.clone(), cancel).await }
+                            .map_err(|e| format!("could not run: {e}"))
+                    }
+                    (Ok(()), Some(review), Some(subject)) => crate::review::run(
+                        spec,
+                        review,
+                        subject,
+                        &repo,
+                        &job.bench,
+                        &job.tree,
+                        &results,
+                        log.clone(),
+                        cancel,
+                    )
+                    .await
+                    .map_err(|e| format!("could not run: {e}")),
+                    (Ok(()), Some(_), None) => Err("not run: there is no change to review".into()),
+                };
+                let result = match ran {
+                    Ok(mut result) => {
+                        // Whatever the gate did to its tree, the next
+                        // gate gets the commit's again.
+                        ready = files_tree(&repo, &job).await.ok().as_ref() == Some(&job.tree);
+                        result.changed_tree = !ready;
+                        // A reviewer may only read.
+                        if result.changed_tree && spec.review.is_some() {
+                            result.passed = false;
+                            result.outcome = "the reviewer changed the tree it reviewed".into();
                         }
-                        Err(e) => not_run(format!("could not run: {e}")),
-                    },
-                    Err(why) => not_run(format!("not run: {why}")),
+                        result
+                    }
+                    Err(why) => not_run(why),
                 };
                 cache.put(spec, &job.bench, &result);
                 result

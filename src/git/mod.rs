@@ -505,6 +505,29 @@ impl Repo {
         Ok((stats.insertions(), stats.deletions()))
     }
 
+    /// The patch from `from` to `to` as `git diff` prints it, or `None` when
+    /// it is longer than `limit` bytes. git2, not git: no diff driver or
+    /// setting of the repository's config runs or changes it.
+    pub fn diff_patch(&self, from: &str, to: &str, limit: usize) -> Result<Option<String>> {
+        let repo = self.open()?;
+        let a = repo.find_commit(Oid::from_str(from)?)?.tree()?;
+        let b = repo.find_commit(Oid::from_str(to)?)?.tree()?;
+        let diff = repo.diff_tree_to_tree(Some(&a), Some(&b), None)?;
+        let mut out = Vec::new();
+        let printed = diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                out.push(line.origin() as u8);
+            }
+            out.extend_from_slice(line.content());
+            out.len() <= limit
+        });
+        match printed {
+            Ok(()) => Ok(Some(String::from_utf8_lossy(&out).into_owned())),
+            Err(_) if out.len() > limit => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Removes the lock of an omk branch left by a process that died while
     /// moving it. Only omk writes its branches, and only while holding the
     /// goal's lock, so such a lock is stale.

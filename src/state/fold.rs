@@ -220,15 +220,22 @@ impl GoalState {
                     s.current_gate = Some(gate.clone());
                 }
             }
-            EventBody::GateFinished { slice, result } => match slice {
-                Some(id) => {
-                    if let Some(s) = self.slice_mut(id) {
-                        s.gates.push(result.clone());
-                        s.current_gate = None;
-                    }
+            EventBody::GateFinished { slice, result } => {
+                // A reviewer's tokens count like an agent's (a cached review
+                // spent nothing now).
+                if let Some(r) = result.review.as_ref().filter(|_| !result.cached) {
+                    self.usage.add(&r.agent);
                 }
-                None => self.integration.gates.push(result.clone()),
-            },
+                match slice {
+                    Some(id) => {
+                        if let Some(s) = self.slice_mut(id) {
+                            s.gates.push(result.clone());
+                            s.current_gate = None;
+                        }
+                    }
+                    None => self.integration.gates.push(result.clone()),
+                }
+            }
             EventBody::Verified {
                 slice: Some(id),
                 interrupted: true,

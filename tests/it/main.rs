@@ -14,6 +14,7 @@ mod kimi;
 mod lifecycle;
 mod planner;
 mod report;
+mod review;
 
 /// A test file that is not declared above would silently never run.
 #[test]

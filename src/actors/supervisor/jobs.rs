@@ -58,7 +58,21 @@ impl SupervisorState {
                 }));
             }
         }
-        let job = self.gate_job(
+        let task = match self.state.spec(slice) {
+            Some(spec) if !spec.title.is_empty() => format!("{}\n\n{}", spec.title, spec.prompt),
+            Some(spec) => spec.prompt.clone(),
+            None => String::new(),
+        };
+        let subject = crate::review::Subject {
+            id: slice.to_string(),
+            task,
+            from: s
+                .start_commit
+                .clone()
+                .unwrap_or_else(|| self.state.base_commit.clone()),
+            commit: commit.clone(),
+        };
+        let mut job = self.gate_job(
             Some(slice),
             slot,
             commit,
@@ -67,6 +81,7 @@ impl SupervisorState {
             self.state.slice_gates(slice),
             self.attempt_logs(slice, s.attempts),
         )?;
+        job.subject = Some(subject);
         self.gates.send_message(GateMsg::Run(Box::new(job)))?;
         Ok(None)
     }
@@ -133,6 +148,7 @@ impl SupervisorState {
             keep: limits.slot_keep.clone(),
             tree,
             gates,
+            subject: None,
             log_dir,
         })
     }
@@ -144,7 +160,8 @@ impl SupervisorState {
             .settings
             .gates
             .iter()
-            .filter(|g| g.scope.judges_slices())
+            // A review has no change to read on the base.
+            .filter(|g| g.scope.judges_slices() && g.review.is_none())
             .cloned()
             .collect();
         let worktree = self.pool.acquire(&self.repo, false)?;
@@ -178,7 +195,28 @@ impl SupervisorState {
                 slot
             }
         };
-        let job = self.gate_job(
+        // The integration's change is what the candidate adds to the branch.
+        let merged = self
+            .state
+            .slices
+            .iter()
+            .filter(|s| {
+                s.status == crate::state::SliceStatus::Merging
+                    || self.state.integration.order.contains(&s.id)
+            })
+            .map(|s| format!("- {}: {}", s.id, s.title))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let subject = crate::review::Subject {
+            id: crate::plan::INTEGRATION.to_string(),
+            task: format!(
+                "{}\n\nThe change merges the work of these slices, each reviewed on its own:\n{merged}",
+                self.state.goal
+            ),
+            from: self.state.integration.commit.clone(),
+            commit: commit.clone(),
+        };
+        let mut job = self.gate_job(
             None,
             worktree.clone(),
             commit.clone(),
@@ -192,6 +230,7 @@ impl SupervisorState {
                 .join(crate::plan::INTEGRATION)
                 .join(commit.get(..12).unwrap_or(&commit)),
         )?;
+        job.subject = Some(subject);
         self.gates
             .send_message(GateMsg::Run(Box::new(job)))
             .map_err(|_| crate::Error::ActorGone("gate actor"))?;

@@ -350,15 +350,23 @@ impl SupervisorState {
         Ok(())
     }
 
-    /// Fills in an attempt's cost from the configured price when the agent reported none.
+    /// Fills in an attempt's (or a reviewer's) cost from the configured
+    /// price when the agent reported none.
     fn price_report(&self, body: &mut EventBody) {
-        if let (EventBody::AgentFinished { report, .. }, Some(price)) =
-            (body, &self.state.settings.limits.price)
-        {
-            if report.usd.is_none() {
-                if let Some(tokens_in) = report.tokens_in {
-                    report.usd = Some(price.usd(tokens_in, report.tokens_out.unwrap_or(0)));
-                }
+        let Some(price) = &self.state.settings.limits.price else {
+            return;
+        };
+        let report = match body {
+            EventBody::AgentFinished { report, .. } => report,
+            EventBody::GateFinished { result, .. } => match &mut result.review {
+                Some(review) if !result.cached => &mut review.agent,
+                _ => return,
+            },
+            _ => return,
+        };
+        if report.usd.is_none() {
+            if let Some(tokens_in) = report.tokens_in {
+                report.usd = Some(price.usd(tokens_in, report.tokens_out.unwrap_or(0)));
             }
         }
     }

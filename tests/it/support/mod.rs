@@ -145,7 +145,7 @@ impl Fixture {
     }
 
     /// The arguments of `goal run` for `plan` and `agent`, with `--json`.
-    fn run_args<'a>(plan: &'a str, agent: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    pub fn run_args<'a>(plan: &'a str, agent: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "goal",
             "run",

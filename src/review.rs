@@ -1,0 +1,502 @@
+//! Review gates: an agent reads a change against its task and answers with
+//! a verdict.
+//!
+//! A review runs where the gate's other gates ran, on the same checkout of
+//! the same tree, read-only: the sandbox lets the reviewer write only its
+//! temp dir (and a Kimi CLI's own state), and the approval policy refuses
+//! every edit and command it asks for. It is told the task, the other
+//! gates' results, the instructions and the diff against the change's start
+//! (bounded), and must end its answer with one JSON object:
+//!
+//! ```json
+//! {"verdict": "approve", "findings": [{"path": "src/a.rs", "line": 12, "severity": "minor", "message": "…"}]}
+//! ```
+//!
+//! `changes` with a blocker or major finding fails the gate, and the
+//! findings — the gate's log — are what the slice's next attempt is told.
+//! An answer without a valid verdict is asked again once, with the error.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{self, AgentSpec, Task};
+use crate::gate::{Bench, GateResult, GateSpec};
+use crate::git::Repo;
+
+/// What makes a gate a review (`kind = "review"` in `omk.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewSpec {
+    /// The agent that reviews, as `--agent` names one: the gate's `agent`;
+    /// a goal records its own agent here when the gate names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// What the reviewer is asked to look for: the preset's instructions,
+    /// then the gate's own.
+    pub instructions: String,
+    /// The shipped instructions they start from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// Input plus output tokens after which the review is stopped (and fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+}
+
+/// Shipped review instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// Secrets, disabled checks, new network calls, weakened tests, changes
+    /// to CI or gate scripts.
+    Security,
+}
+
+impl Preset {
+    /// The preset named `name` in `omk.toml`.
+    pub fn parse(name: &str) -> Option<Preset> {
+        match name {
+            "security" => Some(Preset::Security),
+            _ => None,
+        }
+    }
+
+    /// Its instructions.
+    pub fn instructions(self) -> &'static str {
+        match self {
+            Preset::Security => SECURITY,
+        }
+    }
+}
+
+/// What a review gate looks for when its `instructions` say nothing.
+pub const GENERAL: &str = "Check that the change does what its task asks and nothing else: \
+bugs, missing cases, code that cannot work, tests that do not test the change, and edits \
+outside what the task needs. Report only real problems; style alone is a minor finding.";
+
+const SECURITY: &str = "Review the change for security:\n\
+- secrets in code or configuration (keys, tokens, passwords, private keys), even as test data;\n\
+- checks that were disabled or weakened: authentication, authorization, TLS verification, \
+input validation, sandboxing, lint rules;\n\
+- new network calls, new dependencies, downloads or code run from outside the repository;\n\
+- tests that were deleted, skipped, made always to pass, or no longer assert what they did;\n\
+- changes to CI configuration, build scripts, git hooks or the scripts and settings the gates \
+run (omk.toml, Makefiles, test runners).\n\
+Any of these that the task does not plainly require is a blocker.";
+
+/// A reviewer's judgement of the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Changes,
+}
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Blocker,
+    Major,
+    Minor,
+}
+
+/// One problem a reviewer found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The file, relative to the repository.
+    #[serde(default)]
+    pub path: String,
+    /// The line, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let severity = match self.severity {
+            Severity::Blocker => "blocker",
+            Severity::Major => "major",
+            Severity::Minor => "minor",
+        };
+        match (self.path.as_str(), self.line) {
+            ("", _) => write!(f, "[{severity}] {}", self.message),
+            (path, Some(line)) => write!(f, "[{severity}] {path}:{line}: {}", self.message),
+            (path, None) => write!(f, "[{severity}] {path}: {}", self.message),
+        }
+    }
+}
+
+/// What a review gate's result records besides pass or fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The verdict, when the reviewer gave a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// How often it was asked (2 when its first answer was no verdict).
+    pub asks: u32,
+    /// The reviewer's run: its exit, tokens, cost and transcript, summed
+    /// over the asks. Its tokens and cost count against the goal's budgets.
+    pub agent: agent::Report,
+}
+
+/// The verdict and findings of the last JSON object in `text` that has a
+/// `verdict`, or what is wrong with the answer.
+pub fn parse_verdict(text: &str) -> Result<(Verdict, Vec<Finding>), String> {
+    #[derive(Deserialize)]
+    struct Answer {
+        verdict: Verdict,
+        #[serde(default)]
+        findings: Vec<Finding>,
+    }
+    let starts: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
+    let object = starts.into_iter().rev().find_map(|i| {
+        let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
+        match stream.next() {
+            Some(Ok(v)) if v.get("verdict").is_some() => Some(v),
+            _ => None,
+        }
+    });
+    let Some(object) = object else {
+        return Err("the answer has no JSON object with a `verdict`".into());
+    };
+    let answer: Answer = serde_json::from_value(object).map_err(|e| {
+        format!("the verdict object does not fit the form: {e} (verdict is \"approve\" or \"changes\"; each finding has path, line, severity \"blocker\", \"major\" or \"minor\", and message)")
+    })?;
+    Ok((answer.verdict, answer.findings))
+}
+
+/// Whether a verdict fails the gate: `changes` with a blocker or major finding.
+pub fn fails(verdict: Verdict, findings: &[Finding]) -> bool {
+    verdict == Verdict::Changes && findings.iter().any(|f| f.severity <= Severity::Major)
+}
+
+/// What is reviewed: the task the change was made for, and the commits
+/// whose difference is the change.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The slice's id, or `integration` (the reviewer's `OMK_SLICE_ID`).
+    pub id: String,
+    /// The slice's task (or, for the integration, the goal and its slices).
+    pub task: String,
+    /// The commit the change started from.
+    pub from: String,
+    /// The change's commit.
+    pub commit: String,
+}
+
+/// How much of a diff the reviewer is shown; past it, the changed paths.
+const DIFF_BYTES: usize = 64 * 1024;
+
+/// Runs the review gate `gate` on `subject`, checked out in `bench` (tree
+/// `tree`), after the gates that already judged it (`earlier`).
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    gate: &GateSpec,
+    review: &ReviewSpec,
+    subject: &Subject,
+    repo: &Repo,
+    bench: &Bench,
+    tree: &str,
+    earlier: &[GateResult],
+    log: PathBuf,
+    cancel: &CancellationToken,
+) -> crate::Result<GateResult> {
+    let spec = AgentSpec::parse(review.agent.as_deref().unwrap_or_default())?;
+    let diff = {
+        let (repo, from, to) = (repo.clone(), subject.from.clone(), subject.commit.clone());
+        crate::actors::blocking(move || {
+            Ok(match repo.diff_patch(&from, &to, DIFF_BYTES)? {
+                Some(patch) => format!("```diff\n{patch}```"),
+                None => {
+                    let files = repo.changed_files(&from, &to)?;
+                    format!(
+                        "The diff is longer than {} KB; read these changed files in your working directory:\n{}",
+                        DIFF_BYTES / 1024,
+                        files
+                            .iter()
+                            .map(|f| format!("- {f}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )
+                }
+            })
+        })
+        .await?
+    };
+    let started = std::time::Instant::now();
+    let mut errors: Option<String> = None;
+    let mut total: Option<agent::Report> = None;
+    let mut verdict = Err(String::new());
+    let mut asks = 0;
+    for ask in 1..=ASKS {
+        asks = ask;
+        let task = Task {
+            goal_id: bench.goal_id.clone(),
+            slice_id: subject.id.clone(),
+            prompt: prompt(review, subject, earlier, &diff, errors.as_deref()),
+            worktree: bench.dir.clone(),
+            write_scope: vec![],
+            attempt: ask,
+            log: log.with_file_name(format!("review-{}-ask-{ask}.log", gate.name)),
+            timeout: gate.timeout,
+            inactivity: gate.timeout,
+            policy: agent::policy::Policy::read_only(&bench.dir),
+            answer: Some(log.with_file_name(format!("review-{}-ask-{ask}.answer", gate.name))),
+            planning: false,
+            inherit: agent::allowed_env(&bench.env),
+            // Read-only: nothing of the checkout is writable.
+            confinement: crate::sandbox::Confinement::new(
+                std::iter::once(bench.tmp.clone())
+                    .chain(crate::sandbox::writable_dirs(
+                        spec.is_kimi(),
+                        &bench.writable,
+                    ))
+                    .collect(),
+            ),
+            tmp: bench.tmp.clone(),
+            feedback: None,
+            resume_session: None,
+        };
+        let report = run_bounded(&spec, &task, review.max_tokens, cancel).await?;
+        verdict = match (&report.exit, report.message.as_deref()) {
+            (agent::AgentExit::Ok, Some(text)) => parse_verdict(text),
+            (agent::AgentExit::Ok, None) => Err("the reviewer gave no answer".into()),
+            (exit, _) => Err(format!("the reviewer did not finish: {exit}")),
+        };
+        let ended_ok = report.ok();
+        total = Some(match total {
+            None => report,
+            Some(sum) => add(sum, report),
+        });
+        match &verdict {
+            Ok(_) => break,
+            Err(e) if ended_ok => errors = Some(e.clone()),
+            Err(_) => break,
+        }
+    }
+    let mut agent_report = total.expect("at least one ask");
+    agent_report.duration_ms = started.elapsed().as_millis() as u64;
+    let (passed, outcome, verdict, findings) = match verdict {
+        Ok((v, findings)) => {
+            let failed = fails(v, &findings);
+            let outcome = match (v, failed) {
+                (Verdict::Approve, _) => "approved".to_string(),
+                (Verdict::Changes, false) => "changes suggested (minor)".to_string(),
+                (Verdict::Changes, true) => {
+                    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+                    format!(
+                        "changes requested: {} blocker, {} major",
+                        count(Severity::Blocker),
+                        count(Severity::Major)
+                    )
+                }
+            };
+            (!failed, outcome, Some(v), findings)
+        }
+        Err(e) => (false, format!("no verdict: {e}"), None, Vec::new()),
+    };
+    let text = log_text(&outcome, &findings, &agent_report);
+    std::fs::write(&log, &text)
+        .map_err(|e| crate::Error::io(format!("writing {}", log.display()), e))?;
+    Ok(GateResult {
+        name: gate.name.clone(),
+        passed,
+        exit_code: None,
+        excerpt: (!passed).then(|| crate::redact::redact(&text).into_owned()),
+        outcome,
+        duration_ms: agent_report.duration_ms,
+        tree: tree.to_string(),
+        log,
+        cached: false,
+        from_goal: None,
+        changed_tree: false,
+        review: Some(Review {
+            verdict,
+            findings,
+            asks,
+            agent: agent_report,
+        }),
+    })
+}
+
+/// How often a reviewer is asked: once more when its answer is no verdict.
+const ASKS: u32 = 2;
+
+/// Runs the reviewer, stopped once it has spent `max_tokens`.
+async fn run_bounded(
+    spec: &AgentSpec,
+    task: &Task,
+    max_tokens: Option<u64>,
+    cancel: &CancellationToken,
+) -> crate::Result<agent::Report> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = cancel.child_token();
+    let over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, over) = (stop.clone(), over.clone());
+        tokio::spawn(async move {
+            while let Some(update) = rx.recv().await {
+                if let (
+                    agent::Update::Usage {
+                        tokens_in,
+                        tokens_out,
+                    },
+                    Some(max),
+                ) = (update, max_tokens)
+                {
+                    if tokens_in + tokens_out.unwrap_or(0) > max {
+                        over.store(true, std::sync::atomic::Ordering::SeqCst);
+                        stop.cancel();
+                    }
+                }
+            }
+        })
+    };
+    let mut report = agent::run(spec, task, tx, &stop).await?;
+    let _ = watcher.await;
+    let spent = report.tokens_in.unwrap_or(0) + report.tokens_out.unwrap_or(0);
+    let past = max_tokens.is_some_and(|max| spent > max);
+    if over.load(std::sync::atomic::Ordering::SeqCst) || past {
+        report.exit = agent::AgentExit::error(format!(
+            "stopped after {spent} tokens, past the gate's max_tokens of {}",
+            max_tokens.unwrap_or(0)
+        ));
+    }
+    Ok(report)
+}
+
+/// Two asks' reports as one: the second's exit, both runs' usage.
+fn add(first: agent::Report, second: agent::Report) -> agent::Report {
+    fn sum<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        }
+    }
+    agent::Report {
+        tokens_in: sum(first.tokens_in, second.tokens_in),
+        tokens_out: sum(first.tokens_out, second.tokens_out),
+        usd: sum(first.usd, second.usd),
+        ..second
+    }
+}
+
+/// The review gate's log: its outcome and findings, which a failed
+/// review's next attempt is told.
+fn log_text(outcome: &str, findings: &[Finding], report: &agent::Report) -> String {
+    let mut out = format!("review: {outcome}\n");
+    if findings.is_empty() {
+        out.push_str("no findings\n");
+    }
+    for f in findings {
+        let _ = writeln!(out, "{f}");
+    }
+    let _ = writeln!(
+        out,
+        "(the reviewer's transcript: {})",
+        report
+            .log
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    out
+}
+
+/// What the reviewer is asked.
+fn prompt(
+    review: &ReviewSpec,
+    subject: &Subject,
+    earlier: &[GateResult],
+    diff: &str,
+    error: Option<&str>,
+) -> String {
+    let mut p = String::from(
+        "You are reviewing a change before it is merged. Your working directory holds the \
+repository with the change applied. Read whatever you need, but change nothing: every edit \
+and command is refused.\n\n",
+    );
+    let _ = writeln!(
+        p,
+        "## The task the change was made for\n\n{}\n",
+        subject.task.trim()
+    );
+    let _ = writeln!(p, "## What to look for\n\n{}\n", review.instructions.trim());
+    if !earlier.is_empty() {
+        let _ = writeln!(p, "## The other gates on this tree\n");
+        for g in earlier {
+            let _ = writeln!(
+                p,
+                "- {} {}: {}",
+                if g.passed { "passed" } else { "FAILED" },
+                g.name,
+                g.outcome
+            );
+        }
+        p.push('\n');
+    }
+    let _ = writeln!(
+        p,
+        "## The change ({}..{})\n\n{diff}\n",
+        crate::util::short(&subject.from),
+        crate::util::short(&subject.commit)
+    );
+    p.push_str(
+        "## Your answer\n\nEnd your answer with one JSON object of this form, and nothing after it:\n\n\
+{\"verdict\": \"approve\" | \"changes\", \"findings\": [{\"path\": \"src/file.rs\", \"line\": 12, \
+\"severity\": \"blocker\" | \"major\" | \"minor\", \"message\": \"what is wrong and how to fix it\"}]}\n\n\
+\"changes\" with a blocker or major finding sends the change back to its author with your \
+findings; minor findings are only noted.\n",
+    );
+    if let Some(e) = error {
+        let _ = write!(
+            p,
+            "\nYour previous answer could not be read: {e}. Answer again, ending with the JSON object.\n"
+        );
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_verdict_object_is_read_and_only_serious_changes_fail() {
+        let text = r#"I looked. {"verdict": "approve"} Then more:
+```json
+{"verdict": "changes", "findings": [
+  {"path": "src/a.rs", "line": 3, "severity": "major", "message": "off by one"},
+  {"path": "README.md", "severity": "minor", "message": "typo"}]}
+```"#;
+        let (v, findings) = parse_verdict(text).unwrap();
+        assert_eq!(v, Verdict::Changes);
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[0].to_string(), "[major] src/a.rs:3: off by one");
+        assert_eq!(findings[1].to_string(), "[minor] README.md: typo");
+        assert!(fails(v, &findings));
+        assert!(!fails(v, &findings[1..]), "minor findings alone pass");
+        assert!(!fails(Verdict::Approve, &findings));
+    }
+
+    #[test]
+    fn an_answer_without_a_valid_verdict_says_what_is_wrong() {
+        assert!(parse_verdict("looks good to me")
+            .unwrap_err()
+            .contains("no JSON object with a `verdict`"));
+        let e = parse_verdict(r#"{"verdict": "lgtm"}"#).unwrap_err();
+        assert!(e.contains("does not fit the form"), "{e}");
+        let e = parse_verdict(
+            r#"{"verdict": "changes", "findings": [{"path": "a", "severity": "huge", "message": "x"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("does not fit the form"), "{e}");
+    }
+}

@@ -1,0 +1,183 @@
+//! Review gates: an agent reads each slice's change against its task, and
+//! its findings go back to the slice's agent.
+
+use serde_json::{json, Value};
+
+use crate::support::{slice, slice_of, Fixture};
+
+/// A repository whose `omk.toml` has a passing `check` gate and a review
+/// gate run by the `exec:` script `reviewer` (its body), with `extra`
+/// settings for the review.
+fn reviewed(reviewer: &str, extra: &str) -> Fixture {
+    let f = Fixture::new(&[("greeting.txt", "hello\n")]);
+    let script = f.script("reviewer.sh", reviewer);
+    let agent = match extra.contains("agent =") {
+        true => String::new(),
+        false => format!("agent = \"exec:sh {}\"", script.display()),
+    };
+    f.write(
+        "omk.toml",
+        &format!(
+            r#"[[gate]]
+name = "check"
+command = "true"
+scope = "both"
+
+[[gate]]
+name = "review"
+kind = "review"
+scope = "slice"
+{agent}
+timeout = "60s"
+{extra}
+"#
+        ),
+    );
+    f.git(&["add", "-A"]);
+    f.git(&["commit", "-q", "-m", "review gate"]);
+    f
+}
+
+fn review_of<'a>(proof: &'a Value, id: &str) -> &'a Value {
+    slice_of(proof, id)["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "review")
+        .unwrap_or_else(|| panic!("no review of {id}: {proof:#}"))
+}
+
+#[test]
+fn a_review_s_findings_go_back_to_the_agent_whose_next_attempt_is_approved() {
+    // The reviewer approves a greeting that ends with `!`, and otherwise
+    // asks for it, naming the file and line; it checks that it was shown
+    // the diff and the instructions.
+    let f = reviewed(
+        r#"case "$OMK_PROMPT" in *"+hello"*|*"+hi"*) diff=shown;; *) diff=missing;; esac
+case "$OMK_PROMPT" in *"Greetings end with an exclamation mark"*) ins=shown;; *) ins=missing;; esac
+if grep -q '!' "$OMK_SLICE_ID.txt"; then
+  echo "Fine. {\"verdict\": \"approve\", \"findings\": [{\"path\": \"\", \"severity\": \"minor\", \"message\": \"diff $diff, instructions $ins\"}]}"
+else
+  echo "{\"verdict\": \"changes\", \"findings\": [{\"path\": \"$OMK_SLICE_ID.txt\", \"line\": 1, \"severity\": \"major\", \"message\": \"end the greeting with an exclamation mark\"}]}"
+fi"#,
+        r#"instructions = "Greetings end with an exclamation mark.""#,
+    );
+    // `a` says hello plainly until it is told; `b` is right at once.
+    let agent = f.agent(
+        r#"if [ "$OMK_SLICE_ID" = b ]; then echo 'hi!' > b.txt; exit 0; fi
+if [ -n "$OMK_FEEDBACK" ] && grep -q "exclamation mark" "$OMK_FEEDBACK"; then echo 'hello!' > a.txt; else echo hello > a.txt; fi"#,
+    );
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["attempts"], 2, "{proof:#}");
+    let first = &a["attempt_history"][0];
+    assert_eq!(first["status"], "gate_failed");
+    assert!(
+        first["excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("[major] a.txt:1: end the greeting with an exclamation mark"),
+        "{first:#}"
+    );
+    let review = review_of(&proof, "a");
+    assert_eq!(review["passed"], true);
+    assert_eq!(review["review"]["verdict"], "approve");
+    assert_eq!(
+        review["review"]["findings"][0]["message"],
+        "diff shown, instructions shown"
+    );
+    assert_eq!(slice_of(&proof, "b")["attempts"], 1);
+    assert_eq!(
+        f.show(proof["integration"]["branch"].as_str().unwrap(), "a.txt"),
+        "hello!"
+    );
+
+    // The findings are in the Markdown proof, and the failing review's
+    // log is what `goal logs` shows.
+    let md = String::from_utf8_lossy(&f.omk(&["goal", "proof", "--markdown"]).stdout).into_owned();
+    assert!(md.contains("### Reviews"), "{md}");
+    assert!(md.contains("- `a` · ✓ review: approved"), "{md}");
+    let logs = f.omk(&["goal", "logs", "a", "--attempt", "1"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains("review: changes requested: 0 blocker, 1 major"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn an_answer_that_is_no_verdict_is_asked_again_once_then_fails_the_gate() {
+    let f = reviewed(
+        r#"case "$OMK_PROMPT" in *"could not be read"*) echo "still LGTM";; *) echo "LGTM";; esac"#,
+        "",
+    );
+    let agent = f.agent(r#"echo 'hi!' > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--max-attempts", "1"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(proof["status"], "not_ready");
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["status"], "gate_failed", "{proof:#}");
+    let review = review_of(&proof, "a");
+    assert_eq!(review["passed"], false);
+    assert_eq!(review["review"]["asks"], 2, "asked once more");
+    assert!(
+        review["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("no verdict: the answer has no JSON object with a `verdict`"),
+        "{review:#}"
+    );
+    assert!(a["reason"].as_str().unwrap().contains("review"), "{a:#}");
+}
+
+#[test]
+fn a_reviewer_cannot_write_and_the_tree_it_approves_is_unchanged() {
+    // It tries to rewrite the slice's file and to add one, and reports
+    // what happened in its finding.
+    let f = reviewed(
+        r#"if echo pwned > a.txt 2>/dev/null; then w=written; else w=refused; fi
+if echo x > planted.txt 2>/dev/null; then p=written; else p=refused; fi
+echo "{\"verdict\": \"approve\", \"findings\": [{\"severity\": \"minor\", \"message\": \"edit $w, new file $p\"}]}""#,
+        "",
+    );
+    let agent = f.agent(r#"echo 'hello!' > a.txt"#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let review = review_of(&proof, "a");
+    assert_eq!(
+        review["review"]["findings"][0]["message"], "edit refused, new file refused",
+        "{review:#}"
+    );
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    assert_eq!(f.show(branch, "a.txt"), "hello!");
+    assert_eq!(
+        f.git(&["ls-tree", "--name-only", branch]),
+        "a.txt\ngreeting.txt\nomk.toml"
+    );
+}
+
+#[test]
+fn bad_review_settings_are_named() {
+    for (settings, needle) in [
+        (
+            "command = \"true\"",
+            "a review gate runs an agent, not a command",
+        ),
+        ("preset = \"paranoid\"", "`paranoid` is not a preset"),
+        ("agent = \"telepathy\"", "gate[1] (`review`).agent"),
+        ("max_tokens = 0", "max_tokens: must be at least 1"),
+    ] {
+        let f = reviewed("true", settings);
+        let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+        let agent = f.agent("true");
+        let out = f.omk(&Fixture::run_args(plan.to_str().unwrap(), &agent, &[]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{settings}: {err}");
+        assert!(err.contains(needle), "{settings}: {err}");
+    }
+}
