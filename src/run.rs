@@ -141,6 +141,12 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         crate::deliver::prepare(&repo, base_ref.as_deref(), &delivery)?;
     }
     let config = Config::at_commit(&repo, &base_commit)?;
+    // A reviewer that is not installed is named now, not after the slices ran.
+    for review in config.gates.iter().filter_map(|g| g.review.as_ref()) {
+        if let Some(spec) = &review.agent {
+            AgentSpec::parse(spec)?.check_installed()?;
+        }
+    }
     let store = Store::for_repo(&repo)?;
     check_sandbox(opts.require_sandbox, &reporter)?;
     crate::capture::set_limit(config.log_limit);

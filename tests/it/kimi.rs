@@ -590,3 +590,69 @@ fn an_interrupted_wire_agent_resumes_its_own_session() {
 fn an_interrupted_acp_agent_loads_its_own_session() {
     interrupted_agent_resumes_its_session(Product::Code, "kimi");
 }
+
+#[test]
+fn the_real_cli_reviews_a_slice_read_only_and_its_verdict_and_tokens_are_recorded() {
+    let f = Fixture::new(&[(
+        "omk.toml",
+        &format!(
+            "{}\n[[gate]]\nname = \"review\"\nkind = \"review\"\nscope = \"slice\"\ninstructions = \"Files say hello.\"\n",
+            gate_toml("check", "test -s alpha.txt", "both")
+        ),
+    )]);
+    // The reviewer first tries to overwrite the slice's file, then, told
+    // the write was refused, gives its verdict.
+    let server = LlmServer::start(|body, n| {
+        let text = llm::message_text(body);
+        if !text.contains("You are reviewing a change") {
+            return llm::write_slice_file(body, n);
+        }
+        assert!(
+            text.contains("Files say hello.") && text.contains("+hello from alpha"),
+            "the reviewer was not shown the instructions and the diff:\n{text}"
+        );
+        if llm::after_tool(body) {
+            Reply::Text(
+                r#"The file is right. {"verdict": "approve", "findings": [{"path": "alpha.txt", "line": 1, "severity": "minor", "message": "could say more"}]}"#
+                    .into(),
+            )
+        } else {
+            Reply::Tool {
+                name: llm::write_tool(body),
+                arguments: json!({"path": "alpha.txt", "content": "pwned\n"}),
+            }
+        }
+    });
+    let (code, proof, stderr) = run(
+        &f,
+        Product::Python,
+        &server,
+        "kimi-wire",
+        json!({ "slices": [slice("alpha", &["alpha.txt"])] }),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let review = slice_of(&proof, "alpha")["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "review")
+        .unwrap()
+        .clone();
+    assert_eq!(review["passed"], true, "{review:#}");
+    assert_eq!(review["review"]["verdict"], "approve");
+    assert_eq!(review["review"]["findings"][0]["message"], "could say more");
+    assert_eq!(review["review"]["agent"]["spec"], "kimi-wire");
+    let review_tokens = review["review"]["agent"]["tokens_in"].as_u64().unwrap();
+    assert!(review_tokens > 0, "{review:#}");
+    let agent_tokens = slice_of(&proof, "alpha")["agent"]["tokens_in"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        proof["usage"]["tokens_in"].as_u64().unwrap(),
+        agent_tokens + review_tokens,
+        "the review's tokens count in the goal's usage"
+    );
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    assert_eq!(f.show(branch, "alpha.txt"), "hello from alpha");
+}

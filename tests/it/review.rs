@@ -180,4 +180,59 @@ fn bad_review_settings_are_named() {
         assert_eq!(out.status.code(), Some(2), "{settings}: {err}");
         assert!(err.contains(needle), "{settings}: {err}");
     }
+    // A reviewer that is not installed is named before any slice runs.
+    let f = reviewed("true", "agent = \"acp:/no/such/reviewer\"");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let agent = f.agent("echo ran > a.txt");
+    let out = f.omk(&Fixture::run_args(plan.to_str().unwrap(), &agent, &[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("`/no/such/reviewer`, which is not installed"),
+        "{err}"
+    );
+    assert!(!f.omk_left_traces(), "a goal was made: {err}");
+}
+
+#[test]
+fn a_review_is_cached_by_tree_and_reviewer() {
+    let f = reviewed(r#"echo '{"verdict": "approve"}'"#, "");
+    // The review gate names no agent here: the goal's reviews.
+    let toml = std::fs::read_to_string(f.repo.join("omk.toml")).unwrap();
+    let toml: String = toml
+        .lines()
+        .filter(|l| !l.starts_with("agent ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    f.write("omk.toml", &toml);
+    f.git(&["commit", "-qam", "the goal's agent reviews"]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    // An agent that writes the slice's file and, asked for a review, approves.
+    let agent = |name: &str| {
+        let script = f.script(
+            name,
+            r#"case "$OMK_PROMPT" in *"You are reviewing"*) echo '{"verdict": "approve"}'; exit 0;; esac
+echo 'hi!' > a.txt"#,
+        );
+        format!("exec:sh {}", script.display())
+    };
+    let review = |proof: &Value| review_of(proof, "a").clone();
+
+    let first_agent = agent("one.sh");
+    let (code, first, stderr) = f.run_goal(&plan, &first_agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(review(&first)["cached"], Value::Null);
+    let (code, second, stderr) = f.run_goal(&plan, &first_agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(review(&second)["cached"], true, "same tree, same reviewer");
+    assert_eq!(review(&second)["from_goal"], first["goal_id"]);
+    // Another reviewer judges the same tree afresh.
+    let (code, third, stderr) = f.run_goal(&plan, &agent("two.sh"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        review(&third)["cached"],
+        Value::Null,
+        "{:#}",
+        review(&third)
+    );
 }
