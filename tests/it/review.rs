@@ -236,3 +236,56 @@ echo 'hi!' > a.txt"#,
         review(&third)
     );
 }
+
+#[test]
+fn an_integration_review_reads_the_merged_change_of_every_slice() {
+    let f = reviewed(
+        r#"case "$OMK_PROMPT" in *"- a: slice a"*) seen=a;; *"- b: slice b"*) seen=b;; *) seen=none;; esac
+case "$OMK_PROMPT" in *"+a"*) diff=a;; *"+b"*) diff=b;; *) diff=none;; esac
+echo "{\"verdict\": \"approve\", \"findings\": [{\"severity\": \"minor\", \"message\": \"$OMK_SLICE_ID: slice $seen, diff $diff\"}]}""#,
+        "",
+    );
+    let toml = std::fs::read_to_string(f.repo.join("omk.toml"))
+        .unwrap()
+        .replace("scope = \"slice\"", "scope = \"integration\"");
+    f.write("omk.toml", &toml);
+    f.git(&["commit", "-qam", "review the integration"]);
+    // `b` waits for `a`, so the last candidate holds both.
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let mut b = slice("b", &["b.txt"]);
+    b["depends_on"] = json!(["a"]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), b] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let reviews: Vec<&Value> = proof["integration"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["name"] == "review")
+        .collect();
+    assert!(!reviews.is_empty(), "{proof:#}");
+    assert!(
+        slice_of(&proof, "a")["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["name"] != "review"),
+        "an integration review judges no slice"
+    );
+    let last = reviews.last().unwrap();
+    assert_eq!(last["tree"], proof["integration"]["tree"]);
+    assert_eq!(last["passed"], true);
+    // Each candidate's change is from the branch's head before it: `a`'s
+    // merge, then `b`'s alone, each named with its diff.
+    let said: Vec<&str> = reviews
+        .iter()
+        .map(|r| r["review"]["findings"][0]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "integration: slice a, diff a",
+            "integration: slice b, diff b"
+        ]
+    );
+}

@@ -195,16 +195,19 @@ impl SupervisorState {
                 slot
             }
         };
-        // The integration's change is what the candidate adds to the branch.
-        let merged = self
-            .state
-            .slices
+        // The integration's change is what the candidate's merges up to
+        // `commit` add to the branch.
+        let candidate = &self.state.integration.candidate;
+        let upto = candidate
             .iter()
-            .filter(|s| {
-                s.status == crate::state::SliceStatus::Merging
-                    || self.state.integration.order.contains(&s.id)
+            .position(|l| l.commit == commit)
+            .map_or(candidate.len(), |i| i + 1);
+        let merged = candidate[..upto]
+            .iter()
+            .map(|l| {
+                let title = self.state.slice(&l.slice).map_or("", |s| s.title.as_str());
+                format!("- {}: {title}", l.slice)
             })
-            .map(|s| format!("- {}: {}", s.id, s.title))
             .collect::<Vec<_>>()
             .join("\n");
         let subject = crate::review::Subject {
