@@ -53,6 +53,8 @@ pub struct Config {
     pub gate_cpus: Option<usize>,
     /// Directories every sparse slot materializes (`[sparse] include`).
     pub sparse_include: Vec<String>,
+    /// Where slice attempts run (`[executor]`).
+    pub executor: crate::executor::Executor,
 }
 
 /// Where the gates of a run came from.
@@ -83,6 +85,17 @@ struct File {
     pool: PoolEntry,
     #[serde(default)]
     sparse: SparseEntry,
+    #[serde(default)]
+    executor: ExecutorEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutorEntry {
+    /// `local` (the default) or `slurm`.
+    kind: Option<String>,
+    #[serde(default)]
+    slurm: crate::executor::slurm::Settings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -417,6 +430,15 @@ impl Config {
                 n => n,
             },
             sparse_include: file.sparse.include,
+            executor: match file.executor.kind.as_deref() {
+                None | Some("local") => crate::executor::Executor::Local,
+                Some("slurm") => crate::executor::Executor::Slurm(file.executor.slurm),
+                Some(other) => {
+                    return Err(bad(format!(
+                        "executor.kind: `{other}` is not an executor; use \"local\" or \"slurm\""
+                    )))
+                }
+            },
         })
     }
 
@@ -465,6 +487,7 @@ impl Config {
             slot_cache: vec![],
             slot_keep: vec![],
             gate_cpus: None,
+            executor: Default::default(),
             sparse_include: vec![],
         }
     }

@@ -91,6 +91,10 @@ pub enum Error {
     #[error("sandbox: {0}")]
     Sandbox(String),
 
+    /// The cluster scheduler refused or lost an attempt's job.
+    #[error("executor: {0}")]
+    Executor(String),
+
     /// JSON could not be encoded or decoded.
     #[error("{context}: {source}")]
     Json {
@@ -160,6 +164,7 @@ impl Error {
             | Error::Worktree(_)
             | Error::AgentMissing { .. }
             | Error::Sandbox(_)
+            | Error::Executor(_)
             | Error::Disk(_) => 3,
         }
     }

@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub require_sandbox: bool,
     /// `--sparse`: slices whose write scope fits a cone get sparse worktrees.
     pub sparse: bool,
+    /// `--executor`: where attempts run, instead of `[executor] kind`.
+    pub executor: Option<ExecutorKind>,
     /// Run the slice gates on the base before any agent starts (off with
     /// `--no-base-check`).
     pub base_check: bool,
@@ -211,6 +213,14 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     )?;
 
     let ms = |d: Duration| d.as_millis() as u64;
+    let executor = match (opts.executor, &config.executor) {
+        (Some(ExecutorKind::Local), _) => crate::executor::Executor::Local,
+        (Some(ExecutorKind::Slurm), crate::executor::Executor::Slurm(s)) => {
+            crate::executor::Executor::Slurm(s.clone())
+        }
+        (Some(ExecutorKind::Slurm), _) => crate::executor::Executor::Slurm(Default::default()),
+        (None, configured) => configured.clone(),
+    };
     let gate_cpus = opts
         .gate_cpus
         .or(config.gate_cpus)
@@ -233,6 +243,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         require_sandbox: opts.require_sandbox,
         base_check: opts.base_check,
         no_gate_cache: !opts.gate_cache,
+        executor: executor.clone(),
         log_limit: (config.log_limit != crate::capture::DEFAULT_LIMIT).then_some(config.log_limit),
     };
     if opts.sparse {
@@ -449,6 +460,16 @@ pub async fn resume_goal(
         reporter.notice(&format!(
             "stopped {killed} process group(s) the last controller left running"
         ));
+    }
+    if !state.settings.limits.executor.is_local() {
+        // The attempts its jobs ran are run again; nothing may still write
+        // into their job directories.
+        let cancelled = crate::executor::slurm::cancel_goal(&goal.id).await;
+        if cancelled > 0 {
+            reporter.notice(&format!(
+                "cancelled {cancelled} Slurm job(s) the last controller left running; their attempts run again"
+            ));
+        }
     }
     drive(
         repo,
@@ -693,4 +714,13 @@ pub async fn retry_goal(
         })?;
     }
     resume_goal(dir, id, budget.raised(None), reporter).await
+}
+
+/// Where a goal's attempts run, as `--executor` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// This machine's worktree pool.
+    Local,
+    /// Slurm batch jobs (`[executor.slurm]` in omk.toml).
+    Slurm,
 }

@@ -29,6 +29,10 @@ pub struct Report {
     /// Whether trying again later may succeed (rate limits, server errors).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
+    /// Where it ran, when not on the machine driving the goal
+    /// (`slurm job 42 on node1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_on: Option<String>,
     /// What the agent said: its assistant messages, or an `exec:` agent's
     /// stdout when `Task::answer` is set. Not part of the proof.
     #[serde(skip)]
@@ -173,6 +177,7 @@ pub(super) fn report(exit: AgentExit, exit_code: Option<i32>) -> Report {
         duration_ms: 0,
         log: PathBuf::new(),
         retryable: false,
+        ran_on: None,
         message: None,
     }
 }

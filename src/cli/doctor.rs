@@ -43,6 +43,7 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         }
     }
     println!("delivery:   {}", crate::deliver::describe_github());
+    println!("slurm:      {}", crate::executor::slurm::describe());
     let support = crate::sandbox::support();
     match support.landlock {
         Some(abi) => println!("sandbox:    Landlock ABI {abi}: agents and gates may write only their tree, temp dir, build caches and state dirs"),

@@ -56,6 +56,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         base_check: true,
         gate_cache: true,
         sparse: false,
+        executor: None,
     };
     let plan = crate::run::plan_goal(&opts, &Reporter::new(false))
         .await

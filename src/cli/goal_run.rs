@@ -73,6 +73,10 @@ pub struct Args {
     /// include`) when its write scope fits a cone.
     #[arg(long)]
     sparse: bool,
+    /// Where slice attempts run: `local` (this machine) or `slurm` (batch jobs;
+    /// [executor.slurm] in omk.toml) [default: [executor] kind, else local].
+    #[arg(long, value_enum)]
+    executor: Option<crate::run::ExecutorKind>,
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
@@ -139,6 +143,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         base_check: !args.no_base_check,
         gate_cache: !args.no_gate_cache,
         sparse: args.sparse,
+        executor: args.executor,
         budget: args.budget.into(),
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress))

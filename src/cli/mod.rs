@@ -19,6 +19,7 @@ mod goal_status;
 mod goal_verify;
 mod goal_watch;
 mod pager;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ enum Command {
     Demo(demo::Args),
     /// Check git, the state directory and the agents omk can use.
     Doctor(doctor::Args),
+    /// Run one slice attempt on a cluster node (started by the scheduler).
+    #[command(hide = true)]
+    Worker(worker::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +196,7 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Report(a)) => goal_report::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,
             Command::Doctor(a) => doctor::run(&dir, a),
+            Command::Worker(a) => worker::run(&dir, a).await,
         }
     });
     match result {

@@ -171,6 +171,12 @@ impl Repo {
         Ok(Repo { root, common_dir })
     }
 
+    /// Makes an empty repository at `dir` (a worker's scratch copy).
+    pub fn init(dir: &Path) -> Result<Repo> {
+        Repository::init(dir)?;
+        Repo::discover(dir)
+    }
+
     /// Opens the repository with git2.
     pub fn open(&self) -> Result<Repository> {
         Ok(Repository::open(&self.root)?)
@@ -526,6 +532,32 @@ impl Repo {
             Err(_) if out.len() > limit => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Writes `revs` (refs to carry, `^commit`s the reader already has) to
+    /// the bundle file `path`: how commits travel to and from a cluster's
+    /// workers through shared storage. git, not git2, which cannot write
+    /// bundles.
+    pub fn bundle_create(&self, path: &Path, revs: &[&str]) -> Result<()> {
+        let p = path.to_string_lossy();
+        let mut args = vec!["bundle", "create", "--quiet", p.as_ref()];
+        args.extend_from_slice(revs);
+        self.git(&args).map(drop)
+    }
+
+    /// Fetches from the bundle file `path` by `refspec` (`src:dst`), never
+    /// forced: a `dst` that would not fast-forward is refused.
+    pub fn fetch_bundle(&self, path: &Path, refspec: &str) -> Result<()> {
+        let p = path.to_string_lossy();
+        self.git(&["fetch", "--quiet", "--no-tags", p.as_ref(), refspec])
+            .map(drop)
+    }
+
+    /// Whether `ancestor` is `commit` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Result<bool> {
+        let repo = self.open()?;
+        let (a, c) = (Oid::from_str(ancestor)?, Oid::from_str(commit)?);
+        Ok(a == c || repo.graph_descendant_of(c, a)?)
     }
 
     /// Removes the lock of an omk branch left by a process that died while

@@ -223,4 +223,7 @@ pub struct Limits {
     /// the default (`[run] log_limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_limit: Option<u64>,
+    /// Where slice attempts run; absent: on this machine.
+    #[serde(default, skip_serializing_if = "crate::executor::Executor::is_local")]
+    pub executor: crate::executor::Executor,
 }

@@ -242,6 +242,15 @@ impl SupervisorState {
             cancel: self.agent_cancel.clone(),
             limiter: self.limiter.clone(),
             pool: self.pool.clone(),
+            remote: match &limits.executor {
+                crate::executor::Executor::Local => None,
+                crate::executor::Executor::Slurm(settings) => Some(crate::actors::slice::Remote {
+                    settings: settings.clone(),
+                    deny: limits.deny.clone(),
+                    writable: limits.sandbox_writable.clone(),
+                    env: crate::agent::allowed_env(&limits.sandbox_env),
+                }),
+            },
         };
         // The actor's reports wait in the mailbox until `started` is recorded.
         match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {

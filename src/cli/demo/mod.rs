@@ -148,6 +148,7 @@ pub async fn run(args: Args) -> Result<u8> {
         base_check: true,
         gate_cache: true,
         sparse: false,
+        executor: None,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
     let state = &finished.state;

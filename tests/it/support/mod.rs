@@ -7,6 +7,7 @@ pub mod browser;
 pub mod github;
 pub mod kimi;
 pub mod llm;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

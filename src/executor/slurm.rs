@@ -1,0 +1,358 @@
+//! Slice attempts as Slurm batch jobs.
+//!
+//! omk schedules nothing itself: each attempt is one `sbatch` job running
+//! `omk worker <job dir>` (see [`super::worker`]), named
+//! `omk-<goal>-<slice>-a<attempt>` — a name the event log already implies,
+//! so a resumed goal can find its jobs — watched with `scontrol show job`
+//! and cancelled with `scancel` (SIGTERM first, so the worker stops its
+//! agent). Nothing secret goes on the command line or into the job's
+//! environment, which `scontrol` shows: the agent's environment travels in
+//! the job directory, readable by its owner only.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::worker::{self, Job, JobDir};
+use crate::git::Repo;
+use crate::{Error, Result};
+
+/// `[executor.slurm]` in `omk.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `--partition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `--account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `--cpus-per-task` (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_slice: Option<u32>,
+    /// `--mem`, as Slurm writes it (`4G`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_per_slice: Option<String>,
+    /// `--time`, as Slurm writes it (`1:00:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<String>,
+    /// More `sbatch` arguments, each one word.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sbatch_args: Vec<String>,
+    /// A directory every node sees, for the job directories (default: the
+    /// goal's own log directories, which suits a cluster whose nodes share
+    /// the driving machine's file system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_dir: Option<PathBuf>,
+    /// The `omk` binary on the nodes (default: this one's path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omk: Option<PathBuf>,
+}
+
+/// The name of an attempt's job: chosen before submission, and implied by
+/// the event log (the attempt's `slice_started`).
+pub fn job_name(goal: &str, slice: &str, attempt: u32) -> String {
+    format!("omk-{goal}-{slice}-a{attempt}")
+}
+
+/// Where an attempt's job directory is.
+pub fn job_dir(settings: &Settings, goal: &str, slice: &str, attempt: u32, logs: &Path) -> PathBuf {
+    match &settings.shared_dir {
+        Some(shared) => shared
+            .join(goal)
+            .join(slice)
+            .join(format!("attempt-{attempt}")),
+        None => logs.join("job"),
+    }
+}
+
+/// How a job stands, as `scontrol` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Pending or running: wait.
+    Active,
+    /// It ended (`COMPLETED`, `FAILED`, `CANCELLED`, `NODE_FAIL`, …), or
+    /// Slurm forgot it.
+    Ended(String),
+}
+
+/// What became of an attempt's job.
+pub struct Finished {
+    /// The worker's report, when it wrote one.
+    pub report: Option<worker::Report>,
+    /// The job's id and last state, for the record.
+    pub job_id: String,
+    pub state: String,
+}
+
+/// Submits `job` as a batch job, waits for it (cancelling it when `cancel`
+/// fires), and returns what it left. The repository's objects for the
+/// attempt's start go to the job as a bundle; the result comes back the
+/// same way, into `refs/omk/<goal>/<slice>/attempt-<n>`.
+pub async fn run(
+    settings: &Settings,
+    repo: &Repo,
+    job: &Job,
+    dir: &JobDir,
+    cancel: &CancellationToken,
+) -> Result<Finished> {
+    let name = job_name(&job.goal_id, &job.slice, job.attempt);
+    // A job of this attempt left by a driver that died would write into
+    // the same directory: it goes first.
+    cancel_named(&name).await;
+    write_job(repo, job, dir)?;
+    let job_id = submit(settings, &name, dir)?;
+    let mut cancelled_at = None;
+    let state = loop {
+        if let JobState::Ended(state) = state(&job_id).await {
+            break state;
+        }
+        match cancelled_at {
+            None if cancel.is_cancelled() => {
+                // SIGTERM first: the worker stops its agent and reports.
+                scancel(&job_id, Some("TERM")).await;
+                cancelled_at = Some(std::time::Instant::now());
+            }
+            Some(at) if at.elapsed() > CANCEL_GRACE => scancel(&job_id, None).await,
+            _ => {}
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let report = match std::fs::read(dir.report()) {
+        Ok(bytes) => Some(
+            serde_json::from_slice::<worker::Report>(&bytes)
+                .map_err(|e| Error::json("reading a worker's report", e))?,
+        ),
+        Err(_) => None,
+    };
+    Ok(Finished {
+        report,
+        job_id,
+        state,
+    })
+}
+
+/// How often a job's state is read.
+const POLL: Duration = Duration::from_millis(250);
+/// How long a cancelled job has to stop on SIGTERM before it is killed.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Writes the job directory: the job (owner-only: it holds the agent's
+/// environment) and the commits it starts from.
+fn write_job(repo: &Repo, job: &Job, dir: &JobDir) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0)
+        .and_then(|_| std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| Error::io(format!("creating {}", dir.0.display()), e))?;
+    let bytes = serde_json::to_vec_pretty(job).map_err(|e| Error::json("writing a job", e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.job())
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .map_err(|e| Error::io(format!("writing {}", dir.job().display()), e))?;
+    repo.bundle_create(&dir.input(), &[&format!("refs/heads/{}", job.branch)])
+}
+
+/// `sbatch`s the worker for the job in `dir`; returns the job id.
+fn submit(settings: &Settings, name: &str, dir: &JobDir) -> Result<String> {
+    let omk = match &settings.omk {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| Error::io("finding omk's own binary", e))?,
+    };
+    let script = dir.0.join("job.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec {} worker {}\n",
+            shell_quote(&omk.to_string_lossy()),
+            shell_quote(&dir.0.to_string_lossy())
+        ),
+    )
+    .map_err(|e| Error::io(format!("writing {}", script.display()), e))?;
+    let mut cmd = std::process::Command::new("sbatch");
+    cmd.arg("--parsable")
+        .arg(format!("--job-name={name}"))
+        .arg(format!("--output={}", dir.output().display()))
+        .arg(format!("--chdir={}", dir.0.display()))
+        // Only what the worker needs to find git and a temp dir; the
+        // agent's environment is in the job file.
+        .arg("--export=PATH,HOME,LANG,TMPDIR")
+        .arg(format!(
+            "--cpus-per-task={}",
+            settings.cpus_per_slice.unwrap_or(1)
+        ));
+    for (flag, value) in [
+        ("--partition", &settings.partition),
+        ("--account", &settings.account),
+        ("--mem", &settings.mem_per_slice),
+        ("--time", &settings.time_limit),
+    ] {
+        if let Some(v) = value {
+            cmd.arg(format!("{flag}={v}"));
+        }
+    }
+    cmd.args(&settings.sbatch_args).arg(&script);
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running sbatch (is Slurm installed and on PATH?)", e))?;
+    if !out.status.success() {
+        return Err(Error::Executor(format!(
+            "sbatch refused job {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let id = String::from_utf8_lossy(&out.stdout);
+    let id = id.trim().split(';').next().unwrap_or_default().to_string();
+    if id.is_empty() {
+        return Err(Error::Executor(format!("sbatch gave job {name} no id")));
+    }
+    Ok(id)
+}
+
+/// The state of job `id`.
+pub async fn state(id: &str) -> JobState {
+    let out = tokio::process::Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    let Ok(out) = out else {
+        return JobState::Ended("scontrol could not run".into());
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let state = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("JobState="))
+        .map(str::to_string);
+    match state.as_deref() {
+        Some(
+            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
+            | "RESIZING" | "SIGNALING" | "STAGE_OUT",
+        ) => JobState::Active,
+        Some(ended) => JobState::Ended(ended.to_string()),
+        // Purged (past MinJobAge) or never known.
+        None if !out.status.success() => JobState::Ended("gone".into()),
+        None => JobState::Active,
+    }
+}
+
+/// Cancels the jobs of goal `goal` that Slurm still has (found by their
+/// names), waiting until they are gone; returns how many there were.
+pub async fn cancel_goal(goal: &str) -> usize {
+    let out = tokio::process::Command::new("squeue")
+        .args(["-h", "-o", "%j"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    let prefix = format!("omk-{goal}-");
+    let names: Vec<String> = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(&prefix))
+            .map(str::to_string)
+            .collect(),
+        Err(_) => return 0,
+    };
+    for name in &names {
+        cancel_named(name).await;
+    }
+    names.len()
+}
+
+/// Cancels every job named `name`, and waits (a while) until none is left.
+async fn cancel_named(name: &str) {
+    let active = || async {
+        tokio::process::Command::new("squeue")
+            .args(["-h", "-o", "%i", "-n", name])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+            .unwrap_or(false)
+    };
+    if !active().await {
+        return;
+    }
+    let _ = tokio::process::Command::new("scancel")
+        .args(["--name", name])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await;
+    for _ in 0..120 {
+        if !active().await {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `scancel`s job `id`, with `signal` (else the default: kill).
+pub async fn scancel(id: &str, signal: Option<&str>) {
+    let mut cmd = tokio::process::Command::new("scancel");
+    if let Some(s) = signal {
+        cmd.arg("--full").arg(format!("--signal={s}"));
+    }
+    let _ = cmd
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+}
+
+/// Whether `--executor slurm` can work here, in a line for `omk doctor`:
+/// the commands on `PATH`, and what the controller says of its nodes.
+pub fn describe() -> String {
+    let missing: Vec<&str> = ["sbatch", "scontrol", "scancel", "sinfo"]
+        .into_iter()
+        .filter(|p| {
+            !std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {p}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        return format!(
+            "{} not on PATH (needed only for --executor slurm)",
+            missing.join(", ")
+        );
+    }
+    let out = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%P %a %D %t"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let parts = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    match w.as_slice() {
+                        [p, a, n, t] => format!("partition {p} {a}, {n} node(s) {t}"),
+                        _ => l.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>();
+            format!("the controller answers: {}", parts.join("; "))
+        }
+        Ok(o) => format!(
+            "the commands are here, but the controller does not answer: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("sinfo could not run: {e}"),
+    }
+}
+
+/// `text` as one word for `sh`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}

@@ -1,0 +1,212 @@
+//! `omk worker`: one attempt of one slice, on a cluster node.
+//!
+//! The coordinator leaves a job directory on storage the node shares: the
+//! job (`job.json`, readable by its owner only: it holds the environment
+//! the agent may see) and the commits the attempt starts from
+//! (`in.bundle`). The worker makes a scratch repository of its own on the
+//! node, checks the start out as a worktree of it, runs the agent there
+//! under the same sandbox as a local attempt, commits what it left, and
+//! writes the commit back as `result.bundle` with its report
+//! (`report.json`). It writes nothing else the coordinator reads: the
+//! coordinator checks the commit as it checks a local one, and records
+//! every event itself.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{self, AgentSpec, Task};
+use crate::git::Repo;
+use crate::{Error, Result};
+
+/// One attempt, as the coordinator hands it to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub goal_id: String,
+    pub slice: String,
+    pub attempt: u32,
+    /// The `--agent` spec.
+    pub agent: String,
+    pub prompt: String,
+    pub write_scope: Vec<String>,
+    /// The slice's branch, as the bundle carries it.
+    pub branch: String,
+    /// What the attempt is judged against.
+    pub start_commit: String,
+    /// Where its worktree starts (the start, or a failed attempt's commit).
+    pub work_from: String,
+    pub commit_message: String,
+    pub timeout_ms: u64,
+    pub inactivity_ms: u64,
+    /// The approval policy's deny list.
+    pub deny: Vec<String>,
+    /// Directories the agent may write besides its tree and temp dir.
+    pub writable: Vec<String>,
+    /// The environment the agent may see.
+    pub env: Vec<(String, String)>,
+    /// What the next attempt is told, when this one follows a failure.
+    pub feedback: Option<String>,
+    pub resume_session: Option<String>,
+}
+
+/// What a worker found: the agent's report and, when it changed
+/// something, the commit it made (in `result.bundle`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub agent: agent::Report,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Where it ran (the node's host name).
+    pub node: String,
+}
+
+/// The files of a job directory.
+pub struct JobDir(pub PathBuf);
+
+impl JobDir {
+    pub fn job(&self) -> PathBuf {
+        self.0.join("job.json")
+    }
+    pub fn input(&self) -> PathBuf {
+        self.0.join("in.bundle")
+    }
+    pub fn result(&self) -> PathBuf {
+        self.0.join("result.bundle")
+    }
+    pub fn report(&self) -> PathBuf {
+        self.0.join("report.json")
+    }
+    pub fn agent_log(&self) -> PathBuf {
+        self.0.join("agent.log")
+    }
+    /// What the scheduler captured of the worker's own output.
+    pub fn output(&self) -> PathBuf {
+        self.0.join("worker.out")
+    }
+}
+
+/// Where the bundle carries the slice's branch to.
+const INCOMING: &str = "refs/omk-in/start";
+
+/// Runs the job in `dir` and writes its report there. SIGTERM (what the
+/// scheduler sends a cancelled job) cancels the agent first.
+pub async fn run(dir: &Path) -> Result<()> {
+    let dir = JobDir(dir.to_path_buf());
+    let text = std::fs::read(dir.job())
+        .map_err(|e| Error::io(format!("reading {}", dir.job().display()), e))?;
+    let job: Job = serde_json::from_slice(&text).map_err(|e| Error::json("reading the job", e))?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                term.recv().await;
+                cancel.cancel();
+            }
+        });
+    }
+    let scratch = std::env::temp_dir().join(format!(
+        "omk-worker-{}-{}-a{}-{}",
+        job.goal_id,
+        job.slice,
+        job.attempt,
+        std::process::id()
+    ));
+    let result = attempt(&job, &dir, &scratch, &cancel).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let report = result?;
+    let bytes =
+        serde_json::to_vec_pretty(&report).map_err(|e| Error::json("writing the report", e))?;
+    crate::util::write_atomic(&dir.report(), &bytes)
+}
+
+async fn attempt(
+    job: &Job,
+    dir: &JobDir,
+    scratch: &Path,
+    cancel: &CancellationToken,
+) -> Result<Report> {
+    let spec = AgentSpec::parse(&job.agent)?;
+    let (tree, tmp) = (scratch.join("tree"), scratch.join("tmp"));
+    // The repository's own directory is outside the tree the agent may
+    // write, as a local slot's is.
+    let repo = Repo::init(&scratch.join("repo"))?;
+    repo.fetch_bundle(
+        &dir.input(),
+        &format!("refs/heads/{}:{INCOMING}", job.branch),
+    )?;
+    repo.prepare_worktree(&tree, Some(&job.branch), &job.work_from, None, &[])?;
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    let feedback = match &job.feedback {
+        Some(text) => {
+            let path = scratch.join("feedback.md");
+            std::fs::write(&path, text)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let task = Task {
+        goal_id: job.goal_id.clone(),
+        slice_id: job.slice.clone(),
+        prompt: job.prompt.clone(),
+        worktree: tree.clone(),
+        write_scope: job.write_scope.clone(),
+        attempt: job.attempt,
+        log: dir.agent_log(),
+        timeout: Duration::from_millis(job.timeout_ms),
+        inactivity: Duration::from_millis(job.inactivity_ms),
+        policy: agent::policy::Policy::new(&tree, &job.deny),
+        answer: None,
+        planning: false,
+        inherit: job.env.clone(),
+        confinement: crate::sandbox::Confinement::new(
+            [tree.clone(), tmp.clone()]
+                .into_iter()
+                .chain(crate::sandbox::writable_dirs(spec.is_kimi(), &job.writable))
+                .collect(),
+        ),
+        tmp,
+        feedback,
+        resume_session: job.resume_session.clone(),
+    };
+    let (updates, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let report = agent::run(&spec, &task, updates, cancel).await?;
+    let _ = drain.await;
+    let node = hostname();
+    if !report.ok() {
+        return Ok(Report {
+            agent: report,
+            commit: None,
+            node,
+        });
+    }
+    let committed =
+        repo.commit_worktree(&tree, &job.branch, &job.start_commit, &job.commit_message)?;
+    let commit = match committed {
+        Some(c) => {
+            let not_before = format!("^{}", job.work_from);
+            let branch = format!("refs/heads/{}", job.branch);
+            repo.bundle_create(&dir.result(), &[&branch, &not_before])?;
+            Some(c.commit)
+        }
+        None => None,
+    };
+    Ok(Report {
+        agent: report,
+        commit,
+        node,
+    })
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,201 @@
+//! Slices on a Slurm cluster (`--executor slurm`): a real single-node
+//! cluster on loopback, started by the test support.
+
+use serde_json::{json, Value};
+
+use crate::support::slurm::cluster;
+use crate::support::{gate_toml, slice, slice_of, Fixture};
+
+fn plan(f: &Fixture) -> std::path::PathBuf {
+    let mut d = slice("d", &["d.txt"]);
+    d["depends_on"] = json!(["a"]);
+    f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"]), slice("c", &["c.txt"]), d] }))
+}
+
+fn slurm_env() -> Vec<(&'static str, String)> {
+    vec![("SLURM_CONF", cluster().conf.display().to_string())]
+}
+
+fn run(f: &Fixture, plan: &std::path::Path, agent: &str, extra: &[&str]) -> (i32, Value, String) {
+    let env = slurm_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    f.run_goal_env(plan, agent, extra, &env)
+}
+
+/// Jobs of this fixture's goals still known to Slurm.
+fn our_jobs(goal: &str) -> Vec<String> {
+    cluster()
+        .jobs()
+        .into_iter()
+        .filter(|(_, name)| name.contains(goal))
+        .map(|(id, name)| format!("{id} {name}"))
+        .collect()
+}
+
+#[test]
+fn a_goal_on_slurm_reaches_the_tree_a_local_run_reaches() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "test ! -e broken", "both"))]);
+    let plan = plan(&f);
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID, attempt $OMK_ATTEMPT" > "$OMK_SLICE_ID.txt""#);
+    let before = f.checkout_snapshot();
+    let (code, local, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, remote, stderr) = run(&f, &plan, &agent, &["--executor", "slurm"]);
+    assert_eq!(code, 0, "{stderr}\n{remote:#}");
+    assert_eq!(
+        remote["integration"]["tree"], local["integration"]["tree"],
+        "the same tree as the local run"
+    );
+    let goal = remote["goal_id"].as_str().unwrap();
+    for id in ["a", "b", "c", "d"] {
+        let s = slice_of(&remote, id);
+        assert_eq!(s["status"], "merged");
+        let ran_on = s["agent"]["ran_on"].as_str().unwrap_or_default();
+        assert!(ran_on.starts_with("slurm job "), "{id}: {s:#}");
+        // Each commit came back into its attempt's ref, and is the slice's.
+        assert_eq!(
+            f.git(&["rev-parse", &format!("refs/omk/{goal}/{id}/attempt-1")]),
+            s["commit"].as_str().unwrap()
+        );
+    }
+    assert_eq!(local["slices"][0]["agent"]["ran_on"], Value::Null);
+    assert!(our_jobs(goal).is_empty(), "{:?}", our_jobs(goal));
+    assert_eq!(f.checkout_snapshot(), before, "the checkout was touched");
+}
+
+#[test]
+fn a_job_killed_under_its_worker_is_submitted_again() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.allow_agent_writes_to_scripts();
+    let marker = f.scripts.join("first-run");
+    // The first run marks that it ran and waits to be killed; the next one
+    // does the work.
+    let agent = f.agent(&format!(
+        r#"if [ ! -e '{m}' ]; then touch '{m}'; sleep 60; fi
+echo done > "$OMK_SLICE_ID.txt""#,
+        m = marker.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let killer = {
+        let marker = marker.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while !marker.exists() {
+                assert!(started.elapsed().as_secs() < 120, "the first job never ran");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let job = cluster()
+                .jobs()
+                .into_iter()
+                .find(|(_, name)| name.ends_with("-a-a1"))
+                .expect("the running job");
+            let ok = cluster()
+                .command("scancel")
+                .arg(&job.0)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "scancel failed");
+        })
+    };
+    let (code, proof, stderr) = run(&f, &plan, &agent, &["--executor", "slurm"]);
+    killer.join().unwrap();
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert!(
+        stderr.contains("without a report"),
+        "the lost job is not said: {stderr}"
+    );
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["attempts"], 1, "a lost job is no failed attempt");
+    assert_eq!(
+        f.show(proof["integration"]["branch"].as_str().unwrap(), "a.txt"),
+        "done"
+    );
+}
+
+#[test]
+fn goal_cancel_leaves_no_job_in_the_queue() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.allow_agent_writes_to_scripts();
+    let started = f.scripts.join("started");
+    let agent = f.agent(&format!(
+        "touch '{}'; sleep 120; echo x > \"$OMK_SLICE_ID.txt\"",
+        started.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let mut args = crate::support::Fixture::run_args(plan.to_str().unwrap(), &agent, &[]);
+    args.extend(["--executor", "slurm"]);
+    let env = slurm_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut run = f.omk_command(&args, &env).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while !started.exists() {
+        assert!(t0.elapsed().as_secs() < 120, "no job started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let cancel = f.omk_env(&["goal", "cancel"], &env);
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let list = f.omk(&["goal", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let goal = list[0]["goal_id"].as_str().unwrap();
+    assert!(
+        our_jobs(goal).is_empty(),
+        "left in the queue: {:?}",
+        our_jobs(goal)
+    );
+}
+
+#[test]
+fn a_goal_killed_while_its_jobs_run_resumes_to_the_same_tree() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.allow_agent_writes_to_scripts();
+    let plan = plan(&f);
+    let marker = f.scripts.join("a-ran");
+    // `a` hangs the first time, so omk is killed while its job runs.
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_SLICE_ID" = a ] && [ ! -e '{m}' ]; then touch '{m}'; sleep 120; fi
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+        m = marker.display()
+    ));
+    let env = slurm_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = Fixture::run_args(plan.to_str().unwrap(), &agent, &[]);
+    args.extend(["--executor", "slurm"]);
+    let mut run = f
+        .omk_command(&args, &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed().as_secs() < 120, "a's job never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let list: Value = serde_json::from_slice(&f.omk(&["goal", "list", "--json"]).stdout).unwrap();
+    let goal = list[0]["goal_id"].as_str().unwrap().to_string();
+    assert!(!our_jobs(&goal).is_empty(), "the job should outlive omk");
+
+    let resumed = f.omk_env(&["goal", "resume", "--json", "--no-progress"], &env);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Slurm job(s) the last controller left running"),
+        "{stderr}"
+    );
+    let proof: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert!(our_jobs(&goal).is_empty(), "{:?}", our_jobs(&goal));
+
+    // The tree a local run of the same plan reaches.
+    let (code, local, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["integration"]["tree"], local["integration"]["tree"]);
+}
