@@ -151,8 +151,15 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
     }
 }
 
-/// The `omk` binary, which is also the sandbox helper.
+/// The `omk` binary, which is also the sandbox helper: the running one,
+/// through `/proc/self/exe`, so an omk installed over it (or a rebuilt
+/// one) while a goal runs does not make every later agent and gate fail to
+/// start; its path where there is no `/proc`.
 fn helper() -> Result<PathBuf> {
+    let running = PathBuf::from("/proc/self/exe");
+    if running.exists() {
+        return Ok(running);
+    }
     std::env::current_exe().map_err(|e| Error::io("finding omk's own binary", e))
 }
 

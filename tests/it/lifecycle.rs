@@ -685,3 +685,33 @@ head -c 30000000 /dev/zero | tr '\0' e >&2; echo >&2; echo STDERR-END >&2; exit 
     assert!(text.trim_end().ends_with("STDERR-END"), "{log}");
     assert!(text.contains("bytes of output dropped here"), "{log}");
 }
+
+#[test]
+fn an_omk_installed_over_the_running_one_does_not_stop_its_goal() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.allow_agent_writes_to_scripts();
+    // The goal runs from a copy of omk that its first slice removes, as
+    // `cargo install` replaces the binary of a goal still running.
+    let copy = f.scripts.join("omk");
+    std::fs::copy(env!("CARGO_BIN_EXE_omk"), &copy).unwrap();
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_SLICE_ID" = a ]; then rm '{}'; fi
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+        copy.display()
+    ));
+    let mut b = slice("b", &["b.txt"]);
+    b["depends_on"] = json!(["a"]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), b] }));
+    let out = Command::new(&copy)
+        .arg("-C")
+        .arg(&f.repo)
+        .args(Fixture::run_args(plan.to_str().unwrap(), &agent, &[]))
+        .env("OMK_HOME", &f.home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!copy.exists(), "the agent did not remove the binary");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(slice_of(&proof, "b")["status"], "merged");
+}
