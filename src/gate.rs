@@ -125,22 +125,28 @@ pub struct Bench {
     pub env: Vec<String>,
     /// Directories every agent and gate may write besides (`[sandbox] writable`).
     pub writable: Vec<String>,
+    /// The environment the gates' variables come from, when not omk's own
+    /// (on a cluster worker: the driving omk's, sent with the job).
+    pub inherit: Option<Vec<(String, String)>>,
 }
 
 impl Bench {
     /// The whole environment `gate` runs with.
     pub fn env(&self, gate: &GateSpec) -> Vec<(String, String)> {
         let names: Vec<String> = self.env.iter().chain(&gate.env).cloned().collect();
-        crate::agent::gate_env(&names)
-            .into_iter()
-            .filter(|(k, _)| !self.caches.iter().any(|(c, _)| c == k))
-            .chain(self.caches.iter().cloned())
-            .chain([
-                ("OMK_GATE".to_string(), gate.name.clone()),
-                ("OMK_GOAL_ID".to_string(), self.goal_id.clone()),
-                ("TMPDIR".to_string(), self.tmp.display().to_string()),
-            ])
-            .collect()
+        match &self.inherit {
+            Some(vars) => crate::agent::gate_env_of(vars.iter().cloned(), &names),
+            None => crate::agent::gate_env(&names),
+        }
+        .into_iter()
+        .filter(|(k, _)| !self.caches.iter().any(|(c, _)| c == k))
+        .chain(self.caches.iter().cloned())
+        .chain([
+            ("OMK_GATE".to_string(), gate.name.clone()),
+            ("OMK_GOAL_ID".to_string(), self.goal_id.clone()),
+            ("TMPDIR".to_string(), self.tmp.display().to_string()),
+        ])
+        .collect()
     }
 
     /// Where `gate` may write.

@@ -69,6 +69,11 @@ pub struct Remote {
     pub writable: Vec<String>,
     /// The environment the agent may see (no slot caches: they are here).
     pub env: Vec<(String, String)>,
+    /// The slice gates the job runs on its commit (none: they run here).
+    pub gates: Vec<crate::gate::GateSpec>,
+    /// The variables the gates may see, and the environment they come from.
+    pub gate_env_names: Vec<String>,
+    pub gate_env: Vec<(String, String)>,
 }
 
 impl SliceArgs {
@@ -322,6 +327,9 @@ async fn remote_attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<Even
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok()),
         resume_session: task.resume_session.clone(),
+        gates: remote.gates.clone(),
+        gate_env_names: remote.gate_env_names.clone(),
+        gate_env: remote.gate_env.clone(),
     };
     let mut retry = 0;
     let (finished, report) = loop {
@@ -447,12 +455,48 @@ async fn remote_attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<Even
     {
         return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
     }
-    Ok(EventBody::SliceCommitted {
-        slice: task.slice_id.clone(),
+    // Gates that ran on the job's commit are recorded as the gate actor
+    // records its own: after the commit, each with the tree it ran on,
+    // then the verdict. A cancel that cut them short is no verdict: they
+    // run again, here. So does a result on another tree than the commit's.
+    let results = report.gates.filter(|results| {
+        results.iter().all(|r| r.tree == tree)
+            && !(args.cancel.is_cancelled() && results.iter().any(|r| !r.passed))
+    });
+    let slice = task.slice_id.clone();
+    let committed = EventBody::SliceCommitted {
+        slice: slice.clone(),
         attempt: task.attempt,
         commit,
-        tree,
+        tree: tree.clone(),
         changed_files: changed,
+        gated: results.is_some(),
+    };
+    let Some(results) = results else {
+        return Ok(committed);
+    };
+    let passed = results.len() == remote.gates.len() && results.iter().all(|r| r.passed);
+    let report = |body| {
+        args.supervisor
+            .send_message(SupervisorMsg::Report(body))
+            .map_err(|_| crate::Error::ActorGone("supervisor"))
+    };
+    report(committed)?;
+    for result in results {
+        report(EventBody::GateStarted {
+            slice: Some(slice.clone()),
+            gate: result.name.clone(),
+            tree: tree.clone(),
+        })?;
+        report(EventBody::GateFinished {
+            slice: Some(slice.clone()),
+            result,
+        })?;
+    }
+    Ok(EventBody::Verified {
+        slice: Some(slice),
+        passed,
+        interrupted: false,
     })
 }
 
@@ -499,6 +543,7 @@ async fn commit(args: &SliceArgs) -> crate::Result<EventBody> {
         commit: committed.commit,
         tree: committed.tree,
         changed_files: committed.changed_files,
+        gated: false,
     })
 }
 

@@ -267,7 +267,16 @@ pub fn allowed_env(extra: &[String]) -> Vec<(String, String)> {
 /// The part of omk's environment gates may see, plus the names in `extra`:
 /// the agents' allow-list without the backends' keys.
 pub fn gate_env(extra: &[String]) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = std::env::vars()
+    gate_env_of(std::env::vars(), extra)
+}
+
+/// [`gate_env`] of the environment `vars` instead of omk's own (a cluster
+/// worker's gates see the driving omk's).
+pub fn gate_env_of(
+    vars: impl Iterator<Item = (String, String)>,
+    extra: &[String],
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = vars
         .filter(|(k, _)| {
             ENV_NAMES.contains(&k.as_str())
                 || ENV_PREFIXES.iter().any(|p| k.starts_with(p))

@@ -49,6 +49,16 @@ pub struct Job {
     /// What the next attempt is told, when this one follows a failure.
     pub feedback: Option<String>,
     pub resume_session: Option<String>,
+    /// The slice gates, run here on the commit (none: they run where the
+    /// goal is driven).
+    #[serde(default)]
+    pub gates: Vec<crate::gate::GateSpec>,
+    /// The variables gates may see (`[sandbox] env`), and the driving
+    /// omk's environment they come from.
+    #[serde(default)]
+    pub gate_env_names: Vec<String>,
+    #[serde(default)]
+    pub gate_env: Vec<(String, String)>,
 }
 
 /// What a worker found: the agent's report and, when it changed
@@ -58,6 +68,13 @@ pub struct Report {
     pub agent: agent::Report,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The commit's tree, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+    /// The gates' results on that tree, in order up to the first failure;
+    /// `None` when none ran here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Vec<crate::gate::GateResult>>,
     /// Where it ran (the node's host name).
     pub node: String,
 }
@@ -179,29 +196,86 @@ async fn attempt(
     let report = agent::run(&spec, &task, updates, cancel).await?;
     let _ = drain.await;
     let node = hostname();
-    if !report.ok() {
-        return Ok(Report {
-            agent: report,
-            commit: None,
-            node,
-        });
+    let mut done = Report {
+        agent: report,
+        commit: None,
+        tree: None,
+        gates: None,
+        node,
+    };
+    if !done.agent.ok() {
+        return Ok(done);
     }
     let committed =
         repo.commit_worktree(&tree, &job.branch, &job.start_commit, &job.commit_message)?;
-    let commit = match committed {
-        Some(c) => {
-            let not_before = format!("^{}", job.work_from);
-            let branch = format!("refs/heads/{}", job.branch);
-            repo.bundle_create(&dir.result(), &[&branch, &not_before])?;
-            Some(c.commit)
-        }
-        None => None,
+    let Some(committed) = committed else {
+        return Ok(done);
     };
-    Ok(Report {
-        agent: report,
-        commit,
-        node,
-    })
+    let not_before = format!("^{}", job.work_from);
+    let branch = format!("refs/heads/{}", job.branch);
+    repo.bundle_create(&dir.result(), &[&branch, &not_before])?;
+    if !job.gates.is_empty() {
+        let bench = crate::gate::Bench {
+            goal_id: job.goal_id.clone(),
+            dir: tree.clone(),
+            tmp: scratch.join("gate-tmp"),
+            caches: vec![],
+            env: job.gate_env_names.clone(),
+            writable: job.writable.clone(),
+            inherit: Some(job.gate_env.clone()),
+        };
+        done.gates = Some(gates(&repo, job, dir, &bench, &committed, cancel).await?);
+    }
+    done.commit = Some(committed.commit);
+    done.tree = Some(committed.tree);
+    Ok(done)
+}
+
+/// Runs the job's gates on `committed`, each on exactly its tree (the
+/// checkout is reset to it and checked first, and again after a gate that
+/// changed it), in order up to the first failure.
+async fn gates(
+    repo: &Repo,
+    job: &Job,
+    dir: &JobDir,
+    bench: &crate::gate::Bench,
+    committed: &crate::git::Committed,
+    cancel: &CancellationToken,
+) -> Result<Vec<crate::gate::GateResult>> {
+    let reset = || -> Result<bool> {
+        repo.prepare_worktree(&bench.dir, None, &committed.commit, None, &[])?;
+        let _ = std::fs::remove_dir_all(&bench.tmp);
+        std::fs::create_dir_all(&bench.tmp)
+            .map_err(|e| Error::io(format!("creating {}", bench.tmp.display()), e))?;
+        Ok(files_tree(repo, &bench.dir)? == committed.tree)
+    };
+    let mut results = Vec::new();
+    let mut ready = false;
+    for spec in &job.gates {
+        if !ready && !reset()? {
+            return Err(Error::Worktree(format!(
+                "the checkout of {} does not hold its tree",
+                committed.commit
+            )));
+        }
+        let log = dir.0.join(format!("gate-{}.log", spec.name));
+        let mut result = crate::gate::run(spec, bench, &committed.tree, log, cancel).await?;
+        ready = files_tree(repo, &bench.dir)? == committed.tree;
+        result.changed_tree = !ready;
+        let passed = result.passed;
+        results.push(result);
+        if !passed {
+            break;
+        }
+    }
+    Ok(results)
+}
+
+/// The tree the files of the worktree at `dir` make.
+fn files_tree(repo: &Repo, dir: &Path) -> Result<String> {
+    repo.slot(dir)?
+        .ok_or_else(|| Error::Worktree(format!("{} is no worktree of the job's", dir.display())))?
+        .files_tree()
 }
 
 /// This machine's host name.

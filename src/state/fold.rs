@@ -147,10 +147,12 @@ impl GoalState {
                 commit,
                 tree,
                 changed_files,
+                gated: ran_with_it,
                 ..
             } => {
                 let gated = !self.slice_gates(slice).is_empty();
                 if let Some(s) = self.slice_mut(slice) {
+                    s.gates_follow = gated && *ran_with_it;
                     s.commit = Some(commit.clone());
                     s.tree = Some(tree.clone());
                     s.changed_files = changed_files.clone();
@@ -243,6 +245,7 @@ impl GoalState {
             } => {
                 // No verdict: the slice waits for its gates, which run again.
                 if let Some(s) = self.slice_mut(id) {
+                    s.gates_follow = false;
                     s.gates.clear();
                     s.current_gate = None;
                     s.gates_interrupted = true;
@@ -254,6 +257,7 @@ impl GoalState {
                 ..
             } => {
                 if let Some(s) = self.slice_mut(id) {
+                    s.gates_follow = false;
                     if *passed {
                         s.status = SliceStatus::Merging;
                     } else {
@@ -410,6 +414,9 @@ impl GoalState {
                         SliceStatus::Gating => {
                             s.gates.clear();
                             s.gates_interrupted = false;
+                            // Gates that ran with the attempt and were not all
+                            // recorded run again here.
+                            s.gates_follow = false;
                         }
                         _ => {}
                     }

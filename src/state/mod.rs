@@ -77,6 +77,10 @@ pub struct SliceState {
     /// Its gates were stopped by a cancel: it waits for them to run again.
     #[serde(skip)]
     pub gates_interrupted: bool,
+    /// Its gates ran with its attempt (on a cluster): their results are on
+    /// their way, and no gate job is sent.
+    #[serde(skip)]
+    pub gates_follow: bool,
     /// The position in the log of its last attempt's commit: of two
     /// slices that conflict, the one that committed first is gated first.
     #[serde(skip)]

@@ -35,8 +35,15 @@ fn our_jobs(goal: &str) -> Vec<String> {
 #[test]
 fn a_goal_on_slurm_reaches_the_tree_a_local_run_reaches() {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "test ! -e broken", "both"))]);
-    let plan = plan(&f);
-    let agent = f.agent(r#"echo "$OMK_SLICE_ID, attempt $OMK_ATTEMPT" > "$OMK_SLICE_ID.txt""#);
+    let mut d = slice("d", &["d.txt"]);
+    d["depends_on"] = json!(["a"]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt", "broken"]), slice("c", &["c.txt"]), d] }));
+    // `b` breaks the gate on its first attempt, and is told so.
+    let agent = f.agent(
+        r#"if [ "$OMK_SLICE_ID" = b ] && [ "$OMK_ATTEMPT" = 1 ]; then touch broken; else rm -f broken; fi
+if [ -n "$OMK_FEEDBACK" ]; then grep -q "check" "$OMK_FEEDBACK" && echo told >> b.txt; fi
+echo "$OMK_SLICE_ID, attempt $OMK_ATTEMPT" >> "$OMK_SLICE_ID.txt""#,
+    );
     let before = f.checkout_snapshot();
     let (code, local, stderr) = f.run_goal(&plan, &agent, &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -54,11 +61,29 @@ fn a_goal_on_slurm_reaches_the_tree_a_local_run_reaches() {
         assert!(ran_on.starts_with("slurm job "), "{id}: {s:#}");
         // Each commit came back into its attempt's ref, and is the slice's.
         assert_eq!(
-            f.git(&["rev-parse", &format!("refs/omk/{goal}/{id}/attempt-1")]),
+            f.git(&[
+                "rev-parse",
+                &format!("refs/omk/{goal}/{id}/attempt-{}", s["attempts"]),
+            ]),
             s["commit"].as_str().unwrap()
         );
     }
     assert_eq!(local["slices"][0]["agent"]["ran_on"], Value::Null);
+    // The slice gates ran in the jobs, and `b`'s failure there was its
+    // next attempt's feedback, which went on from its failed commit.
+    let b = slice_of(&remote, "b");
+    assert_eq!(b["attempts"], 2, "{b:#}");
+    assert_eq!(b["attempt_history"][0]["status"], "gate_failed");
+    assert_eq!(
+        f.show(remote["integration"]["branch"].as_str().unwrap(), "b.txt"),
+        "b, attempt 1\ntold\nb, attempt 2"
+    );
+    for id in ["a", "b", "c", "d"] {
+        let gate = &slice_of(&remote, id)["gates"][0];
+        assert_eq!(gate["passed"], true, "{gate:#}");
+        assert_eq!(gate["tree"], slice_of(&remote, id)["tree"]);
+        assert!(gate["log"].as_str().unwrap().contains("/job/"), "{gate:#}");
+    }
     assert!(our_jobs(goal).is_empty(), "{:?}", our_jobs(goal));
     assert_eq!(f.checkout_snapshot(), before, "the checkout was touched");
 }

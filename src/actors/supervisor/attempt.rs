@@ -244,12 +244,29 @@ impl SupervisorState {
             pool: self.pool.clone(),
             remote: match &limits.executor {
                 crate::executor::Executor::Local => None,
-                crate::executor::Executor::Slurm(settings) => Some(crate::actors::slice::Remote {
-                    settings: settings.clone(),
-                    deny: limits.deny.clone(),
-                    writable: limits.sandbox_writable.clone(),
-                    env: crate::agent::allowed_env(&limits.sandbox_env),
-                }),
+                crate::executor::Executor::Slurm(settings) => {
+                    let gates = self.state.slice_gates(id);
+                    let names: Vec<String> = limits
+                        .sandbox_env
+                        .iter()
+                        .chain(gates.iter().flat_map(|g| &g.env))
+                        .cloned()
+                        .collect();
+                    Some(crate::actors::slice::Remote {
+                        settings: settings.clone(),
+                        deny: limits.deny.clone(),
+                        writable: limits.sandbox_writable.clone(),
+                        env: crate::agent::allowed_env(&limits.sandbox_env),
+                        // A review gate needs the driver's view of the goal:
+                        // with one, every gate runs here.
+                        gates: match gates.iter().any(|g| g.review.is_some()) {
+                            true => vec![],
+                            false => gates,
+                        },
+                        gate_env_names: limits.sandbox_env.clone(),
+                        gate_env: crate::agent::gate_env(&names),
+                    })
+                }
             },
         };
         // The actor's reports wait in the mailbox until `started` is recorded.

@@ -142,6 +142,7 @@ impl SupervisorState {
                 dir: slot,
                 env: limits.sandbox_env.clone(),
                 writable: limits.sandbox_writable.clone(),
+                inherit: None,
             },
             commit,
             cone,

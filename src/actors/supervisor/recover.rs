@@ -84,6 +84,7 @@ pub(super) fn adopt_commits(repo: &Repo, known: &GoalState) -> Vec<EventBody> {
                 commit: head,
                 tree,
                 changed_files: changed,
+                gated: false,
             },
             Some(slice::Rejected { reason, paths }) => EventBody::SliceFailed {
                 slice: s.id.clone(),

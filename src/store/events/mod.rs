@@ -125,6 +125,10 @@ pub enum EventBody {
         commit: String,
         tree: String,
         changed_files: Vec<String>,
+        /// Its gates ran with it, where it ran (a cluster job): their
+        /// `gate_finished` and `verified` follow, and no gate job is sent.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gated: bool,
     },
     /// The attempt ended without a mergeable commit.
     SliceFailed {

@@ -557,6 +557,7 @@ impl Decider {
         s.tree.as_ref()?;
         let slice = slice.to_string();
         match s.status {
+            SliceStatus::Gating if s.gates_follow => None,
             SliceStatus::Gating => Some(Action::Gate {
                 ahead: ahead_of(state, s),
                 slice,

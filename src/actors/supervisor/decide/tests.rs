@@ -632,3 +632,35 @@ fn a_cancel_while_a_slice_is_held_ends_the_goal() {
         [gate("a", &[]), gate("b", &["a"])]
     );
 }
+
+#[test]
+fn gates_that_ran_with_a_remote_attempt_are_waited_for_not_sent_again() {
+    let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+    assert_eq!(g.next(), [start("a")]);
+    let _ = g.started("a");
+    // The job ran the gates: their results follow the commit.
+    let after_commit = g.feed(
+        json!({"kind": "slice_committed", "slice": "a", "attempt": 1,
+        "commit": "c-a", "tree": "t-a", "changed_files": ["a/f"], "gated": true}),
+    );
+    assert_eq!(after_commit, [stop("a")], "no gate job for gates that ran");
+    assert_eq!(g.next(), [], "the goal waits for the verdict");
+    assert_eq!(
+        g.verified(Some("a"), true),
+        [stop("a"), Action::Merge { slice: "a".into() }, release("a")]
+    );
+    // A controller that died before the verdict was recorded runs them here.
+    let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.feed(
+        json!({"kind": "slice_committed", "slice": "a", "attempt": 1,
+        "commit": "c-a", "tree": "t-a", "changed_files": ["a/f"], "gated": true}),
+    );
+    let _ = g.feed(json!({"kind": "goal_resumed", "pid": 1}));
+    let resumed = g.decider.on_resume(&g.state);
+    assert!(
+        resumed.contains(&gate("a", &[])),
+        "resumed gates run again, here: {resumed:?}"
+    );
+}
