@@ -75,7 +75,13 @@ fn goal(dir: &Path, n: usize, c: usize) -> Duration {
         .arg("-C")
         .arg(dir.join("repo"))
         .args(["goal", "run", "bench", "--no-progress", "--allow-no-gates"])
-        .args(["--executor", "slurm", "--concurrency", &c.to_string(), "--agent"])
+        .args([
+            "--executor",
+            "slurm",
+            "--concurrency",
+            &c.to_string(),
+            "--agent",
+        ])
         .arg(r#"exec:echo x > "$OMK_SLICE_ID.txt""#)
         .arg("--plan")
         .arg(&plan)

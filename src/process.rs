@@ -223,7 +223,8 @@ pub fn kill_all_groups() {
 
 /// Kills the process groups of agents and gates a previous controller of
 /// `goal_id` left running when it died: every process whose environment
-/// names the goal (`OMK_GOAL_ID`), with its group. Returns how many groups.
+/// names the goal (`OMK_GOAL_ID`) and no cluster job (`OMK_JOB`), with its
+/// group. Returns how many groups.
 pub fn kill_orphans(goal_id: &str) -> usize {
     let needle = format!("OMK_GOAL_ID={goal_id}");
     let me = std::process::id() as i32;
@@ -245,10 +246,12 @@ pub fn kill_orphans(goal_id: &str) -> usize {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        if environ
-            .split(|b| *b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
+        let mut vars = environ.split(|b| *b == 0);
+        // A cluster job's agents and gates (`OMK_JOB`) are their worker's,
+        // even on this machine: a resumed goal takes their job up again.
+        let ours = |var: &[u8]| var == needle.as_bytes();
+        let remote = |var: &[u8]| var.starts_with(b"OMK_JOB=");
+        if vars.clone().any(ours) && !vars.any(remote) {
             // SAFETY: getpgid only reads the process table.
             let pgid = unsafe { libc::getpgid(pid) };
             if pgid > 0 && pgid != me {

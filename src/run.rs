@@ -461,16 +461,6 @@ pub async fn resume_goal(
             "stopped {killed} process group(s) the last controller left running"
         ));
     }
-    if !state.settings.limits.executor.is_local() {
-        // The attempts its jobs ran are run again; nothing may still write
-        // into their job directories.
-        let cancelled = crate::executor::slurm::cancel_goal(&goal.id).await;
-        if cancelled > 0 {
-            reporter.notice(&format!(
-                "cancelled {cancelled} Slurm job(s) the last controller left running; their attempts run again"
-            ));
-        }
-    }
     drive(
         repo,
         store,
@@ -550,6 +540,11 @@ async fn drive(
             goal.events().display()
         ))
     })?;
+    if !state.settings.limits.executor.is_local() {
+        // A job of an attempt the goal no longer waits for (one a dead
+        // driver had submitted, and this run did not take up) ends with it.
+        crate::executor::slurm::cancel_goal(&goal.id).await;
+    }
     let state = deliver_ready(&repo, &goal, state)?;
     drop(lock);
     Ok(Finished {

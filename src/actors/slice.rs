@@ -366,6 +366,8 @@ async fn remote_attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<Even
                     ),
                 };
                 let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
+                // What the stopped worker reported is not taken up again.
+                let _ = std::fs::remove_file(dir.report());
                 args.limiter.wait().await;
             }
             None => {

@@ -99,11 +99,24 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<Finished> {
     let name = job_name(&job.goal_id, &job.slice, job.attempt);
-    // A job of this attempt left by a driver that died would write into
-    // the same directory: it goes first.
-    cancel_named(&name).await;
-    write_job(repo, job, dir)?;
-    let job_id = submit(settings, &name, dir)?;
+    // An attempt a driver that died had submitted is taken up where it is:
+    // its job still running is waited for, its finished job's report read.
+    let job_id = match (active_named(&name).await, std::fs::read_to_string(dir.id())) {
+        (Some(id), _) => id,
+        (None, Ok(id)) if dir.report().exists() => {
+            return Ok(Finished {
+                report: read_report(dir)?,
+                job_id: id.trim().to_string(),
+                state: "COMPLETED".into(),
+            })
+        }
+        (None, _) => {
+            write_job(repo, job, dir)?;
+            let id = submit(settings, &name, dir)?;
+            crate::util::write_atomic(&dir.id(), id.as_bytes())?;
+            id
+        }
+    };
     let mut cancelled_at = None;
     let state = loop {
         if let JobState::Ended(state) = state(&job_id).await {
@@ -120,18 +133,36 @@ pub async fn run(
         }
         tokio::time::sleep(POLL).await;
     };
-    let report = match std::fs::read(dir.report()) {
-        Ok(bytes) => Some(
-            serde_json::from_slice::<worker::Report>(&bytes)
-                .map_err(|e| Error::json("reading a worker's report", e))?,
-        ),
-        Err(_) => None,
-    };
     Ok(Finished {
-        report,
+        report: read_report(dir)?,
         job_id,
         state,
     })
+}
+
+/// The worker's report in `dir`, if it wrote one.
+fn read_report(dir: &JobDir) -> Result<Option<worker::Report>> {
+    match std::fs::read(dir.report()) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::json("reading a worker's report", e)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The id of the pending or running job named `name`, if there is one.
+async fn active_named(name: &str) -> Option<String> {
+    let out = tokio::process::Command::new("squeue")
+        .args(["-h", "-o", "%i", "-n", name])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let ids = String::from_utf8_lossy(&out.stdout);
+    ids.lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
 }
 
 /// How often a job's state is read.

@@ -98,6 +98,10 @@ impl JobDir {
     pub fn agent_log(&self) -> PathBuf {
         self.0.join("agent.log")
     }
+    /// The id of the job the attempt was submitted as.
+    pub fn id(&self) -> PathBuf {
+        self.0.join("job.id")
+    }
     /// What the scheduler captured of the worker's own output.
     pub fn output(&self) -> PathBuf {
         self.0.join("worker.out")
@@ -180,7 +184,7 @@ async fn attempt(
         policy: agent::policy::Policy::new(&tree, &job.deny),
         answer: None,
         planning: false,
-        inherit: job.env.clone(),
+        inherit: with_job(&job.env),
         confinement: crate::sandbox::Confinement::new(
             [tree.clone(), tmp.clone()]
                 .into_iter()
@@ -220,9 +224,14 @@ async fn attempt(
             dir: tree.clone(),
             tmp: scratch.join("gate-tmp"),
             caches: vec![],
-            env: job.gate_env_names.clone(),
+            env: job
+                .gate_env_names
+                .iter()
+                .cloned()
+                .chain(["OMK_JOB".to_string()])
+                .collect(),
             writable: job.writable.clone(),
-            inherit: Some(job.gate_env.clone()),
+            inherit: Some(with_job(&job.gate_env)),
         };
         done.gates = Some(gates(&repo, job, dir, &bench, &committed, cancel).await?);
     }
@@ -276,6 +285,18 @@ fn files_tree(repo: &Repo, dir: &Path) -> Result<String> {
     repo.slot(dir)?
         .ok_or_else(|| Error::Worktree(format!("{} is no worktree of the job's", dir.display())))?
         .files_tree()
+}
+
+/// `env` with `OMK_JOB`, the job the worker runs in, which marks its
+/// agent's and gates' processes as a cluster job's: a driver resumed on
+/// the same machine leaves them to their worker.
+fn with_job(env: &[(String, String)]) -> Vec<(String, String)> {
+    let id = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
+    env.iter()
+        .filter(|(k, _)| k != "OMK_JOB")
+        .cloned()
+        .chain([("OMK_JOB".to_string(), id)])
+        .collect()
 }
 
 /// This machine's host name.

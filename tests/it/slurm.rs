@@ -103,16 +103,27 @@ echo done > "$OMK_SLICE_ID.txt""#,
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
     let killer = {
         let marker = marker.clone();
+        let (repo, home) = (f.repo.clone(), f.home.clone());
         std::thread::spawn(move || {
             let started = std::time::Instant::now();
             while !marker.exists() {
                 assert!(started.elapsed().as_secs() < 120, "the first job never ran");
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
+            // This goal's job: other tests' goals have slices named `a` too.
+            let list = std::process::Command::new(env!("CARGO_BIN_EXE_omk"))
+                .arg("-C")
+                .arg(&repo)
+                .args(["goal", "list", "--json"])
+                .env("OMK_HOME", &home)
+                .output()
+                .unwrap();
+            let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+            let name = format!("omk-{}-a-a1", list[0]["goal_id"].as_str().unwrap());
             let job = cluster()
                 .jobs()
                 .into_iter()
-                .find(|(_, name)| name.ends_with("-a-a1"))
+                .find(|(_, n)| *n == name)
                 .expect("the running job");
             let ok = cluster()
                 .command("scancel")
@@ -177,16 +188,17 @@ fn goal_cancel_leaves_no_job_in_the_queue() {
 }
 
 #[test]
-fn a_goal_killed_while_its_jobs_run_resumes_to_the_same_tree() {
+fn a_goal_killed_while_its_jobs_run_resumes_by_reattaching_to_them() {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
     f.allow_agent_writes_to_scripts();
     let plan = plan(&f);
-    let marker = f.scripts.join("a-ran");
-    // `a` hangs the first time, so omk is killed while its job runs.
+    let (started, release) = (f.scripts.join("a-started"), f.scripts.join("release"));
+    // `a` holds until released, so omk is killed while its job runs.
     let agent = f.agent(&format!(
-        r#"if [ "$OMK_SLICE_ID" = a ] && [ ! -e '{m}' ]; then touch '{m}'; sleep 120; fi
+        r#"if [ "$OMK_SLICE_ID" = a ]; then touch '{s}'; while [ ! -e '{r}' ]; do sleep 0.1; done; fi
 echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
-        m = marker.display()
+        s = started.display(),
+        r = release.display()
     ));
     let env = slurm_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -199,7 +211,7 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while !marker.exists() {
+    while !started.exists() {
         assert!(t0.elapsed().as_secs() < 120, "a's job never ran");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -207,16 +219,49 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
     run.wait().unwrap();
     let list: Value = serde_json::from_slice(&f.omk(&["goal", "list", "--json"]).stdout).unwrap();
     let goal = list[0]["goal_id"].as_str().unwrap().to_string();
-    assert!(!our_jobs(&goal).is_empty(), "the job should outlive omk");
+    let job = our_jobs(&goal)
+        .into_iter()
+        .find(|j| j.ends_with("-a-a1"))
+        .expect("a's job outlives omk");
+    let job_id = job.split(' ').next().unwrap().to_string();
 
-    let resumed = f.omk_env(&["goal", "resume", "--json", "--no-progress"], &env);
-    let stderr = String::from_utf8_lossy(&resumed.stderr);
-    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    // Resumed, omk waits for that very job; released, it finishes.
+    let mut resumed = f
+        .omk_command(&["goal", "resume", "--json", "--no-progress"], &env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::fs::write(&release, "").unwrap();
+    let out = {
+        use std::io::Read;
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        resumed
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        resumed
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (resumed.wait().unwrap(), stdout, stderr)
+    };
+    assert_eq!(out.0.code(), Some(0), "{}", out.2);
+    let proof: Value = serde_json::from_str(&out.1).unwrap();
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["attempts"], 1, "{a:#}");
     assert!(
-        stderr.contains("Slurm job(s) the last controller left running"),
-        "{stderr}"
+        a["agent"]["ran_on"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("slurm job {job_id} on ")),
+        "not the job omk was killed under: {a:#}"
     );
-    let proof: Value = serde_json::from_slice(&resumed.stdout).unwrap();
     assert!(our_jobs(&goal).is_empty(), "{:?}", our_jobs(&goal));
 
     // The tree a local run of the same plan reaches.
