@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+#[path = "../tests/it/support/browser.rs"]
+mod browser;
 mod support;
 
 use support::git;
@@ -70,31 +73,8 @@ fn write_report(repo: &Path, dir: &Path, name: &str) -> (PathBuf, Duration) {
 }
 
 /// The time headless Chromium takes to load `page` and save a screenshot.
-fn browser(page: &Path, dir: &Path) -> Duration {
-    let profile = tempfile::tempdir_in(dir).unwrap();
-    let started = Instant::now();
-    let ok = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1300,1000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", dir.join("shot.png").display()))
-        .arg(format!("file://{}", page.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "chromium failed on {}", page.display());
-    started.elapsed()
+fn browser(page: &Path) -> Duration {
+    browser::screenshot(page, 1300, 1000, Duration::from_secs(300)).1
 }
 
 /// The median of `runs` measurements.
@@ -124,8 +104,8 @@ fn main() {
         write_big.as_secs_f64() / write_small.as_secs_f64(),
         size as f64 / 1e6
     );
-    let load_small = median(3, || browser(&small_page, dir));
-    let load_big = median(3, || browser(&big_page, dir));
+    let load_small = median(3, || browser(&small_page));
+    let load_big = median(3, || browser(&big_page));
     println!(
         "report: chromium load and draw   4 slices {:.0} ms   1,000 slices {:.0} ms ({:.2}x; target below 2x)",
         load_small.as_secs_f64() * 1000.0,

@@ -605,4 +605,35 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn the_executor_is_local_unless_slurm_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "[run]\nmax_attempts = 2\n").unwrap();
+        assert!(Config::load(dir.path()).unwrap().executor.is_local());
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "[executor]\nkind = \"slurm\"\n[executor.slurm]\npartition = \"gpu\"\ncpus_per_slice = 4\nsbatch_args = [\"--qos=low\"]\n",
+        )
+        .unwrap();
+        match Config::load(dir.path()).unwrap().executor {
+            crate::executor::Executor::Slurm(s) => {
+                assert_eq!(s.partition.as_deref(), Some("gpu"));
+                assert_eq!(s.cpus_per_slice, Some(4));
+                assert_eq!(s.sbatch_args, ["--qos=low"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        for (toml, said) in [
+            (
+                "[executor]\nkind = \"k8s\"\n",
+                "executor.kind: `k8s` is not an executor",
+            ),
+            ("[executor.slurm]\nqueue = \"x\"\n", "unknown field `queue`"),
+        ] {
+            std::fs::write(dir.path().join(FILE_NAME), toml).unwrap();
+            let err = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(said), "{err}");
+        }
+    }
 }

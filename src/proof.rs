@@ -271,16 +271,8 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
     for g in &i.gates {
         let _ = writeln!(out, "- {}", gate_line(g));
     }
-    let u = &s.usage;
-    if u.tokens_in.is_some() || u.tokens_out.is_some() || u.usd.is_some() {
-        let _ = writeln!(out, "\n### Usage\n");
-        let _ = writeln!(
-            out,
-            "{} tokens in, {} out{}",
-            u.tokens_in.unwrap_or(0),
-            u.tokens_out.unwrap_or(0),
-            u.usd.map(|d| format!(", ${d:.2}")).unwrap_or_default()
-        );
+    if let Some(usage) = s.usage.summary() {
+        let _ = writeln!(out, "\n### Usage\n\n{usage}");
     }
     let _ = writeln!(out, "\n### Verify it yourself\n");
     let _ = writeln!(

@@ -354,18 +354,14 @@ async fn remote_attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<Even
             }
             None if retry < MAX_RETRIES => {
                 retry += 1;
-                let delay = args.limiter.back_off(retry);
-                let body = EventBody::AgentRetry {
-                    slice: task.slice_id.clone(),
-                    attempt: task.attempt,
+                report_retry(
+                    args,
                     retry,
-                    delay_ms: delay.as_millis() as u64,
-                    reason: format!(
+                    format!(
                         "slurm job {} ended {} without a report of finished work",
                         finished.job_id, finished.state
                     ),
-                };
-                let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
+                );
                 // What the stopped worker reported is not taken up again.
                 let _ = std::fs::remove_file(dir.report());
                 args.limiter.wait().await;
@@ -682,15 +678,7 @@ async fn run_agent(
         );
         if report.retryable && retry < MAX_RETRIES && !args.cancel.is_cancelled() {
             retry += 1;
-            let delay = args.limiter.back_off(retry);
-            let body = EventBody::AgentRetry {
-                slice: task.slice_id.clone(),
-                attempt: task.attempt,
-                retry,
-                delay_ms: delay.as_millis() as u64,
-                reason: report.exit.to_string(),
-            };
-            let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
+            report_retry(args, retry, report.exit.to_string());
             let (repo, path, from) = (
                 args.repo.clone(),
                 task.worktree.clone(),
@@ -702,6 +690,20 @@ async fn run_agent(
         (report.tokens_in, report.tokens_out) = spent;
         return Ok(report);
     }
+}
+
+/// Records the `retry`th retry of the attempt, for `reason`, after the
+/// goal's shared back-off (which [`Limiter::wait`] then waits out).
+fn report_retry(args: &SliceArgs, retry: u32, reason: String) {
+    let delay = args.limiter.back_off(retry);
+    let body = EventBody::AgentRetry {
+        slice: args.task.slice_id.clone(),
+        attempt: args.task.attempt,
+        retry,
+        delay_ms: delay.as_millis() as u64,
+        reason,
+    };
+    let _ = args.supervisor.send_message(SupervisorMsg::Report(body));
 }
 
 /// Panics when `OMK_FAULT` names this point and slice (`panic:<point>:<slice>`);

@@ -126,15 +126,8 @@ fn header(out: &mut String, s: &GoalState, t: &Timeline) {
         short(&s.integration.commit),
         short(&s.integration.tree),
     );
-    let u = &s.usage;
-    if u.tokens_in.is_some() || u.tokens_out.is_some() || u.usd.is_some() {
-        let _ = write!(
-            out,
-            " · {} tokens in, {} out{}",
-            u.tokens_in.unwrap_or(0),
-            u.tokens_out.unwrap_or(0),
-            u.usd.map(|d| format!(", ${d:.2}")).unwrap_or_default()
-        );
+    if let Some(usage) = s.usage.summary() {
+        let _ = write!(out, " · {usage}");
     }
     out.push_str("</p>\n");
 }

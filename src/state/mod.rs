@@ -312,6 +312,19 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// `1234 tokens in, 210 out, $0.01`, or `None` when nothing was reported.
+    pub fn summary(&self) -> Option<String> {
+        if self.tokens_in.is_none() && self.tokens_out.is_none() && self.usd.is_none() {
+            return None;
+        }
+        Some(format!(
+            "{} tokens in, {} out{}",
+            self.tokens_in.unwrap_or(0),
+            self.tokens_out.unwrap_or(0),
+            self.usd.map(|d| format!(", ${d:.2}")).unwrap_or_default()
+        ))
+    }
+
     fn add(&mut self, r: &agent::Report) {
         fn sum<T: std::ops::Add<Output = T> + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
             match (a, b) {
