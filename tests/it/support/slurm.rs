@@ -75,7 +75,17 @@ fn start() -> Cluster {
         "the Slurm tests start slurmd, which runs as root (as CI does)"
     );
     start_munge();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("slurm-{}", std::process::id()));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // What earlier test binaries' clusters left (their state and logs).
+    for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("slurm-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!("slurm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for sub in ["state", "spool", "log"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
