@@ -111,9 +111,22 @@ impl Actor for SliceActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             SliceMsg::Run => {
-                let outcome = match attempt(args).await {
-                    Ok(body) => body,
-                    Err(e) => fail(args, SliceStatus::Failed, e.to_string(), vec![]),
+                // An agent program that is gone fails every attempt alike:
+                // the goal stops, as when it was missing at the start.
+                let lost = match args.remote {
+                    None => args.agent.check_installed().err(),
+                    Some(_) => None,
+                };
+                if let Some(e) = &lost {
+                    args.supervisor
+                        .send_message(SupervisorMsg::AgentGone(e.to_string()))?;
+                }
+                let outcome = match &lost {
+                    Some(e) => fail(args, SliceStatus::Failed, e.to_string(), vec![]),
+                    None => match attempt(args).await {
+                        Ok(body) => body,
+                        Err(e) => fail(args, SliceStatus::Failed, e.to_string(), vec![]),
+                    },
                 };
                 args.supervisor
                     .send_message(SupervisorMsg::Report(outcome))?;

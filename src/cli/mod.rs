@@ -241,13 +241,15 @@ fn quiet_on_closed_pipe() {
 
 /// The exit code for a finished goal, per the contract: 0 when ready (and
 /// delivered, when a delivery was asked for), 130 when cancelled (as a
-/// cancelled command exits), 1 otherwise.
+/// cancelled command exits), 3 when omk could not go on (`failed`: an
+/// infrastructure failure), 1 otherwise.
 fn goal_exit_code(state: &GoalState) -> u8 {
     let undelivered = state.delivery.as_ref().is_some_and(|d| !d.delivered);
     match state.status {
         crate::state::GoalStatus::Ready if undelivered => 1,
         crate::state::GoalStatus::Ready => 0,
         crate::state::GoalStatus::Cancelled => 130,
+        crate::state::GoalStatus::Failed => 3,
         _ => 1,
     }
 }

@@ -193,7 +193,7 @@ esac"#
         f.plan(json!({ "slices": [slice("rogue", &["rogue.txt"]), slice("calm", &["calm.txt"])] }));
     let bound = ["--slice-timeout", "60s"];
     let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &bound, &[("OMK_LANDLOCK", "0")]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 3, "a failed goal: {stderr}");
     assert_eq!(proof["status"], "failed");
     assert!(
         proof["reason"]

@@ -375,3 +375,35 @@ fn an_agent_that_is_not_installed_is_named_before_anything_is_made() {
         assert!(!f.omk_left_traces(), "{args:?} made something");
     }
 }
+
+#[test]
+fn an_agent_program_that_vanishes_mid_run_stops_the_goal_with_exit_3() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    f.allow_agent_writes_to_scripts();
+    // An ACP agent whose program removes itself: the first slice's attempt
+    // fails, and the next finds no program to start.
+    let program = f.script("vanishing-agent", "#!/bin/sh\nrm -f \"$0\"\nexit 1\n");
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let agent = format!("acp:{}", program.display());
+    let (code, proof, stderr) = f.run_goal(
+        &plan,
+        &agent,
+        &["--concurrency", "1", "--max-attempts", "1"],
+    );
+    assert!(!program.exists(), "the agent did not remove itself");
+    assert_eq!(code, 3, "{stderr}\n{proof:#}");
+    assert_eq!(proof["status"], "failed");
+    assert!(
+        proof["reason"]
+            .as_str()
+            .unwrap()
+            .contains("which is not installed"),
+        "{proof:#}"
+    );
+    assert!(stderr.contains("vanishing-agent"), "{stderr}");
+}

@@ -59,6 +59,9 @@ pub enum SupervisorMsg {
     Cancel,
     /// The goal's time budget ran out.
     TimeBudgetSpent,
+    /// The agent's program is gone, so every attempt would fail alike: the
+    /// goal stops starting work and ends `failed`.
+    AgentGone(String),
 }
 
 /// How the supervisor starts.
@@ -262,6 +265,7 @@ impl Actor for Supervisor {
                 return state.process(body, &myself).await;
             }
             SupervisorMsg::Cancel => state.decider.on_cancel(),
+            SupervisorMsg::AgentGone(why) => state.decider.on_agent_gone(why),
             SupervisorMsg::TimeBudgetSpent => state.decider.on_time_spent(&state.state),
         };
         state.carry_out_all(actions, &myself).await?;
@@ -311,7 +315,7 @@ impl Actor for Supervisor {
             } else {
                 "integrator"
             };
-            let actions = state.decider.on_actor_lost(format!("the {who} {why}"));
+            let actions = state.decider.on_lost(format!("the {who} {why}"));
             return state.carry_out_all(actions, &myself).await;
         }
         Ok(())

@@ -317,9 +317,20 @@ impl Decider {
         .collect()
     }
 
+    /// The agent's program is gone: every attempt would fail alike, so no
+    /// slice starts, running ones are cancelled, and the goal ends `failed`
+    /// once they stopped.
+    pub fn on_agent_gone(&mut self, why: String) -> Vec<Action> {
+        if self.phase == Phase::Done {
+            return vec![];
+        }
+        self.halt(GoalStatus::Failed, why);
+        vec![Action::CancelAll]
+    }
+
     /// An actor the goal cannot go on without (the gate actor, the
     /// integrator) is gone.
-    pub fn on_actor_lost(&mut self, why: String) -> Vec<Action> {
+    pub fn on_lost(&mut self, why: String) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
         }

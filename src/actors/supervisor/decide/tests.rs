@@ -664,3 +664,24 @@ fn gates_that_ran_with_a_remote_attempt_are_waited_for_not_sent_again() {
         "resumed gates run again, here: {resumed:?}"
     );
 }
+
+#[test]
+fn a_vanished_agent_program_stops_the_goal_failed_once_running_slices_end() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[]), ("c", &[])], 2, json!({}));
+    assert_eq!(g.next(), [start("a"), start("b")]);
+    let _ = g.started("a");
+    let _ = g.started("b");
+    assert_eq!(
+        g.decider
+            .on_agent_gone("the agent runs `kimi`, which is not installed".into()),
+        [Action::CancelAll]
+    );
+    let _ = g.failed("a");
+    assert_eq!(g.next(), [], "`b` still runs; `c` never starts");
+    let _ = g.failed("b");
+    let Some(Action::Finish { status, reason }) = g.next().pop() else {
+        panic!("the goal did not end");
+    };
+    assert_eq!(status, GoalStatus::Failed);
+    assert!(reason.unwrap().contains("not installed"));
+}
