@@ -43,7 +43,21 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         }
     }
     println!("delivery:   {}", crate::deliver::describe_github());
-    println!("slurm:      {}", crate::executor::slurm::describe());
+    // The repository's [executor.slurm], as its HEAD has it.
+    let slurm = Repo::discover(dir)
+        .ok()
+        .and_then(|repo| {
+            let head = repo.resolve_commit("HEAD").ok()?;
+            crate::config::Config::at_commit(&repo, &head).ok()
+        })
+        .and_then(|config| match config.executor {
+            crate::executor::Executor::Slurm(settings) => Some(settings),
+            crate::executor::Executor::Local => None,
+        });
+    println!(
+        "slurm:      {}",
+        crate::executor::slurm::describe(slurm.as_ref())
+    );
     let support = crate::sandbox::support();
     match support.landlock {
         Some(abi) => println!("sandbox:    Landlock ABI {abi}: agents and gates may write only their tree, temp dir, build caches and state dirs"),

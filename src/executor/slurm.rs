@@ -340,8 +340,27 @@ pub async fn scancel(id: &str, signal: Option<&str>) {
 }
 
 /// Whether `--executor slurm` can work here, in a line for `omk doctor`:
-/// the commands on `PATH`, and what the controller says of its nodes.
-pub fn describe() -> String {
+/// the commands on `PATH`, what the controller says of its nodes, and
+/// whether the configured shared directory (`settings`) can hold jobs.
+pub fn describe(settings: Option<&Settings>) -> String {
+    let mut line = commands();
+    if let Some(dir) = settings.and_then(|s| s.shared_dir.as_ref()) {
+        let probe = dir.join(format!(".omk-doctor-{}", std::process::id()));
+        let writable = std::fs::create_dir_all(dir).is_ok() && std::fs::write(&probe, b"").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        line += &match writable {
+            true => format!("; shared_dir {} is writable", dir.display()),
+            false => format!(
+                "; shared_dir {} is NOT writable here: jobs cannot be handed to the nodes",
+                dir.display()
+            ),
+        };
+    }
+    line
+}
+
+/// The Slurm commands, and what the controller says.
+fn commands() -> String {
     let missing: Vec<&str> = ["sbatch", "scontrol", "scancel", "sinfo"]
         .into_iter()
         .filter(|p| {
@@ -377,7 +396,11 @@ pub fn describe() -> String {
         }
         Ok(o) => format!(
             "the commands are here, but the controller does not answer: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("sinfo failed")
         ),
         Err(e) => format!("sinfo could not run: {e}"),
     }
