@@ -91,11 +91,16 @@ impl Pool {
         }
     }
 
-    /// Gives a slot back.
+    /// Gives a slot back. Its lock is undone explicitly: closing the file
+    /// alone leaves it held while a process forked meanwhile (to become a
+    /// `git` or an agent) still has the descriptor until its exec.
     pub fn release(&self, slot: &Path) {
         self.unsettle(slot);
         if let Ok(mut held) = self.held.lock() {
-            held.remove(slot);
+            if let Some(file) = held.remove(slot) {
+                // SAFETY: flock on a descriptor we own.
+                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            }
         }
     }
 
