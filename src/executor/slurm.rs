@@ -111,10 +111,20 @@ pub async fn run(
             })
         }
         (None, _) => {
-            write_job(repo, job, dir)?;
-            let id = submit(settings, &name, dir)?;
-            crate::util::write_atomic(&dir.id(), id.as_bytes())?;
-            id
+            // Bundling and sbatch block: off the async threads.
+            let (settings, repo, job, dir) = (
+                settings.clone(),
+                repo.clone(),
+                job.clone(),
+                JobDir(dir.0.clone()),
+            );
+            crate::actors::blocking(move || {
+                write_job(&repo, &job, &dir)?;
+                let id = submit(&settings, &name, &dir)?;
+                crate::util::write_atomic(&dir.id(), id.as_bytes())?;
+                Ok(id)
+            })
+            .await?
         }
     };
     let mut cancelled_at = None;
