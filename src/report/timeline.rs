@@ -439,16 +439,7 @@ mod tests {
     /// The timeline of a goal of slices `a` and `b`, from `events` given as
     /// (seconds since the start, `kind` and fields).
     fn of(events: &[(u64, Value)]) -> Timeline {
-        let started = json!({"kind": "goal_started", "goal_id": "g", "goal": "goal",
-            "repository": "/r", "base_commit": "base", "base_tree": "t0", "base_ref": null,
-            "integration_branch": "omk/g/integration",
-            "plan": {"slices": [
-                {"id": "a", "prompt": "p", "write_scope": ["a/**"]},
-                {"id": "b", "prompt": "p", "write_scope": ["b/**"]}]},
-            "agent": "exec:true",
-            "gates": [{"name": "test", "command": "true", "timeout": 1000, "scope": "both"}],
-            "allow_no_gates": false, "max_attempts": 2, "concurrency": 2, "deliver": "branch",
-            "limits": {"slice_timeout_ms": 1000, "inactivity_timeout_ms": 1000, "gate_concurrency": 1}});
+        let started = crate::state::tests::goal_started();
         let events: Vec<Event> = std::iter::once(&(0, started))
             .chain(events)
             .enumerate()

@@ -14,7 +14,7 @@ use crate::plan::{Plan, SliceSpec};
 
 mod fold;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub use crate::store::kinds::{
     Deliver, DeliverOptions, Delivery, GoalStatus, Limits, PullRequest, PushedRef, SliceStatus,
 };

@@ -5,10 +5,10 @@ use serde_json::{json, Value};
 use super::*;
 use crate::store::events::{Event, RetryCause};
 
-/// A goal of slices `a` and `b` with one gate judging slices and the
-/// integration, folded from `events` (`kind` and fields each).
-fn fold(events: &[Value]) -> GoalState {
-    let started = json!({"kind": "goal_started", "goal_id": "g", "goal": "goal",
+/// The `goal_started` of a goal of slices `a` and `b` (write scopes `a/**`
+/// and `b/**`) with one gate, `test`, judging slices and the integration.
+pub(crate) fn goal_started() -> Value {
+    json!({"kind": "goal_started", "goal_id": "g", "goal": "goal",
         "repository": "/r", "base_commit": "base", "base_tree": "t0", "base_ref": null,
         "integration_branch": "omk/g/integration",
         "plan": {"slices": [
@@ -17,7 +17,12 @@ fn fold(events: &[Value]) -> GoalState {
         "agent": "exec:true",
         "gates": [{"name": "test", "command": "true", "timeout": 1000, "scope": "both"}],
         "allow_no_gates": false, "max_attempts": 2, "concurrency": 2, "deliver": "branch",
-        "limits": {"slice_timeout_ms": 1000, "inactivity_timeout_ms": 1000, "gate_concurrency": 1}});
+        "limits": {"slice_timeout_ms": 1000, "inactivity_timeout_ms": 1000, "gate_concurrency": 1}})
+}
+
+/// That goal folded from `events` (`kind` and fields each).
+fn fold(events: &[Value]) -> GoalState {
+    let started = goal_started();
     let mut state = GoalState::default();
     for (i, body) in std::iter::once(&started).chain(events).enumerate() {
         let mut body = body.clone();
