@@ -18,6 +18,9 @@ use crate::plan::{SliceSpec, WriteScope};
 use crate::state::SliceStatus;
 use crate::store::events::EventBody;
 
+mod remote;
+pub use remote::Remote;
+
 /// Messages to a slice actor.
 #[derive(Debug)]
 pub enum SliceMsg {
@@ -57,23 +60,6 @@ pub struct SliceArgs {
     pub pool: Arc<crate::pool::Pool>,
     /// Set when the attempt runs as a cluster job instead of here.
     pub remote: Option<Remote>,
-}
-
-/// What an attempt that runs on a cluster needs besides its task, whose
-/// paths are this machine's.
-pub struct Remote {
-    pub settings: crate::executor::slurm::Settings,
-    /// The approval policy's deny list.
-    pub deny: Vec<String>,
-    /// Directories the agent may write besides its tree (`[sandbox] writable`).
-    pub writable: Vec<String>,
-    /// The environment the agent may see (no slot caches: they are here).
-    pub env: Vec<(String, String)>,
-    /// The slice gates the job runs on its commit (none: they run here).
-    pub gates: Vec<crate::gate::GateSpec>,
-    /// The variables the gates may see, and the environment they come from.
-    pub gate_env_names: Vec<String>,
-    pub gate_env: Vec<(String, String)>,
 }
 
 impl SliceArgs {
@@ -151,7 +137,7 @@ fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String
 async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     prepare(args).await?;
     if let Some(remote) = &args.remote {
-        return remote_attempt(args, remote).await;
+        return remote::attempt(args, remote).await;
     }
     // Without Landlock, watch the user's repository and the other slices'
     // finished worktrees instead.
@@ -300,215 +286,6 @@ fn exit_failure(args: &SliceArgs, exit: AgentExit) -> Option<EventBody> {
         ));
     }
     None
-}
-
-/// Runs the attempt as a cluster job: the agent runs and commits on a
-/// node, the commit comes back into the attempt's ref, and is checked here
-/// as a local one is — it must build on where the attempt started, stay in
-/// its write scope and add no unsafe link — before it goes on the slice's
-/// branch. A job lost without a report (killed, its node failed) is
-/// submitted again, as a retryable agent failure is.
-async fn remote_attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<EventBody> {
-    use crate::executor::{slurm, worker};
-    let task = &args.task;
-    let logs = task.log.parent().unwrap_or(&task.tmp).to_path_buf();
-    let dir = worker::JobDir(slurm::job_dir(
-        &remote.settings,
-        &task.goal_id,
-        &task.slice_id,
-        task.attempt,
-        &logs,
-    ));
-    let job = worker::Job {
-        goal_id: task.goal_id.clone(),
-        slice: task.slice_id.clone(),
-        attempt: task.attempt,
-        agent: args.agent.to_string(),
-        prompt: task.prompt.clone(),
-        write_scope: task.write_scope.clone(),
-        branch: args.branch.clone(),
-        start_commit: args.start_commit.clone(),
-        work_from: args.work_from().to_string(),
-        commit_message: args.commit_message.clone(),
-        timeout_ms: task.timeout.as_millis() as u64,
-        inactivity_ms: task.inactivity.as_millis() as u64,
-        deny: remote.deny.clone(),
-        writable: remote.writable.clone(),
-        env: remote.env.clone(),
-        feedback: task
-            .feedback
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok()),
-        resume_session: task.resume_session.clone(),
-        gates: remote.gates.clone(),
-        gate_env_names: remote.gate_env_names.clone(),
-        gate_env: remote.gate_env.clone(),
-    };
-    let mut retry = 0;
-    let (finished, report) = loop {
-        let finished = slurm::run(&remote.settings, &args.repo, &job, &dir, &args.cancel).await?;
-        // A worker the scheduler stopped (scancel, preemption, its time
-        // limit) while the goal went on cancelled its agent: as lost.
-        let stopped = |r: &worker::Report| {
-            r.agent.exit == AgentExit::Cancelled && !args.cancel.is_cancelled()
-        };
-        match finished.report.clone().filter(|r| !stopped(r)) {
-            Some(report) => break (finished, report),
-            None if args.cancel.is_cancelled() => {
-                return Ok(fail(
-                    args,
-                    SliceStatus::Cancelled,
-                    format!(
-                        "agent stopped: the goal was cancelled (slurm job {})",
-                        finished.job_id
-                    ),
-                    vec![],
-                ))
-            }
-            None if retry < MAX_RETRIES => {
-                retry += 1;
-                report_retry(
-                    args,
-                    retry,
-                    format!(
-                        "slurm job {} ended {} without a report of finished work",
-                        finished.job_id, finished.state
-                    ),
-                );
-                // What the stopped worker reported is not taken up again.
-                let _ = std::fs::remove_file(dir.report());
-                args.limiter.wait().await;
-            }
-            None => {
-                return Ok(fail(
-                    args,
-                    SliceStatus::Failed,
-                    format!(
-                        "slurm job {} ended {} without a report, {retry} times; its output: {}",
-                        finished.job_id,
-                        finished.state,
-                        dir.output().display()
-                    ),
-                    vec![],
-                ))
-            }
-        }
-    };
-    let mut agent = report.agent;
-    agent.ran_on = Some(format!("slurm job {} on {}", finished.job_id, report.node));
-    let exit = agent.exit.clone();
-    let finished_event = EventBody::AgentFinished {
-        slice: task.slice_id.clone(),
-        attempt: task.attempt,
-        report: agent,
-    };
-    args.supervisor
-        .send_message(SupervisorMsg::Report(finished_event))
-        .map_err(|_| crate::Error::ActorGone("supervisor"))?;
-    if let Some(failed) = exit_failure(args, exit) {
-        return Ok(failed);
-    }
-    let Some(commit) = report.commit else {
-        return Ok(fail(
-            args,
-            SliceStatus::Failed,
-            "no changes: the agent exited 0 but left the worktree as it found it".into(),
-            vec![],
-        ));
-    };
-    let (repo, result, branch, from, start) = (
-        args.repo.clone(),
-        dir.result(),
-        args.branch.clone(),
-        args.work_from().to_string(),
-        args.start_commit.clone(),
-    );
-    let attempt_ref = crate::executor::attempt_ref(&task.goal_id, &task.slice_id, task.attempt);
-    let imported = blocking(move || {
-        repo.fetch_bundle(&result, &format!("refs/heads/{branch}:{attempt_ref}"))?;
-        let got = repo.ref_target(&attempt_ref)?;
-        if got.as_deref() != Some(commit.as_str()) {
-            return Ok(Err(format!(
-                "its job reported commit {commit}, but its bundle holds {}",
-                got.unwrap_or_else(|| "nothing".into())
-            )));
-        }
-        if !repo.is_ancestor(&from, &commit)? {
-            return Ok(Err(format!(
-                "its commit {commit} does not build on {from}, where the attempt started"
-            )));
-        }
-        repo.update_ref(
-            &format!("refs/heads/{branch}"),
-            &commit,
-            &from,
-            "omk: a remote attempt's commit",
-        )?;
-        let changed = repo.changed_files(&start, &commit)?;
-        let tree = repo.tree_of(&commit)?;
-        Ok(Ok((commit, tree, changed)))
-    })
-    .await?;
-    let (commit, tree, changed) = match imported {
-        Ok(c) => c,
-        Err(reason) => {
-            return Ok(fail(args, SliceStatus::ScopeViolation, reason, vec![]));
-        }
-    };
-    let (repo, scope, c, ch) = (
-        args.repo.clone(),
-        task.write_scope.clone(),
-        commit.clone(),
-        changed.clone(),
-    );
-    if let Some(Rejected { reason, paths }) =
-        blocking(move || judge_commit(&repo, &scope, &c, &ch)).await?
-    {
-        return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
-    }
-    // Gates that ran on the job's commit are recorded as the gate actor
-    // records its own: after the commit, each with the tree it ran on,
-    // then the verdict. A cancel that cut them short is no verdict: they
-    // run again, here. So does a result on another tree than the commit's.
-    let results = report.gates.filter(|results| {
-        results.iter().all(|r| r.tree == tree)
-            && !(args.cancel.is_cancelled() && results.iter().any(|r| !r.passed))
-    });
-    let slice = task.slice_id.clone();
-    let committed = EventBody::SliceCommitted {
-        slice: slice.clone(),
-        attempt: task.attempt,
-        commit,
-        tree: tree.clone(),
-        changed_files: changed,
-        gated: results.is_some(),
-    };
-    let Some(results) = results else {
-        return Ok(committed);
-    };
-    let passed = results.len() == remote.gates.len() && results.iter().all(|r| r.passed);
-    let report = |body| {
-        args.supervisor
-            .send_message(SupervisorMsg::Report(body))
-            .map_err(|_| crate::Error::ActorGone("supervisor"))
-    };
-    report(committed)?;
-    for result in results {
-        report(EventBody::GateStarted {
-            slice: Some(slice.clone()),
-            gate: result.name.clone(),
-            tree: tree.clone(),
-        })?;
-        report(EventBody::GateFinished {
-            slice: Some(slice.clone()),
-            result,
-        })?;
-    }
-    Ok(EventBody::Verified {
-        slice: Some(slice),
-        passed,
-        interrupted: false,
-    })
 }
 
 /// Commits what the agent left and judges the commit against the slice's
