@@ -57,15 +57,28 @@ pub fn job_name(goal: &str, slice: &str, attempt: u32) -> String {
     format!("omk-{goal}-{slice}-a{attempt}")
 }
 
-/// Where an attempt's job directory is.
-pub fn job_dir(settings: &Settings, goal: &str, slice: &str, attempt: u32, logs: &Path) -> PathBuf {
+/// Where a goal's jobs are handed over: `shared_dir/<goal>`, else the
+/// goal's own log directory `logs`.
+pub fn goal_dir(settings: &Settings, goal: &str, logs: &Path) -> PathBuf {
     match &settings.shared_dir {
-        Some(shared) => shared
-            .join(goal)
-            .join(slice)
-            .join(format!("attempt-{attempt}")),
-        None => logs.join("job"),
+        Some(shared) => shared.join(goal),
+        None => logs.to_path_buf(),
     }
+}
+
+/// Where an attempt's job directory is, in its goal's directory `root`
+/// (beside the attempt's logs, when that is the goal's log directory).
+pub fn job_dir(root: &Path, slice: &str, attempt: u32) -> PathBuf {
+    root.join(slice)
+        .join(format!("attempt-{attempt}"))
+        .join("job")
+}
+
+/// The bundle of the goal's base every job of the goal starts from, in
+/// its goal's directory `root`: written once, so each job carries only
+/// what came after the base.
+pub fn base_bundle(root: &Path) -> PathBuf {
+    root.join("base.bundle")
 }
 
 /// How a job stands, as `scontrol` says.
@@ -196,7 +209,22 @@ fn write_job(repo: &Repo, job: &Job, dir: &JobDir) -> Result<()> {
         .open(dir.job())
         .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
         .map_err(|e| Error::io(format!("writing {}", dir.job().display()), e))?;
-    repo.bundle_create(&dir.input(), &[&format!("refs/heads/{}", job.branch)])
+    let branch = format!("refs/heads/{}", job.branch);
+    if !job.base_bundle.exists() {
+        // Whichever job comes first writes it (the branch holds the base);
+        // one written at the same time by another is as good.
+        let tmp =
+            job.base_bundle
+                .with_extension(format!("{}.{}.tmp", job.slice, std::process::id()));
+        repo.bundle_create(&tmp, &[&branch])?;
+        std::fs::rename(&tmp, &job.base_bundle)
+            .map_err(|e| Error::io(format!("writing {}", job.base_bundle.display()), e))?;
+    }
+    // Only what the attempt starts from beyond the base, if anything.
+    if job.work_from != job.base_commit {
+        repo.bundle_create(&dir.input(), &[&branch, &format!("^{}", job.base_commit)])?;
+    }
+    Ok(())
 }
 
 /// `sbatch`s the worker for the job in `dir`; returns the job id.

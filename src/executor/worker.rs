@@ -37,6 +37,10 @@ pub struct Job {
     pub start_commit: String,
     /// Where its worktree starts (the start, or a failed attempt's commit).
     pub work_from: String,
+    /// The goal's base commit, and the bundle that carries it; `in.bundle`
+    /// carries what `work_from` adds to it, when anything.
+    pub base_commit: String,
+    pub base_bundle: PathBuf,
     pub commit_message: String,
     pub timeout_ms: u64,
     pub inactivity_ms: u64,
@@ -108,8 +112,8 @@ impl JobDir {
     }
 }
 
-/// Where the bundle carries the slice's branch to.
-const INCOMING: &str = "refs/omk-in/start";
+/// Where the bundles' branches are fetched to.
+const INCOMING: &str = "refs/omk-in";
 
 /// Runs the job in `dir` and writes its report there. SIGTERM (what the
 /// scheduler sends a cancelled job) cancels the agent first.
@@ -155,10 +159,13 @@ async fn attempt(
     // The repository's own directory is outside the tree the agent may
     // write, as a local slot's is.
     let repo = Repo::init(&scratch.join("repo"))?;
-    repo.fetch_bundle(
-        &dir.input(),
-        &format!("refs/heads/{}:{INCOMING}", job.branch),
-    )?;
+    repo.fetch_bundle(&job.base_bundle, &format!("refs/heads/*:{INCOMING}/base/*"))?;
+    if dir.input().exists() {
+        repo.fetch_bundle(
+            &dir.input(),
+            &format!("refs/heads/{}:{INCOMING}/start", job.branch),
+        )?;
+    }
     repo.prepare_worktree(&tree, Some(&job.branch), &job.work_from, None, &[])?;
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;

@@ -69,6 +69,12 @@ echo "$OMK_SLICE_ID, attempt $OMK_ATTEMPT" >> "$OMK_SLICE_ID.txt""#,
         );
     }
     assert_eq!(local["slices"][0]["agent"]["ran_on"], Value::Null);
+    // The base went to the jobs once; a job carried only what its start
+    // adds to it: nothing for `a`, `a`'s merge for `d`.
+    let logs = f.goal_dir(goal).join("logs");
+    assert!(logs.join("base.bundle").exists());
+    assert!(!logs.join("a/attempt-1/job/in.bundle").exists());
+    assert!(logs.join("d/attempt-1/job/in.bundle").exists());
     // The slice gates ran in the jobs, and `b`'s failure there was its
     // next attempt's feedback, which went on from its failed commit.
     let b = slice_of(&remote, "b");

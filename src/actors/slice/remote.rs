@@ -13,6 +13,10 @@ use crate::store::events::EventBody;
 /// paths are this machine's.
 pub struct Remote {
     pub settings: crate::executor::slurm::Settings,
+    /// The goal's log directory (where jobs are handed over, without a
+    /// shared directory) and its base commit.
+    pub logs: std::path::PathBuf,
+    pub base_commit: String,
     /// The approval policy's deny list.
     pub deny: Vec<String>,
     /// Directories the agent may write besides its tree (`[sandbox] writable`).
@@ -34,14 +38,8 @@ pub struct Remote {
 /// submitted again, as a retryable agent failure is.
 pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<EventBody> {
     let task = &args.task;
-    let logs = task.log.parent().unwrap_or(&task.tmp).to_path_buf();
-    let dir = worker::JobDir(slurm::job_dir(
-        &remote.settings,
-        &task.goal_id,
-        &task.slice_id,
-        task.attempt,
-        &logs,
-    ));
+    let root = slurm::goal_dir(&remote.settings, &task.goal_id, &remote.logs);
+    let dir = worker::JobDir(slurm::job_dir(&root, &task.slice_id, task.attempt));
     let job = worker::Job {
         goal_id: task.goal_id.clone(),
         slice: task.slice_id.clone(),
@@ -52,6 +50,8 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
         branch: args.branch.clone(),
         start_commit: args.start_commit.clone(),
         work_from: args.work_from().to_string(),
+        base_commit: remote.base_commit.clone(),
+        base_bundle: slurm::base_bundle(&root),
         commit_message: args.commit_message.clone(),
         timeout_ms: task.timeout.as_millis() as u64,
         inactivity_ms: task.inactivity.as_millis() as u64,

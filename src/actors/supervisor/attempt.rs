@@ -254,6 +254,8 @@ impl SupervisorState {
                         .collect();
                     Some(crate::actors::slice::Remote {
                         settings: settings.clone(),
+                        logs: self.goal.logs(),
+                        base_commit: self.state.base_commit.clone(),
                         deny: limits.deny.clone(),
                         writable: limits.sandbox_writable.clone(),
                         env: crate::agent::allowed_env(&limits.sandbox_env),
