@@ -20,7 +20,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, AgentSpec, Task};
@@ -155,14 +154,7 @@ pub fn parse_verdict(text: &str) -> Result<(Verdict, Vec<Finding>), String> {
         #[serde(default)]
         findings: Vec<Finding>,
     }
-    let starts: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
-    let object = starts.into_iter().rev().find_map(|i| {
-        let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
-        match stream.next() {
-            Some(Ok(v)) if v.get("verdict").is_some() => Some(v),
-            _ => None,
-        }
-    });
+    let object = crate::util::last_json_object(text, |v| v.get("verdict").is_some());
     let Some(object) = object else {
         return Err("the answer has no JSON object with a `verdict`".into());
     };

@@ -122,6 +122,23 @@ pub fn disk_usage(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The last JSON object in `text` (an agent's answer, prose around it)
+/// that `wanted` accepts: how omk reads a plan or a review's verdict.
+pub fn last_json_object(
+    text: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let starts: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
+    starts.into_iter().rev().find_map(|i| {
+        let mut stream =
+            serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde_json::Value>();
+        match stream.next() {
+            Some(Ok(v)) if wanted(&v) => Some(v),
+            _ => None,
+        }
+    })
+}
+
 /// Formats a byte count for people: `812 B`, `3.4 MB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

@@ -28,14 +28,7 @@ const ASKS: u32 = 2;
 
 /// The last JSON object in `text` that has a `slices` array.
 pub fn extract_plan(text: &str) -> Option<Value> {
-    let starts: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
-    starts.into_iter().rev().find_map(|i| {
-        let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
-        match stream.next() {
-            Some(Ok(v)) if v.get("slices").is_some_and(Value::is_array) => Some(v),
-            _ => None,
-        }
-    })
+    crate::util::last_json_object(text, |v| v.get("slices").is_some_and(Value::is_array))
 }
 
 /// Problems with write scopes that name nothing real: a pattern must match a
