@@ -142,7 +142,7 @@ impl AgentSpec {
 }
 
 /// Whether `program` names an executable file: a path, or a name on `PATH`.
-fn find_program(program: &str) -> bool {
+pub(crate) fn find_program(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let runnable = |p: &std::path::Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -337,16 +337,7 @@ pub async fn cancel_goal(goal: &str) -> usize {
 
 /// Cancels every job named `name`, and waits (a while) until none is left.
 async fn cancel_named(name: &str) {
-    let active = || async {
-        tokio::process::Command::new("squeue")
-            .args(["-h", "-o", "%i", "-n", name])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
-            .unwrap_or(false)
-    };
-    if !active().await {
+    if active_named(name).await.is_none() {
         return;
     }
     let _ = tokio::process::Command::new("scancel")
@@ -355,7 +346,7 @@ async fn cancel_named(name: &str) {
         .status()
         .await;
     for _ in 0..120 {
-        if !active().await {
+        if active_named(name).await.is_none() {
             return;
         }
         tokio::time::sleep(POLL).await;
@@ -401,12 +392,7 @@ pub fn describe(settings: Option<&Settings>) -> String {
 fn commands() -> String {
     let missing: Vec<&str> = ["sbatch", "scontrol", "scancel", "sinfo"]
         .into_iter()
-        .filter(|p| {
-            !std::process::Command::new("sh")
-                .args(["-c", &format!("command -v {p}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+        .filter(|p| !crate::agent::find_program(p))
         .collect();
     if !missing.is_empty() {
         return format!(
