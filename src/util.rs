@@ -200,6 +200,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human_duration(Duration::from_millis(400)), "400ms");
+        assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(human_duration(Duration::from_millis(185_000)), "3m05s");
+        assert_eq!(human_duration(Duration::from_millis(3_900_000)), "65m00s");
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));

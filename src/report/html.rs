@@ -328,18 +328,9 @@ fn table(out: &mut String, s: &GoalState) {
     );
 }
 
-/// A time in seconds, to a tenth below a minute: `0.4 s`, `12.0 s`, `3m 05s`.
+/// A time since the goal's start, or a span, as omk writes durations.
 fn seconds(ms: u64) -> String {
-    if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        let s = ms / 1000;
-        if s < 3600 {
-            format!("{}m {:02}s", s / 60, s % 60)
-        } else {
-            format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-        }
-    }
+    crate::util::human_duration(std::time::Duration::from_millis(ms))
 }
 
 /// The axis step that puts at most ten ticks on a span of `span_ms`.
@@ -384,8 +375,5 @@ mod tests {
             let step = tick_step(span);
             assert!(step > 0 && span / step <= 10, "{span} ms by {step}");
         }
-        assert_eq!(seconds(400), "0.4 s");
-        assert_eq!(seconds(185_000), "3m 05s");
-        assert_eq!(seconds(3_900_000), "1h 05m");
     }
 }
