@@ -366,12 +366,7 @@ async fn run_bounded(
 
 /// Two asks' reports as one: the second's exit, both runs' usage.
 fn add(first: agent::Report, second: agent::Report) -> agent::Report {
-    fn sum<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        }
-    }
+    use crate::util::sum_known as sum;
     agent::Report {
         tokens_in: sum(first.tokens_in, second.tokens_in),
         tokens_out: sum(first.tokens_out, second.tokens_out),

@@ -139,6 +139,15 @@ pub fn last_json_object(
     })
 }
 
+/// The sum of two counts either of which may be unknown: unknown only when
+/// both are (tokens and costs that an agent may not report).
+pub fn sum_known<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Formats a byte count for people: `812 B`, `3.4 MB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

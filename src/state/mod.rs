@@ -326,12 +326,7 @@ impl Usage {
     }
 
     fn add(&mut self, r: &agent::Report) {
-        fn sum<T: std::ops::Add<Output = T> + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            }
-        }
+        use crate::util::sum_known as sum;
         self.tokens_in = sum(self.tokens_in, r.tokens_in);
         self.tokens_out = sum(self.tokens_out, r.tokens_out);
         self.usd = sum(self.usd, r.usd);

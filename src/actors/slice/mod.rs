@@ -461,10 +461,9 @@ async fn run_agent(
     loop {
         args.limiter.wait().await;
         let mut report = agent::run(&args.agent, task, updates.clone(), &args.cancel).await?;
-        let add = |a: Option<u64>, b: Option<u64>| a.map(|a| a + b.unwrap_or(0)).or(b);
         spent = (
-            add(report.tokens_in, spent.0),
-            add(report.tokens_out, spent.1),
+            crate::util::sum_known(report.tokens_in, spent.0),
+            crate::util::sum_known(report.tokens_out, spent.1),
         );
         if report.retryable && retry < MAX_RETRIES && !args.cancel.is_cancelled() {
             retry += 1;
