@@ -243,7 +243,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         require_sandbox: opts.require_sandbox,
         base_check: opts.base_check,
         no_gate_cache: !opts.gate_cache,
-        executor: executor.clone(),
+        executor,
         log_limit: (config.log_limit != crate::capture::DEFAULT_LIMIT).then_some(config.log_limit),
     };
     if opts.sparse {

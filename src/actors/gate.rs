@@ -221,7 +221,8 @@ async fn run_job(
                 let ran = match (checked, &spec.review, &job.subject) {
                     (Err(why), _, _) => Err(format!("not run: {why}")),
                     (Ok(()), None, _) => {
-                        { gate::run(spec, &job.bench, &job.tree, log.clone(), cancel).await }
+                        gate::run(spec, &job.bench, &job.tree, log.clone(), cancel)
+                            .await
                             .map_err(|e| format!("could not run: {e}"))
                     }
                     (Ok(()), Some(review), Some(subject)) => crate::review::run(
