@@ -275,3 +275,38 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(proof["integration"]["tree"], local["integration"]["tree"]);
 }
+
+#[test]
+fn an_agent_in_a_job_reaches_neither_its_worker_s_repository_nor_its_job_directory() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    // It knows where the worker keeps the repository (beside its tree) and
+    // tries that, its hooks, and the job directory the worker reads back
+    // (the goal's logs, found through the worker's own process, if it can
+    // see it); what happened goes into its own file.
+    let agent = f.agent(
+        r#"repo="$OMK_WORKTREE/../repo/.git"
+try() { if sh -c "$1" 2>/dev/null; then echo "$2: written"; else echo "$2: refused"; fi; }
+{
+  try "echo evil > '$repo/hooks/post-commit'" hook
+  try "echo 0000000000000000000000000000000000000000 > '$repo/refs/heads/planted'" ref
+  try "echo '[core] hooksPath = /tmp' >> '$repo/config'" config
+  job=$(ls -d /proc/*/cwd 2>/dev/null | while read c; do readlink "$c"; done | grep '/job$' | head -n1)
+  if [ -n "$job" ]; then try "echo {} > '$job/report.json'" report; else echo "report: unseen"; fi
+} > "$OMK_SLICE_ID.txt""#,
+    );
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = run(&f, &plan, &agent, &["--executor", "slurm"]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let said = f.show(proof["integration"]["branch"].as_str().unwrap(), "a.txt");
+    for line in said.lines() {
+        assert!(
+            line.ends_with("refused") || line.ends_with("unseen"),
+            "the agent reached past its tree: {said}"
+        );
+    }
+    assert_eq!(said.lines().count(), 4, "{said}");
+    assert!(slice_of(&proof, "a")["agent"]["ran_on"]
+        .as_str()
+        .unwrap()
+        .starts_with("slurm job "));
+}
