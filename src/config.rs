@@ -45,6 +45,11 @@ pub struct Config {
     pub sandbox_writable: Vec<String>,
     /// Extra environment variables agents may see (`[sandbox] env`).
     pub sandbox_env: Vec<String>,
+    /// Paths agents and gates may read that the sandbox hides otherwise
+    /// (`[sandbox] readable`, `~/` expanded).
+    pub sandbox_readable: Vec<String>,
+    /// The network of agents and gates (`[sandbox] network`, `allow_hosts`).
+    pub network: crate::sandbox::NetworkSettings,
     /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
     pub slot_cache: Vec<String>,
     /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
@@ -121,6 +126,12 @@ struct SandboxEntry {
     writable: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
+    #[serde(default)]
+    readable: Vec<String>,
+    #[serde(default)]
+    allow_hosts: Vec<String>,
+    /// `isolated` (the default) or `open`.
+    network: Option<String>,
 }
 
 /// What a model's tokens cost (`[[price]]` in `omk.toml`).
@@ -173,6 +184,8 @@ struct GateEntry {
     #[serde(default)]
     env: Vec<String>,
     cpus: Option<usize>,
+    #[serde(default)]
+    allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,7 +341,10 @@ impl Config {
                 (None, Some(c)) if !c.trim().is_empty() => c,
                 (None, _) => return Err(bad(format!("{at}.command: empty or missing"))),
             };
+            let allow_hosts = crate::sandbox::egress::AllowList::parse(&g.allow_hosts)
+                .map_err(|e| bad(format!("{at}.allow_hosts: {}", e.join("; "))))?;
             gates.push(GateSpec {
+                allow_hosts,
                 name: g.name,
                 command,
                 timeout,
@@ -423,6 +439,20 @@ impl Config {
             price,
             sandbox_writable: file.sandbox.writable,
             sandbox_env: file.sandbox.env,
+            sandbox_readable: file.sandbox.readable,
+            network: crate::sandbox::NetworkSettings {
+                open: match file.sandbox.network.as_deref() {
+                    None | Some("isolated") => false,
+                    Some("open") => true,
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "sandbox.network: `{other}` is not a network; use \"isolated\" (the default: out only to allow_hosts) or \"open\" (omk's own network)"
+                        )))
+                    }
+                },
+                allow: crate::sandbox::egress::AllowList::parse(&file.sandbox.allow_hosts)
+                    .map_err(|e| bad(format!("sandbox.allow_hosts: {}", e.join("; "))))?,
+            },
             slot_cache: file.pool.cache,
             slot_keep: file.pool.keep,
             gate_cpus: match file.run.gate_cpus {
@@ -458,6 +488,7 @@ impl Config {
         let (gates, gates_source) = match found {
             Some((file, command)) => (
                 vec![GateSpec {
+                    allow_hosts: Default::default(),
                     name: "test".into(),
                     command: command.to_string(),
                     timeout: DEFAULT_GATE_TIMEOUT,
@@ -484,6 +515,8 @@ impl Config {
             price: None,
             sandbox_writable: vec![],
             sandbox_env: vec![],
+            sandbox_readable: vec![],
+            network: Default::default(),
             slot_cache: vec![],
             slot_keep: vec![],
             gate_cpus: None,

@@ -68,6 +68,12 @@ pub struct GateSpec {
     /// instead of `command` ([`crate::review`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<crate::review::ReviewSpec>,
+    /// Hosts it may reach besides those `[sandbox] allow_hosts` names (`allow_hosts`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::sandbox::egress::AllowList::is_empty"
+    )]
+    pub allow_hosts: crate::sandbox::egress::AllowList,
 }
 
 /// The outcome of one gate on one tree.
@@ -103,6 +109,9 @@ pub struct GateResult {
     /// A review gate's verdict, findings and the reviewer's usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<crate::review::Review>,
+    /// The network it had, and the connections it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::sandbox::egress::NetworkRecord>,
 }
 
 /// How much of a failed gate's log its result keeps.
@@ -125,6 +134,10 @@ pub struct Bench {
     pub env: Vec<String>,
     /// Directories every agent and gate may write besides (`[sandbox] writable`).
     pub writable: Vec<String>,
+    /// Paths every agent and gate may read that the sandbox hides (`[sandbox] readable`).
+    pub readable: Vec<String>,
+    /// The network of every agent and gate (`[sandbox] network`, `allow_hosts`).
+    pub network: crate::sandbox::NetworkSettings,
     /// The environment the gates' variables come from, when not omk's own
     /// (on a cluster worker: the driving omk's, sent with the job).
     pub inherit: Option<Vec<(String, String)>>,
@@ -164,6 +177,12 @@ impl Bench {
                 .chain(crate::sandbox::extra_dirs(&extra))
                 .collect(),
         )
+        .reading(crate::sandbox::readable_dirs(&self.readable))
+        .running(&gate.command)
+        .on(crate::sandbox::Network::of(
+            &self.network,
+            &gate.allow_hosts,
+        ))
     }
 }
 
@@ -221,6 +240,20 @@ impl Cache {
         for w in bench.writable.iter().chain(&gate.writable) {
             field(w.as_bytes());
         }
+        // What it could reach and read can change a verdict too.
+        field(&[u8::from(bench.network.open)]);
+        for h in bench
+            .network
+            .allow
+            .names()
+            .iter()
+            .chain(&gate.allow_hosts.names())
+        {
+            field(h.as_bytes());
+        }
+        for r in &bench.readable {
+            field(r.as_bytes());
+        }
         for (name, _) in &bench.caches {
             field(name.as_bytes());
         }
@@ -272,8 +305,17 @@ pub async fn run(
         timeout: gate.timeout,
     };
     let (exit, took) = process::run(&spec, cancel).await?;
+    let network = spec.confinement.network_record();
+    // A failure after refused connections says so first: that is most
+    // likely why it failed.
     let excerpt = (!exit.success())
-        .then(|| crate::util::tail(&log, EXCERPT_LINES, EXCERPT_BYTES))
+        .then(|| {
+            let tail = crate::util::tail(&log, EXCERPT_LINES, EXCERPT_BYTES);
+            match network.failure_hint() {
+                Some(hint) => format!("{hint}\n{tail}"),
+                None => tail,
+            }
+        })
         .filter(|t| !t.trim().is_empty());
     Ok(GateResult {
         excerpt,
@@ -288,6 +330,7 @@ pub async fn run(
         from_goal: None,
         changed_tree: false,
         review: None,
+        network: Some(network),
     })
 }
 

@@ -251,7 +251,14 @@ pub async fn run(
                         &bench.writable,
                     ))
                     .collect(),
-            ),
+            )
+            .reading(crate::sandbox::readable_dirs(&bench.readable))
+            // The checkout it reviews, which it may not write.
+            .reading([bench.dir.clone()])
+            .on(spec.network(&crate::sandbox::NetworkSettings {
+                open: bench.network.open,
+                allow: bench.network.allow.with(&gate.allow_hosts),
+            })),
             tmp: bench.tmp.clone(),
             feedback: None,
             resume_session: None,
@@ -309,6 +316,7 @@ pub async fn run(
         cached: false,
         from_goal: None,
         changed_tree: false,
+        network: agent_report.network.clone(),
         review: Some(Review {
             verdict,
             findings,

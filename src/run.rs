@@ -73,6 +73,9 @@ pub struct RunOptions {
     pub base_check: bool,
     /// Reuse passing gate results by tree (off with `--no-gate-cache`).
     pub gate_cache: bool,
+    /// Hosts agents and gates may reach besides `[sandbox] allow_hosts`
+    /// (`--allow-host`).
+    pub allow_hosts: Vec<String>,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -150,7 +153,9 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         }
     }
     let store = Store::for_repo(&repo)?;
+    let network = network_settings(&config, &opts.allow_hosts)?;
     check_sandbox(opts.require_sandbox, &reporter)?;
+    network_notice(&network, &reporter);
     crate::capture::set_limit(config.log_limit);
     let plan = obtain_plan(
         &opts,
@@ -237,6 +242,8 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         price: config.price.clone(),
         sandbox_writable: config.sandbox_writable.clone(),
         sandbox_env: config.sandbox_env.clone(),
+        sandbox_readable: config.sandbox_readable.clone(),
+        network,
         slot_cache: config.slot_cache.clone(),
         slot_keep: config.slot_keep.clone(),
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
@@ -385,6 +392,8 @@ async fn obtain_plan(
                         inactivity: opts.inactivity_timeout.unwrap_or(config.inactivity_timeout),
                         env_extra: config.sandbox_env.clone(),
                         writable: config.sandbox_writable.clone(),
+                        readable: config.sandbox_readable.clone(),
+                        network: network_settings(config, &opts.allow_hosts)?,
                     };
                     let plan = crate::planner::plan_with_agent(planning, reporter).await?;
                     (plan, format!("the plan {agent} made"), vec![])
@@ -633,6 +642,26 @@ pub fn check_sandbox(required: bool, reporter: &Reporter) -> Result<()> {
         reporter.notice(&format!("user namespaces are not available here ({why}): agents and gates share omk's view of processes and devices, and what they leave running is found by its environment only"));
     }
     Ok(())
+}
+
+/// The network of a goal's agents and gates: `omk.toml`'s, with `extra`
+/// hosts allowed besides.
+fn network_settings(config: &Config, extra: &[String]) -> Result<crate::sandbox::NetworkSettings> {
+    let allowed = crate::sandbox::egress::AllowList::parse(extra)
+        .map_err(|errors| Error::Usage(errors.join("\n")))?;
+    Ok(crate::sandbox::NetworkSettings {
+        open: config.network.open,
+        allow: config.network.allow.with(&allowed),
+    })
+}
+
+/// Says, before anything runs, what agents and gates may reach.
+fn network_notice(network: &crate::sandbox::NetworkSettings, reporter: &Reporter) {
+    if crate::sandbox::support().namespaces.is_err() {
+        reporter.notice("the network is not isolated here (no user namespaces): agents and gates share omk's network");
+    } else if network.open {
+        reporter.notice("the network is open ([sandbox] network = \"open\"): agents and gates share omk's network, its loopback services included");
+    }
 }
 
 /// Refuses a repository with a branch named `omk`: omk keeps its own

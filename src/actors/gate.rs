@@ -213,6 +213,7 @@ async fn run_job(
                     changed_tree: false,
                     excerpt: None,
                     review: None,
+                    network: None,
                 };
                 let checked = match ready {
                     true => Ok(()),

@@ -268,7 +268,7 @@ pub(super) async fn run(
     let capture = crate::capture::Capture::start(&task.log)?;
     let log = capture.transcript()?;
     let stderr = capture.stdio()?;
-    let mut cmd = task.command(&words[0])?;
+    let mut cmd = task.command(&words[0], command)?;
     cmd.args(&words[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -20,7 +20,7 @@ pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) 
         Some(path) => Stdio::from(open_log(path)?),
         None => capture.stdio()?,
     };
-    let mut cmd = task.command("sh")?;
+    let mut cmd = task.command("sh", command)?;
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())

@@ -23,7 +23,7 @@ pub(super) fn start_kimi(
     let transcript = capture.transcript()?;
     let stderr = capture.stdio()?;
     let bin = kimi_bin();
-    let mut cmd = task.command(&bin)?;
+    let mut cmd = task.command(&bin, &bin)?;
     cmd.args(mode)
         .arg("-w")
         .arg(&task.worktree)
@@ -87,4 +87,98 @@ pub(super) fn new_uuid() -> String {
         &hex[16..20],
         &hex[20..]
     )
+}
+
+/// The hosts the Kimi CLIs talk to for their model: the base URLs their
+/// environment names (`KIMI_BASE_URL`, `KIMI_MODEL_BASE_URL`, …) and their
+/// configuration files name (`base_url` of any provider in
+/// `$KIMI_SHARE_DIR/config.toml`, `$KIMI_CODE_HOME/config.toml`); with
+/// none of those, Kimi's own endpoints.
+pub fn model_hosts() -> crate::sandbox::egress::AllowList {
+    let mut urls: Vec<String> = [
+        "KIMI_BASE_URL",
+        "KIMI_MODEL_BASE_URL",
+        "MOONSHOT_BASE_URL",
+        "OPENAI_BASE_URL",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var(v).ok())
+    .filter(|v| !v.is_empty())
+    .collect();
+    for dir in crate::sandbox::agent_state_dirs() {
+        let Ok(text) = std::fs::read_to_string(dir.join("config.toml")) else {
+            continue;
+        };
+        if let Ok(value) = text.parse::<toml::Table>() {
+            base_urls(&toml::Value::Table(value), &mut urls);
+        }
+    }
+    let mut hosts: Vec<String> = urls.iter().filter_map(|u| host_of_url(u)).collect();
+    if hosts.is_empty() {
+        hosts = [
+            "api.kimi.com:443",
+            "auth.kimi.com:443",
+            "api.moonshot.cn:443",
+            "api.moonshot.ai:443",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    crate::sandbox::egress::AllowList::parse(&hosts).unwrap_or_default()
+}
+
+/// Every string under a `base_url` key in `value`.
+fn base_urls(value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                match (k.as_str(), v) {
+                    ("base_url", toml::Value::String(s)) => out.push(s.clone()),
+                    _ => base_urls(v, out),
+                }
+            }
+        }
+        toml::Value::Array(a) => a.iter().for_each(|v| base_urls(v, out)),
+        _ => {}
+    }
+}
+
+/// `host:port` of an `http(s)://` URL, the port from the scheme when absent.
+pub fn host_of_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    if authority.is_empty() {
+        return None;
+    }
+    let has_port = match authority.strip_prefix('[') {
+        Some(v6) => v6
+            .split_once(']')
+            .is_some_and(|(_, after)| after.starts_with(':')),
+        None => authority.contains(':'),
+    };
+    let port = match scheme.to_ascii_lowercase().as_str() {
+        "https" | "wss" => 443,
+        _ => 80,
+    };
+    Some(match has_port {
+        true => authority.to_string(),
+        false => format!("{authority}:{port}"),
+    })
+}
+
+#[cfg(test)]
+mod model_host_tests {
+    #[test]
+    fn urls_give_their_host_and_port() {
+        assert_eq!(
+            super::host_of_url("http://127.0.0.1:18080/v1").as_deref(),
+            Some("127.0.0.1:18080")
+        );
+        assert_eq!(
+            super::host_of_url("https://api.kimi.com/coding/v1").as_deref(),
+            Some("api.kimi.com:443")
+        );
+        assert_eq!(super::host_of_url("nonsense"), None);
+    }
 }

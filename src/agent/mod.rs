@@ -61,6 +61,22 @@ pub fn kimi_bin() -> String {
 }
 
 impl AgentSpec {
+    /// The network this agent's processes get under `settings`: the Kimi
+    /// backends reach their model's hosts besides.
+    pub fn network(&self, settings: &crate::sandbox::NetworkSettings) -> crate::sandbox::Network {
+        crate::sandbox::Network::of(settings, &self.model_hosts())
+    }
+
+    /// The hosts this agent reaches for its model: a Kimi backend's
+    /// configured endpoints; none for other agents, which name their own
+    /// with `[sandbox] allow_hosts`.
+    pub fn model_hosts(&self) -> crate::sandbox::egress::AllowList {
+        match self.is_kimi() {
+            true => kimi::model_hosts(),
+            false => Default::default(),
+        }
+    }
+
     /// Whether this runs a Kimi CLI.
     pub fn is_kimi(&self) -> bool {
         matches!(
@@ -218,50 +234,10 @@ pub struct Task {
     pub resume_session: Option<String>,
 }
 
-/// Variables every agent may see: the basics of a shell, locale and
-/// terminal, build tool homes, and what the Kimi backends need. Anything else
-/// in omk's environment (cloud credentials, tokens of other tools) is not
-/// passed on unless `[sandbox] env` names it.
-const ENV_NAMES: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TERM",
-    "LANG",
-    "LANGUAGE",
-    "TZ",
-    "COLORTERM",
-    "NO_COLOR",
-];
-const ENV_PREFIXES: &[&str] = &[
-    "LC_",
-    "XDG_",
-    "CARGO_",
-    "RUSTUP_",
-    "GO",
-    "NODE_",
-    "NPM_",
-    "PYTHON",
-    "VIRTUAL_ENV",
-    "PYENV_",
-];
-
-/// What the agent backends need besides: their model's keys and settings.
-/// Gates, which run agents' code but talk to no model, do not get them.
-const BACKEND_PREFIXES: &[&str] = &["KIMI_", "MOONSHOT_", "OPENAI_"];
-
-/// The part of omk's environment agents may see, plus the names in `extra`.
+/// The part of omk's environment agents may see, plus the names in `extra`
+/// (see [`crate::sandbox::env`]).
 pub fn allowed_env(extra: &[String]) -> Vec<(String, String)> {
-    let mut vars = gate_env(extra);
-    vars.extend(
-        std::env::vars().filter(|(k, _)| {
-            BACKEND_PREFIXES.iter().any(|p| k.starts_with(p)) && !extra.contains(k)
-        }),
-    );
-    vars.sort();
-    vars
+    crate::sandbox::env::for_agent(std::env::vars(), extra)
 }
 
 /// The part of omk's environment gates may see, plus the names in `extra`:
@@ -276,21 +252,18 @@ pub fn gate_env_of(
     vars: impl Iterator<Item = (String, String)>,
     extra: &[String],
 ) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = vars
-        .filter(|(k, _)| {
-            ENV_NAMES.contains(&k.as_str())
-                || ENV_PREFIXES.iter().any(|p| k.starts_with(p))
-                || extra.contains(k)
-        })
-        .collect();
-    vars.sort();
-    vars
+    crate::sandbox::env::for_gate(vars, extra)
 }
 
 impl Task {
-    /// A command that runs `program` for this task, in its sandbox.
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<tokio::process::Command> {
-        self.confinement.command(program)
+    /// A command that runs `program` for this task, in its sandbox; `line`
+    /// is the command as the user gave it, whose programs stay readable.
+    pub fn command(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        line: &str,
+    ) -> Result<tokio::process::Command> {
+        self.confinement.clone().running(line).command(program)
     }
 
     /// The `OMK_*` variables every agent process gets (see the contract).
@@ -364,6 +337,7 @@ pub async fn run(
     report.spec = spec.to_string();
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.log = task.log.clone();
+    report.network = Some(task.confinement.network_record());
     Ok(report)
 }
 

@@ -33,6 +33,9 @@ pub struct Report {
     /// (`slurm job 42 on node1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ran_on: Option<String>,
+    /// The network it had, and the connections it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::sandbox::egress::NetworkRecord>,
     /// What the agent said: its assistant messages, or an `exec:` agent's
     /// stdout when `Task::answer` is set. Not part of the proof.
     #[serde(skip)]
@@ -178,6 +181,7 @@ pub(super) fn report(exit: AgentExit, exit_code: Option<i32>) -> Report {
         log: PathBuf::new(),
         retryable: false,
         ran_on: None,
+        network: None,
         message: None,
     }
 }

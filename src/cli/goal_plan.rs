@@ -57,6 +57,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         gate_cache: true,
         sparse: false,
         executor: None,
+        allow_hosts: vec![],
     };
     let plan = crate::run::plan_goal(&opts, &Reporter::new(false))
         .await

@@ -63,6 +63,10 @@ pub struct Args {
     /// (Landlock and user namespaces).
     #[arg(long)]
     require_sandbox: bool,
+    /// Let agents and gates reach HOST (`name`, `name:port`, `*.domain`);
+    /// repeatable. Adds to `[sandbox] allow_hosts`.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_host: Vec<String>,
     /// Start agents without first running the slice gates on the base commit.
     #[arg(long)]
     no_base_check: bool,
@@ -140,6 +144,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         max_attempts: args.max_attempts,
         inactivity_timeout: args.inactivity_timeout,
         require_sandbox: args.require_sandbox,
+        allow_hosts: args.allow_host,
         base_check: !args.no_base_check,
         gate_cache: !args.no_gate_cache,
         sparse: args.sparse,

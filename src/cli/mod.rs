@@ -62,7 +62,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum GoalCommand {
     /// Run a goal: slices in worktrees, gates, integration, proof.
-    Run(goal_run::Args),
+    Run(Box<goal_run::Args>),
     /// Make a plan and run nothing: review or edit it, then `goal run --plan`.
     Plan(goal_plan::Args),
     /// Show a goal's state.
@@ -178,7 +178,7 @@ pub fn main() -> ExitCode {
     }
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Goal(GoalCommand::Run(a)) => goal_run::run(&dir, a).await,
+            Command::Goal(GoalCommand::Run(a)) => goal_run::run(&dir, *a).await,
             Command::Goal(GoalCommand::Plan(a)) => goal_plan::run(&dir, a).await,
             Command::Goal(GoalCommand::Status(a)) => goal_status::run(&dir, a),
             Command::Goal(GoalCommand::List(a)) => goal_list::run(&dir, a),

@@ -48,6 +48,14 @@ pub struct Job {
     pub deny: Vec<String>,
     /// Directories the agent may write besides its tree and temp dir.
     pub writable: Vec<String>,
+    /// Paths the agent and gates may read that the sandbox hides.
+    #[serde(default)]
+    pub readable: Vec<String>,
+    /// The agent's network (its model's hosts included), and the gates'.
+    #[serde(default)]
+    pub agent_network: crate::sandbox::NetworkSettings,
+    #[serde(default)]
+    pub network: crate::sandbox::NetworkSettings,
     /// The environment the agent may see.
     pub env: Vec<(String, String)>,
     /// What the next attempt is told, when this one follows a failure.
@@ -119,6 +127,8 @@ const INCOMING: &str = "refs/omk-in";
 /// scheduler sends a cancelled job) cancels the agent first.
 pub async fn run(dir: &Path) -> Result<()> {
     let dir = JobDir(dir.to_path_buf());
+    // The job's directory holds what only the worker may read.
+    crate::sandbox::view::hide(&dir.0);
     let text = std::fs::read(dir.job())
         .map_err(|e| Error::io(format!("reading {}", dir.job().display()), e))?;
     let job: Job = serde_json::from_slice(&text).map_err(|e| Error::json("reading the job", e))?;
@@ -197,7 +207,13 @@ async fn attempt(
                 .into_iter()
                 .chain(crate::sandbox::writable_dirs(spec.is_kimi(), &job.writable))
                 .collect(),
-        ),
+        )
+        .reading(crate::sandbox::readable_dirs(&job.readable))
+        .reading(feedback.clone())
+        .on(crate::sandbox::Network::of(
+            &job.agent_network,
+            &Default::default(),
+        )),
         tmp,
         feedback,
         resume_session: job.resume_session.clone(),
@@ -238,6 +254,8 @@ async fn attempt(
                 .chain(["OMK_JOB".to_string()])
                 .collect(),
             writable: job.writable.clone(),
+            readable: job.readable.clone(),
+            network: job.network.clone(),
             inherit: Some(with_job(&job.gate_env)),
         };
         done.gates = Some(gates(&repo, job, dir, &bench, &committed, cancel).await?);

@@ -168,6 +168,9 @@ impl Repo {
             .commondir()
             .canonicalize()
             .unwrap_or_else(|_| repo.commondir().to_path_buf());
+        // No agent or gate this process starts sees the checkout; its
+        // slots need the git directory.
+        crate::sandbox::view::hide_checkout(&root, &common_dir);
         Ok(Repo { root, common_dir })
     }
 

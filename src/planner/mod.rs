@@ -242,6 +242,10 @@ pub struct Planning<'a> {
     pub env_extra: Vec<String>,
     /// Extra directories the agent may write (`[sandbox] writable`).
     pub writable: Vec<String>,
+    /// Paths the agent may read that the sandbox hides (`[sandbox] readable`).
+    pub readable: Vec<String>,
+    /// The agents' network.
+    pub network: crate::sandbox::NetworkSettings,
 }
 
 /// Asks the agent for a plan, at most twice, and returns a valid one.
@@ -275,7 +279,9 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
                 &p.writable,
             ))
             .collect(),
-    );
+    )
+    .reading(crate::sandbox::readable_dirs(&p.readable))
+    .on(p.agent.network(&p.network));
     let mut errors: Vec<String> = Vec::new();
     let mut result = Err(Error::Plan {
         file: "the planning agent's answer".into(),

@@ -26,6 +26,16 @@
 //! only the namespace's processes exist: omk and other slices' processes
 //! cannot be seen, read through `/proc` or signalled.
 //!
+//! Init also builds the file system view the plan describes (see
+//! [`super::view`]): private mounts over the host's temp and runtime
+//! directories, homes, the user's checkout and omk's state, with what the
+//! command needs bound back, and every host socket still in sight covered.
+//! With an isolated network, the namespaces include a network namespace:
+//! init brings its loopback up and starts the forwarder
+//! ([`super::forward`]) before it confines itself, so the command can
+//! neither signal nor trace it; the command finds the proxy in
+//! `HTTP_PROXY` and friends.
+//!
 //! Without namespaces (the plan says so) the helper applies Landlock and
 //! runs the command in its own place.
 
@@ -33,12 +43,17 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::view::{Op, Step};
 use super::Plan;
 
 /// `open_tree(2)` flag: a detached copy of the mount at the path.
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 /// `move_mount(2)` flag: the source is the descriptor itself.
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+/// `open_tree(2)`/`mount_setattr(2)` flag: the mounts below too.
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+/// `mount_setattr(2)` attribute: read-only.
+const MOUNT_ATTR_RDONLY: u64 = 1;
 
 /// The device nodes a confined process gets, bound from the host's `/dev`.
 pub(super) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -76,7 +91,13 @@ fn run(args: Vec<OsString>) -> Result<i32, String> {
         drop_capabilities()?;
         return Err(exec(&argv));
     }
-    enter_namespaces()?;
+    // Which pathname sockets the host has bound, read while this process
+    // is still in the host's network namespace (`/proc/net` shows its own).
+    let sockets = match plan.view.is_empty() {
+        true => vec![],
+        false => host_sockets(),
+    };
+    enter_namespaces(plan.net.is_some())?;
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills the two descriptors.
     check(
@@ -90,7 +111,7 @@ fn run(args: Vec<OsString>) -> Result<i32, String> {
         0 => {
             // SAFETY: closing our copy of the read end.
             unsafe { libc::close(status_r) };
-            let code = match init(&plan, &argv, status_w) {
+            let code = match init(&plan, &argv, status_w, &sockets) {
                 Ok(never) => match never {},
                 Err(e) => {
                     eprintln!("omk sandbox: {e}");
@@ -132,12 +153,32 @@ fn init(
     plan: &Plan,
     argv: &[CString],
     status_w: libc::c_int,
+    sockets: &[std::path::PathBuf],
 ) -> Result<std::convert::Infallible, String> {
     // If the monitor is killed, so is init, and with it the namespace.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     mount_view(plan.landlock)?;
-    restrict_files(plan, true)?;
+    // The proxy's directory, held before the view hides it.
+    let proxy_dir = match &plan.net {
+        Some(net) => Some(open_dir(&net.proxy_dir)?),
+        None => None,
+    };
+    let scratch = build_view(&plan.view)?;
+    cover_sockets(sockets)?;
+    let proxy_port = match (&plan.net, proxy_dir) {
+        (Some(net), Some(dir)) => Some(start_forwarder(&net.forwards, dir)?),
+        _ => None,
+    };
+    let mut writable = plan.writable.clone();
+    writable.extend(scratch);
+    restrict_files(
+        &Plan {
+            writable,
+            ..plan.clone()
+        },
+        true,
+    )?;
     ignore_stop_signals();
     // SAFETY: init has one thread; the child execs or exits.
     let child = unsafe { libc::fork() };
@@ -146,6 +187,9 @@ fn init(
     }
     if child == 0 {
         restore_signals();
+        if let Some(port) = proxy_port {
+            set_proxy_env(port);
+        }
         let e = match drop_capabilities() {
             Ok(()) => exec(argv),
             Err(e) => e,
@@ -190,17 +234,21 @@ fn init(
     }
 }
 
-/// New user, mount, pid and IPC namespaces, with this process's uid and
-/// gid mapped to themselves. The network is shared: agents reach their
-/// model (and tests their loopback servers).
-fn enter_namespaces() -> Result<(), String> {
+/// New user, mount, pid and IPC namespaces, and with `network` a network
+/// namespace, with this process's uid and gid mapped to themselves.
+/// Without `network` the network is omk's own (`[sandbox] network = "open"`).
+fn enter_namespaces(network: bool) -> Result<(), String> {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
+    let mut flags =
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
+    if network {
+        flags |= libc::CLONE_NEWNET;
+    }
     // SAFETY: unshare with flags only.
     check(
         unsafe { libc::unshare(flags) },
-        "unshare(user, mount, pid, ipc)",
+        "unshare(user, mount, pid, ipc, net)",
     )?;
     write_file("/proc/self/setgroups", "deny")?;
     write_file("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
@@ -323,6 +371,271 @@ fn mount_view(landlock: bool) -> Result<(), String> {
             Ok(()) => return Ok(()),
         }
     }
+}
+
+/// Builds the view: each step in order, parents first. The trees to bind
+/// back are all taken before anything is hidden. Returns the hidden
+/// directories the command may write (its private `/tmp`, `/var/tmp` and
+/// home).
+fn build_view(steps: &[Step]) -> Result<Vec<std::path::PathBuf>, String> {
+    let taken: Vec<Option<libc::c_int>> = steps
+        .iter()
+        .map(|s| match s.op {
+            Op::Keep { writable } => take_tree(&s.path, writable),
+            Op::Hide { .. } => None,
+        })
+        .collect();
+    let mut scratch = Vec::new();
+    for (step, fd) in steps.iter().zip(taken) {
+        let path = &step.path;
+        let shown = path.display();
+        match step.op {
+            Op::Hide { writable } => {
+                if std::fs::symlink_metadata(path).is_err() {
+                    std::fs::create_dir_all(path).map_err(|e| format!("creating {shown}: {e}"))?;
+                }
+                let mode = match writable {
+                    true => "mode=1777",
+                    false => "mode=0755,size=1m",
+                };
+                mount(
+                    Some("tmpfs"),
+                    &path.to_string_lossy(),
+                    Some("tmpfs"),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    Some(mode),
+                )?;
+                if writable {
+                    scratch.push(path.clone());
+                }
+            }
+            Op::Keep { .. } => {
+                let Some(fd) = fd else { continue };
+                if std::fs::symlink_metadata(path).is_err() {
+                    // SAFETY: fstat on the descriptor open_tree gave.
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    // SAFETY: fstat writes `st`.
+                    let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0
+                        && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    let made = match is_dir {
+                        true => std::fs::create_dir_all(path),
+                        false => path
+                            .parent()
+                            .map_or(Ok(()), std::fs::create_dir_all)
+                            .and_then(|()| std::fs::File::create(path).map(drop)),
+                    };
+                    made.map_err(|e| format!("making room for {shown}: {e}"))?;
+                }
+                move_tree(fd, path)?;
+            }
+        }
+    }
+    // A hidden place that is not scratch space is read-only once what it
+    // holds is bound in: beneath a writable `/tmp`, Landlock alone would
+    // let the command write it.
+    for step in steps {
+        if step.op == (Op::Hide { writable: false }) {
+            mount(
+                None,
+                &step.path.to_string_lossy(),
+                None,
+                libc::MS_REMOUNT
+                    | libc::MS_BIND
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV,
+                None,
+            )?;
+        }
+    }
+    Ok(scratch)
+}
+
+/// A detached copy of the mounts at `path` (read-only unless `writable`),
+/// or `None` when it is not there.
+fn take_tree(path: &Path, writable: bool) -> Option<libc::c_int> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open_tree on a NUL-terminated path; returns a descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    } as libc::c_int;
+    if fd < 0 {
+        return None;
+    }
+    if !writable {
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let empty = c"";
+        // SAFETY: mount_setattr on the detached tree, with a sized attr.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd,
+                empty.as_ptr(),
+                (libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE) as libc::c_uint,
+                &attr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if r != 0 {
+            // Not read-only means not bound back at all.
+            // SAFETY: closing our descriptor.
+            unsafe { libc::close(fd) };
+            return None;
+        }
+    }
+    Some(fd)
+}
+
+/// Attaches a tree from [`take_tree`] at `path`.
+fn move_tree(fd: libc::c_int, path: &Path) -> Result<(), String> {
+    let target = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("a NUL byte in {}", path.display()))?;
+    let empty = c"";
+    // SAFETY: move_mount of a descriptor from open_tree onto a path.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    // SAFETY: closing the descriptor open_tree gave.
+    unsafe { libc::close(fd) };
+    check(moved as libc::c_int, &format!("binding {}", path.display()))
+}
+
+/// The pathname sockets bound in this network namespace, from `/proc/net/unix`.
+fn host_sockets() -> Vec<std::path::PathBuf> {
+    let Ok(table) = std::fs::read("/proc/net/unix") else {
+        return vec![];
+    };
+    table
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(socket_path)
+        .collect()
+}
+
+/// The path of one `/proc/net/unix` line (`Num RefCount Protocol Flags Type
+/// St Inode Path`): what follows the seventh field, which may hold spaces.
+fn socket_path(line: &[u8]) -> Option<std::path::PathBuf> {
+    let mut rest = line;
+    for _ in 0..7 {
+        let start = rest.iter().position(|b| *b != b' ')?;
+        rest = &rest[start..];
+        let end = rest.iter().position(|b| *b == b' ')?;
+        rest = &rest[end..];
+    }
+    let path = &rest[rest.iter().position(|b| *b != b' ')?..];
+    path.starts_with(b"/")
+        .then(|| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path)))
+}
+
+/// Covers each host socket still in sight with `/dev/null`, so nothing can
+/// connect to it.
+fn cover_sockets(sockets: &[std::path::PathBuf]) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    for path in sockets {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if !meta.file_type().is_socket() {
+            continue;
+        }
+        mount(
+            Some("/dev/null"),
+            &path.to_string_lossy(),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(|e| format!("{e} (covering the host's socket)"))?;
+    }
+    Ok(())
+}
+
+/// Opens a directory by path, to reach what is in it after the view hides it.
+fn open_dir(path: &Path) -> Result<libc::c_int, String> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("a NUL byte in {}", path.display()))?;
+    // SAFETY: open with a NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    check(fd, &format!("opening {}", path.display()))?;
+    Ok(fd)
+}
+
+/// Brings the namespace's loopback up, binds the proxy and forwarded ports,
+/// and starts the forwarder process; returns the proxy's port.
+fn start_forwarder(forwards: &[u16], proxy_dir: libc::c_int) -> Result<u16, String> {
+    let listeners = super::forward::Listeners::bind(forwards)?;
+    let port = listeners.proxy_port();
+    // SAFETY: init has one thread; the child serves and never returns.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            detach_stdio();
+            // SAFETY: prctl with integer arguments: nothing may read or
+            // trace the forwarder.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+            if drop_capabilities().is_err() {
+                // SAFETY: leaving the child.
+                unsafe { libc::_exit(SETUP_FAILED) }
+            }
+            let socket = format!("/proc/self/fd/{proxy_dir}/{}", super::proxy::SOCKET);
+            listeners.serve(socket.into())
+        }
+        _ => {
+            drop(listeners);
+            // SAFETY: init's copy is not needed; the forwarder has its own.
+            unsafe { libc::close(proxy_dir) };
+            Ok(port)
+        }
+    }
+}
+
+/// Points the command's HTTP clients at the sandbox's proxy; its own
+/// loopback stays direct.
+fn set_proxy_env(port: u16) {
+    let url = format!("http://127.0.0.1:{port}");
+    for name in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        std::env::set_var(name, &url);
+    }
+    for name in ["NO_PROXY", "no_proxy"] {
+        std::env::set_var(name, "localhost,127.0.0.1,::1");
+    }
+    std::env::set_var("NODE_USE_ENV_PROXY", "1");
 }
 
 /// Applies the plan's Landlock rules to this process and its descendants.

@@ -15,16 +15,31 @@
 //!   and `pts`, and no capabilities. When the command exits, every process
 //!   it left behind is killed by the kernel, daemons included.
 //!
-//! The network is not restricted. omk runs each confined process through
-//! its own binary (`omk __sandbox …`), which sets this up and then runs the
-//! command. Where the kernel lacks Landlock or user namespaces, omk says
-//! so once, `doctor` shows it, and `--require-sandbox` refuses to run.
+//! - **A view of its own** ([`view`]): `/tmp`, `/var/tmp`, `/run`, the
+//!   homes, the user's checkout and omk's state are hidden under private
+//!   mounts; its tree, the repository's git directory, toolchains and its
+//!   own program come back. No pathname socket of the host stays in sight.
+//! - **A network of its own** ([`egress`]): only its own loopback; out
+//!   only through omk's proxy ([`proxy`]), to the hosts its
+//!   [`egress::AllowList`] names; what is refused is recorded. `[sandbox]
+//!   network = "open"` keeps omk's own network instead, on purpose.
+//! - **The environment by name** ([`env`]): never by prefix.
+//!
+//! omk runs each confined process through its own binary (`omk __sandbox
+//! …`), which sets this up and then runs the command. Where the kernel
+//! lacks Landlock or user namespaces, omk says so once, `doctor` shows it,
+//! and `--require-sandbox` refuses to run.
 
+pub mod egress;
+pub mod env;
+mod forward;
 pub mod jail;
+pub mod proxy;
+pub mod view;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use landlock::{
     Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
@@ -123,6 +138,8 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
         writable: vec![],
         landlock: false,
         namespaces,
+        view: vec![],
+        net: None,
     };
     let mut command = std::process::Command::new(helper().map_err(|e| e.to_string())?);
     command
@@ -172,6 +189,21 @@ pub(crate) struct Plan {
     pub landlock: bool,
     /// Whether to make namespaces.
     pub namespaces: bool,
+    /// How to build the file system view (with namespaces).
+    #[serde(default)]
+    pub view: Vec<view::Step>,
+    /// The isolated network, when it has one (with namespaces).
+    #[serde(default)]
+    pub net: Option<NetPlan>,
+}
+
+/// A confined process's own network: out only through the proxy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NetPlan {
+    /// The directory of the proxy's socket.
+    pub proxy_dir: PathBuf,
+    /// Host loopback ports forwarded in at the same address.
+    pub forwards: Vec<u16>,
 }
 
 impl Plan {
@@ -180,18 +212,106 @@ impl Plan {
     }
 }
 
-/// How one agent or gate process is confined: where it may write.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How one agent or gate process is confined: where it may write, what
+/// else it may read, and where it may connect.
+#[derive(Debug, Clone, Default)]
 pub struct Confinement {
     /// Directories it may write below (created if missing), besides the
     /// device nodes every confined process gets.
     pub writable: Vec<PathBuf>,
+    /// Paths it may read that the view hides otherwise (`[sandbox] readable`).
+    pub readable: Vec<PathBuf>,
+    /// Programs it runs (command words), whose install directories it reads.
+    pub programs: Vec<String>,
+    /// Its network.
+    pub network: Network,
+}
+
+/// The network of a confined process.
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// Its own namespace, out through omk's proxy (shared by the clones of
+    /// one [`Confinement`], so an attempt's refusals are counted together).
+    Proxied(Arc<proxy::Egress>),
+    /// omk's own network (`[sandbox] network = "open"`).
+    Open,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network::proxied(egress::AllowList::default())
+    }
+}
+
+impl Network {
+    /// Out only to the hosts `allow` names.
+    pub fn proxied(allow: egress::AllowList) -> Network {
+        Network::Proxied(Arc::new(proxy::Egress::new(allow)))
+    }
+
+    /// The network `settings` call for, with `extra` hosts allowed besides.
+    pub fn of(settings: &NetworkSettings, extra: &egress::AllowList) -> Network {
+        match settings.open {
+            true => Network::Open,
+            false => Network::proxied(settings.allow.with(extra)),
+        }
+    }
+}
+
+/// What `omk.toml` and the command line say of the network, recorded with
+/// the goal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSettings {
+    /// `[sandbox] network = "open"`: omk's own network, on purpose.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
+    /// `[sandbox] allow_hosts` and `--allow-host`: for agents and gates.
+    #[serde(default, skip_serializing_if = "egress::AllowList::is_empty")]
+    pub allow: egress::AllowList,
+}
+
+impl NetworkSettings {
+    /// Whether nothing was configured: isolated, no host allowed.
+    pub fn is_default(&self) -> bool {
+        *self == NetworkSettings::default()
+    }
 }
 
 impl Confinement {
-    /// Confinement that lets a process write below `writable`.
+    /// Confinement that lets a process write below `writable`, reach no
+    /// host, and read nothing hidden besides what every process needs.
     pub fn new(writable: Vec<PathBuf>) -> Confinement {
-        Confinement { writable }
+        Confinement {
+            writable,
+            ..Confinement::default()
+        }
+    }
+
+    /// The same, also reading `readable`.
+    pub fn reading(mut self, readable: impl IntoIterator<Item = PathBuf>) -> Confinement {
+        self.readable.extend(readable);
+        self
+    }
+
+    /// The same, for running the shell command `command` (the programs it
+    /// names stay readable).
+    pub fn running(mut self, command: &str) -> Confinement {
+        self.programs.extend(view::command_programs(command));
+        self
+    }
+
+    /// The same, with `network`.
+    pub fn on(mut self, network: Network) -> Confinement {
+        self.network = network;
+        self
+    }
+
+    /// What this process's network was, and what it was refused.
+    pub fn network_record(&self) -> egress::NetworkRecord {
+        match (&self.network, support().namespaces.is_ok()) {
+            (Network::Proxied(egress), true) => egress.record(),
+            _ => egress::NetworkRecord::open(),
+        }
     }
 
     /// A command that runs `program` confined, as far as this kernel allows:
@@ -208,10 +328,30 @@ impl Confinement {
             .filter(|p| std::fs::create_dir_all(p).is_ok() || p.exists())
             .cloned()
             .collect();
+        let namespaces = support.namespaces.is_ok();
+        let (view, net) = match namespaces {
+            false => (vec![], None),
+            true => {
+                let mut programs = self.programs.clone();
+                programs.push(program.as_ref().to_string_lossy().into_owned());
+                let path = std::env::var("PATH").ok();
+                let view = view::steps(&writable, &self.readable, &programs, path.as_deref());
+                let net = match &self.network {
+                    Network::Open => None,
+                    Network::Proxied(egress) => Some(NetPlan {
+                        proxy_dir: egress.socket_dir()?,
+                        forwards: egress.allow().loopback_ports(),
+                    }),
+                };
+                (view, net)
+            }
+        };
         let plan = Plan {
             writable,
             landlock: support.landlock.is_some(),
-            namespaces: support.namespaces.is_ok(),
+            namespaces,
+            view,
+            net,
         };
         let mut command = tokio::process::Command::new(helper()?);
         command
@@ -296,6 +436,11 @@ pub fn extra_dirs(extra: &[String]) -> Vec<PathBuf> {
             d
         })
         .collect()
+}
+
+/// Configured readable paths (`[sandbox] readable`), `~/` expanded.
+pub fn readable_dirs(paths: &[String]) -> Vec<PathBuf> {
+    paths.iter().map(|p| expand_home(p)).collect()
 }
 
 /// Directories an agent backend keeps its own state in, which stay writable.

@@ -103,6 +103,9 @@ pub struct AttemptRecord {
     /// The last lines of the gate that failed it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excerpt: Option<String>,
+    /// Its agent's network, and the connections it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::sandbox::egress::NetworkRecord>,
 }
 
 impl SliceState {
@@ -140,6 +143,7 @@ impl SliceState {
             reason: self.reason.clone(),
             commit: self.commit.clone(),
             excerpt: None,
+            network: self.agent.as_ref().and_then(|a| a.network.clone()),
         });
     }
 }

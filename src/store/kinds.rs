@@ -199,6 +199,17 @@ pub struct Limits {
     /// Extra environment variables agents may see (`[sandbox] env`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sandbox_env: Vec<String>,
+    /// Paths agents and gates may read that the sandbox hides otherwise
+    /// (`[sandbox] readable`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_readable: Vec<String>,
+    /// The network of agents and gates: isolated (absent) with the hosts
+    /// allowed, or open.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::sandbox::NetworkSettings::is_default"
+    )]
+    pub network: crate::sandbox::NetworkSettings,
     /// Variables naming a build cache kept per worktree slot (`[pool] cache`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slot_cache: Vec<String>,

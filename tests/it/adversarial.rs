@@ -192,7 +192,8 @@ esac"#
     let plan =
         f.plan(json!({ "slices": [slice("rogue", &["rogue.txt"]), slice("calm", &["calm.txt"])] }));
     let bound = ["--slice-timeout", "60s"];
-    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &bound, &[("OMK_LANDLOCK", "0")]);
+    let off = [("OMK_LANDLOCK", "0"), ("OMK_USERNS", "0")];
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &bound, &off);
     assert_eq!(code, 3, "a failed goal: {stderr}");
     assert_eq!(proof["status"], "failed");
     assert!(
@@ -245,7 +246,7 @@ esac"#
         &plan,
         &agent,
         &["--gate-concurrency", "1", "--max-attempts", "1"],
-        &[("OMK_LANDLOCK", "0")],
+        &[("OMK_LANDLOCK", "0"), ("OMK_USERNS", "0")],
     );
     let rogue = slice_of(&proof, "rogue");
     assert_eq!(rogue["status"], "scope_violation", "{rogue}\n{stderr}");

@@ -203,8 +203,12 @@ fn a_slice_that_conflicts_with_one_still_gating_waits_and_is_not_gated() {
         r#"cat shared.txt >> {}; ! grep -q early shared.txt || sleep 1"#,
         runs.display()
     );
+    // The gate writes the marks; the agent reads them.
     let toml = gate_toml("check", &gate, "slice")
-        + &format!("writable = ['{}']\n", marks.path().display());
+        + &format!(
+            "writable = ['{0}']\n[sandbox]\nreadable = ['{0}']\n",
+            marks.path().display()
+        );
     let f = Fixture::new(&[("omk.toml", &toml), ("shared.txt", "base\n")]);
     // `late` commits its edit of the same line while `early` is being gated.
     let agent = f.agent(&format!(

@@ -656,3 +656,82 @@ fn the_real_cli_reviews_a_slice_read_only_and_its_verdict_and_tokens_are_recorde
     let branch = proof["integration"]["branch"].as_str().unwrap();
     assert_eq!(f.show(branch, "alpha.txt"), "hello from alpha");
 }
+
+/// First runs a shell command that tries another service on the host's
+/// loopback, directly and through the proxy, then writes its own file.
+fn probe_then_write(other: u16) -> impl Fn(&Value, usize) -> Reply + Send + Sync {
+    move |body, _| {
+        let tools_done = body["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count());
+        let names: Vec<String> = body["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+            .collect();
+        let shell = names
+            .iter()
+            .find(|n| n.contains("Shell") || n.contains("Bash"))
+            .cloned()
+            .unwrap_or_else(|| format!("no shell tool among {names:?}"));
+        let slice = llm::slice_of(body).unwrap_or_default();
+        match tools_done {
+            0 => Reply::Tool {
+                name: shell,
+                arguments: json!({"command": format!(
+                    "curl -s -m 3 http://127.0.0.1:{other}/; curl -s -m 3 --noproxy '' -x \"$HTTP_PROXY\" http://127.0.0.1:{other}/; echo probed"
+                )}),
+            },
+            1 => Reply::Tool {
+                name: llm::write_tool(body),
+                arguments: json!({"path": format!("{slice}.txt"), "content": format!("hello from {slice}\n")}),
+            },
+            _ => Reply::Text("Done.".into()),
+        }
+    }
+}
+
+/// The real CLI reaches its model through omk's proxy, with only the
+/// model's `host:port` allowed: another port of the same host is refused.
+fn reaches_only_its_model(product: Product) {
+    let f = repo();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    other.set_nonblocking(true).unwrap();
+    let server = LlmServer::start(probe_then_write(other_port));
+    let plan = json!({ "slices": [slice("alpha", &["alpha.txt"])] });
+    let (code, proof, stderr) = run(&f, product, &server, "kimi", plan, &[]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert!(
+        other.accept().is_err(),
+        "the agent reached another port of the host's loopback"
+    );
+    let network = &slice_of(&proof, "alpha")["agent"]["network"];
+    let model = server
+        .base_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(network["policy"], "proxied", "{network:#}");
+    assert_eq!(network["allowed"], json!([model]), "{network:#}");
+    let refused: Vec<String> = network["refused"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| format!("{}:{}", r["host"].as_str().unwrap(), r["port"]))
+        .collect();
+    assert_eq!(refused, [format!("127.0.0.1:{other_port}")], "{network:#}");
+}
+
+#[test]
+fn the_python_cli_reaches_only_its_model_through_the_proxy() {
+    reaches_only_its_model(Product::Python);
+}
+
+#[test]
+fn kimi_code_reaches_only_its_model_through_the_proxy() {
+    reaches_only_its_model(Product::Code);
+}

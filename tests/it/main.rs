@@ -15,6 +15,7 @@ mod lifecycle;
 mod planner;
 mod report;
 mod review;
+mod sandbox;
 mod slurm;
 
 /// A test file that is not declared above would silently never run.

@@ -272,11 +272,18 @@ fn exit_failure(args: &SliceArgs, exit: AgentExit) -> Option<EventBody> {
             AgentExit::Cancelled => SliceStatus::Cancelled,
             _ => SliceStatus::Failed,
         };
+        let cancelled = exit == AgentExit::Cancelled;
         let reason = match exit {
             AgentExit::TimedOut => format!("agent timed out after {:?}", task.timeout),
             AgentExit::Inactive => format!("agent was inactive: silent for {:?}", task.inactivity),
             AgentExit::Cancelled => "agent stopped: the goal was cancelled".to_string(),
             other => format!("agent failed: {other}"),
+        };
+        // Refused connections come first: an agent that cannot reach its
+        // model or an index fails for that, whatever it printed.
+        let reason = match task.confinement.network_record().failure_hint() {
+            Some(hint) if !cancelled => format!("{hint}; {reason}"),
+            _ => reason,
         };
         return Some(fail(
             args,

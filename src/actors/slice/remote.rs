@@ -21,6 +21,11 @@ pub struct Remote {
     pub deny: Vec<String>,
     /// Directories the agent may write besides its tree (`[sandbox] writable`).
     pub writable: Vec<String>,
+    /// Paths agents and gates may read that the sandbox hides (`[sandbox] readable`).
+    pub readable: Vec<String>,
+    /// The agent's network (its model's hosts included), and the gates'.
+    pub agent_network: crate::sandbox::NetworkSettings,
+    pub network: crate::sandbox::NetworkSettings,
     /// The environment the agent may see (no slot caches: they are here).
     pub env: Vec<(String, String)>,
     /// The slice gates the job runs on its commit (none: they run here).
@@ -57,6 +62,9 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
         inactivity_ms: task.inactivity.as_millis() as u64,
         deny: remote.deny.clone(),
         writable: remote.writable.clone(),
+        readable: remote.readable.clone(),
+        agent_network: remote.agent_network.clone(),
+        network: remote.network.clone(),
         env: remote.env.clone(),
         feedback: task
             .feedback

@@ -156,11 +156,14 @@ impl SupervisorState {
             ))
             .chain(caches.iter().map(|(_, dir)| dir.into()))
             .collect();
+        let feedback = self.feedback_file(&s.id, attempt, s.feedback.as_deref())?;
         Ok(Task {
             goal_id: self.state.goal_id.clone(),
             slice_id: s.id.clone(),
             prompt: self.prompt(s, spec),
-            feedback: self.feedback_file(&s.id, attempt, s.feedback.as_deref())?,
+            // The feedback file is in omk's state, which the agent reads
+            // nothing else of.
+            feedback: feedback.clone(),
             policy: crate::agent::policy::Policy::new(&worktree, &limits.deny),
             worktree,
             write_scope: spec.write_scope.clone(),
@@ -177,7 +180,10 @@ impl SupervisorState {
                 .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
                 .chain(caches.iter().cloned())
                 .collect(),
-            confinement: crate::sandbox::Confinement::new(writable),
+            confinement: crate::sandbox::Confinement::new(writable)
+                .reading(crate::sandbox::readable_dirs(&limits.sandbox_readable))
+                .reading(feedback)
+                .on(self.agent.network(&limits.network)),
             tmp,
         })
     }
@@ -258,6 +264,12 @@ impl SupervisorState {
                         base_commit: self.state.base_commit.clone(),
                         deny: limits.deny.clone(),
                         writable: limits.sandbox_writable.clone(),
+                        readable: limits.sandbox_readable.clone(),
+                        agent_network: crate::sandbox::NetworkSettings {
+                            open: limits.network.open,
+                            allow: limits.network.allow.with(&self.agent.model_hosts()),
+                        },
+                        network: limits.network.clone(),
                         env: crate::agent::allowed_env(&limits.sandbox_env),
                         // A review gate needs the driver's view of the goal:
                         // with one, every gate runs here.

@@ -142,6 +142,8 @@ impl SupervisorState {
                 dir: slot,
                 env: limits.sandbox_env.clone(),
                 writable: limits.sandbox_writable.clone(),
+                readable: limits.sandbox_readable.clone(),
+                network: limits.network.clone(),
                 inherit: None,
             },
             commit,

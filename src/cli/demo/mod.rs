@@ -149,6 +149,7 @@ pub async fn run(args: Args) -> Result<u8> {
         gate_cache: true,
         sparse: false,
         executor: None,
+        allow_hosts: vec![],
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress)).await?;
     let state = &finished.state;
