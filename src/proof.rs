@@ -229,6 +229,7 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
         let _ = writeln!(out);
     }
     reviews(&mut out, s, &portable);
+    network(&mut out, s);
     let retried: Vec<_> = s
         .slices
         .iter()
@@ -288,6 +289,93 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
         s.goal_id
     );
     out
+}
+
+/// The network agents and gates had, and every connection the sandbox
+/// refused them, by whom.
+fn network(out: &mut String, s: &GoalState) {
+    use crate::sandbox::egress::NetworkRecord;
+    let refused = |n: &NetworkRecord| {
+        n.refused
+            .iter()
+            .map(|r| match r.count {
+                1 => format!("`{}:{}`", r.host, r.port),
+                c => format!("`{}:{}` ({c}×)", r.host, r.port),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = Vec::new();
+    for sl in &s.slices {
+        let mut agents: Vec<(u32, &NetworkRecord)> = sl
+            .attempt_history
+            .iter()
+            .filter_map(|a| a.network.as_ref().map(|n| (a.attempt, n)))
+            .collect();
+        if !sl.attempt_history.iter().any(|a| a.attempt == sl.attempts) {
+            if let Some(n) = sl.agent.as_ref().and_then(|a| a.network.as_ref()) {
+                agents.push((sl.attempts, n));
+            }
+        }
+        for (attempt, n) in agents.into_iter().filter(|(_, n)| !n.refused.is_empty()) {
+            lines.push(format!(
+                "- `{}`, attempt {attempt}, agent: refused {}",
+                sl.id,
+                refused(n)
+            ));
+        }
+        for g in &sl.gates {
+            if let Some(n) = g.network.as_ref().filter(|n| !n.refused.is_empty()) {
+                lines.push(format!(
+                    "- `{}`, gate `{}`: refused {}",
+                    sl.id,
+                    g.name,
+                    refused(n)
+                ));
+            }
+        }
+    }
+    for g in &s.integration.gates {
+        if let Some(n) = g.network.as_ref().filter(|n| !n.refused.is_empty()) {
+            lines.push(format!(
+                "- integration, gate `{}`: refused {}",
+                g.name,
+                refused(n)
+            ));
+        }
+    }
+    let settings = &s.settings.limits.network;
+    let _ = writeln!(
+        out,
+        "### Network
+"
+    );
+    if settings.open {
+        let _ = writeln!(
+            out,
+            "Agents and gates shared omk's own network (`[sandbox] network = \"open\"`).\n"
+        );
+    } else {
+        let allowed = match settings.allow.is_empty() {
+            true => "no host".to_string(),
+            false => settings
+                .allow
+                .names()
+                .iter()
+                .map(|h| format!("`{h}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(
+            out,
+            "Agents and gates had a network of their own, with a way out only through omk's proxy: to {allowed}, and a Kimi agent to its model.\n"
+        );
+    }
+    if lines.is_empty() {
+        let _ = writeln!(out, "No connection was refused.\n");
+    } else {
+        let _ = writeln!(out, "{}\n", lines.join("\n"));
+    }
 }
 
 /// Every review gate's verdict and findings, slice by slice, then the

@@ -43,17 +43,15 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         }
     }
     println!("delivery:   {}", crate::deliver::describe_github());
-    // The repository's [executor.slurm], as its HEAD has it.
-    let slurm = Repo::discover(dir)
-        .ok()
-        .and_then(|repo| {
-            let head = repo.resolve_commit("HEAD").ok()?;
-            crate::config::Config::at_commit(&repo, &head).ok()
-        })
-        .and_then(|config| match config.executor {
-            crate::executor::Executor::Slurm(settings) => Some(settings),
-            crate::executor::Executor::Local => None,
-        });
+    // The repository's omk.toml, as its HEAD has it.
+    let config = Repo::discover(dir).ok().and_then(|repo| {
+        let head = repo.resolve_commit("HEAD").ok()?;
+        crate::config::Config::at_commit(&repo, &head).ok()
+    });
+    let slurm = config.clone().and_then(|config| match config.executor {
+        crate::executor::Executor::Slurm(settings) => Some(settings),
+        crate::executor::Executor::Local => None,
+    });
     println!(
         "slurm:      {}",
         crate::executor::slurm::describe(slurm.as_ref())
@@ -65,7 +63,12 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
     }
     match &support.namespaces {
         Ok(()) => println!("            namespaces: each agent and gate sees only its own processes and six devices; nothing it starts outlives it"),
-        Err(why) => println!("            user namespaces are NOT available ({why}): agents and gates see omk's processes and every device (--require-sandbox refuses)"),
+        Err(why) => println!("            user namespaces are NOT available ({why}): agents and gates see omk's processes and every device, the host's sockets and omk's network (--require-sandbox refuses)"),
+    }
+    if support.namespaces.is_ok() {
+        for line in sandbox_view(config.as_ref()) {
+            println!("            {line}");
+        }
     }
     let secrets = crate::redact::secret_names();
     match secrets.is_empty() {
@@ -80,6 +83,72 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
         println!("{line}");
     }
     Ok(if ok { 0 } else { 3 })
+}
+
+/// What the sandbox hides, what it lets agents and gates read, reach and
+/// see, for this repository's `omk.toml`.
+fn sandbox_view(config: Option<&crate::config::Config>) -> Vec<String> {
+    let mut hidden: Vec<String> = ["/tmp", "/var/tmp", "/run", "/root", "/home"]
+        .map(String::from)
+        .to_vec();
+    for h in crate::sandbox::view::homes() {
+        let h = h.display().to_string();
+        if !hidden
+            .iter()
+            .any(|d| h == *d || h.starts_with(&format!("{d}/")))
+        {
+            hidden.push(h);
+        }
+    }
+    let mut lines = vec![format!(
+        "hidden: {} (private and empty; /tmp, /var/tmp and $HOME writable), the checkout, omk's state, and every host socket still in sight",
+        hidden.join(", ")
+    )];
+    let toolchains: Vec<String> = crate::sandbox::view::homes()
+        .iter()
+        .flat_map(|h| {
+            crate::sandbox::view::TOOLCHAIN_DIRS
+                .iter()
+                .map(move |d| h.join(d))
+        })
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    let readable = config
+        .map(|c| c.sandbox_readable.clone())
+        .unwrap_or_default();
+    lines.push(format!(
+        "readable: the repository's git directory, PATH's directories, the agent's own program{}{}",
+        match toolchains.is_empty() {
+            true => String::new(),
+            false => format!(", {}", toolchains.join(", ")),
+        },
+        match readable.is_empty() {
+            true => String::new(),
+            false => format!(", and [sandbox] readable: {}", readable.join(", ")),
+        }
+    ));
+    let network = config.map(|c| c.network.clone()).unwrap_or_default();
+    lines.push(match network.open {
+        true => "network: open ([sandbox] network = \"open\"): omk's own, its loopback services included".into(),
+        false => {
+            let allowed = match network.allow.is_empty() {
+                true => "no host".to_string(),
+                false => network.allow.names().join(", "),
+            };
+            let model = crate::agent::AgentSpec::KimiWire.model_hosts().names().join(", ");
+            format!("network: their own, out only through omk's proxy to {allowed} ([sandbox] allow_hosts, --allow-host); a Kimi agent also to {model}")
+        }
+    });
+    let env = config.map(|c| c.sandbox_env.clone()).unwrap_or_default();
+    let withheld = crate::sandbox::env::withheld(std::env::vars(), &env);
+    if !withheld.is_empty() {
+        lines.push(format!(
+            "not passed on (name them in [sandbox] env to pass one): {}",
+            withheld.join(", ")
+        ));
+    }
+    lines
 }
 
 /// Branches omk made for goals whose state no longer exists, as the

@@ -114,9 +114,18 @@ fn pick<'a>(all: &'a [Step], slice: Option<&str>, attempt: u32, args: &Args) -> 
 }
 
 fn show(step: &Step) -> Result<u8> {
-    let file = std::fs::File::open(&step.log)
+    let mut file = std::fs::File::open(&step.log)
         .context(|| format!("opening the {} log {}", step.what(), step.log.display()))?;
-    super::pager::show(file)?;
+    match step.refused_line() {
+        // What the sandbox refused is said first: it is often why it failed.
+        Some(line) => {
+            let mut text = format!("{line}\n").into_bytes();
+            std::io::Read::read_to_end(&mut file, &mut text)
+                .context(|| format!("reading {}", step.log.display()))?;
+            super::pager::show(text.as_slice())?;
+        }
+        None => super::pager::show(file)?,
+    }
     Ok(0)
 }
 
@@ -135,6 +144,10 @@ fn failed(all: &[Step], lines: usize) -> Result<u8> {
             step.outcome,
             step.log.display()
         );
+        if let Some(line) = step.refused_line() {
+            text += &line;
+            text += "\n";
+        }
         let tail = crate::util::tail(&step.log, lines, 64 * 1024);
         if !tail.is_empty() {
             text += &tail;

@@ -52,9 +52,20 @@ pub struct Step {
     pub ended: String,
     /// Its log.
     pub log: PathBuf,
+    /// Its network, and what the sandbox refused it.
+    pub network: Option<crate::sandbox::egress::NetworkRecord>,
 }
 
 impl Step {
+    /// A line saying which connections the sandbox refused this step, if any.
+    pub fn refused_line(&self) -> Option<String> {
+        let n = self.network.as_ref().filter(|n| !n.refused.is_empty())?;
+        Some(format!(
+            "omk: the sandbox refused connections to {}",
+            n.refused_list()
+        ))
+    }
+
     /// `agent` or `gate NAME`.
     pub fn what(&self) -> String {
         match &self.kind {
@@ -98,6 +109,7 @@ pub fn steps(events: &[Event]) -> Vec<Step> {
                 started: started.remove(&(Some(slice.clone()), String::new())),
                 ended: e.ts.clone(),
                 log: report.log.clone(),
+                network: report.network.clone(),
             }),
             EventBody::GateFinished { slice, result } => steps.push(Step {
                 slice: slice.clone(),
@@ -117,6 +129,7 @@ pub fn steps(events: &[Event]) -> Vec<Step> {
                 started: started.remove(&(slice.clone(), result.name.clone())),
                 ended: e.ts.clone(),
                 log: result.log.clone(),
+                network: result.network.clone(),
             }),
             _ => {}
         }

@@ -307,6 +307,9 @@ fn agents_gates_and_reviewers_reach_no_socket_network_or_home_of_the_user() {
             "{who}: {refused:?} in {network:#}"
         );
     }
+    let markdown = f.omk(&["goal", "proof", "latest", "--markdown"]);
+    let markdown = String::from_utf8_lossy(&markdown.stdout);
+    assert!(markdown.contains("exfil.example.com:80"), "{markdown}");
 }
 
 /// A loopback server standing for a package index: it answers `200` to
@@ -352,7 +355,7 @@ fn a_gate_reaches_an_allowed_host_and_its_own_loopback_and_is_refused_the_rest()
         index.received()
     );
 
-    let (_, code, proof, _) = run(false);
+    let (f, code, proof, _) = run(false);
     assert_eq!(code, 1, "{proof:#}");
     let work = slice_of(&proof, "work");
     let gate = &work["gates"][0];
@@ -368,6 +371,14 @@ fn a_gate_reaches_an_allowed_host_and_its_own_loopback_and_is_refused_the_rest()
     assert!(
         excerpt.contains(&format!("allow_hosts = [\"127.0.0.1:{port}\"]")),
         "{excerpt}"
+    );
+    let logs = f.omk(&["goal", "logs", "--failed"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains(&format!(
+            "the sandbox refused connections to 127.0.0.1:{port}"
+        )),
+        "{logs}"
     );
 }
 
