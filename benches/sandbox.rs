@@ -51,6 +51,7 @@ fn main() {
     let view = omk::sandbox::view::steps(
         std::slice::from_ref(&tree),
         &[],
+        &[],
         &["true".to_string()],
         path.as_deref(),
     );

@@ -223,6 +223,9 @@ pub struct Confinement {
     pub readable: Vec<PathBuf>,
     /// Programs it runs (command words), whose install directories it reads.
     pub programs: Vec<String>,
+    /// Directories it works in but may not change (a reviewer's checkout):
+    /// writable at the mount, for tools that check, but never by Landlock.
+    pub shown: Vec<PathBuf>,
     /// Its network.
     pub network: Network,
 }
@@ -293,6 +296,12 @@ impl Confinement {
         self
     }
 
+    /// The same, working in `dir`, which it may read but not change.
+    pub fn working_in(mut self, dir: PathBuf) -> Confinement {
+        self.shown.push(dir);
+        self
+    }
+
     /// The same, for running the shell command `command` (the programs it
     /// names stay readable).
     pub fn running(mut self, command: &str) -> Confinement {
@@ -335,7 +344,13 @@ impl Confinement {
                 let mut programs = self.programs.clone();
                 programs.push(program.as_ref().to_string_lossy().into_owned());
                 let path = std::env::var("PATH").ok();
-                let view = view::steps(&writable, &self.readable, &programs, path.as_deref());
+                let view = view::steps(
+                    &writable,
+                    &self.readable,
+                    &self.shown,
+                    &programs,
+                    path.as_deref(),
+                );
                 let net = match &self.network {
                     Network::Open => None,
                     Network::Proxied(egress) => Some(NetPlan {

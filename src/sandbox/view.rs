@@ -133,10 +133,14 @@ fn passwd_home() -> Option<PathBuf> {
 
 /// The steps for a process that may write `writable` and read `readable`
 /// besides what every confined process reads, running `programs` (command
-/// words; absolute paths and names found on `path`).
+/// words; absolute paths and names found on `path`). What `shown` names is
+/// bound back writable at the mount, so tools that check their working
+/// directory for writability start, while Landlock grants no write there:
+/// no scratch space above it stays writable either.
 pub fn steps(
     writable: &[PathBuf],
     readable: &[PathBuf],
+    shown: &[PathBuf],
     programs: &[String],
     path: Option<&str>,
 ) -> Vec<Step> {
@@ -166,7 +170,7 @@ pub fn steps(
     hides.extend(private_hidden.into_iter().map(|h| (h, false)));
 
     let mut keeps: Vec<(PathBuf, bool)> = Vec::new();
-    keeps.extend(writable.iter().map(|w| (w.clone(), true)));
+    keeps.extend(writable.iter().chain(shown).map(|w| (w.clone(), true)));
     keeps.extend(readable.iter().map(|r| (r.clone(), false)));
     keeps.extend(private_readable.into_iter().map(|r| (r, false)));
     for h in &homes {
@@ -191,12 +195,14 @@ pub fn steps(
     }
 
     let mut steps: Vec<Step> = Vec::new();
+    let shown: Vec<PathBuf> = shown.iter().map(|p| canonical(p)).collect();
     for (p, writable) in hides {
         // Only real directories are covered; `/var/run` is usually a link
         // to `/run`, hidden already.
         if p.is_symlink() || !p.is_dir() {
             continue;
         }
+        let writable = writable && !shown.iter().any(|s| s.starts_with(canonical(&p)));
         steps.push(Step {
             path: canonical(&p),
             op: Op::Hide { writable },
@@ -393,7 +399,7 @@ mod tests {
         let tmp = tempfile::tempdir_in("/tmp").unwrap();
         let slot = tmp.path().join("slot");
         std::fs::create_dir_all(&slot).unwrap();
-        let steps = steps(std::slice::from_ref(&slot), &[], &[], Some("/usr/bin"));
+        let steps = steps(std::slice::from_ref(&slot), &[], &[], &[], Some("/usr/bin"));
         let of = |p: &Path| steps.iter().find(|s| s.path == canonical(p)).map(|s| s.op);
         assert_eq!(of(Path::new("/tmp")), Some(Op::Hide { writable: true }));
         assert_eq!(of(&slot), Some(Op::Keep { writable: true }));

@@ -613,7 +613,7 @@ fn the_real_cli_reviews_a_slice_read_only_and_its_verdict_and_tokens_are_recorde
         );
         if llm::after_tool(body) {
             Reply::Text(
-                r#"The file is right. {"verdict": "approve", "findings": [{"path": "alpha.txt", "line": 1, "severity": "minor", "message": "could say more"}]}"#
+                "The file is right.\n```omk-verdict\n{\"verdict\": \"approve\", \"findings\": [{\"path\": \"alpha.txt\", \"line\": 1, \"severity\": \"minor\", \"message\": \"could say more\"}]}\n```"
                     .into(),
             )
         } else {

@@ -5,12 +5,16 @@ use serde_json::{json, Value};
 
 use crate::support::{slice, slice_of, Fixture};
 
+/// A shell function that answers with `$1` as the reviewer's verdict block.
+pub const VERDICT_SH: &str =
+    r#"verdict() { printf '%s\n```omk-verdict\n%s\n```\n' "${2:-}" "$1"; }"#;
+
 /// A repository whose `omk.toml` has a passing `check` gate and a review
 /// gate run by the `exec:` script `reviewer` (its body), with `extra`
 /// settings for the review.
 fn reviewed(reviewer: &str, extra: &str) -> Fixture {
     let f = Fixture::new(&[("greeting.txt", "hello\n")]);
-    let script = f.script("reviewer.sh", reviewer);
+    let script = f.script("reviewer.sh", &format!("{VERDICT_SH}\n{reviewer}"));
     let agent = match extra.contains("agent =") {
         true => String::new(),
         false => format!("agent = \"exec:sh {}\"", script.display()),
@@ -56,9 +60,9 @@ fn a_review_s_findings_go_back_to_the_agent_whose_next_attempt_is_approved() {
         r#"case "$OMK_PROMPT" in *"+hello"*|*"+hi"*) diff=shown;; *) diff=missing;; esac
 case "$OMK_PROMPT" in *"Greetings end with an exclamation mark"*) ins=shown;; *) ins=missing;; esac
 if grep -q '!' "$OMK_SLICE_ID.txt"; then
-  echo "Fine. {\"verdict\": \"approve\", \"findings\": [{\"path\": \"\", \"severity\": \"minor\", \"message\": \"diff $diff, instructions $ins\"}]}"
+  verdict "{\"verdict\": \"approve\", \"findings\": [{\"path\": \"\", \"severity\": \"minor\", \"message\": \"diff $diff, instructions $ins\"}]}" Fine.
 else
-  echo "{\"verdict\": \"changes\", \"findings\": [{\"path\": \"$OMK_SLICE_ID.txt\", \"line\": 1, \"severity\": \"major\", \"message\": \"end the greeting with an exclamation mark\"}]}"
+  verdict "{\"verdict\": \"changes\", \"findings\": [{\"path\": \"$OMK_SLICE_ID.txt\", \"line\": 1, \"severity\": \"major\", \"message\": \"end the greeting with an exclamation mark\"}]}"
 fi"#,
         r#"instructions = "Greetings end with an exclamation mark.""#,
     );
@@ -128,7 +132,7 @@ fn an_answer_that_is_no_verdict_is_asked_again_once_then_fails_the_gate() {
         review["outcome"]
             .as_str()
             .unwrap()
-            .contains("no verdict: the answer has no JSON object with a `verdict`"),
+            .contains("no verdict: the answer does not end with a ```omk-verdict block"),
         "{review:#}"
     );
     assert!(a["reason"].as_str().unwrap().contains("review"), "{a:#}");
@@ -141,7 +145,7 @@ fn a_reviewer_cannot_write_and_the_tree_it_approves_is_unchanged() {
     let f = reviewed(
         r#"if echo pwned > a.txt 2>/dev/null; then w=written; else w=refused; fi
 if echo x > planted.txt 2>/dev/null; then p=written; else p=refused; fi
-echo "{\"verdict\": \"approve\", \"findings\": [{\"severity\": \"minor\", \"message\": \"edit $w, new file $p\"}]}""#,
+verdict "{\"verdict\": \"approve\", \"findings\": [{\"severity\": \"minor\", \"message\": \"edit $w, new file $p\"}]}""#,
         "",
     );
     let agent = f.agent(r#"echo 'hello!' > a.txt"#);
@@ -196,7 +200,7 @@ fn bad_review_settings_are_named() {
 
 #[test]
 fn a_review_is_cached_by_tree_and_reviewer() {
-    let f = reviewed(r#"echo '{"verdict": "approve"}'"#, "");
+    let f = reviewed(r#"verdict '{"verdict": "approve"}'"#, "");
     // The review gate names no agent here: the goal's reviews.
     let toml = std::fs::read_to_string(f.repo.join("omk.toml")).unwrap();
     let toml: String = toml
@@ -211,8 +215,11 @@ fn a_review_is_cached_by_tree_and_reviewer() {
     let agent = |name: &str| {
         let script = f.script(
             name,
-            r#"case "$OMK_PROMPT" in *"You are reviewing"*) echo '{"verdict": "approve"}'; exit 0;; esac
-echo 'hi!' > a.txt"#,
+            &format!(
+                r#"{VERDICT_SH}
+case "$OMK_PROMPT" in *"You are reviewing"*) verdict '{{"verdict": "approve"}}'; exit 0;; esac
+echo 'hi!' > a.txt"#
+            ),
         );
         format!("exec:sh {}", script.display())
     };
@@ -242,7 +249,7 @@ fn an_integration_review_reads_the_merged_change_of_every_slice() {
     let f = reviewed(
         r#"case "$OMK_PROMPT" in *"- a: slice a"*) seen=a;; *"- b: slice b"*) seen=b;; *) seen=none;; esac
 case "$OMK_PROMPT" in *"+a"*) diff=a;; *"+b"*) diff=b;; *) diff=none;; esac
-echo "{\"verdict\": \"approve\", \"findings\": [{\"severity\": \"minor\", \"message\": \"$OMK_SLICE_ID: slice $seen, diff $diff\"}]}""#,
+verdict "{\"verdict\": \"approve\", \"findings\": [{\"severity\": \"minor\", \"message\": \"$OMK_SLICE_ID: slice $seen, diff $diff\"}]}""#,
         "",
     );
     let toml = std::fs::read_to_string(f.repo.join("omk.toml"))

@@ -206,7 +206,7 @@ fn agents_gates_and_reviewers_reach_no_socket_network_or_home_of_the_user() {
     let reviewer = f.script(
         "reviewer.sh",
         &format!(
-            "EVIDENCE={scripts}/evidence-review.txt . {scripts}/payload.sh\necho '{{\"verdict\": \"approve\", \"findings\": []}}'\n"
+            "EVIDENCE={scripts}/evidence-review.txt . {scripts}/payload.sh\nprintf '```omk-verdict\\n{{\"verdict\": \"approve\", \"findings\": []}}\\n```\\n'\n"
         ),
     );
     let mut toml = gate_toml(
