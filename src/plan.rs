@@ -216,6 +216,23 @@ impl Plan {
         errors
     }
 
+    /// What is wrong with a plan a planning agent wrote beyond what
+    /// [`Plan::validate`] finds: it may not choose which gates run (a gate
+    /// it leaves out, such as a security review, would not judge its work).
+    pub fn refuse_agent_choices(&self) -> Vec<String> {
+        self.slices
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.gates.is_some())
+            .map(|(i, s)| {
+                format!(
+                    "slices[{i}] (`{}`).gates: a planning agent does not choose which gates run; leave `gates` out (every configured gate judges every slice)",
+                    s.id
+                )
+            })
+            .collect()
+    }
+
     /// The slice ids in dependency order, ties broken by plan order.
     ///
     /// Fails with the ids left on a cycle.
@@ -308,6 +325,21 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
     }
     if pattern.split('/').any(|part| part == "..") {
         return Err(format!("`{pattern}` leaves the repository with `..`"));
+    }
+    if pattern.starts_with('~') {
+        return Err(format!(
+            "`{pattern}` names a home directory; patterns are repository-relative"
+        ));
+    }
+    // The repository's own git directory (hooks, config, refs) is nobody's
+    // to write, in any case spelling a case-insensitive disk accepts.
+    if pattern
+        .split('/')
+        .any(|part| part.eq_ignore_ascii_case(".git"))
+    {
+        return Err(format!(
+            "`{pattern}` names `.git`, which no slice may write; drop it from the write scope"
+        ));
     }
     scope_glob(pattern).map(|_| ())
 }

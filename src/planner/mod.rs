@@ -334,6 +334,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
                 Err(e) => vec![format!("the plan does not fit the format: {e}")],
                 Ok(mut plan) => {
                     let mut errs = plan.validate(Some(p.slices), &p.per_slice_gates);
+                    errs.extend(plan.refuse_agent_choices());
                     if errs.is_empty() {
                         errs = check_scopes(&plan, &ctx);
                     }

@@ -461,6 +461,26 @@ impl GoalState {
                 Some("no gates are configured or detected, so nothing verified the result; add [[gate]] to omk.toml or pass --allow-no-gates".into()),
             );
         }
+        // A slice whose plan chose no gate while there are slice gates was
+        // verified by nothing of its own.
+        let judges_slices = self.settings.gates.iter().any(|g| g.scope.judges_slices());
+        let ungated: Vec<&str> = self
+            .slices
+            .iter()
+            .filter(|s| judges_slices && self.slice_gates(&s.id).is_empty())
+            .map(|s| s.id.as_str())
+            .collect();
+        if !ungated.is_empty() && !self.settings.allow_no_gates {
+            return (
+                GoalStatus::NotReady,
+                Some(format!(
+                    "{} ran no gate (the plan chose none for {}), so nothing verified {}; name a gate in the plan or pass --allow-no-gates",
+                    ungated.join(", "),
+                    if ungated.len() == 1 { "it" } else { "them" },
+                    if ungated.len() == 1 { "it" } else { "them" },
+                )),
+            );
+        }
         for gate in self.integration_gates() {
             match self
                 .integration

@@ -407,3 +407,33 @@ fn an_agent_program_that_vanishes_mid_run_stops_the_goal_with_exit_3() {
     );
     assert!(stderr.contains("vanishing-agent"), "{stderr}");
 }
+
+#[test]
+fn write_scopes_into_git_or_out_of_the_repository_are_refused_up_front() {
+    let f = ok_repo();
+    let ran = f.scripts.join("agent-ran");
+    let plan = f.plan(json!({ "slices": [
+        slice("hooks", &[".git/hooks/**"]),
+        slice("nested", &["sub/.GIT/config"]),
+        slice("abs", &["/etc/passwd"]),
+        slice("up", &["../elsewhere/**"]),
+        slice("home", &["~/.ssh/*"]),
+    ] }));
+    let agent = f.agent(&format!("touch {}", ran.display()));
+    refused_with_all(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        &[
+            "slices[0] (`hooks`).write_scope: `.git/hooks/**` names `.git`",
+            "slices[1] (`nested`).write_scope: `sub/.GIT/config` names `.git`",
+            "slices[2] (`abs`).write_scope: `/etc/passwd` is absolute",
+            "slices[3] (`up`).write_scope: `../elsewhere/**` leaves the repository",
+            "slices[4] (`home`).write_scope: `~/.ssh/*` names a home directory",
+        ],
+    );
+    assert!(!ran.exists(), "an agent ran");
+    assert!(
+        !f.omk_left_traces(),
+        "a refused run left state, refs or worktrees"
+    );
+}

@@ -289,3 +289,57 @@ fn shard_by_splits_200_packages_into_balanced_deterministic_shards() {
         "unbalanced: {counts:?}"
     );
 }
+
+#[test]
+fn a_planning_agent_cannot_choose_the_gates() {
+    // `check` passes; `security` is a gate that rejects everything, which
+    // the planner tries to skip by naming only `check` (and none at all).
+    let f = Fixture::new(&[
+        (
+            "omk.toml",
+            &(gate_toml("check", "true", "slice") + &gate_toml("security", "false", "slice")),
+        ),
+        ("src/a.rs", "a\n"),
+        ("src/b.rs", "b\n"),
+    ]);
+    let skipping = json!({"slices": [
+        {"id": "a", "prompt": "edit a", "write_scope": ["src/a.rs"], "gates": ["check"]},
+        {"id": "b", "prompt": "edit b", "write_scope": ["src/b.rs"], "gates": []}
+    ]});
+    let agent = agent(&f, &[skipping.clone(), skipping]);
+    let (code, proof, stderr) = run(&f, &agent, &["--no-base-check"]);
+    assert_eq!(
+        code, 2,
+        "the plan is refused, nothing runs: {stderr}\n{proof:#}"
+    );
+    for slice in ["slices[0] (`a`).gates", "slices[1] (`b`).gates"] {
+        assert!(
+            stderr.contains(&format!(
+                "{slice}: a planning agent does not choose which gates run"
+            )),
+            "{stderr}"
+        );
+    }
+    let second = std::fs::read_to_string(f.scripts.join("prompt-2.txt")).unwrap();
+    assert!(
+        second.contains("does not choose which gates run"),
+        "{second}"
+    );
+}
+
+#[test]
+fn a_user_plan_that_runs_no_gate_for_a_slice_is_not_ready_unless_allowed() {
+    let f = repo();
+    let plan = f.plan(json!({"slices": [
+        {"id": "a", "prompt": "edit a", "write_scope": ["src/a.rs"], "gates": []}
+    ]}));
+    let agent = f.agent(r#"echo x >> src/a.rs"#);
+    let (code, proof, _) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1, "{proof:#}");
+    assert!(
+        proof["reason"].as_str().unwrap().contains("a ran no gate"),
+        "{proof:#}"
+    );
+    let (code, proof, _) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
+    assert_eq!(code, 0, "{proof:#}");
+}
