@@ -31,6 +31,7 @@ pub mod report;
 pub mod review;
 pub mod run;
 pub mod sandbox;
+pub mod shown;
 pub mod state;
 pub mod store;
 pub mod util;

@@ -19,6 +19,10 @@ pub fn write(goal: &crate::store::GoalDir, state: &GoalState) -> crate::Result<(
 }
 
 fn gate_line(g: &crate::gate::GateResult) -> String {
+    crate::shown::visible(&gate_text(g)).into_owned()
+}
+
+fn gate_text(g: &crate::gate::GateResult) -> String {
     format!(
         "{} {} ({}, {} ms, tree {}{})",
         if g.passed { "✓" } else { "✗" },
@@ -61,10 +65,12 @@ pub fn delivery_line(d: &crate::state::Delivery) -> String {
 /// A readable summary for a terminal.
 pub fn text(s: &GoalState) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "goal {}: {}", s.goal_id, s.goal);
+    // What agents, gates and file names wrote is shown, never obeyed.
+    let shown = |t: &str| crate::shown::visible(t).into_owned();
+    let _ = writeln!(out, "goal {}: {}", s.goal_id, shown(&s.goal));
     let _ = write!(out, "status: {}", s.status);
     if let Some(r) = &s.reason {
-        let _ = write!(out, " — {r}");
+        let _ = write!(out, " — {}", shown(r));
     }
     let _ = writeln!(out);
     let _ = writeln!(
@@ -92,10 +98,10 @@ pub fn text(s: &GoalState) -> String {
         }
         let _ = writeln!(out);
         if let Some(r) = &sl.reason {
-            let _ = writeln!(out, "  {:<16} {r}", "");
+            let _ = writeln!(out, "  {:<16} {}", "", shown(r));
         }
         for line in sl.excerpt().into_iter().flat_map(str::lines) {
-            let _ = writeln!(out, "  {:<16} │ {line}", "");
+            let _ = writeln!(out, "  {:<16} │ {}", "", shown(line));
         }
         for g in &sl.gates {
             let _ = writeln!(out, "  {:<16} {}", "", gate_line(g));
@@ -138,10 +144,14 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
         GoalStatus::Running => "⏳ running",
         _ => "❌ not ready",
     };
-    let _ = writeln!(out, "## {}\n", s.goal.lines().next().unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "## {}\n",
+        cell(s.goal.lines().next().unwrap_or_default())
+    );
     let _ = writeln!(out, "**Status:** {badge} (`{}`)", s.status);
     if let Some(r) = &s.reason {
-        let _ = writeln!(out, "\n> {}", portable(r));
+        let _ = writeln!(out, "\n> {}", crate::shown::markdown(&portable(r)));
     }
     let base = match &s.base_ref {
         Some(b) => format!(
@@ -220,7 +230,12 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
     if !failures.is_empty() {
         let _ = writeln!(out, "### Problems\n");
         for (sl, r) in failures {
-            let _ = writeln!(out, "- `{}`: {}", sl.id, portable(r));
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                sl.id,
+                crate::shown::markdown(&portable(r))
+            );
             if let Some(excerpt) = sl.excerpt() {
                 let excerpt = portable(excerpt.trim_end());
                 let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(&excerpt));
@@ -243,7 +258,7 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
                 let why = a
                     .reason
                     .as_deref()
-                    .map(|r| format!(": {}", portable(r)))
+                    .map(|r| format!(": {}", crate::shown::markdown(&portable(r))))
                     .unwrap_or_default();
                 let _ = writeln!(out, "  {}. {}{why}", a.attempt, a.status);
             }
@@ -441,12 +456,7 @@ fn gate_mark(g: &crate::gate::GateResult) -> String {
 /// Agent-written text (a title, a path) as plain text in Markdown: no
 /// markup, no HTML, no cell break.
 fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "&#124;")
-        .replace('`', "&#96;")
-        .replace('\n', " ")
+    crate::shown::markdown(text)
 }
 
 /// Text safe inside a fenced block.
@@ -501,7 +511,7 @@ mod tests {
         );
         assert_eq!(
             cell("<img src=x> | `x`\nnext"),
-            "&lt;img src=x&gt; &#124; &#96;x&#96; next"
+            "&lt;img src=x&gt; \\| \\`x\\`\\\\nnext"
         );
     }
 }

@@ -10,11 +10,26 @@ use crate::error::{IoContext, Result};
 /// `less` (with `LESS=FRX` unless set: quit when it fits, keep colours)
 /// when stdout is a terminal; directly otherwise, or when the pager is
 /// `cat`, empty or cannot start.
-pub fn show(mut text: impl Read) -> Result<()> {
+///
+/// On a terminal, what agents and gates wrote keeps its colours but no
+/// other escape sequence: it cannot write the clipboard, make links, set
+/// the title or clear the screen ([`crate::shown::sgr_only`]).
+pub fn show(text: impl Read) -> Result<()> {
     let pager = std::env::var("OMK_PAGER")
         .or_else(|_| std::env::var("PAGER"))
         .unwrap_or_else(|_| "less".into());
-    if std::io::stdout().is_terminal() && !matches!(pager.trim(), "" | "cat") {
+    let terminal = std::io::stdout().is_terminal();
+    let mut text: Box<dyn Read> = match terminal {
+        true => {
+            let mut raw = Vec::new();
+            let mut text = text;
+            text.read_to_end(&mut raw)
+                .context(|| "reading what to show".to_string())?;
+            Box::new(std::io::Cursor::new(crate::shown::sgr_only(&raw)))
+        }
+        false => Box::new(text),
+    };
+    if terminal && !matches!(pager.trim(), "" | "cat") {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(&pager).stdin(Stdio::piped());
         if std::env::var_os("LESS").is_none() {

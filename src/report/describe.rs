@@ -7,8 +7,13 @@ use crate::store::events::{EventBody, Raised, RetryCause};
 use crate::util::short;
 
 /// One line for people about an event, used by the progress reporter,
-/// `replay` and the demo.
+/// `replay` and the demo: what agents and file names put in it is shown,
+/// never obeyed by the terminal (see [`crate::shown`]).
 pub fn describe(body: &EventBody) -> String {
+    crate::shown::visible(&line(body)).into_owned()
+}
+
+fn line(body: &EventBody) -> String {
     match body {
         EventBody::GoalStarted {
             goal,

@@ -71,9 +71,11 @@ impl Reporter {
     /// Prints a note that is not an event (warnings before the run starts).
     pub fn notice(&self, text: &str) {
         match &self.mode {
-            Mode::Plain => eprintln!("omk: {text}"),
+            Mode::Plain => eprintln!("omk: {}", crate::shown::visible_lines(text)),
             Mode::Live(live) => {
-                let _ = live.multi.println(format!("omk: {text}"));
+                let _ = live
+                    .multi
+                    .println(format!("omk: {}", crate::shown::visible_lines(text)));
             }
         }
     }
@@ -201,6 +203,10 @@ fn row(id: &str) -> ProgressBar {
 
 /// How slice `s` stands, in one line.
 fn row_text(s: &SliceState) -> String {
+    crate::shown::visible(&row_line(s)).into_owned()
+}
+
+fn row_line(s: &SliceState) -> String {
     let mut line = format!("{} · attempt {}", s.status, s.attempts.max(1));
     if let Some(g) = &s.current_gate {
         line += &format!(" · gate {g}");

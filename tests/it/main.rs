@@ -17,6 +17,7 @@ mod report;
 mod review;
 mod sandbox;
 mod slurm;
+mod trust;
 
 /// A test file that is not declared above would silently never run.
 #[test]
