@@ -552,7 +552,10 @@ async fn drive(
     if !state.settings.limits.executor.is_local() {
         // A job of an attempt the goal no longer waits for (one a dead
         // driver had submitted, and this run did not take up) ends with it.
-        crate::executor::slurm::cancel_goal(&goal.id).await;
+        if let crate::executor::Executor::Slurm(settings) = &state.settings.limits.executor {
+            let root = crate::executor::slurm::goal_dir(settings, &goal.id, &goal.logs());
+            crate::executor::slurm::cancel_goal(&root).await;
+        }
     }
     let state = deliver_ready(&repo, &goal, state)?;
     drop(lock);

@@ -93,8 +93,9 @@ pub enum JobState {
 
 /// What became of an attempt's job.
 pub struct Finished {
-    /// The worker's report, when it wrote one.
-    pub report: Option<worker::Report>,
+    /// The worker's report, when it wrote one that its signature binds to
+    /// the attempt; `Err` says why a report there is not believed.
+    pub report: Option<std::result::Result<worker::Report, String>>,
     /// The job's id and last state, for the record.
     pub job_id: String,
     pub state: String,
@@ -112,18 +113,24 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<Finished> {
     let name = job_name(&job.goal_id, &job.slice, job.attempt);
-    // An attempt a driver that died had submitted is taken up where it is:
-    // its job still running is waited for, its finished job's report read.
-    let job_id = match (active_named(&name).await, std::fs::read_to_string(dir.id())) {
-        (Some(id), _) => id,
-        (None, Ok(id)) if dir.report().exists() => {
+    // An attempt a driver that died had submitted is taken up where it is,
+    // by the job id it recorded, never by a name anyone can give a job:
+    // its job still running (and the user's own) is waited for, its
+    // finished job's report read.
+    let recorded = std::fs::read_to_string(dir.id())
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == '_'));
+    let job_id = match recorded {
+        Some(id) if active_own(&id).await => id,
+        Some(id) if dir.report().exists() => {
             return Ok(Finished {
-                report: read_report(dir)?,
-                job_id: id.trim().to_string(),
+                report: read_report(dir),
+                job_id: id,
                 state: "COMPLETED".into(),
             })
         }
-        (None, _) => {
+        _ => {
             // Bundling and sbatch block: off the async threads.
             let (settings, repo, job, dir) = (
                 settings.clone(),
@@ -157,35 +164,43 @@ pub async fn run(
         tokio::time::sleep(POLL).await;
     };
     Ok(Finished {
-        report: read_report(dir)?,
+        report: read_report(dir),
         job_id,
         state,
     })
 }
 
-/// The worker's report in `dir`, if it wrote one.
-fn read_report(dir: &JobDir) -> Result<Option<worker::Report>> {
-    match std::fs::read(dir.report()) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::json("reading a worker's report", e)),
-        Err(_) => Ok(None),
+/// The worker's report in `dir`, if it wrote one: believed only when it
+/// carries the worker's signature under the key of the job omk wrote.
+fn read_report(dir: &JobDir) -> Option<std::result::Result<worker::Report, String>> {
+    let bytes = std::fs::read(dir.report()).ok()?;
+    let key = std::fs::read(dir.job())
+        .ok()
+        .and_then(|j| serde_json::from_slice::<Job>(&j).ok())
+        .map(|j| j.report_key)
+        .unwrap_or_default();
+    let mac = std::fs::read_to_string(dir.report_mac()).unwrap_or_default();
+    if !worker::verify(&key, &bytes, &mac) {
+        return Some(Err(format!(
+            "its report {} does not carry the worker's signature: it was written or changed by something else",
+            dir.report().display()
+        )));
     }
+    Some(serde_json::from_slice(&bytes).map_err(|e| format!("its report cannot be read: {e}")))
 }
 
-/// The id of the pending or running job named `name`, if there is one.
-async fn active_named(name: &str) -> Option<String> {
+/// Whether job `id` is pending or running, and the user's own.
+async fn active_own(id: &str) -> bool {
     let out = tokio::process::Command::new("squeue")
-        .args(["-h", "-o", "%i", "-n", name])
+        .args(["--me", "-h", "-o", "%i", "-j", id])
         .stdin(std::process::Stdio::null())
         .output()
-        .await
-        .ok()?;
-    let ids = String::from_utf8_lossy(&out.stdout);
-    ids.lines()
-        .next()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
+        .await;
+    out.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.trim() == id)
+    })
 }
 
 /// How often a job's state is read.
@@ -311,46 +326,38 @@ pub async fn state(id: &str) -> JobState {
     }
 }
 
-/// Cancels the jobs of goal `goal` that Slurm still has (found by their
-/// names), waiting until they are gone; returns how many there were.
-pub async fn cancel_goal(goal: &str) -> usize {
-    let out = tokio::process::Command::new("squeue")
-        .args(["-h", "-o", "%j"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await;
-    let prefix = format!("omk-{goal}-");
-    let names: Vec<String> = match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|n| n.starts_with(&prefix))
-            .map(str::to_string)
-            .collect(),
-        Err(_) => return 0,
-    };
-    for name in &names {
-        cancel_named(name).await;
-    }
-    names.len()
-}
-
-/// Cancels every job named `name`, and waits (a while) until none is left.
-async fn cancel_named(name: &str) {
-    if active_named(name).await.is_none() {
-        return;
-    }
-    let _ = tokio::process::Command::new("scancel")
-        .args(["--name", name])
-        .stdin(std::process::Stdio::null())
-        .status()
-        .await;
-    for _ in 0..120 {
-        if active_named(name).await.is_none() {
-            return;
+/// Cancels the jobs of the goal whose job directories are under `root`
+/// that Slurm still has: the ids omk recorded at submission, the user's
+/// own; waits until they are gone; returns how many there were.
+pub async fn cancel_goal(root: &Path) -> usize {
+    let mut ids = Vec::new();
+    for slice in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for attempt in std::fs::read_dir(slice.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = JobDir(attempt.path().join("job"));
+            if let Ok(id) = std::fs::read_to_string(dir.id()) {
+                ids.push(id.trim().to_string());
+            }
         }
-        tokio::time::sleep(POLL).await;
     }
+    let mut cancelled = 0;
+    for id in ids.iter().filter(|id| !id.is_empty()) {
+        if !active_own(id).await {
+            continue;
+        }
+        cancelled += 1;
+        scancel(id, None).await;
+        for _ in 0..120 {
+            if !active_own(id).await {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    cancelled
 }
 
 /// `scancel`s job `id`, with `signal` (else the default: kill).
@@ -433,4 +440,55 @@ fn commands() -> String {
 /// `text` as one word for `sh`.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job directory as the driver writes it (`job.json` with its key),
+    /// with a report the worker signed.
+    fn signed(dir: &Path) -> (JobDir, Vec<u8>) {
+        let dir = JobDir(dir.to_path_buf());
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let key = worker::new_report_key();
+        let job = serde_json::json!({
+            "goal_id": "g", "slice": "s", "attempt": 1, "agent": "exec:true", "prompt": "p",
+            "write_scope": ["**"], "branch": "b", "start_commit": "c", "work_from": "c",
+            "base_commit": "c", "base_bundle": "/x", "commit_message": "m", "timeout_ms": 1,
+            "inactivity_ms": 1, "deny": [], "writable": [], "env": [], "feedback": null,
+            "resume_session": null, "report_key": key,
+        });
+        std::fs::write(dir.job(), job.to_string()).unwrap();
+        let report = serde_json::json!({
+            "agent": {"spec": "exec:true", "exit": "ok", "exit_code": 0, "tokens_in": null,
+                      "tokens_out": null, "usd": null, "session_id": null, "duration_ms": 1,
+                      "log": "/x"},
+            "commit": null, "tree": null, "gates": null, "node": "n",
+        });
+        let bytes = serde_json::to_vec_pretty(&report).unwrap();
+        std::fs::write(dir.report_mac(), worker::sign(&key, &bytes)).unwrap();
+        std::fs::write(dir.report(), &bytes).unwrap();
+        (dir, bytes)
+    }
+
+    #[test]
+    fn only_a_report_the_worker_signed_is_believed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, bytes) = signed(tmp.path());
+        assert!(matches!(read_report(&dir), Some(Ok(_))));
+        // Rewritten after the worker wrote it: gates said to have passed.
+        let forged = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"n\"", "\"forged\"");
+        std::fs::write(dir.report(), forged).unwrap();
+        let why = read_report(&dir).unwrap().unwrap_err();
+        assert!(
+            why.contains("does not carry the worker's signature"),
+            "{why}"
+        );
+        // No signature at all.
+        std::fs::remove_file(dir.report_mac()).unwrap();
+        assert!(matches!(read_report(&dir), Some(Err(_))));
+    }
 }

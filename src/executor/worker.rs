@@ -21,6 +21,42 @@ use crate::agent::{self, AgentSpec, Task};
 use crate::git::Repo;
 use crate::{Error, Result};
 
+/// A new key for signing one attempt's report, in hex.
+pub fn new_report_key() -> String {
+    (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// The HMAC-SHA256 of `bytes` under the hex `key`, in hex.
+pub fn sign(key: &str, bytes: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(bytes);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `mac` is the signature of `bytes` under `key`, compared in
+/// constant time.
+pub fn verify(key: &str, bytes: &[u8], mac: &str) -> bool {
+    use hmac::Mac;
+    let Some(tag) = (0..mac.trim().len() / 2)
+        .map(|i| u8::from_str_radix(mac.trim().get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+        .expect("HMAC takes a key of any length");
+    m.update(bytes);
+    !key.is_empty() && m.verify_slice(&tag).is_ok()
+}
+
 /// One attempt, as the coordinator hands it to a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
@@ -71,6 +107,11 @@ pub struct Job {
     pub gate_env_names: Vec<String>,
     #[serde(default)]
     pub gate_env: Vec<(String, String)>,
+    /// The key the worker signs its report with (hex): only the worker
+    /// process reads it, never its agent, so a report the agent wrote or
+    /// changed does not verify.
+    #[serde(default)]
+    pub report_key: String,
 }
 
 /// What a worker found: the agent's report and, when it changed
@@ -114,6 +155,10 @@ impl JobDir {
     pub fn id(&self) -> PathBuf {
         self.0.join("job.id")
     }
+    /// The worker's signature of `report.json` (see [`sign`]).
+    pub fn report_mac(&self) -> PathBuf {
+        self.0.join("report.mac")
+    }
     /// What the scheduler captured of the worker's own output.
     pub fn output(&self) -> PathBuf {
         self.0.join("worker.out")
@@ -155,6 +200,8 @@ pub async fn run(dir: &Path) -> Result<()> {
     let report = result?;
     let bytes =
         serde_json::to_vec_pretty(&report).map_err(|e| Error::json("writing the report", e))?;
+    // The signature first: the report's arrival says the job is done.
+    crate::util::write_atomic(&dir.report_mac(), sign(&job.report_key, &bytes).as_bytes())?;
     crate::util::write_atomic(&dir.report(), &bytes)
 }
 

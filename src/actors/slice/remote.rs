@@ -74,6 +74,7 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
         gates: remote.gates.clone(),
         gate_env_names: remote.gate_env_names.clone(),
         gate_env: remote.gate_env.clone(),
+        report_key: worker::new_report_key(),
     };
     let mut retry = 0;
     let (finished, report) = loop {
@@ -83,9 +84,18 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
         let stopped = |r: &worker::Report| {
             r.agent.exit == AgentExit::Cancelled && !args.cancel.is_cancelled()
         };
-        match finished.report.clone().filter(|r| !stopped(r)) {
-            Some(report) => break (finished, report),
-            None if args.cancel.is_cancelled() => {
+        match finished.report.clone() {
+            // A report the worker did not sign is nobody's word.
+            Some(Err(why)) => {
+                return Ok(fail(
+                    args,
+                    SliceStatus::Failed,
+                    format!("slurm job {}: {why}", finished.job_id),
+                    vec![],
+                ))
+            }
+            Some(Ok(report)) if !stopped(&report) => break (finished, report),
+            _ if args.cancel.is_cancelled() => {
                 return Ok(fail(
                     args,
                     SliceStatus::Cancelled,
@@ -96,7 +106,7 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
                     vec![],
                 ))
             }
-            None if retry < MAX_RETRIES => {
+            _ if retry < MAX_RETRIES => {
                 retry += 1;
                 report_retry(
                     args,
@@ -110,7 +120,7 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
                 let _ = std::fs::remove_file(dir.report());
                 args.limiter.wait().await;
             }
-            None => {
+            _ => {
                 return Ok(fail(
                     args,
                     SliceStatus::Failed,
