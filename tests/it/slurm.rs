@@ -310,3 +310,42 @@ try() { if sh -c "$1" 2>/dev/null; then echo "$2: written"; else echo "$2: refus
         .unwrap()
         .starts_with("slurm job "));
 }
+
+#[test]
+fn an_agent_in_a_job_can_neither_submit_a_job_for_another_slice_nor_read_a_gate_s_secret() {
+    // The gate needs a secret, sent to the job for it; the agent knows the
+    // cluster's configuration (named in [sandbox] env, on purpose) and
+    // tries to submit a job with the name the next slice's attempt gets,
+    // and to find the secret in any job file it can read.
+    let toml = gate_toml("check", "test \"$GATE_SECRET\" = gate-secret-7731", "both")
+        + "env = [\"GATE_SECRET\"]\n[sandbox]\nenv = [\"SLURM_CONF\"]\n";
+    let f = Fixture::new(&[("omk.toml", &toml)]);
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in
+  a) if sbatch -J "omk-$OMK_GOAL_ID-b-a1" --wrap 'true' >/dev/null 2>&1; then echo "sbatch: worked"; else echo "sbatch: refused"; fi > a.txt
+     if grep -rqs gate-secret-7731 /tmp /var/tmp "$HOME" "$OMK_WORKTREE/.." 2>/dev/null; then echo "secret: read"; else echo "secret: unseen"; fi >> a.txt ;;
+  b) echo "b's own agent" > b.txt ;;
+esac"#,
+    );
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let mut env = slurm_env();
+    env.push(("GATE_SECRET", "gate-secret-7731".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, proof, stderr) = f.run_goal_env(
+        &plan,
+        &agent,
+        &["--executor", "slurm", "--concurrency", "1"],
+        &env,
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let branch = proof["integration"]["branch"].as_str().unwrap();
+    let said = f.show(branch, "a.txt");
+    assert_eq!(said, "sbatch: refused\nsecret: unseen", "{said}");
+    assert_eq!(
+        f.show(branch, "b.txt"),
+        "b's own agent",
+        "b's work is its own agent's"
+    );
+    let goal = proof["goal_id"].as_str().unwrap();
+    assert!(our_jobs(goal).is_empty(), "{:?}", our_jobs(goal));
+}
