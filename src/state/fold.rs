@@ -47,6 +47,20 @@ impl GoalState {
                         .slices
                         .iter()
                         .map(|s| SliceState {
+                            gates_chosen: match &s.gates {
+                                Some(names) => GateChoice {
+                                    gates: names.clone(),
+                                    by: GateChooser::Plan,
+                                },
+                                None => GateChoice {
+                                    gates: gates
+                                        .iter()
+                                        .filter(|g| g.scope.judges_slices())
+                                        .map(|g| g.name.clone())
+                                        .collect(),
+                                    by: GateChooser::Configuration,
+                                },
+                            },
                             id: s.id.clone(),
                             title: s.title.clone(),
                             branch: crate::git::conventions::slice_branch(goal_id, &s.id),

@@ -37,6 +37,9 @@ pub struct SliceState {
     pub commit: Option<String>,
     pub tree: Option<String>,
     pub changed_files: Vec<String>,
+    /// Which gates judge it, and who chose them.
+    #[serde(default)]
+    pub gates_chosen: GateChoice,
     pub agent: Option<agent::Report>,
     /// The gates of its last attempt.
     pub gates: Vec<GateResult>,
@@ -85,6 +88,26 @@ pub struct SliceState {
     /// slices that conflict, the one that committed first is gated first.
     #[serde(skip)]
     pub committed_seq: u64,
+}
+
+/// Which gates judge a slice, and who chose them: never a planning agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateChoice {
+    /// The gates' names.
+    pub gates: Vec<String>,
+    /// Who chose them.
+    pub by: GateChooser,
+}
+
+/// Who chose the gates of a slice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateChooser {
+    /// Every per-slice gate of `omk.toml` (or the ones detected).
+    #[default]
+    Configuration,
+    /// The user's own plan file named them.
+    Plan,
 }
 
 /// How one attempt of a slice ended.

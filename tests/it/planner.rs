@@ -73,6 +73,10 @@ fn a_valid_plan_from_the_agent_is_run() {
     let (code, proof, stderr) = run(&f, &agent, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(proof["status"], "ready");
+    assert_eq!(
+        slice_of(&proof, "a")["gates_chosen"],
+        json!({"gates": ["check"], "by": "configuration"})
+    );
     assert_eq!(slice_of(&proof, "a")["status"], "merged");
     assert_eq!(slice_of(&proof, "guide")["status"], "merged");
     let prompt = std::fs::read_to_string(f.scripts.join("prompt-1.txt")).unwrap();
@@ -339,6 +343,10 @@ fn a_user_plan_that_runs_no_gate_for_a_slice_is_not_ready_unless_allowed() {
     assert!(
         proof["reason"].as_str().unwrap().contains("a ran no gate"),
         "{proof:#}"
+    );
+    assert_eq!(
+        slice_of(&proof, "a")["gates_chosen"],
+        json!({"gates": [], "by": "plan"})
     );
     let (code, proof, _) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
     assert_eq!(code, 0, "{proof:#}");
