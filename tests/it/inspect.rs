@@ -613,3 +613,61 @@ echo x > "$OMK_SLICE_ID.txt""#,
         assert_eq!(ends, 1, "{q}:\n{all}");
     }
 }
+
+#[test]
+fn a_hostile_file_name_writes_no_escape_sequence_to_the_live_view_or_status() {
+    // A file name that would write the clipboard, clear the screen and
+    // print a fake status line, refused for its scope.
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    let name = f.script(
+        "name.txt",
+        "x\x1b]52;c;cHduZWQ=\x07\x1b]0;owned\x07\x1b[2J\rstatus: ready",
+    );
+    let agent = f.agent(&format!(
+        "echo a > a.txt\ntouch \"$(cat {})\"",
+        name.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let raw = f.scripts.join("raw");
+    let command = format!(
+        "sleep 1; OMK_HOME={home} {omk} -C {repo} goal run g --plan {plan} --agent '{agent}' --max-attempts 1 --no-base-check > /dev/null; \
+         OMK_HOME={home} {omk} -C {repo} goal status; echo DONE; sleep 60",
+        home = f.home.display(),
+        omk = env!("CARGO_BIN_EXE_omk"),
+        repo = f.repo.display(),
+        plan = plan.display(),
+    );
+    let tmux = Tmux::start(30, &command);
+    let piped = tmux
+        .cmd(&[
+            "pipe-pane",
+            "-t",
+            "t",
+            "-o",
+            &format!("cat >> {}", raw.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(piped.success());
+    let screen = tmux.wait_for("the status after the run", |s| s.contains("DONE"));
+    let bytes = std::fs::read(&raw).unwrap();
+    let shown = String::from_utf8_lossy(&bytes);
+    for (what, seq) in [
+        ("an OSC sequence (clipboard, title, link)", "\x1b]"),
+        ("a cleared screen", "\x1b[2J"),
+        ("a bell", "\x07"),
+    ] {
+        assert!(
+            !shown.contains(seq),
+            "{what} reached the terminal: {shown:?}"
+        );
+    }
+    assert!(
+        shown.contains("\\x1b]52"),
+        "the name is shown, escaped: {shown:?}"
+    );
+    assert!(
+        !screen.lines().any(|l| l.starts_with("status: ready")),
+        "{screen}"
+    );
+}
