@@ -27,6 +27,8 @@ pub enum IntegratorMsg {
         commit: String,
         /// The commit the attempt started from (see [`Repo::merge_tree`]).
         start: Option<String>,
+        /// The message of the one commit the slice contributes.
+        message: String,
     },
     /// Move the integration branch forward to this candidate commit.
     Advance { commit: String, tree: String },
@@ -78,7 +80,8 @@ impl Actor for IntegratorActor {
                 attempt,
                 commit,
                 start,
-            } => merge(state, slice, attempt, commit, start).await,
+                message,
+            } => merge(state, slice, attempt, commit, start, message).await,
             // A branch that cannot be moved forward (someone else moved it)
             // stops the integrator, and so the goal: omk does not overwrite it.
             IntegratorMsg::Advance { commit, tree } => advance(state, commit, tree).await?,
@@ -92,36 +95,46 @@ impl Actor for IntegratorActor {
     }
 }
 
-/// Merges one slice onto the candidate's tip.
+/// Merges one slice onto the candidate's tip: not the chain of its
+/// attempts (a refused or red one among them), but one commit of its
+/// accepted tree on the commit it started from.
 async fn merge(
     state: &mut IntegratorArgs,
     slice: String,
     attempt: u32,
     commit: String,
     start: Option<String>,
+    slice_message: String,
 ) -> EventBody {
     let (repo, onto) = (state.repo.clone(), state.tip.clone());
     let message = crate::git::conventions::merge_message(&state.goal_id, &slice, attempt);
     let (theirs, base) = (commit.clone(), onto.clone());
     let merged = blocking(move || {
-        let merged = repo.merge_slice(&base, &theirs, start.as_deref(), &message);
+        let contributed = match &start {
+            Some(start) => repo.commit_tree(&repo.tree_of(&theirs)?, &[start], &slice_message)?,
+            // Logs from before starts were recorded: the attempt's own.
+            None => theirs,
+        };
+        let merged = repo.merge_slice(&base, &contributed, start.as_deref(), &message);
         crate::fault::point("merge.made");
-        merged
+        Ok(merged.map(|m| (contributed, m)))
     })
-    .await;
+    .await
+    .and_then(|r| r);
     match merged {
-        Ok(Merged::Commit { commit: new, tree }) => {
+        Ok((contributed, Merged::Commit { commit: new, tree })) => {
             state.tip = new.clone();
             EventBody::SliceMerged {
                 slice,
                 attempt,
-                slice_commit: commit,
+                slice_commit: contributed,
+                attempt_commit: Some(commit),
                 commit: new,
                 tree,
                 onto,
             }
         }
-        Ok(Merged::Conflict(paths)) => EventBody::MergeConflict {
+        Ok((_, Merged::Conflict(paths))) => EventBody::MergeConflict {
             slice,
             attempt,
             paths,

@@ -106,6 +106,35 @@ pub fn is_attempt_commit(message: &str, goal_id: &str, slice: &str, attempt: u32
         .all(|t| message.lines().any(|l| l == t))
 }
 
+/// The message of the one commit a slice contributes: its title, a short
+/// body from its task, and trailers naming the goal, the slice and how
+/// many attempts it took.
+pub fn contributed_message(
+    goal_id: &str,
+    slice: &str,
+    title: &str,
+    task: &str,
+    attempts: u32,
+) -> String {
+    let title = title.lines().next().unwrap_or_default().trim();
+    let title = match title.is_empty() {
+        true => format!("slice {slice}"),
+        false => title.chars().take(100).collect(),
+    };
+    let mut body: String = task
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(600)
+        .collect();
+    if !body.is_empty() {
+        body += "\n\n";
+    }
+    format!("{title}\n\n{body}Omk-Goal: {goal_id}\nOmk-Slice: {slice}\nOmk-Attempts: {attempts}\n")
+}
+
 /// The message of the integrator's merge of a slice.
 pub fn merge_message(goal_id: &str, slice: &str, attempt: u32) -> String {
     format!(

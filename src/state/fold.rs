@@ -298,6 +298,7 @@ impl GoalState {
             EventBody::Verified { slice: None, .. } => self.integration.testing = None,
             EventBody::SliceMerged {
                 slice,
+                slice_commit,
                 commit,
                 tree,
                 onto,
@@ -315,6 +316,7 @@ impl GoalState {
                 });
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Merged;
+                    s.contributed = Some(slice_commit.clone());
                     s.reason = None;
                     s.paths.clear();
                     s.feedback = None;

@@ -33,8 +33,12 @@ pub struct SliceState {
     pub paths: Vec<String>,
     pub attempts: u32,
     pub branch: String,
-    /// The slice's own result commit.
+    /// The slice's own result commit: its last attempt's, which stays local.
     pub commit: Option<String>,
+    /// What it contributed to the integration: one commit of its accepted
+    /// tree on the commit it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributed: Option<String>,
     pub tree: Option<String>,
     pub changed_files: Vec<String>,
     /// Which gates judge it, and who chose them.

@@ -515,3 +515,174 @@ fn a_missing_token_or_an_unknown_repository_is_refused_before_anything_is_pushed
         "{err}"
     );
 }
+
+/// A goal whose slice `scoped` first writes a marker outside its scope
+/// (refused, then repaired) and whose slice `red` first fails the gate
+/// (repaired), delivered with `deliver`; returns the proof.
+fn repaired_goal(f: &Fixture, deliver: &str) -> Value {
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID:$OMK_ATTEMPT" in
+  scoped:1) echo "SECRET-MARKER-4411" > README.md; echo scoped > scoped.txt ;;
+  red:1) echo broken > red.txt ;;
+  scoped:*) git show HEAD^:README.md > README.md; echo scoped > scoped.txt ;;
+  *) echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt" ;;
+esac"#,
+    );
+    let plan =
+        f.plan(json!({ "slices": [slice("scoped", &["scoped.txt"]), slice("red", &["red.txt"])] }));
+    let (code, proof, stderr) =
+        f.run_goal(&plan, &agent, &["--deliver", deliver, "--base", "main"]);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    for id in ["scoped", "red"] {
+        let s = crate::support::slice_of(&proof, id);
+        assert_eq!(s["attempts"], 2, "{s:#}");
+    }
+    proof
+}
+
+/// Every commit of `range` in `dir`, and whether each is a merge.
+fn commits(dir: &Path, range: &str) -> Vec<(String, bool)> {
+    git(dir, &["rev-list", "--parents", range])
+        .lines()
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            (words[0].to_string(), words.len() > 2)
+        })
+        .collect()
+}
+
+/// Whether the slice gate passes on `commit`'s tree, checked out in a
+/// scratch worktree of `dir`.
+fn gate_passes(dir: &Path, commit: &str, scratch: &Path) -> bool {
+    let wt = scratch.join(format!("check-{}", &commit[..12]));
+    git(
+        dir,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            wt.to_str().unwrap(),
+            commit,
+        ],
+    );
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(GATE)
+        .current_dir(&wt)
+        .status()
+        .unwrap()
+        .success();
+    git(
+        dir,
+        &["worktree", "remove", "--force", wt.to_str().unwrap()],
+    );
+    ok
+}
+
+/// The slice gate: nothing says `broken`.
+const GATE: &str = "! grep -qs broken red.txt";
+
+#[test]
+fn only_green_in_scope_work_is_pushed_one_clean_commit_per_slice() {
+    let f = Fixture::new(&[
+        ("omk.toml", &gate_toml("check", GATE, "both")),
+        ("README.md", "readme\n"),
+    ]);
+    let bare = remote(&f);
+    let proof = repaired_goal(&f, "push");
+    let id = proof["goal_id"].as_str().unwrap();
+    let branch = format!("omk/{id}/integration");
+    // No object the remote holds has the refused attempt's marker.
+    let objects = git(
+        &bare,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+        ],
+    );
+    for object in objects.lines() {
+        let body = Command::new("git")
+            .arg("-C")
+            .arg(&bare)
+            .args(["cat-file", "-p", object])
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&body.stdout).contains("SECRET-MARKER-4411"),
+            "the remote holds the refused attempt's marker in {object}"
+        );
+    }
+    // Each slice contributes one commit, on the base, with its trailers.
+    let delivered = commits(&bare, &format!("main..{branch}"));
+    let singles: Vec<&String> = delivered
+        .iter()
+        .filter(|(_, m)| !*m)
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(singles.len(), 2, "{delivered:?}");
+    for c in &singles {
+        let message = git(&bare, &["log", "-1", "--format=%B", c]);
+        assert!(message.contains("Omk-Attempts: 2"), "{message}");
+        assert!(message.contains(&format!("Omk-Goal: {id}")), "{message}");
+    }
+    // Every commit the branch holds passes the slice gate: bisection never
+    // lands on a red one.
+    let clone = clone_of(&f, &bare, "bisector");
+    for (c, _) in &delivered {
+        assert!(gate_passes(&clone, c, f.tmp.path()), "{c} is red");
+    }
+    // The proof still tells the attempts' story, and verifies on a clone.
+    let md = String::from_utf8_lossy(&f.omk(&["goal", "proof", "--markdown"]).stdout).into_owned();
+    assert!(
+        md.contains("### Attempts") && md.contains("scope_violation"),
+        "{md}"
+    );
+    git(
+        &clone,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "refs/omk/proofs/*:refs/omk/proofs/*",
+        ],
+    );
+    let (code, said) = omk_elsewhere(&clone, &["goal", "verify", id]);
+    assert_eq!(code, 0, "{said}");
+    let replay = f.omk(&["goal", "replay", "--verify"]);
+    assert_eq!(
+        replay.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+}
+
+#[test]
+fn a_fast_forwarded_base_holds_only_green_commits() {
+    let f = Fixture::new(&[
+        ("omk.toml", &gate_toml("check", GATE, "both")),
+        ("README.md", "readme\n"),
+    ]);
+    let base = f.git(&["rev-parse", "main"]);
+    // `ff` moves a branch that is not checked out.
+    f.git(&["checkout", "-q", "--detach"]);
+    let proof = repaired_goal(&f, "ff");
+    assert_eq!(
+        proof["delivery"]["delivered"], true,
+        "{:#}",
+        proof["delivery"]
+    );
+    let on_main = commits(&f.repo, &format!("{base}..main"));
+    assert!(!on_main.is_empty());
+    for (c, _) in &on_main {
+        assert!(gate_passes(&f.repo, c, f.tmp.path()), "{c} on main is red");
+        let tree = f.git(&["ls-tree", "-r", "--name-only", c]);
+        assert!(
+            !f.git(&["show", &format!("{c}:README.md")])
+                .contains("SECRET-MARKER"),
+            "{tree}"
+        );
+    }
+}

@@ -94,11 +94,24 @@ impl SupervisorState {
         let Some(commit) = s.commit.clone() else {
             return Ok(());
         };
+        let (title, task) = self
+            .state
+            .spec(slice)
+            .map(|p| (p.title.clone(), p.prompt.clone()))
+            .unwrap_or_default();
+        let message = crate::git::conventions::contributed_message(
+            &self.state.goal_id,
+            &s.id,
+            &title,
+            &task,
+            s.attempts,
+        );
         self.integrator.send_message(IntegratorMsg::Merge {
             slice: s.id.clone(),
             attempt: s.attempts,
             commit,
             start: s.start_commit.clone(),
+            message,
         })?;
         Ok(())
     }

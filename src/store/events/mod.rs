@@ -176,7 +176,12 @@ pub enum EventBody {
     SliceMerged {
         slice: String,
         attempt: u32,
+        /// What the slice contributes: one commit of its accepted tree on
+        /// the commit it started from (in older logs, the attempt's own).
         slice_commit: String,
+        /// The accepted attempt's commit, which stays local.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt_commit: Option<String>,
         commit: String,
         tree: String,
         /// The commit it was merged onto. A merge onto anything but the
