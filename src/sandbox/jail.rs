@@ -295,22 +295,7 @@ fn mount_view(landlock: bool) -> Result<(), String> {
     for (name, fd) in nodes {
         let target = format!("/dev/{name}");
         std::fs::File::create(&target).map_err(|e| format!("creating {target}: {e}"))?;
-        let target = cstr(&target)?;
-        let empty = cstr("")?;
-        // SAFETY: move_mount of a descriptor from open_tree onto a path.
-        let moved = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                fd,
-                empty.as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        check(moved as libc::c_int, &format!("binding /dev/{name}"))?;
-        // SAFETY: closing the descriptor open_tree gave.
-        unsafe { libc::close(fd) };
+        move_tree(fd, Path::new(&target))?;
     }
     for (dir, mode) in [("/dev/shm", 0o1777), ("/dev/pts", 0o755)] {
         std::fs::create_dir(dir).map_err(|e| format!("creating {dir}: {e}"))?;

@@ -21,6 +21,19 @@ fn remote(f: &Fixture) -> PathBuf {
     bare
 }
 
+/// Fetches the goals' proofs into `clone`, as a reviewer does.
+fn fetch_proofs(clone: &Path) {
+    git(
+        clone,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "refs/omk/proofs/*:refs/omk/proofs/*",
+        ],
+    );
+}
+
 /// A clone of `bare` beside the fixture's repository, named `name`.
 fn clone_of(f: &Fixture, bare: &Path, name: &str) -> PathBuf {
     let clone = f.tmp.path().join(name);
@@ -129,15 +142,7 @@ fn a_pushed_goal_verifies_on_a_fresh_clone_and_an_edited_log_does_not() {
 
     // A reviewer's clone: the branch comes with it, the proof is fetched.
     let clone = clone_of(&f, &bare, "reviewer");
-    git(
-        &clone,
-        &[
-            "fetch",
-            "-q",
-            "origin",
-            "refs/omk/proofs/*:refs/omk/proofs/*",
-        ],
-    );
+    fetch_proofs(&clone);
     let (code, said) = omk_elsewhere(&clone, &["goal", "verify", id]);
     assert_eq!(code, 0, "{said}");
     assert!(
@@ -639,15 +644,7 @@ fn only_green_in_scope_work_is_pushed_one_clean_commit_per_slice() {
         md.contains("### Attempts") && md.contains("scope_violation"),
         "{md}"
     );
-    git(
-        &clone,
-        &[
-            "fetch",
-            "-q",
-            "origin",
-            "refs/omk/proofs/*:refs/omk/proofs/*",
-        ],
-    );
+    fetch_proofs(&clone);
     let (code, said) = omk_elsewhere(&clone, &["goal", "verify", id]);
     assert_eq!(code, 0, "{said}");
     let replay = f.omk(&["goal", "replay", "--verify"]);
@@ -661,10 +658,9 @@ fn only_green_in_scope_work_is_pushed_one_clean_commit_per_slice() {
 
 #[test]
 fn a_fast_forwarded_base_holds_only_green_commits() {
-    let f = Fixture::new(&[
-        ("omk.toml", &gate_toml("check", GATE, "both")),
-        ("README.md", "readme\n"),
-    ]);
+    let toml =
+        gate_toml("check", GATE, "both") + "[commit]\nauthor = \"Release Bot <bot@example.com>\"\n";
+    let f = Fixture::new(&[("omk.toml", &toml), ("README.md", "readme\n")]);
     let base = f.git(&["rev-parse", "main"]);
     // `ff` moves a branch that is not checked out.
     f.git(&["checkout", "-q", "--detach"]);
@@ -676,8 +672,12 @@ fn a_fast_forwarded_base_holds_only_green_commits() {
     );
     let on_main = commits(&f.repo, &format!("{base}..main"));
     assert!(!on_main.is_empty());
-    for (c, _) in &on_main {
+    for (c, merge) in &on_main {
         assert!(gate_passes(&f.repo, c, f.tmp.path()), "{c} on main is red");
+        if !*merge {
+            let by = f.git(&["log", "-1", "--format=%an <%ae>", c]);
+            assert_eq!(by, "Release Bot <bot@example.com>", "[commit] author");
+        }
         let tree = f.git(&["ls-tree", "-r", "--name-only", c]);
         assert!(
             !f.git(&["show", &format!("{c}:README.md")])

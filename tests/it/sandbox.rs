@@ -58,23 +58,31 @@ struct Listener {
     path: Option<std::path::PathBuf>,
 }
 
+/// Serves `connections` on a thread: records what each sends, answers `200`.
+fn serve<S: Read + Write>(
+    connections: impl Iterator<Item = std::io::Result<S>> + Send + 'static,
+) -> Arc<Mutex<Vec<u8>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for mut c in connections.flatten() {
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let mut seen = seen.lock().unwrap();
+            seen.extend_from_slice(b"<connection>");
+            seen.extend_from_slice(&buf[..n]);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    got
+}
+
 impl Listener {
     fn tcp() -> Listener {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let seen = got.clone();
-        std::thread::spawn(move || {
-            for mut c in l.incoming().flatten() {
-                let mut buf = [0u8; 4096];
-                let n = c.read(&mut buf).unwrap_or(0);
-                seen.lock().unwrap().extend_from_slice(b"<connection>");
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-            }
-        });
         Listener {
-            got,
+            got: serve(std::iter::from_fn(move || Some(l.accept().map(|(s, _)| s)))),
             port,
             path: None,
         }
@@ -83,19 +91,8 @@ impl Listener {
     fn unix(path: std::path::PathBuf) -> Listener {
         let _ = std::fs::remove_file(&path);
         let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let seen = got.clone();
-        std::thread::spawn(move || {
-            for mut c in l.incoming().flatten() {
-                let mut buf = [0u8; 4096];
-                let n = c.read(&mut buf).unwrap_or(0);
-                seen.lock().unwrap().extend_from_slice(b"<connection>");
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-            }
-        });
         Listener {
-            got,
+            got: serve(std::iter::from_fn(move || Some(l.accept().map(|(s, _)| s)))),
             port: 0,
             path: Some(path),
         }
