@@ -58,6 +58,9 @@ pub struct Config {
     pub gate_cpus: Option<usize>,
     /// Directories every sparse slot materializes (`[sparse] include`).
     pub sparse_include: Vec<String>,
+    /// Who the commits slices contribute are by (`[commit] author`,
+    /// `Name <email>`); absent: the repository's `user.name`/`user.email`.
+    pub commit_author: Option<String>,
     /// Where slice attempts run (`[executor]`).
     pub executor: crate::executor::Executor,
 }
@@ -92,6 +95,15 @@ struct File {
     sparse: SparseEntry,
     #[serde(default)]
     executor: ExecutorEntry,
+    #[serde(default)]
+    commit: CommitEntry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitEntry {
+    /// `Name <email>`.
+    author: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,6 +472,14 @@ impl Config {
                 n => n,
             },
             sparse_include: file.sparse.include,
+            commit_author: match file.commit.author {
+                Some(a) if crate::git::parse_author(&a).is_none() => {
+                    return Err(bad(format!(
+                        "commit.author: `{a}` is not `Name <email>` (e.g. \"Release Bot <bot@example.com>\")"
+                    )))
+                }
+                a => a,
+            },
             executor: match file.executor.kind.as_deref() {
                 None | Some("local") => crate::executor::Executor::Local,
                 Some("slurm") => crate::executor::Executor::Slurm(file.executor.slurm),
@@ -522,6 +542,7 @@ impl Config {
             gate_cpus: None,
             executor: Default::default(),
             sparse_include: vec![],
+            commit_author: None,
         }
     }
 

@@ -244,6 +244,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         sandbox_env: config.sandbox_env.clone(),
         sandbox_readable: config.sandbox_readable.clone(),
         network,
+        commit_author: config.commit_author.clone(),
         slot_cache: config.slot_cache.clone(),
         slot_keep: config.slot_keep.clone(),
         sparse: opts.sparse.then(|| config.sparse_include.clone()),

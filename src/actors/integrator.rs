@@ -29,6 +29,8 @@ pub enum IntegratorMsg {
         start: Option<String>,
         /// The message of the one commit the slice contributes.
         message: String,
+        /// Who that commit is by (`Name <email>`), when not the repository's identity.
+        author: Option<String>,
     },
     /// Move the integration branch forward to this candidate commit.
     Advance { commit: String, tree: String },
@@ -81,7 +83,8 @@ impl Actor for IntegratorActor {
                 commit,
                 start,
                 message,
-            } => merge(state, slice, attempt, commit, start, message).await,
+                author,
+            } => merge(state, slice, attempt, commit, start, (message, author)).await,
             // A branch that cannot be moved forward (someone else moved it)
             // stops the integrator, and so the goal: omk does not overwrite it.
             IntegratorMsg::Advance { commit, tree } => advance(state, commit, tree).await?,
@@ -104,14 +107,19 @@ async fn merge(
     attempt: u32,
     commit: String,
     start: Option<String>,
-    slice_message: String,
+    (slice_message, author): (String, Option<String>),
 ) -> EventBody {
     let (repo, onto) = (state.repo.clone(), state.tip.clone());
     let message = crate::git::conventions::merge_message(&state.goal_id, &slice, attempt);
     let (theirs, base) = (commit.clone(), onto.clone());
     let merged = blocking(move || {
         let contributed = match &start {
-            Some(start) => repo.commit_tree(&repo.tree_of(&theirs)?, &[start], &slice_message)?,
+            Some(start) => repo.commit_tree_by(
+                &repo.tree_of(&theirs)?,
+                &[start],
+                &slice_message,
+                author.as_deref(),
+            )?,
             // Logs from before starts were recorded: the attempt's own.
             None => theirs,
         };

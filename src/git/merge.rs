@@ -101,8 +101,23 @@ impl Repo {
 
     /// Writes a merge commit of `tree` with `parents`; touches no ref.
     pub fn commit_tree(&self, tree: &str, parents: &[&str], message: &str) -> Result<String> {
+        self.commit_tree_by(tree, parents, message, None)
+    }
+
+    /// [`Repo::commit_tree`], authored and committed by `author` (`Name
+    /// <email>`) when given, else as the repository is configured.
+    pub fn commit_tree_by(
+        &self,
+        tree: &str,
+        parents: &[&str],
+        message: &str,
+        author: Option<&str>,
+    ) -> Result<String> {
         let repo = self.open()?;
-        let sig = signature(&repo)?;
+        let sig = match author.and_then(super::parse_author) {
+            Some((name, email)) => git2::Signature::now(&name, &email)?,
+            None => signature(&repo)?,
+        };
         let tree = repo.find_tree(Oid::from_str(tree)?)?;
         let parents = parents
             .iter()

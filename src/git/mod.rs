@@ -674,6 +674,18 @@ fn command_error(args: &[&str], out: &std::process::Output) -> Error {
 }
 
 /// The user's configured identity, or omk's own when none is set.
+/// `Name <email>` as its two parts, when it is of that form.
+pub fn parse_author(text: &str) -> Option<(String, String)> {
+    let (name, rest) = text.trim().split_once('<')?;
+    let email = rest.strip_suffix('>')?.trim();
+    let name = name.trim();
+    (!name.is_empty()
+        && email.contains('@')
+        && !email.contains(['<', '>', '\n'])
+        && !name.contains('\n'))
+    .then(|| (name.to_string(), email.to_string()))
+}
+
 fn signature(repo: &Repository) -> Result<Signature<'static>> {
     Ok(repo
         .signature()

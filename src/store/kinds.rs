@@ -234,6 +234,10 @@ pub struct Limits {
     /// the default (`[run] log_limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_limit: Option<u64>,
+    /// Who the commits slices contribute are by (`[commit] author`);
+    /// absent: the repository's configured identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_author: Option<String>,
     /// Where slice attempts run; absent: on this machine.
     #[serde(default, skip_serializing_if = "crate::executor::Executor::is_local")]
     pub executor: crate::executor::Executor,

@@ -437,3 +437,18 @@ fn write_scopes_into_git_or_out_of_the_repository_are_refused_up_front() {
         "a refused run left state, refs or worktrees"
     );
 }
+
+#[test]
+fn a_commit_author_that_is_not_name_and_email_is_refused() {
+    let f = Fixture::new(&[(
+        "omk.toml",
+        &(gate_toml("check", "true", "both") + "[commit]\nauthor = \"nobody\"\n"),
+    )]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let agent = f.agent("echo a > a.txt");
+    refused(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        "commit.author: `nobody` is not `Name <email>`",
+    );
+}

@@ -112,6 +112,7 @@ impl SupervisorState {
             commit,
             start: s.start_commit.clone(),
             message,
+            author: self.state.settings.limits.commit_author.clone(),
         })?;
         Ok(())
     }
