@@ -222,23 +222,44 @@ async fn run_job(
                 let ran = match (checked, &spec.review, &job.subject) {
                     (Err(why), _, _) => Err(format!("not run: {why}")),
                     (Ok(()), None, _) => {
-                        gate::run(spec, &job.bench, &job.tree, log.clone(), cancel)
+                        let (spec, bench, tree, log, cancel) = (
+                            spec.clone(),
+                            job.bench.clone(),
+                            job.tree.clone(),
+                            log.clone(),
+                            cancel.clone(),
+                        );
+                        contained(async move {
+                            crate::fault::point("gate.run");
+                            gate::run(&spec, &bench, &tree, log, &cancel)
+                                .await
+                                .map_err(|e| format!("could not run: {e}"))
+                        })
+                        .await
+                    }
+                    (Ok(()), Some(review), Some(subject)) => {
+                        let (spec, review, subject, repo, bench, tree, earlier, log, cancel) = (
+                            spec.clone(),
+                            review.clone(),
+                            subject.clone(),
+                            repo.clone(),
+                            job.bench.clone(),
+                            job.tree.clone(),
+                            results.clone(),
+                            log.clone(),
+                            cancel.clone(),
+                        );
+                        contained(async move {
+                            crate::fault::point("gate.run");
+                            crate::review::run(
+                                &spec, &review, &subject, &repo, &bench, &tree, &earlier, log,
+                                &cancel,
+                            )
                             .await
                             .map_err(|e| format!("could not run: {e}"))
+                        })
+                        .await
                     }
-                    (Ok(()), Some(review), Some(subject)) => crate::review::run(
-                        spec,
-                        review,
-                        subject,
-                        &repo,
-                        &job.bench,
-                        &job.tree,
-                        &results,
-                        log.clone(),
-                        cancel,
-                    )
-                    .await
-                    .map_err(|e| format!("could not run: {e}")),
                     (Ok(()), Some(_), None) => Err("not run: there is no change to review".into()),
                 };
                 let result = match ran {
@@ -290,6 +311,27 @@ async fn run_job(
             passed,
             gates: results,
         });
+    }
+}
+
+/// Runs one gate on a task of its own: a panic in it (a bug of omk's) ends
+/// as a failed result carrying the panic's message, never as a verdict that
+/// is not sent while the goal waits for it.
+async fn contained(
+    gate: impl std::future::Future<Output = Result<GateResult, String>> + Send + 'static,
+) -> Result<GateResult, String> {
+    match tokio::spawn(gate).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let said = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "no message".into());
+            Err(format!("could not run: omk's gate job panicked: {said}"))
+        }
+        Err(e) => Err(format!("could not run: {e}")),
     }
 }
 

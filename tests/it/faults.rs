@@ -359,3 +359,33 @@ fn an_integration_branch_deleted_while_omk_was_down_is_made_again() {
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+#[test]
+fn a_gate_job_that_panics_fails_its_gate_with_the_panic_s_message_and_the_goal_goes_on() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    let agent = f.agent(r#"echo "$OMK_ATTEMPT" > a.txt"#);
+    let plan = f.plan(serde_json::json!({ "slices": [crate::support::slice("a", &["a.txt"])] }));
+    // The first gate omk runs panics inside omk: no verdict would ever be
+    // sent, and the goal would wait for it forever.
+    let (code, proof, stderr) = f.run_goal_watched(
+        &plan,
+        &agent,
+        &["--no-base-check", "--max-attempts", "2"],
+        &[("OMK_FAULT", "panic:gate.run:1")],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let a = crate::support::slice_of(&proof, "a");
+    assert_eq!(a["attempts"], 2, "{a:#}");
+    let first = a["attempt_history"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        first.contains("gate `check`") && a["attempt_history"][0]["status"] == "gate_failed",
+        "{a:#}"
+    );
+    let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", "--json"]).stdout).into_owned();
+    assert!(
+        replay.contains("omk's gate job panicked: injected fault at gate.run"),
+        "{replay}"
+    );
+}
