@@ -168,6 +168,11 @@ impl GateState {
     }
 }
 
+#[tracing::instrument(
+    name = "gate_job",
+    skip_all,
+    fields(goal = %job.bench.goal_id, slice = job.slice.as_deref().unwrap_or("integration"), tree = %job.tree)
+)]
 async fn run_job(
     job: GateJob,
     supervisor: &ActorRef<SupervisorMsg>,
@@ -192,8 +197,12 @@ async fn run_job(
     let mut ready = false;
     for spec in &job.gates {
         let result = match cache.get(spec, &job.bench, &job.tree) {
-            Some(hit) => hit,
+            Some(hit) => {
+                tracing::debug!(gate = %spec.name, from_goal = ?hit.from_goal, "cached pass reused");
+                hit
+            }
             None => {
+                tracing::debug!(gate = %spec.name, "running");
                 report(EventBody::GateStarted {
                     slice: job.slice.clone(),
                     gate: spec.name.clone(),
@@ -291,6 +300,7 @@ async fn run_job(
             return;
         }
         let ok = result.passed;
+        tracing::debug!(gate = %result.name, passed = ok, outcome = %result.outcome, "gate ended");
         results.push(result.clone());
         report(EventBody::GateFinished {
             slice: job.slice.clone(),

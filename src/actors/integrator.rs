@@ -98,6 +98,7 @@ impl Actor for IntegratorActor {
     }
 }
 
+#[tracing::instrument(name = "merge", skip(state, commit, start, slice_message), fields(goal = %state.goal_id, onto = %state.tip))]
 /// Merges one slice onto the candidate's tip: not the chain of its
 /// attempts (a refused or red one among them), but one commit of its
 /// accepted tree on the commit it started from.
@@ -129,6 +130,7 @@ async fn merge(
     })
     .await
     .and_then(|r| r);
+    tracing::debug!(merged = ?merged.as_ref().map(|(c, m)| (c, m)), "merge made");
     match merged {
         Ok((contributed, Merged::Commit { commit: new, tree })) => {
             state.tip = new.clone();

@@ -158,10 +158,21 @@ fn as_flags(e: crate::Error) -> crate::Error {
 /// Runs the command line and renders any error once.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("OMK_LOG"))
-        .with_writer(std::io::stderr)
-        .try_init();
+    // `OMK_LOG=debug` (any tracing filter, e.g. `omk=debug`) shows what omk
+    // decides and does, and why; `OMK_LOG_FORMAT=json` writes it as JSON
+    // lines, for bug reports.
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing::level_filters::LevelFilter::OFF.into())
+        .with_env_var("OMK_LOG")
+        .from_env_lossy();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match std::env::var("OMK_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().with_current_span(true).try_init(),
+        _ => builder.try_init(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

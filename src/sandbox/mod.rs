@@ -368,6 +368,12 @@ impl Confinement {
             view,
             net,
         };
+        tracing::debug!(
+            program = %program.as_ref().to_string_lossy(),
+            view_steps = plan.view.len(),
+            network = if plan.net.is_some() { "proxied" } else { "open" },
+            "confined"
+        );
         let mut command = tokio::process::Command::new(helper()?);
         command
             .arg(HELPER_ARG)

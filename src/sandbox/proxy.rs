@@ -168,6 +168,7 @@ async fn handle(
         Err(why) => return reply(&mut client, "400 Bad Request", &why).await,
     };
     if !allow.allows(&request.host, request.port) {
+        tracing::info!(host = %request.host, port = request.port, "egress refused");
         refusals.add(&request.host, request.port);
         let shown = match request.host.contains(':') {
             true => format!("[{}]:{}", request.host, request.port),

@@ -134,6 +134,11 @@ fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String
 
 /// Runs the attempt and returns its final event: the slot made ready, the
 /// agent run, what it did judged, its work committed.
+#[tracing::instrument(
+    name = "attempt",
+    skip_all,
+    fields(goal = %args.task.goal_id, slice = %args.task.slice_id, attempt = args.task.attempt)
+)]
 async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     prepare(args).await?;
     if let Some(remote) = &args.remote {

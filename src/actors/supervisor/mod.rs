@@ -403,6 +403,12 @@ impl SupervisorState {
         let mut queue = std::collections::VecDeque::from([body]);
         while let Some(body) = queue.pop_front() {
             self.record(body.clone())?;
+            tracing::debug!(
+                goal = %self.state.goal_id,
+                kind = body.kind(),
+                slice = body.slice().unwrap_or_default(),
+                "recorded"
+            );
             for action in self.decider.on_event(&self.state, &body) {
                 queue.extend(self.carry_out(action, myself).await?);
             }
@@ -441,6 +447,7 @@ impl SupervisorState {
         action: Action,
         myself: &ActorRef<SupervisorMsg>,
     ) -> Result<Vec<EventBody>, ActorProcessingErr> {
+        tracing::debug!(goal = %self.state.goal_id, ?action, "decided");
         match action {
             Action::Block { slice, reason } => {
                 return Ok(vec![EventBody::SliceBlocked { slice, reason }])
