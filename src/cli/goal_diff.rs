@@ -13,6 +13,9 @@ pub struct Args {
     /// Only the changed files and line counts.
     #[arg(long)]
     stat: bool,
+    /// That attempt's commit instead of the last one (attempts stay local).
+    #[arg(long, value_name = "N")]
+    attempt: Option<u32>,
 }
 
 pub fn run(dir: &Path, args: Args) -> Result<u8> {
@@ -28,20 +31,45 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     let repo = crate::git::Repo::discover(dir)?;
     let (_, goal) = super::find_goal(dir, id)?;
     let (state, _) = super::load_state(&goal)?;
-    let Some(s) = state.slice(slice) else {
-        let ids: Vec<&str> = state.slices.iter().map(|s| s.id.as_str()).collect();
-        return Err(Error::Usage(format!(
-            "goal {} has no slice `{slice}`; its slices: {}",
-            goal.id,
-            ids.join(", ")
-        )));
+    // The integration: everything the goal merged, against its base.
+    let (start, commit) = if slice == crate::plan::INTEGRATION {
+        (state.base_commit.clone(), state.integration.commit.clone())
+    } else {
+        let Some(s) = state.slice(slice) else {
+            let ids: Vec<&str> = state.slices.iter().map(|s| s.id.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "goal {} has no slice `{slice}`; its slices: {} (or `{}`)",
+                goal.id,
+                ids.join(", "),
+                crate::plan::INTEGRATION
+            )));
+        };
+        let commit = match args.attempt {
+            None => s.commit.clone(),
+            Some(n) => match s.attempt_history.iter().find(|a| a.attempt == n) {
+                Some(a) => a.commit.clone(),
+                None => {
+                    return Err(Error::Usage(format!(
+                        "slice `{slice}` has {} that ended (asked for attempt {n})",
+                        crate::util::count(s.attempt_history.len(), "attempt")
+                    )))
+                }
+            },
+        };
+        match (&s.start_commit, commit) {
+            (Some(start), Some(commit)) => (start.clone(), commit),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "slice `{slice}` has no commit {}(it is {})",
+                    args.attempt
+                        .map(|n| format!("for attempt {n} "))
+                        .unwrap_or_else(|| "yet ".into()),
+                    s.status
+                )))
+            }
+        }
     };
-    let (Some(start), Some(commit)) = (&s.start_commit, &s.commit) else {
-        return Err(Error::Usage(format!(
-            "slice `{slice}` has no commit yet (it is {})",
-            s.status
-        )));
-    };
+    let (start, commit) = (&start, &commit);
     // git itself, not git2: its diff is what engineers read, with their
     // colours, pager and diff settings, on a terminal or into a pipe.
     let mut cmd = std::process::Command::new("git");

@@ -638,6 +638,15 @@ fn only_green_in_scope_work_is_pushed_one_clean_commit_per_slice() {
     for (c, _) in &delivered {
         assert!(gate_passes(&clone, c, f.tmp.path()), "{c} is red");
     }
+    // Attempts stay local, to be looked at; the integration's diff is the goal's.
+    let diff = |args: &[&str]| String::from_utf8_lossy(&f.omk(args).stdout).into_owned();
+    let red = diff(&["goal", "diff", "red", "--attempt", "1"]);
+    assert!(red.contains("+broken"), "{red}");
+    let whole = diff(&["goal", "diff", id, "integration", "--stat"]);
+    assert!(
+        whole.contains("scoped.txt") && whole.contains("red.txt") && !whole.contains("README"),
+        "{whole}"
+    );
     // The proof still tells the attempts' story, and verifies on a clone.
     let md = String::from_utf8_lossy(&f.omk(&["goal", "proof", "--markdown"]).stdout).into_owned();
     assert!(
