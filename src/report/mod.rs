@@ -80,9 +80,10 @@ impl Reporter {
         }
     }
 
-    /// Shows one recorded event.
+    /// Shows one recorded event, timed from the goal's start (so a watcher
+    /// that attached late keeps the goal's clock, not its own).
     pub fn event(&mut self, event: &Event, state: &GoalState) {
-        let elapsed = self.started.elapsed();
+        let elapsed = since(&state.started_at, &event.ts).unwrap_or_else(|| self.started.elapsed());
         match &mut self.mode {
             Mode::Plain => eprintln!("{}", plain_line(elapsed, &event.body)),
             Mode::Live(live) => live.event(event, state),
@@ -258,6 +259,15 @@ fn summary_text(state: &GoalState, hidden: usize) -> String {
         line += &format!(" │ {hidden} more active than fit");
     }
     line
+}
+
+/// The time from `start` to `at` (both RFC 3339), when both can be read.
+fn since(start: &str, at: &str) -> Option<Duration> {
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let d = parse(at)? - parse(start)?;
+    Duration::try_from(d).ok()
 }
 
 fn plain_line(elapsed: Duration, body: &EventBody) -> String {

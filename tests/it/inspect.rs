@@ -671,3 +671,44 @@ fn a_hostile_file_name_writes_no_escape_sequence_to_the_live_view_or_status() {
         "{screen}"
     );
 }
+
+#[test]
+fn watch_keeps_the_goal_s_clock_not_its_own() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    let agent = f.agent(r#"sleep 1.2; echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, _, stderr) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Attached after the end: every line is timed from the goal's start.
+    let out = f.omk(&["goal", "watch", "--no-progress"]);
+    let lines = String::from_utf8_lossy(&out.stderr).into_owned();
+    let at = |what: &str| -> f64 {
+        let line = lines
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no `{what}` in:\n{lines}"));
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('s')
+            .parse()
+            .unwrap()
+    };
+    assert!(at("goal started") < 0.5, "{lines}");
+    assert!(at("goal finished") >= 1.2, "{lines}");
+    let ran = stderr
+        .lines()
+        .find(|l| l.contains("goal finished"))
+        .unwrap();
+    let ran: f64 = ran
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(
+        (at("goal finished") - ran).abs() < 0.5,
+        "run {ran}s, watch:\n{lines}"
+    );
+}
