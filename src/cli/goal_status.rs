@@ -20,6 +20,13 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         super::print_json(&state)?;
     } else {
         print!("{}", crate::proof::text(&state));
+        // The log says running; whether anything still runs it is the lock's.
+        if state.status == crate::state::GoalStatus::Running && goal.holder().is_none() {
+            println!(
+                "driver: none — the process that ran this goal stopped before it finished; `omk goal resume {}` goes on",
+                goal.id
+            );
+        }
         if let Some(plan) = &state.settings.plan {
             println!(
                 "plan: {} ({})",

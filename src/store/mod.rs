@@ -76,7 +76,11 @@ impl GoalDir {
             if process_alive(&pid) || std::time::Instant::now() > patience {
                 return Err(Error::Busy {
                     goal: self.id.clone(),
-                    pid,
+                    // A holder that has not written its pid yet is starting.
+                    pid: match pid.is_empty() {
+                        true => "that is starting".into(),
+                        false => pid,
+                    },
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -715,3 +715,32 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
     let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(slice_of(&proof, "b")["status"], "merged");
 }
+
+#[test]
+fn status_of_a_goal_whose_driver_died_says_so() {
+    let b = blocking();
+    let mut child = b.start();
+    b.wait_for_blocked();
+    let status = String::from_utf8_lossy(&b.f.omk(&["goal", "status"]).stdout).into_owned();
+    assert!(!status.contains("driver: none"), "{status}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let status = String::from_utf8_lossy(&b.f.omk(&["goal", "status"]).stdout).into_owned();
+    assert!(
+        status.contains("status: running")
+            && status.contains("driver: none")
+            && status.contains("goal resume"),
+        "{status}"
+    );
+    // What it left running ends with its hold; resume finishes the goal.
+    std::fs::remove_file(&b.gate_file).unwrap();
+    let resumed = b.f.omk(&["goal", "resume", "--json"]);
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let status = String::from_utf8_lossy(&b.f.omk(&["goal", "status"]).stdout).into_owned();
+    assert!(!status.contains("driver: none"), "{status}");
+}
