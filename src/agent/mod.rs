@@ -128,7 +128,12 @@ impl AgentSpec {
     /// anything is made for it. An `exec:` command is the shell's to find.
     pub fn check_installed(&self) -> Result<()> {
         let program = match self {
-            AgentSpec::Exec { .. } => return Ok(()),
+            // The program an `exec:` command starts with, when it plainly
+            // names one (not a builtin, an assignment or other shell syntax).
+            AgentSpec::Exec { command } => match exec_program(command) {
+                Some(program) => program,
+                None => return Ok(()),
+            },
             AgentSpec::Acp {
                 kimi: false,
                 command,
@@ -142,6 +147,9 @@ impl AgentSpec {
             return Ok(());
         }
         let hint = match self {
+            AgentSpec::Exec { .. } => {
+                "install it, or give its path; the command runs with `sh -c` in each slice's worktree".into()
+            }
             AgentSpec::Acp { kimi: false, .. } => {
                 "install it, or choose another agent (exec:<command> runs any command)".into()
             }
@@ -158,6 +166,23 @@ impl AgentSpec {
 }
 
 /// Whether `program` names an executable file: a path, or a name on `PATH`.
+/// The program an `exec:` command runs first, when its first word plainly
+/// names one: not a shell keyword or builtin, an assignment, or syntax.
+fn exec_program(command: &str) -> Option<String> {
+    const SHELL: &[&str] = &[
+        "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
+        "in", "function", "select", "time", "!", "{", "}", "[", "[[", "cd", "echo", "exec", "exit",
+        "export", "eval", "set", "unset", "true", "false", "test", "printf", "read", "return",
+        "shift", "trap", "ulimit", "umask", "wait", "command", "type", ".", ":", "source", "alias",
+        "local", "readonly", "builtin", "let", "declare", "pwd", "kill", "sleep",
+    ];
+    let first = command.split_whitespace().next()?;
+    let plain = first
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+'));
+    (plain && !SHELL.contains(&first)).then(|| first.to_string())
+}
+
 pub(crate) fn find_program(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let runnable = |p: &std::path::Path| {

@@ -345,7 +345,7 @@ fn an_agent_that_is_not_installed_is_named_before_anything_is_made() {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
     let plan = plan.to_str().unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["goal", "run", "g", "--slices", "2"],
             "pip install kimi-cli",
@@ -365,6 +365,30 @@ fn an_agent_that_is_not_installed_is_named_before_anything_is_made() {
                 "acp:/no/such/agent --acp",
             ],
             "`/no/such/agent`, which is not installed",
+        ),
+        (
+            &[
+                "goal",
+                "run",
+                "g",
+                "--plan",
+                plan,
+                "--agent",
+                "exec:/no/such/agent --go",
+            ],
+            "`/no/such/agent`, which is not installed",
+        ),
+        (
+            &[
+                "goal",
+                "run",
+                "g",
+                "--plan",
+                plan,
+                "--agent",
+                "exec:no-such-agent-omk --go",
+            ],
+            "`no-such-agent-omk`, which is not installed",
         ),
     ];
     for (args, said) in cases {
