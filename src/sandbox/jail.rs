@@ -420,16 +420,9 @@ fn build_view(steps: &[Step]) -> Result<Vec<std::path::PathBuf>, String> {
     // let the command write it.
     for step in steps {
         if step.op == (Op::Hide { writable: false }) {
-            mount(
-                None,
+            read_only(
                 &step.path.to_string_lossy(),
-                None,
-                libc::MS_REMOUNT
-                    | libc::MS_BIND
-                    | libc::MS_RDONLY
-                    | libc::MS_NOSUID
-                    | libc::MS_NODEV,
-                None,
+                libc::MS_NOSUID | libc::MS_NODEV,
             )?;
         }
     }
@@ -547,14 +540,17 @@ fn cover_sockets(sockets: &[std::path::PathBuf]) -> Result<(), String> {
         if !meta.file_type().is_socket() {
             continue;
         }
-        mount(
+        let covered = mount(
             Some("/dev/null"),
             &path.to_string_lossy(),
             None,
             libc::MS_BIND,
             None,
-        )
-        .map_err(|e| format!("{e} (covering the host's socket)"))?;
+        );
+        // A socket removed since it was listed needs no cover.
+        if covered.is_err() && std::fs::symlink_metadata(path).is_ok() {
+            return covered.map_err(|e| format!("{e} (covering the host's socket)"));
+        }
     }
     Ok(())
 }
@@ -621,6 +617,32 @@ fn set_proxy_env(port: u16) {
         std::env::set_var(name, "localhost,127.0.0.1,::1");
     }
     std::env::set_var("NODE_USE_ENV_PROXY", "1");
+}
+
+/// Makes the mount at `target` read-only. The kernel refuses while it
+/// counts a write to the mount in flight (EBUSY), which under load was seen
+/// to last a while: tried again for up to two seconds.
+fn read_only(target: &str, flags: libc::c_ulong) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        let made = mount(
+            None,
+            target,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | flags,
+            None,
+        );
+        // `mount` failed just now, so errno is its.
+        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
+        match made {
+            Err(_) if busy && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("{e} (making it read-only)")),
+            Ok(()) => return Ok(()),
+        }
+    }
 }
 
 /// Applies the plan's Landlock rules to this process and its descendants.
