@@ -133,10 +133,11 @@ pub fn text(s: &GoalState) -> String {
 const FILES_SHOWN: usize = 10;
 
 /// Markdown ready to paste as a pull-request body: it names no path of the
-/// machine that ran the goal, and its commands work on any clone that
-/// fetched the goal's branch and proof from `remote`. With `repo`, each
-/// slice's diffstat is shown.
-pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
+/// machine that ran the goal. With `pushed_to`, the remote its branch and
+/// proof were pushed to, its commands work on any clone that fetches them
+/// from there; without, it says how to check the goal where it ran. With
+/// `repo`, each slice's diffstat is shown.
+pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> String {
     let mut out = String::new();
     let portable = |text: &str| portable(text, s);
     let badge = match s.status {
@@ -291,18 +292,29 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, remote: &str) -> String {
         let _ = writeln!(out, "\n### Usage\n\n{usage}");
     }
     let _ = writeln!(out, "\n### Verify it yourself\n");
-    let _ = writeln!(
-        out,
-        "In any clone, fetch the goal's branch and proof, then re-derive the integration tree from the recorded slice commits:\n"
-    );
-    let _ = writeln!(
-        out,
-        "```\ngit fetch {remote} '{}*:{}*' {}\nomk goal verify {}\n```",
-        crate::git::conventions::PROOFS,
-        crate::git::conventions::PROOFS,
-        i.branch,
-        s.goal_id
-    );
+    match pushed_to {
+        Some(remote) => {
+            let _ = writeln!(
+                out,
+                "In any clone, fetch the goal's branch and proof, then re-derive the integration tree from the recorded slice commits:\n"
+            );
+            let _ = writeln!(
+                out,
+                "```\ngit fetch {remote} '{}*:{}*' {}\nomk goal verify {}\n```",
+                crate::git::conventions::PROOFS,
+                crate::git::conventions::PROOFS,
+                i.branch,
+                s.goal_id
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "The proof was not pushed. In the repository that ran the goal, re-derive the integration tree from the recorded slice commits:\n"
+            );
+            let _ = writeln!(out, "```\nomk goal replay {} --verify\n```", s.goal_id);
+        }
+    }
     out
 }
 

@@ -23,12 +23,13 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         super::print_json(&state)?;
     } else if args.markdown {
         let repo = crate::git::Repo::discover(dir)?;
-        let remote = state
+        // Fetch-and-verify is offered only where the proof was pushed.
+        let pushed_to = state
             .delivery
             .as_ref()
-            .and_then(|d| d.remote.as_deref())
-            .unwrap_or("origin");
-        print!("{}", crate::proof::markdown(&state, Some(&repo), remote));
+            .filter(|d| d.proof_ref.is_some())
+            .and_then(|d| d.remote.as_deref());
+        print!("{}", crate::proof::markdown(&state, Some(&repo), pushed_to));
     } else {
         print!("{}", crate::proof::text(&state));
     }

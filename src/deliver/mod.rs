@@ -382,7 +382,8 @@ fn pull_request_body(repo: &Repo, state: &GoalState, d: &Delivery) -> String {
                 .join(", ")
         );
     }
-    body += &crate::proof::markdown(state, Some(repo), d.remote.as_deref().unwrap_or("origin"));
+    // The proof is pushed with the pull request's branch.
+    body += &crate::proof::markdown(state, Some(repo), d.remote.as_deref().or(Some("origin")));
     crate::util::clip(&body, BODY_LIMIT)
 }
 

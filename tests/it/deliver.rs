@@ -653,6 +653,10 @@ fn only_green_in_scope_work_is_pushed_one_clean_commit_per_slice() {
         md.contains("### Attempts") && md.contains("scope_violation"),
         "{md}"
     );
+    assert!(
+        md.contains(&format!("omk goal verify {id}")),
+        "pushed: {md}"
+    );
     fetch_proofs(&clone);
     let (code, said) = omk_elsewhere(&clone, &["goal", "verify", id]);
     assert_eq!(code, 0, "{said}");

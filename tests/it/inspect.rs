@@ -46,8 +46,11 @@ fn list_status_and_proof_show_the_same_goal() {
         md.contains("| `a` | slice a | merged | 1 | 1 file, +1 −0 | ✓ check |"),
         "{md}"
     );
+    // Not pushed: no fetch of a proof that is nowhere, but how to check it here.
     assert!(
-        md.contains("### Verify it yourself") && md.contains(&format!("omk goal verify {id}")),
+        md.contains("### Verify it yourself")
+            && md.contains(&format!("omk goal replay {id} --verify"))
+            && !md.contains("git fetch"),
         "{md}"
     );
     assert!(md.contains("**Status:** ✅ ready"));
