@@ -310,7 +310,7 @@ pub async fn run(
     // likely why it failed.
     let excerpt = (!exit.success())
         .then(|| {
-            let tail = crate::util::tail(&log, EXCERPT_LINES, EXCERPT_BYTES);
+            let tail = crate::excerpt::of_log(&log, EXCERPT_LINES, EXCERPT_BYTES);
             match network.failure_hint() {
                 Some(hint) => format!("{hint}\n{tail}"),
                 None => tail,

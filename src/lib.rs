@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod error;
+pub mod excerpt;
 pub mod executor;
 pub mod fault;
 pub mod gate;

@@ -148,7 +148,7 @@ fn failed(all: &[Step], lines: usize) -> Result<u8> {
             text += &line;
             text += "\n";
         }
-        let tail = crate::util::tail(&step.log, lines, 64 * 1024);
+        let tail = crate::excerpt::of_log(&step.log, lines, 64 * 1024);
         if !tail.is_empty() {
             text += &tail;
             text += "\n";

@@ -952,3 +952,32 @@ fn gates_run_side_by_side_as_their_cpus_fit_and_never_beyond_the_budget() {
         );
     }
 }
+
+#[test]
+fn a_failed_gate_s_excerpt_and_feedback_begin_where_the_failure_begins() {
+    // As cargo prints it: the root error first, then pages of notes, then
+    // a line that says little.
+    let gate = r#"echo '   Compiling x v0.1.0'; echo 'error[E0592]: duplicate definitions with name `new`'; i=0; while [ $i -lt 80 ]; do echo "  note $i"; i=$((i+1)); done; echo 'For more information about this error, try `rustc --explain E0592`.'; test -e fixed.txt"#;
+    let f = Fixture::new(&[("omk.toml", &gate_toml("build", gate, "slice"))]);
+    f.allow_agent_writes_to_scripts();
+    let agent = f.agent(&format!(
+        r#"if [ -n "$OMK_FEEDBACK" ]; then cp "$OMK_FEEDBACK" {}/feedback.md; echo y > fixed.txt; fi; echo "$OMK_ATTEMPT" > a.txt"#,
+        f.scripts.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt", "fixed.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+    assert_eq!(code, 0, "{stderr}");
+    let excerpt = slice_of(&proof, "a")["attempt_history"][0]["excerpt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(excerpt.starts_with("error[E0592]"), "{excerpt}");
+    assert!(excerpt.contains("rustc --explain E0592"), "{excerpt}");
+    let told = std::fs::read_to_string(f.scripts.join("feedback.md")).unwrap();
+    assert!(
+        told.contains("error[E0592]: duplicate definitions"),
+        "{told}"
+    );
+    let logs = String::from_utf8_lossy(&f.omk(&["goal", "logs", "--failed"]).stdout).into_owned();
+    assert!(logs.contains("error[E0592]"), "{logs}");
+}

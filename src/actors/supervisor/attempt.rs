@@ -304,18 +304,19 @@ impl SupervisorState {
     }
 }
 
-/// How a failed gate ended and the last lines of its log (bounded), for a
-/// feedback attempt: `(exit 1). The last N lines of its output: …`.
+/// How a failed gate ended and an excerpt of its log (bounded: where the
+/// failure begins, then the end), for a feedback attempt: `(exit 1). N
+/// lines of its output: …`.
 fn gate_output(result: Option<&crate::gate::GateResult>) -> String {
     let (outcome, log) = match result {
         Some(r) => (
             r.outcome.clone(),
-            crate::util::tail(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES),
+            crate::excerpt::of_log(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES),
         ),
         None => ("failed".to_string(), String::new()),
     };
     format!(
-        "({outcome}). The last {} lines of its output:\n\n```\n{}\n```",
+        "({outcome}). {} lines of its output, from where it first fails to its end:\n\n```\n{}\n```",
         log.lines().count(),
         log.trim_end()
     )
