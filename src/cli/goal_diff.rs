@@ -35,15 +35,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     let (start, commit) = if slice == crate::plan::INTEGRATION {
         (state.base_commit.clone(), state.integration.commit.clone())
     } else {
-        let Some(s) = state.slice(slice) else {
-            let ids: Vec<&str> = state.slices.iter().map(|s| s.id.as_str()).collect();
-            return Err(Error::Usage(format!(
-                "goal {} has no slice `{slice}`; its slices: {} (or `{}`)",
-                goal.id,
-                ids.join(", "),
-                crate::plan::INTEGRATION
-            )));
-        };
+        let s = super::slice_of(&state, slice)?;
         let commit = match args.attempt {
             None => s.commit.clone(),
             Some(n) => match s.attempt_history.iter().find(|a| a.attempt == n) {

@@ -57,15 +57,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     if slice == crate::plan::INTEGRATION {
         return show(pick(&all, None, 0, &args)?);
     }
-    let Some(s) = state.slice(slice) else {
-        let ids: Vec<&str> = state.slices.iter().map(|s| s.id.as_str()).collect();
-        return Err(Error::Usage(format!(
-            "goal {} has no slice `{slice}`; its slices: {} (or `{}`)",
-            goal.id,
-            ids.join(", "),
-            crate::plan::INTEGRATION
-        )));
-    };
+    let s = super::slice_of(&state, slice)?;
     let attempt = args.attempt.unwrap_or(s.attempts);
     if attempt == 0 || attempt > s.attempts {
         return Err(Error::Usage(format!(

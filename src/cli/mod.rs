@@ -328,6 +328,19 @@ fn find_goal(dir: &Path, id: &str) -> Result<(Store, GoalDir)> {
 
 /// A goal's state, rebuilt from its event log (pinned to the log's end, as
 /// the supervisor pins the proofs it writes).
+/// Slice `slice` of the goal in `state`, or an error naming its slices.
+fn slice_of<'a>(state: &'a GoalState, slice: &str) -> Result<&'a crate::state::SliceState> {
+    state.slice(slice).ok_or_else(|| {
+        let ids: Vec<&str> = state.slices.iter().map(|s| s.id.as_str()).collect();
+        crate::Error::Usage(format!(
+            "goal {} has no slice `{slice}`; its slices: {} (or `{}`)",
+            state.goal_id,
+            ids.join(", "),
+            crate::plan::INTEGRATION
+        ))
+    })
+}
+
 fn load_state(goal: &GoalDir) -> Result<(GoalState, Vec<events::Event>)> {
     let path = goal.events();
     let scan = events::Scan::of(&path)?;
