@@ -146,6 +146,21 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         crate::deliver::prepare(&repo, base_ref.as_deref(), &delivery)?;
     }
     let config = Config::at_commit(&repo, &base_commit)?;
+    // A kept path the repository does not ignore would be in every commit
+    // and every tree check of a slot that keeps it.
+    let unignored = repo.unignored(&config.slot_keep)?;
+    if !unignored.is_empty() {
+        return Err(Error::Config {
+            file: repo.root.join(crate::config::FILE_NAME),
+            reason: format!(
+                "pool.keep: {} {} not ignored by the repository, so what a slot keeps there would count as a change in every commit and tree check; add {} to .gitignore, or drop {} from pool.keep",
+                unignored.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+                if unignored.len() == 1 { "is" } else { "are" },
+                if unignored.len() == 1 { "it" } else { "them" },
+                if unignored.len() == 1 { "it" } else { "them" },
+            ),
+        });
+    }
     // A reviewer that is not installed is named now, not after the slices ran.
     for review in config.gates.iter().filter_map(|g| g.review.as_ref()) {
         if let Some(spec) = &review.agent {

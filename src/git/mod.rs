@@ -587,6 +587,31 @@ impl Repo {
     fn git_output(&self, args: &[&str]) -> Result<std::process::Output> {
         git_output_at(&self.root, args)
     }
+
+    /// Of the untracked paths `patterns` names (`[pool] keep`), those the
+    /// repository does not ignore: a slot keeps them, so its agents'
+    /// commits and the gates' tree checks would count them as changes.
+    /// A pattern is checked through a file below what it names
+    /// (`**/__pycache__` as `__pycache__/x`), as git ignores directories.
+    pub fn unignored(&self, patterns: &[String]) -> Result<Vec<String>> {
+        let mut unignored = Vec::new();
+        for pattern in patterns {
+            let probe = pattern
+                .trim_start_matches("**/")
+                .trim_end_matches('/')
+                .replace('*', "x");
+            let probe = format!("{probe}/x");
+            // `git check-ignore`, not git2: it reads the same rules git does,
+            // .git/info/exclude and core.excludesFile included.
+            let out = self.git_output(&["check-ignore", "-q", "--no-index", &probe])?;
+            match out.status.code() {
+                Some(0) => {}
+                Some(1) => unignored.push(pattern.clone()),
+                _ => return Err(command_error(&["check-ignore", &probe], &out)),
+            }
+        }
+        Ok(unignored)
+    }
 }
 
 /// Runs git in `dir` and returns its output, failing on a non-zero exit.

@@ -476,3 +476,30 @@ fn a_commit_author_that_is_not_name_and_email_is_refused() {
         "commit.author: `nobody` is not `Name <email>`",
     );
 }
+
+#[test]
+fn a_kept_path_the_repository_does_not_ignore_is_refused_naming_the_fix() {
+    let toml = gate_toml("check", "true", "both") + "[pool]\nkeep = [\".venv\", \"target\"]\n";
+    let f = Fixture::new(&[("omk.toml", &toml), (".gitignore", "target/\n")]);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let agent = f.agent("echo a > a.txt");
+    refused(
+        &f,
+        &run_args(plan.to_str().unwrap(), &agent),
+        "pool.keep: `.venv` is not ignored by the repository",
+    );
+    let out = f.omk(&run_args(plan.to_str().unwrap(), &agent));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("add it to .gitignore"), "{stderr}");
+    assert!(!stderr.contains("`target`"), "target is ignored: {stderr}");
+    // Ignored, it runs.
+    f.write(".gitignore", "target/\n.venv/\n");
+    f.git(&["commit", "-qam", "ignore the venv"]);
+    let out = f.omk(&run_args(plan.to_str().unwrap(), &agent));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
