@@ -109,6 +109,9 @@ impl Actor for GateActor {
         state: &mut GateState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            // A job whose every gate already passed on its tree runs none:
+            // its results are reported now, not after the queue.
+            GateMsg::Run(job) if state.all_cached(&job) => state.dispatch(*job, 0, &myself),
             GateMsg::Run(job) => state.queue.push_back(*job),
             GateMsg::JobDone { cpus } => {
                 state.running -= 1;
@@ -120,22 +123,39 @@ impl Actor for GateActor {
                 break;
             };
             let cpus = job.cpus(state.args.cpus);
-            state.running += 1;
-            state.busy += cpus;
-            let (supervisor, repo, cancel, cache) = (
-                state.args.supervisor.clone(),
-                state.args.repo.clone(),
-                state.args.cancel.clone(),
-                state.args.cache.clone(),
-            );
-            state.args.pool.unsettle(&job.bench.dir);
-            let me = myself.clone();
-            tokio::spawn(async move {
-                run_job(job, &supervisor, repo, &cancel, &cache).await;
-                let _ = me.send_message(GateMsg::JobDone { cpus });
-            });
+            state.dispatch(job, cpus, &myself);
         }
         Ok(())
+    }
+}
+
+impl GateState {
+    /// Whether the cache holds a pass of every gate of `job` on its tree.
+    fn all_cached(&self, job: &GateJob) -> bool {
+        !job.gates.is_empty()
+            && job
+                .gates
+                .iter()
+                .all(|g| self.args.cache.get(g, &job.bench, &job.tree).is_some())
+    }
+
+    /// Runs `job` on a task of its own, keeping `cpus` cores busy until it
+    /// reports its end.
+    fn dispatch(&mut self, job: GateJob, cpus: usize, myself: &ActorRef<GateMsg>) {
+        self.running += 1;
+        self.busy += cpus;
+        let (supervisor, repo, cancel, cache) = (
+            self.args.supervisor.clone(),
+            self.args.repo.clone(),
+            self.args.cancel.clone(),
+            self.args.cache.clone(),
+        );
+        self.args.pool.unsettle(&job.bench.dir);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            run_job(job, &supervisor, repo, &cancel, &cache).await;
+            let _ = me.send_message(GateMsg::JobDone { cpus });
+        });
     }
 }
 

@@ -981,3 +981,43 @@ fn a_failed_gate_s_excerpt_and_feedback_begin_where_the_failure_begins() {
     let logs = String::from_utf8_lossy(&f.omk(&["goal", "logs", "--failed"]).stdout).into_owned();
     assert!(logs.contains("error[E0592]"), "{logs}");
 }
+
+#[test]
+fn a_cached_gate_result_is_reported_at_once_not_after_a_busy_gate() {
+    // `a`'s gate takes a while; `b`'s tree passed in an earlier goal.
+    let gate = "if [ -e a.txt ]; then sleep 3; fi; true";
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", gate, "slice"))]);
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let only_b = f.plan(json!({ "slices": [slice("b", &["b.txt"])] }));
+    let (code, _, stderr) = f.run_goal(&only_b, &agent, &["--no-base-check"]);
+    assert_eq!(code, 0, "{stderr}");
+    let both = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let agent = f.agent(
+        r#"[ "$OMK_SLICE_ID" = b ] && sleep 1
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+    );
+    let (code, proof, stderr) = f.run_goal(
+        &both,
+        &agent,
+        &["--no-base-check", "--gate-concurrency", "1"],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    assert_eq!(
+        slice_of(&proof, "b")["gates"][0]["cached"],
+        true,
+        "{proof:#}"
+    );
+    // In the log, b's cached result comes before a's slow gate ends.
+    let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", "--json"]).stdout).into_owned();
+    let finished: Vec<String> = replay
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "gate_finished")
+        .map(|e| e["slice"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        finished.first().map(String::as_str),
+        Some("b"),
+        "{finished:?}"
+    );
+}
