@@ -233,6 +233,9 @@ fn without_a_sandbox_an_agent_that_writes_in_a_waiting_slice_s_worktree_fails() 
         r#"case "$OMK_SLICE_ID" in
   rogue) # Once both others have committed (one gates, one waits):
     until [ "$(git -C {repo} log --all --format=%s | grep -c '^omk: slice \(first\|second\)$')" -ge 2 ]; do sleep 0.05; done
+    # A commit is in the log a moment before omk settles its slot: wait
+    # for that, so the write lands on a settled slot, as the test means.
+    sleep 1
     for d in ../slot-*/; do echo pwned > "$d/pwned.txt"; done ;;
   *) echo x > "$OMK_SLICE_ID.txt" ;;
 esac"#
