@@ -210,6 +210,15 @@ impl GoalState {
                     ));
                     s.feedback = Some(feedback.clone());
                     s.work_from = work_from.clone();
+                    // A refused commit is recorded only as where the next
+                    // attempt goes on from: it is that attempt's commit.
+                    if let Some(a) = s
+                        .attempt_history
+                        .last_mut()
+                        .filter(|a| a.attempt == *attempt && a.commit.is_none())
+                    {
+                        a.commit = work_from.clone();
+                    }
                     // The agent goes on in its own session where it can.
                     s.resume_session = s.session.take();
                 }

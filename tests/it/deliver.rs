@@ -642,6 +642,8 @@ fn only_green_in_scope_work_is_pushed_one_clean_commit_per_slice() {
     let diff = |args: &[&str]| String::from_utf8_lossy(&f.omk(args).stdout).into_owned();
     let red = diff(&["goal", "diff", "red", "--attempt", "1"]);
     assert!(red.contains("+broken"), "{red}");
+    let refused = diff(&["goal", "diff", "scoped", "--attempt", "1"]);
+    assert!(refused.contains("SECRET-MARKER-4411"), "{refused}");
     let whole = diff(&["goal", "diff", id, "integration", "--stat"]);
     assert!(
         whole.contains("scoped.txt") && whole.contains("red.txt") && !whole.contains("README"),
