@@ -228,24 +228,6 @@ impl NetworkRecord {
         }
     }
 
-    /// One line for a person: the policy and what was refused.
-    pub fn summary(&self) -> String {
-        match self.policy {
-            NetworkPolicy::Open => "network: open (omk's own)".to_string(),
-            NetworkPolicy::Proxied => {
-                let allowed = match self.allowed.is_empty() {
-                    true => "no host".to_string(),
-                    false => self.allowed.join(", "),
-                };
-                let mut line = format!("network: through omk's proxy to {allowed}");
-                if !self.refused.is_empty() {
-                    line += &format!("; refused {}", self.refused_list());
-                }
-                line
-            }
-        }
-    }
-
     /// The refused destinations, in a line.
     pub fn refused_list(&self) -> String {
         self.refused

@@ -335,26 +335,10 @@ fn mount_view(landlock: bool) -> Result<(), String> {
     // under load that was seen to last: it is tried again, and given up
     // when Landlock, applied next, forbids writing /dev anyway (it is this
     // namespace's own tmpfs either way).
-    let mut tries = 0;
-    loop {
-        let remounted = mount(
-            None,
-            "/dev",
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
-            None,
-        );
-        // `mount` failed just now, so errno is its.
-        let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
-        match remounted {
-            Err(_) if busy && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(_) if busy && landlock => return Ok(()),
-            Err(e) => return Err(format!("{e} (making it read-only)")),
-            Ok(()) => return Ok(()),
-        }
+    match read_only("/dev", libc::MS_NOSUID | libc::MS_NOEXEC, 50) {
+        Err(ReadOnly::Busy(_)) if landlock => Ok(()),
+        Err(e) => Err(e.said()),
+        Ok(()) => Ok(()),
     }
 }
 
@@ -423,7 +407,9 @@ fn build_view(steps: &[Step]) -> Result<Vec<std::path::PathBuf>, String> {
             read_only(
                 &step.path.to_string_lossy(),
                 libc::MS_NOSUID | libc::MS_NODEV,
-            )?;
+                200,
+            )
+            .map_err(ReadOnly::said)?;
         }
     }
     Ok(scratch)
@@ -619,11 +605,28 @@ fn set_proxy_env(port: u16) {
     std::env::set_var("NODE_USE_ENV_PROXY", "1");
 }
 
+/// Why [`read_only`] could not make a mount read-only.
+enum ReadOnly {
+    /// The kernel still counted a write in flight after every try.
+    Busy(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl ReadOnly {
+    /// What went wrong, in words.
+    fn said(self) -> String {
+        match self {
+            ReadOnly::Busy(e) | ReadOnly::Failed(e) => format!("{e} (making it read-only)"),
+        }
+    }
+}
+
 /// Makes the mount at `target` read-only. The kernel refuses while it
 /// counts a write to the mount in flight (EBUSY), which under load was seen
-/// to last a while: tried again for up to two seconds.
-fn read_only(target: &str, flags: libc::c_ulong) -> Result<(), String> {
-    let mut tries = 0;
+/// to last a while: tried again `tries` times, 10 ms apart.
+fn read_only(target: &str, flags: libc::c_ulong, tries: u32) -> Result<(), ReadOnly> {
+    let mut tried = 0;
     loop {
         let made = mount(
             None,
@@ -635,11 +638,12 @@ fn read_only(target: &str, flags: libc::c_ulong) -> Result<(), String> {
         // `mount` failed just now, so errno is its.
         let busy = std::io::Error::last_os_error().raw_os_error() == Some(libc::EBUSY);
         match made {
-            Err(_) if busy && tries < 200 => {
-                tries += 1;
+            Err(_) if busy && tried < tries => {
+                tried += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(e) => return Err(format!("{e} (making it read-only)")),
+            Err(e) if busy => return Err(ReadOnly::Busy(e)),
+            Err(e) => return Err(ReadOnly::Failed(e)),
             Ok(()) => return Ok(()),
         }
     }

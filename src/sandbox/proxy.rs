@@ -8,7 +8,7 @@
 //! and absolute-form requests (`GET http://host/…`). A destination the
 //! [`AllowList`] does not name is answered `403` and counted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -332,11 +332,6 @@ fn host_port(authority: &str, default: Option<u16>) -> std::result::Result<(Stri
         return Err("a host name may hold letters, digits, `.`, `-`, `_` and `:` only".into());
     }
     Ok((host.to_ascii_lowercase(), port))
-}
-
-/// The socket of a running egress, for the sandbox helper.
-pub fn socket_in(dir: &Path) -> PathBuf {
-    dir.join(SOCKET)
 }
 
 #[cfg(test)]

@@ -266,44 +266,38 @@ fn path_prefix(dir: &Path, homes: &[PathBuf]) -> Option<PathBuf> {
 /// directory. Both the path as named and as resolved count, and so does a
 /// script's interpreter.
 pub fn install_roots(program: &str, search: &[PathBuf]) -> Vec<PathBuf> {
-    let found = match program.contains('/') {
-        true => Some(PathBuf::from(program)).filter(|p| p.is_absolute() && p.exists()),
-        false => search.iter().map(|d| d.join(program)).find(|p| p.is_file()),
+    let Some((mut roots, resolved)) = own_roots(program, search) else {
+        return vec![];
     };
-    let Some(found) = found else { return vec![] };
-    let mut roots = Vec::new();
-    let resolved = canonical(&found);
-    for p in [&found, &resolved] {
-        if let Some(r) = root_of(p) {
-            roots.push(r);
-        }
-    }
     if let Some(interp) = interpreter(&resolved) {
         let words: Vec<&str> = interp.split_whitespace().collect();
-        let program = match words.as_slice() {
-            [env, name, ..] if env.ends_with("/env") => name.to_string(),
-            [first, ..] => first.to_string(),
-            [] => String::new(),
+        let interp = match words.as_slice() {
+            [env, name, ..] if env.ends_with("/env") => *name,
+            [first, ..] => *first,
+            [] => "",
         };
-        roots.extend(install_roots_once(&program, search));
+        if let Some((more, _)) = own_roots(interp, search) {
+            roots.extend(more);
+        }
     }
     roots.sort();
     roots.dedup();
     roots
 }
 
-/// [`install_roots`] without looking at the interpreter again.
-fn install_roots_once(program: &str, search: &[PathBuf]) -> Vec<PathBuf> {
+/// The install roots of `program` itself, as named and as resolved, and
+/// its resolved path; `None` when it is not found.
+fn own_roots(program: &str, search: &[PathBuf]) -> Option<(Vec<PathBuf>, PathBuf)> {
     let found = match program.contains('/') {
-        true => Some(PathBuf::from(program)).filter(|p| p.exists()),
+        true => Some(PathBuf::from(program)).filter(|p| p.is_absolute() && p.exists()),
         false => search.iter().map(|d| d.join(program)).find(|p| p.is_file()),
-    };
-    let Some(found) = found else { return vec![] };
+    }?;
     let resolved = canonical(&found);
-    [&found, &resolved]
+    let roots = [&found, &resolved]
         .into_iter()
         .filter_map(|p| root_of(p))
-        .collect()
+        .collect();
+    Some((roots, resolved))
 }
 
 fn root_of(file: &Path) -> Option<PathBuf> {
