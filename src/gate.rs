@@ -114,6 +114,27 @@ pub struct GateResult {
     pub network: Option<crate::sandbox::egress::NetworkRecord>,
 }
 
+impl GateResult {
+    /// A gate that could not run on `tree`, and why: it failed.
+    pub fn not_run(name: String, tree: String, outcome: String) -> GateResult {
+        GateResult {
+            name,
+            passed: false,
+            exit_code: None,
+            outcome,
+            duration_ms: 0,
+            tree,
+            log: PathBuf::new(),
+            cached: false,
+            from_goal: None,
+            changed_tree: false,
+            excerpt: None,
+            review: None,
+            network: None,
+        }
+    }
+}
+
 /// How much of a failed gate's log its result keeps.
 const EXCERPT_LINES: usize = 20;
 const EXCERPT_BYTES: usize = 2048;

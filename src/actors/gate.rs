@@ -153,7 +153,31 @@ impl GateState {
         self.args.pool.unsettle(&job.bench.dir);
         let me = myself.clone();
         tokio::spawn(async move {
-            run_job(job, &supervisor, repo, &cancel, &cache).await;
+            // The job runs on a task of its own: if it panics anywhere (a bug
+            // of omk's), its verdict is still sent — a failed one, with the
+            // panic's message — and the goal does not wait for it forever.
+            let at = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+            let (judged, tree, log_dir, first) = (
+                (job.slice.clone(), job.base),
+                job.tree.clone(),
+                job.log_dir.clone(),
+                job.gates.first().map(|g| g.name.clone()),
+            );
+            let (to, running) = (supervisor.clone(), at.clone());
+            let ran = tokio::spawn(async move {
+                run_job(job, &to, repo, &cancel, &cache, &running).await;
+            })
+            .await;
+            if let Err(e) = ran {
+                let gate = at.lock().ok().and_then(|g| g.clone()).or(first);
+                let result = GateResult {
+                    log: log_dir.join(format!("gate-{}.log", gate.as_deref().unwrap_or("job"))),
+                    ..GateResult::not_run(gate.unwrap_or_default(), tree, panicked(e))
+                };
+                for body in failed_verdict(judged, result) {
+                    let _ = supervisor.send_message(SupervisorMsg::Report(body));
+                }
+            }
             let _ = me.send_message(GateMsg::JobDone { cpus });
         });
     }
@@ -199,7 +223,16 @@ async fn run_job(
     repo: Repo,
     cancel: &CancellationToken,
     cache: &gate::Cache,
+    running: &std::sync::Mutex<Option<String>>,
 ) {
+    crate::fault::point_for(
+        "gate.job",
+        match (&job.slice, job.base) {
+            (_, true) => "base",
+            (Some(slice), false) => slice,
+            (None, false) => "integration",
+        },
+    );
     let send = |body| {
         let _ = supervisor.send_message(SupervisorMsg::Report(body));
     };
@@ -216,6 +249,9 @@ async fn run_job(
     // needs none.
     let mut ready = false;
     for spec in &job.gates {
+        if let Ok(mut at) = running.lock() {
+            *at = Some(spec.name.clone());
+        }
         let result = match cache.get(spec, &job.bench, &job.tree) {
             Some(hit) => {
                 tracing::debug!(gate = %spec.name, from_goal = ?hit.from_goal, "cached pass reused");
@@ -230,19 +266,8 @@ async fn run_job(
                 });
                 let log = job.log_dir.join(format!("gate-{}.log", spec.name));
                 let not_run = |outcome: String| GateResult {
-                    name: spec.name.clone(),
-                    passed: false,
-                    exit_code: None,
-                    outcome,
-                    duration_ms: 0,
-                    tree: job.tree.clone(),
                     log: log.clone(),
-                    cached: false,
-                    from_goal: None,
-                    changed_tree: false,
-                    excerpt: None,
-                    review: None,
-                    network: None,
+                    ..GateResult::not_run(spec.name.clone(), job.tree.clone(), outcome)
                 };
                 let checked = match ready {
                     true => Ok(()),
@@ -350,19 +375,45 @@ async fn run_job(
 async fn contained(
     gate: impl std::future::Future<Output = Result<GateResult, String>> + Send + 'static,
 ) -> Result<GateResult, String> {
-    match tokio::spawn(gate).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let said = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "no message".into());
-            Err(format!("could not run: omk's gate job panicked: {said}"))
-        }
-        Err(e) => Err(format!("could not run: {e}")),
+    tokio::spawn(gate)
+        .await
+        .unwrap_or_else(|e| Err(panicked(e)))
+}
+
+/// What a gate job's task that did not end says: its panic's message.
+fn panicked(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return format!("could not run: {e}");
     }
+    let payload = e.into_panic();
+    let said = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into());
+    format!("could not run: omk's gate job panicked: {said}")
+}
+
+/// The events that end a job which could not judge its tree: `result`
+/// failed, and so did the job.
+fn failed_verdict((slice, base): (Option<String>, bool), result: GateResult) -> Vec<EventBody> {
+    if base {
+        return vec![EventBody::BaseChecked {
+            passed: false,
+            gates: vec![result],
+        }];
+    }
+    vec![
+        EventBody::GateFinished {
+            slice: slice.clone(),
+            result,
+        },
+        EventBody::Verified {
+            slice,
+            passed: false,
+            interrupted: false,
+        },
+    ]
 }
 
 /// Resets the job's checkout to exactly its commit, with an empty temp dir,

@@ -389,3 +389,38 @@ fn a_gate_job_that_panics_fails_its_gate_with_the_panic_s_message_and_the_goal_g
         "{replay}"
     );
 }
+
+#[test]
+fn a_gate_job_that_panics_before_any_gate_still_ends_in_a_failed_verdict() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    let agent = f.agent(r#"echo "$OMK_ATTEMPT" > a.txt"#);
+    let plan = f.plan(serde_json::json!({ "slices": [crate::support::slice("a", &["a.txt"])] }));
+    // The job panics while preparing its checkout, outside any one gate.
+    let (code, proof, stderr) = f.run_goal_watched(
+        &plan,
+        &agent,
+        &["--no-base-check", "--max-attempts", "2"],
+        &[("OMK_FAULT", "panic:gate.job:1")],
+    );
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let a = crate::support::slice_of(&proof, "a");
+    assert_eq!(a["attempts"], 2, "{a:#}");
+    assert_eq!(a["attempt_history"][0]["status"], "gate_failed", "{a:#}");
+    let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", "--json"]).stdout).into_owned();
+    assert!(
+        replay.contains("omk's gate job panicked: injected fault at gate.job"),
+        "{replay}"
+    );
+
+    // The base check's job: the goal is blocked, saying why, not waiting.
+    let (code, proof, stderr) =
+        f.run_goal_watched(&plan, &agent, &[], &[("OMK_FAULT", "panic:gate.job:base")]);
+    assert_eq!(code, 1, "{stderr}\n{proof:#}");
+    assert_eq!(proof["status"], "blocked", "{proof:#}");
+    let reason = proof["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("gate `check` already fails on the base commit")
+            && reason.contains("panicked"),
+        "{reason}"
+    );
+}

@@ -155,7 +155,7 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     if let Some(failed) = judge_run(args, watch, exit).await? {
         return Ok(failed);
     }
-    fault_point("slice.after_agent", &args.task.slice_id);
+    crate::fault::point_for("slice.after_agent", &args.task.slice_id);
     commit(args).await
 }
 
@@ -509,16 +509,6 @@ fn report_retry(args: &SliceArgs, retry: u32, reason: String) {
 
 /// Panics when `OMK_FAULT` names this point and slice (`panic:<point>:<slice>`);
 /// debug builds only, for tests of the supervisor's failure handling.
-fn fault_point(point: &str, slice: &str) {
-    if cfg!(debug_assertions) {
-        if let Ok(fault) = std::env::var("OMK_FAULT") {
-            if fault == format!("panic:{point}:{slice}") {
-                panic!("injected fault at {point} for slice {slice}");
-            }
-        }
-    }
-}
-
 /// The prompt an agent gets for one attempt of `spec`.
 pub fn prompt(
     goal: &str,

@@ -692,7 +692,8 @@ fn ahead_of(state: &GoalState, s: &SliceState) -> Vec<String> {
     ahead.into_iter().map(|o| o.id.clone()).collect()
 }
 
-/// Why a goal whose base fails its slice gates is blocked, and how to go on.
+/// Why a goal whose base fails its slice gates is blocked, and how to go
+/// on: from the results alone (their excerpts), never their log files.
 fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String {
     let short = crate::util::short(&state.base_commit);
     let Some(g) = gates.iter().find(|g| !g.passed) else {
@@ -700,11 +701,11 @@ fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String 
     };
     // exit 127 is the shell's "command not found"; a missing module or
     // binary is the usual reason a gate cannot start.
-    let tail = crate::util::tail(&g.log, 10, 4096);
+    let excerpt = g.excerpt.as_deref().unwrap_or_default();
     let missing = g.exit_code == Some(127)
         || ["No module named", "command not found", "not found"]
             .iter()
-            .any(|m| tail.contains(m));
+            .any(|m| excerpt.contains(m));
     let cause = if missing {
         " — it could not even start: a command or module it needs is missing on this machine"
     } else {
@@ -712,11 +713,11 @@ fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String 
     };
     format!(
         "gate `{}` already fails on the base commit {short} ({}){cause}, so no agent was started. \
-         Its last lines:\n{}\nFix the base, change the gate in omk.toml, or skip this check knowingly \
+         Its output:\n{}\nFix the base, change the gate in omk.toml, or skip this check knowingly \
          with --no-base-check; log: {}",
         g.name,
         g.outcome,
-        tail.trim_end(),
+        excerpt.trim_end(),
         g.log.display()
     )
 }
