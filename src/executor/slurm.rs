@@ -170,6 +170,24 @@ pub async fn run(
     })
 }
 
+/// Whether a job that ended in `state` was stopped by the scheduler or its
+/// node (scancel, preemption, its time limit, a node or memory failure)
+/// rather than ending by itself: whatever its agent did then says nothing
+/// about the slice's work.
+pub fn stopped_by_scheduler(state: &str) -> bool {
+    [
+        "CANCELLED",
+        "PREEMPTED",
+        "NODE_FAIL",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "BOOT_FAIL",
+        "DEADLINE",
+    ]
+    .iter()
+    .any(|s| state.starts_with(s))
+}
+
 /// The worker's report in `dir`, if it wrote one: believed only when it
 /// carries the worker's signature under the key of the job omk wrote.
 fn read_report(dir: &JobDir) -> Option<std::result::Result<worker::Report, String>> {

@@ -79,10 +79,13 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
     let mut retry = 0;
     let (finished, report) = loop {
         let finished = slurm::run(&remote.settings, &args.repo, &job, &dir, &args.cancel).await?;
-        // A worker the scheduler stopped (scancel, preemption, its time
-        // limit) while the goal went on cancelled its agent: as lost.
+        // A job the scheduler stopped (scancel, preemption, its time limit)
+        // while the goal went on is lost, whatever its report says: its
+        // worker cancelled the agent, or the signal reached the agent first.
         let stopped = |r: &worker::Report| {
-            r.agent.exit == AgentExit::Cancelled && !args.cancel.is_cancelled()
+            !args.cancel.is_cancelled()
+                && (r.agent.exit == AgentExit::Cancelled
+                    || slurm::stopped_by_scheduler(&finished.state))
         };
         match finished.report.clone() {
             // A report the worker did not sign is nobody's word.
@@ -237,16 +240,19 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
     for result in results {
         report(EventBody::GateStarted {
             slice: Some(slice.clone()),
+            attempt: Some(task.attempt),
             gate: result.name.clone(),
             tree: tree.clone(),
         })?;
         report(EventBody::GateFinished {
             slice: Some(slice.clone()),
+            attempt: Some(task.attempt),
             result,
         })?;
     }
     Ok(EventBody::Verified {
         slice: Some(slice),
+        attempt: Some(task.attempt),
         passed,
         interrupted: false,
     })
