@@ -19,23 +19,91 @@ use crate::gate::{self, GateResult, GateSpec};
 use crate::git::Repo;
 use crate::store::events::EventBody;
 
-/// Messages to the gate actor.
+/// Messages to the gate actor: only its handle and its own tasks send them.
 #[derive(Debug)]
-pub enum GateMsg {
+pub(crate) enum GateMsg {
     /// Queue a verification job.
     Run(Box<GateJob>),
     /// A job finished; its cores are free (sent by the actor's own tasks).
     JobDone { cpus: usize },
 }
 
+/// The gate actor, as the supervisor sees it.
+#[derive(Clone)]
+pub struct GateHandle(ActorRef<GateMsg>);
+
+impl GateHandle {
+    /// Starts the gate actor, linked to (supervised by) `supervisor`.
+    pub async fn spawn(args: GateArgs) -> Result<GateHandle, ractor::SpawnErr> {
+        let cell = args.supervisor.get_cell();
+        let (actor, _) = Actor::spawn_linked(None, GateActor, args, cell).await?;
+        Ok(GateHandle(actor))
+    }
+
+    /// Queues a job: its gates run when the cores it needs are free, and
+    /// report to the supervisor as they go.
+    pub fn run(&self, job: GateJob) -> crate::Result<()> {
+        self.0
+            .send_message(GateMsg::Run(Box::new(job)))
+            .map_err(|_| crate::Error::ActorGone("gate actor"))
+    }
+
+    /// Which actor it is, to tell its end from others'.
+    pub fn id(&self) -> ractor::ActorId {
+        self.0.get_id()
+    }
+}
+
+/// What a gate job judges.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judged {
+    /// The base commit, before any agent starts: the job reports one
+    /// `base_checked` instead of each gate.
+    Base,
+    /// One attempt of a slice: its events carry the attempt, so a result
+    /// for an attempt that is over is told from the current one's.
+    Slice {
+        /// The slice.
+        id: String,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// A candidate of the integration.
+    Integration,
+}
+
+impl Judged {
+    /// The slice judged, if it is one.
+    pub fn slice(&self) -> Option<String> {
+        match self {
+            Judged::Slice { id, .. } => Some(id.clone()),
+            _ => None,
+        }
+    }
+
+    /// The attempt judged, if it is a slice's.
+    pub fn attempt(&self) -> Option<u32> {
+        match self {
+            Judged::Slice { attempt, .. } => Some(*attempt),
+            _ => None,
+        }
+    }
+
+    /// How logs, traces and fault points name it.
+    pub fn name(&self) -> &str {
+        match self {
+            Judged::Base => "base",
+            Judged::Slice { id, .. } => id,
+            Judged::Integration => crate::plan::INTEGRATION,
+        }
+    }
+}
+
 /// One tree to verify.
 #[derive(Debug, Clone)]
 pub struct GateJob {
-    /// The slice it judges; `None` for the integration or the base.
-    pub slice: Option<String>,
-    /// Whether it judges the base commit before any agent starts: then it
-    /// reports one `base_checked` instead of each gate.
-    pub base: bool,
+    /// What it judges.
+    pub judged: Judged,
     /// Where the gates run, with what they see and may write.
     pub bench: gate::Bench,
     /// The commit whose tree is judged: the checkout is reset to exactly it
@@ -53,9 +121,20 @@ pub struct GateJob {
     pub subject: Option<crate::review::Subject>,
     /// Where the gates' logs go.
     pub log_dir: PathBuf,
-    /// Lower runs first: 0 for the base and for slices others wait for, 1
-    /// for the integration's candidate, 2 for the other slices.
-    pub priority: u8,
+    /// How urgent it is: the most urgent queued job that fits runs first.
+    pub priority: Priority,
+}
+
+/// How urgent a gate job is, most urgent first. Which job gets which is
+/// the decider's to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// The base check, and slices others wait for.
+    Critical,
+    /// The integration's candidate.
+    Candidate,
+    /// Every other slice.
+    Other,
 }
 
 /// Startup arguments.
@@ -82,7 +161,7 @@ pub struct GateState {
 }
 
 /// The gate actor.
-pub struct GateActor;
+struct GateActor;
 
 impl Actor for GateActor {
     type Msg = GateMsg;
@@ -158,7 +237,7 @@ impl GateState {
             // panic's message — and the goal does not wait for it forever.
             let at = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
             let (judged, tree, log_dir, first) = (
-                (job.slice.clone(), job.base),
+                job.judged.clone(),
                 job.tree.clone(),
                 job.log_dir.clone(),
                 job.gates.first().map(|g| g.name.clone()),
@@ -215,7 +294,7 @@ impl GateState {
 #[tracing::instrument(
     name = "gate_job",
     skip_all,
-    fields(goal = %job.bench.goal_id, slice = job.slice.as_deref().unwrap_or("integration"), tree = %job.tree)
+    fields(goal = %job.bench.goal_id, judged = job.judged.name(), attempt = ?job.judged.attempt(), tree = %job.tree)
 )]
 async fn run_job(
     job: GateJob,
@@ -225,20 +304,18 @@ async fn run_job(
     cache: &gate::Cache,
     running: &std::sync::Mutex<Option<String>>,
 ) {
-    crate::fault::point_for(
-        "gate.job",
-        match (&job.slice, job.base) {
-            (_, true) => "base",
-            (Some(slice), false) => slice,
-            (None, false) => "integration",
-        },
+    crate::fault::point_for("gate.job", job.judged.name());
+    let (slice, attempt, base) = (
+        job.judged.slice(),
+        job.judged.attempt(),
+        job.judged == Judged::Base,
     );
     let send = |body| {
         let _ = supervisor.send_message(SupervisorMsg::Report(body));
     };
     // A base check's gates are reported together, at its end.
     let report = |body: EventBody| {
-        if !job.base {
+        if !base {
             send(body);
         }
     };
@@ -260,7 +337,8 @@ async fn run_job(
             None => {
                 tracing::debug!(gate = %spec.name, "running");
                 report(EventBody::GateStarted {
-                    slice: job.slice.clone(),
+                    slice: slice.clone(),
+                    attempt,
                     gate: spec.name.clone(),
                     tree: job.tree.clone(),
                 });
@@ -338,7 +416,8 @@ async fn run_job(
         // A gate stopped by a cancel judged nothing: no result, no verdict.
         if !result.passed && cancel.is_cancelled() {
             report(EventBody::Verified {
-                slice: job.slice.clone(),
+                slice: slice.clone(),
+                attempt,
                 passed: false,
                 interrupted: true,
             });
@@ -348,7 +427,8 @@ async fn run_job(
         tracing::debug!(gate = %result.name, passed = ok, outcome = %result.outcome, "gate ended");
         results.push(result.clone());
         report(EventBody::GateFinished {
-            slice: job.slice.clone(),
+            slice: slice.clone(),
+            attempt,
             result,
         });
         if !ok {
@@ -357,11 +437,12 @@ async fn run_job(
         }
     }
     report(EventBody::Verified {
-        slice: job.slice.clone(),
+        slice,
+        attempt,
         passed,
         interrupted: false,
     });
-    if job.base {
+    if base {
         send(EventBody::BaseChecked {
             passed,
             gates: results,
@@ -396,20 +477,23 @@ fn panicked(e: tokio::task::JoinError) -> String {
 
 /// The events that end a job which could not judge its tree: `result`
 /// failed, and so did the job.
-fn failed_verdict((slice, base): (Option<String>, bool), result: GateResult) -> Vec<EventBody> {
-    if base {
+fn failed_verdict(judged: Judged, result: GateResult) -> Vec<EventBody> {
+    if judged == Judged::Base {
         return vec![EventBody::BaseChecked {
             passed: false,
             gates: vec![result],
         }];
     }
+    let (slice, attempt) = (judged.slice(), judged.attempt());
     vec![
         EventBody::GateFinished {
             slice: slice.clone(),
+            attempt,
             result,
         },
         EventBody::Verified {
             slice,
+            attempt,
             passed: false,
             interrupted: false,
         },

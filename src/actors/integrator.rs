@@ -17,25 +17,71 @@ use crate::git::{Merged, Repo};
 use crate::state::SliceStatus;
 use crate::store::events::EventBody;
 
-/// Messages to the integrator.
+/// Messages to the integrator: only its handle sends them.
 #[derive(Debug)]
-pub enum IntegratorMsg {
-    /// Merge a slice's verified commit onto the candidate's tip.
-    Merge {
-        slice: String,
-        attempt: u32,
-        commit: String,
-        /// The commit the attempt started from (see [`Repo::merge_tree`]).
-        start: Option<String>,
-        /// The message of the one commit the slice contributes.
-        message: String,
-        /// Who that commit is by (`Name <email>`), when not the repository's identity.
-        author: Option<String>,
-    },
-    /// Move the integration branch forward to this candidate commit.
+enum IntegratorMsg {
+    Merge(Contribution),
     Advance { commit: String, tree: String },
-    /// The candidate was cut back to `tip`: the next merge goes onto it.
     Rebuild { tip: String },
+}
+
+/// A verified slice to merge: one attempt's commit, contributed as one
+/// commit of its tree on the commit it started from.
+#[derive(Debug)]
+pub struct Contribution {
+    /// The slice.
+    pub slice: String,
+    /// The attempt whose commit it is.
+    pub attempt: u32,
+    /// The attempt's commit.
+    pub commit: String,
+    /// The commit the attempt started from (see [`Repo::merge_tree`]).
+    pub start: Option<String>,
+    /// The message of the one commit the slice contributes.
+    pub message: String,
+    /// Who that commit is by (`Name <email>`), when not the repository's identity.
+    pub author: Option<String>,
+}
+
+/// The integrator, as the supervisor sees it.
+#[derive(Clone)]
+pub struct IntegratorHandle(ActorRef<IntegratorMsg>);
+
+impl IntegratorHandle {
+    /// Starts the integrator, linked to (supervised by) `args.supervisor`.
+    pub async fn spawn(args: IntegratorArgs) -> Result<IntegratorHandle, ractor::SpawnErr> {
+        let cell = args.supervisor.get_cell();
+        let (actor, _) = Actor::spawn_linked(None, IntegratorActor, args, cell).await?;
+        Ok(IntegratorHandle(actor))
+    }
+
+    /// Merges a verified slice onto the candidate's tip; reports
+    /// `slice_merged`, `merge_conflict` or `slice_failed`.
+    pub fn merge(&self, contribution: Contribution) -> crate::Result<()> {
+        self.send(IntegratorMsg::Merge(contribution))
+    }
+
+    /// Moves the integration branch forward to a candidate commit the
+    /// integration gates passed; reports `integration_advanced`.
+    pub fn advance(&self, commit: String, tree: String) -> crate::Result<()> {
+        self.send(IntegratorMsg::Advance { commit, tree })
+    }
+
+    /// The candidate was cut back to `tip`: the next merge goes onto it.
+    pub fn rebuild_on(&self, tip: String) -> crate::Result<()> {
+        self.send(IntegratorMsg::Rebuild { tip })
+    }
+
+    /// Which actor it is, to tell its end from others'.
+    pub fn id(&self) -> ractor::ActorId {
+        self.0.get_id()
+    }
+
+    fn send(&self, message: IntegratorMsg) -> crate::Result<()> {
+        self.0
+            .send_message(message)
+            .map_err(|_| crate::Error::ActorGone("integrator"))
+    }
 }
 
 /// Startup arguments.
@@ -52,7 +98,7 @@ pub struct IntegratorArgs {
 }
 
 /// The integrator actor.
-pub struct IntegratorActor;
+struct IntegratorActor;
 
 impl Actor for IntegratorActor {
     type Msg = IntegratorMsg;
@@ -77,14 +123,17 @@ impl Actor for IntegratorActor {
         state: &mut IntegratorArgs,
     ) -> Result<(), ActorProcessingErr> {
         let body = match message {
-            IntegratorMsg::Merge {
-                slice,
-                attempt,
-                commit,
-                start,
-                message,
-                author,
-            } => merge(state, slice, attempt, commit, start, (message, author)).await,
+            IntegratorMsg::Merge(c) => {
+                merge(
+                    state,
+                    c.slice,
+                    c.attempt,
+                    c.commit,
+                    c.start,
+                    (c.message, c.author),
+                )
+                .await
+            }
             // A branch that cannot be moved forward (someone else moved it)
             // stops the integrator, and so the goal: omk does not overwrite it.
             IntegratorMsg::Advance { commit, tree } => advance(state, commit, tree).await?,

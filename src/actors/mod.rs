@@ -4,17 +4,18 @@
 //!                 ┌──────────── Supervisor ────────────┐
 //!                 │ owns GoalState + the event log     │
 //!                 └──┬───────────┬──────────────┬──────┘
-//!        spawns, one │           │ GateMsg::Run │ IntegratorMsg::Merge
-//!        per attempt ▼           ▼              ▼
+//!        spawns, one │           │ GateHandle   │ IntegratorHandle
+//!        per attempt ▼           ▼ ::run        ▼ ::merge/advance
 //!               SliceActor   GateActor      IntegratorActor
 //!                     \          |             /
 //!                      SupervisorMsg::Report(EventBody)
 //! ```
 //!
-//! Children never share state: each reports what it did as an event, and the
-//! supervisor, the log's single writer, records it, folds it into the state
-//! and decides what happens next. Each actor's messages are the enum at the
-//! top of its file.
+//! Children share no goal state: each reports what it did as an event, and
+//! the supervisor, the log's single writer, records it, folds it into the
+//! state and decides what happens next. The gate actor and the integrator
+//! are driven through handles with a method per intention; their message
+//! enums, at the top of their files, are private.
 
 pub mod gate;
 pub mod integrator;
@@ -31,4 +32,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| crate::Error::Task(e.to_string()))?
+}
+
+/// Runs short blocking work (a worktree added, an fsync) on the current
+/// worker without stalling the others: the runtime moves its other tasks
+/// away first. Used where the caller must wait for the result in order, as
+/// the supervisor does for what it records.
+pub(crate) fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }

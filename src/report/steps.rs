@@ -111,7 +111,7 @@ pub fn steps(events: &[Event]) -> Vec<Step> {
                 log: report.log.clone(),
                 network: report.network.clone(),
             }),
-            EventBody::GateFinished { slice, result } => steps.push(Step {
+            EventBody::GateFinished { slice, result, .. } => steps.push(Step {
                 slice: slice.clone(),
                 attempt: slice
                     .as_ref()

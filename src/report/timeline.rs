@@ -265,7 +265,7 @@ impl Builder {
                     t.open(Phase::Gate, at, format!("gate {gate}"));
                 }
             }
-            EventBody::GateFinished { slice, result } => {
+            EventBody::GateFinished { slice, result, .. } => {
                 let t = match slice {
                     Some(s) => self.slice(s),
                     None => Some(self.unsliced()),
@@ -285,6 +285,7 @@ impl Builder {
                 slice: Some(slice),
                 passed,
                 interrupted,
+                ..
             } => {
                 if let Some(t) = self.slice(slice) {
                     t.close(at, false, None);

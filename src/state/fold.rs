@@ -1,7 +1,7 @@
 //! [`GoalState::apply`]: the one place where events change a goal's state.
 
 use super::*;
-use crate::store::events::{Event, EventBody, RetryCause};
+use crate::store::events::{Event, EventBody};
 
 impl GoalState {
     /// Rebuilds a goal's state from its whole log.
@@ -114,7 +114,7 @@ impl GoalState {
             } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Running;
-                    s.failure = None;
+                    s.ended = None;
                     s.attempts = *attempt;
                     s.start_commit = Some(start_commit.clone());
                     s.sparse = sparse.clone();
@@ -190,8 +190,7 @@ impl GoalState {
                     s.reason = Some(reason.clone());
                     s.paths = paths.clone();
                     s.current_gate = None;
-                    s.failure =
-                        (*status == SliceStatus::ScopeViolation).then_some(RetryCause::Scope);
+                    s.ended = Some(AttemptEnd::Failed(*status));
                     s.end_attempt();
                 }
             }
@@ -204,7 +203,7 @@ impl GoalState {
             } => {
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Pending;
-                    s.failure = None;
+                    s.ended = None;
                     s.reason = Some(format!(
                         "attempt {attempt} failed; another attempt is told what went wrong"
                     ));
@@ -245,7 +244,7 @@ impl GoalState {
                     s.current_gate = Some(gate.clone());
                 }
             }
-            EventBody::GateFinished { slice, result } => {
+            EventBody::GateFinished { slice, result, .. } => {
                 // A reviewer's tokens count like an agent's (a cached review
                 // spent nothing now).
                 if let Some(r) = result.review.as_ref().filter(|_| !result.cached) {
@@ -286,8 +285,8 @@ impl GoalState {
                     } else {
                         let failed = s.gates.iter().find(|g| !g.passed);
                         let excerpt = failed.and_then(|g| g.excerpt.clone());
-                        s.failure = failed.map(|g| RetryCause::Gate {
-                            gate: g.name.clone(),
+                        s.ended = Some(AttemptEnd::GateFailed {
+                            gate: failed.map(|g| g.name.clone()),
                         });
                         s.status = SliceStatus::GateFailed;
                         s.reason = Some(match failed {
@@ -346,7 +345,7 @@ impl GoalState {
                 if let Some(s) = self.slice_mut(slice) {
                     s.paths = paths.clone();
                     s.status = SliceStatus::Conflict;
-                    s.failure = Some(RetryCause::Conflict);
+                    s.ended = Some(AttemptEnd::Conflict);
                     s.reason = Some(format!(
                         "conflicts with the integration after {attempt} attempt{} on {}",
                         if *attempt == 1 { "" } else { "s" },
@@ -399,7 +398,7 @@ impl GoalState {
                 let excerpt = failed.and_then(|g| g.excerpt.clone());
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::GateFailed;
-                    s.failure = Some(RetryCause::Integration {
+                    s.ended = Some(AttemptEnd::Ejected {
                         gate: gate.clone(),
                         tree: tree.clone(),
                     });

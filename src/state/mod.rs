@@ -19,6 +19,31 @@ pub use crate::store::kinds::{
     Deliver, DeliverOptions, Delivery, GoalStatus, Limits, PullRequest, PushedRef, SliceStatus,
 };
 
+/// How a slice's attempt ended, when it did not succeed, as its events
+/// say. What follows from it (another attempt, told what) is decided in
+/// `actors/supervisor/decide/`, not here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// The attempt failed before its gates: `status` says how (an agent
+    /// that failed or timed out, a commit refused).
+    Failed(SliceStatus),
+    /// Its gates failed; `gate` is the first that failed, when one reported.
+    GateFailed {
+        /// The gate.
+        gate: Option<String>,
+    },
+    /// Its commit conflicts with the integration.
+    Conflict,
+    /// Its merge was taken out of the candidate: integration gate `gate`
+    /// fails on `tree`, the first tree with its merge.
+    Ejected {
+        /// The gate.
+        gate: String,
+        /// The tree.
+        tree: String,
+    },
+}
+
 /// One slice's state; in the proof, one entry of `slices`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SliceState {
@@ -75,9 +100,10 @@ pub struct SliceState {
     /// It was recorded `slice_blocked`: a dependency will never merge.
     #[serde(skip)]
     pub blocked: bool,
-    /// What failed its last attempt, when another attempt could repair it.
+    /// How its last attempt ended, when it did not succeed: a fact of the
+    /// log; whether another attempt follows is the decider's to say.
     #[serde(skip)]
-    pub failure: Option<crate::store::events::RetryCause>,
+    pub ended: Option<AttemptEnd>,
     /// The gate running now, for progress displays.
     #[serde(skip)]
     pub current_gate: Option<String>,

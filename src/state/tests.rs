@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::store::events::{Event, RetryCause};
+use crate::store::events::Event;
 
 /// The `goal_started` of a goal of slices `a` and `b` (write scopes `a/**`
 /// and `b/**`) with one gate, `test`, judging slices and the integration.
@@ -124,7 +124,7 @@ fn an_ejected_slice_fails_with_the_gate_and_the_rest_merge_again() {
         .unwrap()
         .contains("integration gate `test`"));
     assert_eq!(a.attempt_history.len(), 1);
-    assert!(matches!(a.failure, Some(RetryCause::Integration { .. })));
+    assert!(matches!(a.ended, Some(AttemptEnd::Ejected { .. })));
     assert_eq!(s.slice("b").unwrap().status, SliceStatus::Merging);
     assert!(s.integration.candidate.is_empty());
     assert_eq!(s.integration.tip(), "base");

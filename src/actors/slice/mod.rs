@@ -23,9 +23,32 @@ pub use remote::Remote;
 
 /// Messages to a slice actor.
 #[derive(Debug)]
-pub enum SliceMsg {
+enum SliceMsg {
     /// Run the attempt; sent by the actor to itself when it starts.
     Run,
+}
+
+/// A running attempt, as the supervisor sees it.
+pub struct SliceHandle(ActorRef<SliceMsg>);
+
+impl SliceHandle {
+    /// Starts one attempt, linked to (supervised by) `args.supervisor`: it
+    /// runs at once and reports as it goes.
+    pub async fn start(args: SliceArgs) -> Result<SliceHandle, ractor::SpawnErr> {
+        let cell = args.supervisor.get_cell();
+        let (actor, _) = Actor::spawn_linked(None, SliceActor, args, cell).await?;
+        Ok(SliceHandle(actor))
+    }
+
+    /// Which actor it is, to tell its end from others'.
+    pub fn id(&self) -> ractor::ActorId {
+        self.0.get_id()
+    }
+
+    /// Stops the attempt's actor (its agent and processes go with it).
+    pub fn stop(&self) {
+        self.0.stop(None);
+    }
 }
 
 /// Everything one attempt needs.
@@ -73,7 +96,7 @@ impl SliceArgs {
 const MAX_RETRIES: u32 = 4;
 
 /// The slice actor.
-pub struct SliceActor;
+struct SliceActor;
 
 impl Actor for SliceActor {
     type Msg = SliceMsg;

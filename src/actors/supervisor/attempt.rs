@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{ActorProcessingErr, ActorRef};
 
+use super::decide::Redo;
 use super::{SupervisorMsg, SupervisorState, FEEDBACK_BYTES, FEEDBACK_LINES};
-use crate::actors::slice::{self, SliceActor, SliceArgs};
+use crate::actors::off_runtime;
+use crate::actors::slice::{self, SliceArgs, SliceHandle};
 use crate::agent::Task;
 use crate::plan::SliceSpec;
 use crate::state::{SliceState, SliceStatus};
@@ -18,54 +20,46 @@ impl SupervisorState {
         &self,
         slice: &str,
         cause: RetryCause,
+        redo: Redo,
     ) -> crate::Result<Option<EventBody>> {
         let Some(s) = self.state.slice(slice) else {
             return Ok(None);
         };
         let spec = self.state.spec(slice);
-        // The failed attempt's commit, which its branch holds.
-        let committed = match &s.commit {
-            Some(c) => Some(c.clone()),
-            None => self
-                .repo
-                .ref_target(&format!("refs/heads/{}", s.branch))?
-                .filter(|head| Some(head) != s.start_commit.as_ref()),
+        let work_from = match redo {
+            Redo::OnTheIntegration => None,
+            // The failed attempt's commit, which its branch holds.
+            Redo::ItsCommit => match &s.commit {
+                Some(c) => Some(c.clone()),
+                None => self
+                    .repo
+                    .ref_target(&format!("refs/heads/{}", s.branch))?
+                    .filter(|head| Some(head) != s.start_commit.as_ref()),
+            },
         };
-        let (feedback, work_from) = match &cause {
+        let feedback = match &cause {
             RetryCause::Gate { gate } => {
                 let result = s.gates.iter().find(|g| &g.name == gate);
-                (
-                    format!(
-                        "Gate `{gate}` failed on your commit {}\n\nYour worktree holds that commit: fix what the gate reports, then finish.",
-                        gate_output(result)
-                    ),
-                    committed,
+                format!(
+                    "Gate `{gate}` failed on your commit {}\n\nYour worktree holds that commit: fix what the gate reports, then finish.",
+                    gate_output(result)
                 )
             }
-            RetryCause::Scope => (
-                format!(
-                    "Your commit was refused: {}.\nYou may change only paths matching: {}.\nYour worktree holds that commit: undo what is not allowed, keep the rest, then finish.",
-                    s.reason.as_deref().unwrap_or("it broke a rule"),
-                    spec.map(|p| p.write_scope.join(", ")).unwrap_or_default()
-                ),
-                committed,
+            RetryCause::Scope => format!(
+                "Your commit was refused: {}.\nYou may change only paths matching: {}.\nYour worktree holds that commit: undo what is not allowed, keep the rest, then finish.",
+                s.reason.as_deref().unwrap_or("it broke a rule"),
+                spec.map(|p| p.write_scope.join(", ")).unwrap_or_default()
             ),
             RetryCause::Integration { gate, tree } => {
                 let result = self.state.integration.last_failure(gate, tree);
-                (
-                    format!(
-                        "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed {}\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",
-                        gate_output(result)
-                    ),
-                    None,
+                format!(
+                    "Your commit passed its own gates, but merged with the work of the other slices the integration gate `{gate}` failed {}\n\nThe worktree now starts from the merged work of the others, without your change: redo your change on top of it so that the gate passes, then finish.",
+                    gate_output(result)
                 )
             }
-            RetryCause::Conflict => (
-                format!(
-                    "Your previous attempt conflicted with work already merged in: {}. The worktree now starts from the merged result; redo your change on top of it.",
-                    s.paths.join(", ")
-                ),
-                None,
+            RetryCause::Conflict => format!(
+                "Your previous attempt conflicted with work already merged in: {}. The worktree now starts from the merged result; redo your change on top of it.",
+                s.paths.join(", ")
             ),
         };
         Ok(Some(EventBody::SliceRetrying {
@@ -188,10 +182,13 @@ impl SupervisorState {
         })
     }
 
-    /// Starts the next attempt of slice `id`: a slot, a task, a slice actor.
+    /// Starts the next attempt of slice `id` from `start_commit` (and
+    /// `work_from`, as the decider says): a slot, a task, a slice actor.
     pub(super) async fn start_slice(
         &mut self,
         id: &str,
+        start_commit: String,
+        work_from: Option<String>,
         myself: &ActorRef<SupervisorMsg>,
     ) -> Result<Vec<EventBody>, ActorProcessingErr> {
         let (Some(s), Some(spec)) = (self.state.slice(id).cloned(), self.state.spec(id).cloned())
@@ -199,22 +196,12 @@ impl SupervisorState {
             return Ok(vec![]);
         };
         let attempt = s.attempts + 1;
-        // A feedback attempt after a failed gate or a refused commit goes on
-        // from that commit and is judged against the same start; dependent
-        // slices and other retries build on what is merged so far: the
-        // candidate's tip (the branch, and merges its gates have yet to judge).
-        let start_commit = match (&s.work_from, &s.start_commit) {
-            (Some(_), Some(start)) => start.clone(),
-            _ if attempt == 1 && s.depends_on.is_empty() => self.state.base_commit.clone(),
-            _ => self.state.integration.tip().to_string(),
-        };
-        let work_from = s.work_from.clone().filter(|_| s.start_commit.is_some());
         let limits = &self.state.settings.limits;
         let sparse = limits
             .sparse
             .as_ref()
             .and_then(|include| crate::plan::cone(&spec.write_scope, include));
-        let worktree = self.pool.acquire(&self.repo, sparse.is_some())?;
+        let worktree = off_runtime(|| self.pool.acquire(&self.repo, sparse.is_some()))?;
         self.slots.insert(id.to_string(), worktree.clone());
         let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         let started = EventBody::SliceStarted {
@@ -284,10 +271,10 @@ impl SupervisorState {
             },
         };
         // The actor's reports wait in the mailbox until `started` is recorded.
-        match Actor::spawn_linked(None, SliceActor, args, myself.get_cell()).await {
-            Ok((actor, _)) => {
+        match SliceHandle::start(args).await {
+            Ok(actor) => {
                 self.slices
-                    .insert(actor.get_id(), (id.to_string(), attempt, actor));
+                    .insert(actor.id(), (id.to_string(), attempt, actor));
                 Ok(vec![started])
             }
             Err(e) => Ok(vec![

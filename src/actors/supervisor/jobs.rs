@@ -1,63 +1,58 @@
 //! Sending work to the gate actor and the integrator.
 
-use ractor::ActorProcessingErr;
-
+use super::decide::Probe;
 use super::{SupervisorState, BASE};
-use crate::actors::gate::{GateJob, GateMsg};
-use crate::actors::integrator::IntegratorMsg;
+use crate::actors::gate::{GateJob, Judged, Priority};
+use crate::actors::integrator::Contribution;
+use crate::actors::{blocking, off_runtime};
 use crate::git::Merge;
 use crate::store::events::EventBody;
 
 impl SupervisorState {
-    /// Sends a committed slice to the gate actor, in the slot it committed
-    /// in — unless it already conflicts with what is merged (then the
-    /// conflict is what it gets) or with a slice `ahead` of it (then its
-    /// gates wait for that one): either way its gates would be spent for
-    /// nothing.
-    pub(super) fn gate(
-        &mut self,
-        slice: &str,
-        ahead: &[String],
-    ) -> Result<Option<EventBody>, ActorProcessingErr> {
+    /// Probes, off the runtime's threads, whether a committed slice's
+    /// commit would merge: onto the candidate's tip, then onto each slice
+    /// `ahead` of it (both commits as they are, from their common
+    /// ancestor: a conflict there is one once that slice has merged).
+    /// Reports the first conflict; what follows is the decider's.
+    pub(super) async fn probe(&mut self, slice: &str, ahead: &[String]) -> crate::Result<Probe> {
+        let Some(s) = self.state.slice(slice) else {
+            return Ok(Probe::Clean);
+        };
+        let Some(commit) = s.commit.clone() else {
+            return Ok(Probe::Clean);
+        };
+        let start = s.start_commit.clone();
+        let tip = self.state.integration.tip().to_string();
+        let theirs: Vec<(String, String)> = ahead
+            .iter()
+            .filter_map(|other| {
+                let c = self.state.slice(other)?.commit.clone()?;
+                Some((other.clone(), c))
+            })
+            .collect();
+        let repo = self.repo.clone();
+        blocking(move || {
+            if let Merge::Conflict(paths) = repo.merge_tree(&tip, &commit, start.as_deref())? {
+                return Ok(Probe::Integration { onto: tip, paths });
+            }
+            for (ahead, theirs) in theirs {
+                if let Merge::Conflict(paths) = repo.merge_tree(&theirs, &commit, None)? {
+                    return Ok(Probe::Ahead { ahead, paths });
+                }
+            }
+            Ok(Probe::Clean)
+        })
+        .await
+    }
+
+    /// Sends a committed slice to the gate actor, in the slot it committed in.
+    pub(super) fn run_gates(&mut self, slice: &str, priority: Priority) -> crate::Result<()> {
         let Some(s) = self.state.slice(slice).cloned() else {
-            return Ok(None);
+            return Ok(());
         };
         let (Some(commit), Some(tree), Some(slot)) = (s.commit, s.tree, s.worktree) else {
-            return Ok(None);
+            return Ok(());
         };
-        // A resumed slice goes on in the slot it had (also while its gates wait).
-        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
-            self.pool.hold(&slot)?;
-            self.slots.insert(slice.to_string(), slot.clone());
-        }
-        let tip = self.state.integration.tip().to_string();
-        if let Merge::Conflict(paths) =
-            self.repo
-                .merge_tree(&tip, &commit, s.start_commit.as_deref())?
-        {
-            return Ok(Some(EventBody::MergeConflict {
-                slice: slice.to_string(),
-                attempt: s.attempts,
-                paths,
-                onto: tip,
-                before_gates: true,
-            }));
-        }
-        for other in ahead {
-            let Some(theirs) = self.state.slice(other).and_then(|o| o.commit.clone()) else {
-                continue;
-            };
-            // Both commits as they are, from their common ancestor: a
-            // conflict here is a conflict once `other` has merged.
-            if let Merge::Conflict(paths) = self.repo.merge_tree(&theirs, &commit, None)? {
-                return Ok(Some(EventBody::GatesDeferred {
-                    slice: slice.to_string(),
-                    attempt: s.attempts,
-                    behind: other.clone(),
-                    paths,
-                }));
-            }
-        }
         let task = match self.state.spec(slice) {
             Some(spec) if !spec.title.is_empty() => format!("{}\n\n{}", spec.title, spec.prompt),
             Some(spec) => spec.prompt.clone(),
@@ -73,7 +68,11 @@ impl SupervisorState {
             commit: commit.clone(),
         };
         let mut job = self.gate_job(
-            Some(slice),
+            Judged::Slice {
+                id: slice.to_string(),
+                attempt: s.attempts,
+            },
+            priority,
             slot,
             commit,
             tree,
@@ -82,12 +81,24 @@ impl SupervisorState {
             self.attempt_logs(slice, s.attempts),
         )?;
         job.subject = Some(subject);
-        self.gates.send_message(GateMsg::Run(Box::new(job)))?;
-        Ok(None)
+        self.gates.run(job)
+    }
+
+    /// Takes back the slot a resumed slice committed in, to gate it there
+    /// (also while its gates wait).
+    pub(super) fn hold_slot(&mut self, slice: &str) -> crate::Result<()> {
+        let Some(slot) = self.state.slice(slice).and_then(|s| s.worktree.clone()) else {
+            return Ok(());
+        };
+        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
+            self.pool.hold(&slot)?;
+            self.slots.insert(slice.to_string(), slot);
+        }
+        Ok(())
     }
 
     /// Sends a verified slice to the integrator.
-    pub(super) fn merge(&mut self, slice: &str) -> Result<(), ActorProcessingErr> {
+    pub(super) fn merge(&mut self, slice: &str) -> crate::Result<()> {
         let Some(s) = self.state.slice(slice) else {
             return Ok(());
         };
@@ -106,22 +117,22 @@ impl SupervisorState {
             &task,
             s.attempts,
         );
-        self.integrator.send_message(IntegratorMsg::Merge {
+        self.integrator.merge(Contribution {
             slice: s.id.clone(),
             attempt: s.attempts,
             commit,
             start: s.start_commit.clone(),
             message,
             author: self.state.settings.limits.commit_author.clone(),
-        })?;
-        Ok(())
+        })
     }
 
     /// A gate job judging `commit` (whose tree is `tree`) in `slot`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gate_job(
         &self,
-        slice: Option<&str>,
+        judged: Judged,
+        priority: Priority,
         slot: std::path::PathBuf,
         commit: String,
         tree: String,
@@ -130,25 +141,9 @@ impl SupervisorState {
         log_dir: std::path::PathBuf,
     ) -> crate::Result<GateJob> {
         let limits = &self.state.settings.limits;
-        // Slices others wait for go first, then the integration's candidate:
-        // that keeps the critical path short.
-        let priority = match slice {
-            Some(id)
-                if self
-                    .state
-                    .slices
-                    .iter()
-                    .any(|s| s.depends_on.iter().any(|d| d == id)) =>
-            {
-                0
-            }
-            Some(_) => 2,
-            None => 1,
-        };
         Ok(GateJob {
             priority,
-            slice: slice.map(str::to_string),
-            base: false,
+            judged,
             bench: crate::gate::Bench {
                 goal_id: self.state.goal_id.clone(),
                 caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
@@ -171,7 +166,7 @@ impl SupervisorState {
     }
 
     /// Takes a slot and sends the slice gates the base commit.
-    pub(super) fn check_base(&mut self) -> crate::Result<()> {
+    pub(super) fn check_base(&mut self, priority: Priority) -> crate::Result<()> {
         let gates: Vec<crate::gate::GateSpec> = self
             .state
             .settings
@@ -181,10 +176,11 @@ impl SupervisorState {
             .filter(|g| g.scope.judges_slices() && g.review.is_none())
             .cloned()
             .collect();
-        let worktree = self.pool.acquire(&self.repo, false)?;
+        let worktree = off_runtime(|| self.pool.acquire(&self.repo, false))?;
         self.slots.insert(BASE.to_string(), worktree.clone());
-        let mut job = self.gate_job(
-            None,
+        let job = self.gate_job(
+            Judged::Base,
+            priority,
             worktree,
             self.state.base_commit.clone(),
             self.state.settings.base_tree.clone(),
@@ -192,21 +188,22 @@ impl SupervisorState {
             gates,
             self.goal.logs().join(BASE),
         )?;
-        job.base = true;
-        job.priority = 0;
-        self.gates
-            .send_message(GateMsg::Run(Box::new(job)))
-            .map_err(|_| crate::Error::ActorGone("gate actor"))
+        self.gates.run(job)
     }
 
     /// Sends the integration gates a candidate commit, in the slot the
     /// integration holds for the whole goal.
-    pub(super) fn integrate(&mut self, commit: String, tree: String) -> crate::Result<EventBody> {
+    pub(super) fn integrate(
+        &mut self,
+        commit: String,
+        tree: String,
+        priority: Priority,
+    ) -> crate::Result<EventBody> {
         let gates = self.state.integration_gates();
         let worktree = match self.slots.get(crate::plan::INTEGRATION) {
             Some(slot) => slot.clone(),
             None => {
-                let slot = self.pool.acquire(&self.repo, false)?;
+                let slot = off_runtime(|| self.pool.acquire(&self.repo, false))?;
                 self.slots
                     .insert(crate::plan::INTEGRATION.to_string(), slot.clone());
                 slot
@@ -237,7 +234,8 @@ impl SupervisorState {
             commit: commit.clone(),
         };
         let mut job = self.gate_job(
-            None,
+            Judged::Integration,
+            priority,
             worktree.clone(),
             commit.clone(),
             tree.clone(),
@@ -251,9 +249,7 @@ impl SupervisorState {
                 .join(commit.get(..12).unwrap_or(&commit)),
         )?;
         job.subject = Some(subject);
-        self.gates
-            .send_message(GateMsg::Run(Box::new(job)))
-            .map_err(|_| crate::Error::ActorGone("gate actor"))?;
+        self.gates.run(job)?;
         Ok(EventBody::IntegrationStarted {
             commit,
             tree,

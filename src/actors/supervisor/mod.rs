@@ -23,16 +23,17 @@ mod finish;
 mod jobs;
 mod recover;
 
-use crate::actors::gate::{GateActor, GateArgs, GateMsg};
-use crate::actors::integrator::{IntegratorActor, IntegratorArgs, IntegratorMsg};
-use crate::actors::slice::SliceMsg;
+use crate::actors::gate::{GateArgs, GateHandle};
+use crate::actors::integrator::{IntegratorArgs, IntegratorHandle};
+use crate::actors::off_runtime;
+use crate::actors::slice::SliceHandle;
 use std::sync::Arc;
 
 use crate::actors::limiter::Limiter;
 use crate::agent::AgentSpec;
 use crate::git::Repo;
 use crate::report::Reporter;
-use crate::state::{GoalState, LogEnd, SliceStatus};
+use crate::state::{GoalState, LogEnd};
 use crate::store::events::{Event, EventBody, EventLog};
 use crate::store::{GoalDir, Store};
 use decide::{Action, Decider, Phase};
@@ -98,10 +99,10 @@ pub struct SupervisorState {
     log: EventLog,
     state: GoalState,
     reporter: Reporter,
-    gates: ActorRef<GateMsg>,
-    integrator: ActorRef<IntegratorMsg>,
+    gates: GateHandle,
+    integrator: IntegratorHandle,
     /// Running slice actors: who they are and which attempt they run.
-    slices: HashMap<ActorId, (String, u32, ActorRef<SliceMsg>)>,
+    slices: HashMap<ActorId, (String, u32, SliceHandle)>,
     /// Cancels everything: agents and gates (Ctrl-C).
     cancel: CancellationToken,
     /// Cancels running agents only (a budget ran out; committed work still merges).
@@ -160,37 +161,27 @@ impl Actor for Supervisor {
             limits,
         } = recover::starting_point(&first, &recovered)?;
         let pool = Arc::new(crate::pool::Pool::new(args.store.pool_dir()));
-        let (gates, _) = Actor::spawn_linked(
-            None,
-            GateActor,
-            GateArgs {
-                supervisor: myself.clone(),
-                repo: args.repo.clone(),
-                pool: pool.clone(),
-                concurrency: limits.gate_concurrency.max(1),
-                cpus: limits.gate_cpus.unwrap_or_else(crate::util::cores),
-                cancel: cancel.clone(),
-                cache: match limits.no_gate_cache {
-                    true => crate::gate::Cache::off(),
-                    false => crate::gate::Cache::new(args.store.gate_cache_dir()),
-                },
+        let gates = GateHandle::spawn(GateArgs {
+            supervisor: myself.clone(),
+            repo: args.repo.clone(),
+            pool: pool.clone(),
+            concurrency: limits.gate_concurrency.max(1),
+            cpus: limits.gate_cpus.unwrap_or_else(crate::util::cores),
+            cancel: cancel.clone(),
+            cache: match limits.no_gate_cache {
+                true => crate::gate::Cache::off(),
+                false => crate::gate::Cache::new(args.store.gate_cache_dir()),
             },
-            myself.get_cell(),
-        )
+        })
         .await?;
-        let (integrator, _) = Actor::spawn_linked(
-            None,
-            IntegratorActor,
-            IntegratorArgs {
-                supervisor: myself.clone(),
-                repo: args.repo.clone(),
-                goal_id,
-                branch_ref: format!("refs/heads/{integration_branch}"),
-                green,
-                tip,
-            },
-            myself.get_cell(),
-        )
+        let integrator = IntegratorHandle::spawn(IntegratorArgs {
+            supervisor: myself.clone(),
+            repo: args.repo.clone(),
+            goal_id,
+            branch_ref: format!("refs/heads/{integration_branch}"),
+            green,
+            tip,
+        })
         .await?;
         let mut state = SupervisorState {
             repo: args.repo,
@@ -260,6 +251,10 @@ impl Actor for Supervisor {
             return Ok(()); // finished; late reports change nothing
         }
         let actions = match message {
+            SupervisorMsg::Report(body) if state.is_stale(&body) => {
+                tracing::debug!(kind = body.kind(), slice = ?body.slice(), attempt = ?body.attempt(), "stale report dropped");
+                return Ok(());
+            }
             SupervisorMsg::Report(mut body) => {
                 state.price_report(&mut body);
                 return state.process(body, &myself).await;
@@ -295,22 +290,13 @@ impl Actor for Supervisor {
         }
         let id = cell.get_id();
         if let Some((slice, attempt, _)) = state.slices.remove(&id) {
-            let still_running = state
-                .state
-                .slice(&slice)
-                .is_some_and(|s| s.status == SliceStatus::Running && s.attempts == attempt);
-            if still_running {
-                let failed = EventBody::SliceFailed {
-                    slice,
-                    attempt,
-                    status: SliceStatus::Failed,
-                    reason: format!("slice actor {why}"),
-                    paths: vec![],
-                };
-                return state.process(failed, &myself).await;
-            }
-        } else if id == state.gates.get_id() || id == state.integrator.get_id() {
-            let who = if id == state.gates.get_id() {
+            let actions = state
+                .decider
+                .on_attempt_lost(&state.state, &slice, attempt, &why);
+            state.carry_out_all(actions, &myself).await?;
+            return state.settle(&myself).await;
+        } else if id == state.gates.id() || id == state.integrator.id() {
+            let who = if id == state.gates.id() {
                 "gate actor"
             } else {
                 "integrator"
@@ -323,9 +309,22 @@ impl Actor for Supervisor {
 }
 
 impl SupervisorState {
+    /// Whether a child's report concerns an attempt of its slice that is
+    /// over (a result that raced a retry): it is dropped, not recorded.
+    fn is_stale(&self, body: &EventBody) -> bool {
+        let (Some(slice), Some(attempt)) = (body.slice(), body.attempt()) else {
+            return false;
+        };
+        self.state
+            .slice(slice)
+            .is_some_and(|s| s.attempts != attempt)
+    }
+
     /// Appends an event, folds it into the state, rewrites the proof, shows it.
     fn record(&mut self, body: EventBody) -> crate::Result<()> {
-        let event = self.log.append(body)?;
+        // The append is fsynced: it may wait on the disk, so the runtime
+        // moves its other tasks off this thread meanwhile.
+        let event = off_runtime(|| self.log.append(body))?;
         self.state.apply(&event);
         self.state.log_end = Some(LogEnd {
             events: event.seq,
@@ -452,14 +451,70 @@ impl SupervisorState {
             Action::Block { slice, reason } => {
                 return Ok(vec![EventBody::SliceBlocked { slice, reason }])
             }
-            Action::Start { slice } => return self.start_slice(&slice, myself).await,
+            Action::Start {
+                slice,
+                start_commit,
+                work_from,
+            } => {
+                return self
+                    .start_slice(&slice, start_commit, work_from, myself)
+                    .await
+            }
+            Action::Fail {
+                slice,
+                attempt,
+                reason,
+            } => {
+                return Ok(vec![EventBody::SliceFailed {
+                    slice,
+                    attempt,
+                    status: crate::state::SliceStatus::Failed,
+                    reason,
+                    paths: vec![],
+                }])
+            }
             Action::StopAttempt { slice } => self.stop_slice_actor(&slice),
-            Action::Gate { slice, ahead } => {
-                return Ok(self.gate(&slice, &ahead)?.into_iter().collect())
+            Action::Gate {
+                slice,
+                ahead,
+                priority,
+            } => {
+                self.hold_slot(&slice)?;
+                let probe = self.probe(&slice, &ahead).await?;
+                tracing::debug!(%slice, ?probe, "merge probed before the gates");
+                let mut events = Vec::new();
+                for action in self.decider.on_probe(&slice, probe, priority) {
+                    events.extend(Box::pin(self.carry_out(action, myself)).await?);
+                }
+                return Ok(events);
+            }
+            Action::RunGates { slice, priority } => self.run_gates(&slice, priority)?,
+            Action::Conflict { slice, paths, onto } => {
+                let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
+                return Ok(vec![EventBody::MergeConflict {
+                    slice,
+                    attempt,
+                    paths,
+                    onto,
+                    before_gates: true,
+                }]);
+            }
+            Action::Defer {
+                slice,
+                behind,
+                paths,
+            } => {
+                let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
+                return Ok(vec![EventBody::GatesDeferred {
+                    slice,
+                    attempt,
+                    behind,
+                    paths,
+                }]);
             }
             Action::Merge { slice } => self.merge(&slice)?,
-            Action::Retry { slice, cause } => {
-                return Ok(self.retrying(&slice, cause)?.into_iter().collect())
+            Action::Retry { slice, cause, redo } => {
+                return Ok(self.retrying(&slice, cause, redo)?.into_iter().collect())
             }
             Action::Release { slice } => self.release_slot(&slice),
             Action::ReleaseBase => self.release_slot(BASE),
@@ -468,10 +523,12 @@ impl SupervisorState {
                 return Ok(vec![EventBody::BudgetExhausted { reason }]);
             }
             Action::CancelAll => self.cancel.cancel(),
-            Action::Integrate { commit, tree } => return Ok(vec![self.integrate(commit, tree)?]),
-            Action::Advance { commit, tree } => self
-                .integrator
-                .send_message(IntegratorMsg::Advance { commit, tree })?,
+            Action::Integrate {
+                commit,
+                tree,
+                priority,
+            } => return Ok(vec![self.integrate(commit, tree, priority)?]),
+            Action::Advance { commit, tree } => self.integrator.advance(commit, tree)?,
             Action::Eject {
                 slice,
                 gate,
@@ -479,8 +536,7 @@ impl SupervisorState {
                 onto,
                 remerge,
             } => {
-                self.integrator
-                    .send_message(IntegratorMsg::Rebuild { tip: onto.clone() })?;
+                self.integrator.rebuild_on(onto.clone())?;
                 let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
                 return Ok(vec![EventBody::SliceEjected {
                     slice,
@@ -491,7 +547,7 @@ impl SupervisorState {
                     remerge,
                 }]);
             }
-            Action::CheckBase => self.check_base()?,
+            Action::CheckBase { priority } => self.check_base(priority)?,
             Action::Finish { status, reason } => self.finish(status, reason, myself)?,
         }
         Ok(vec![])
@@ -504,7 +560,7 @@ impl SupervisorState {
             .find(|(_, (s, _, _))| s == slice)
             .map(|(id, _)| *id);
         if let Some((_, _, actor)) = id.and_then(|id| self.slices.remove(&id)) {
-            actor.stop(None);
+            actor.stop();
         }
     }
 }

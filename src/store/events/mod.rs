@@ -151,6 +151,10 @@ pub enum EventBody {
     GateStarted {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slice: Option<String>,
+        /// The slice's attempt judged (absent for the integration, and in
+        /// logs written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
         gate: String,
         tree: String,
     },
@@ -158,12 +162,16 @@ pub enum EventBody {
     GateFinished {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slice: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
         result: GateResult,
     },
     /// All gates of a slice (or of the integration) were run, up to the first failure.
     Verified {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slice: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
         passed: bool,
         /// The run was cancelled while the gates ran: no verdict; they run
         /// again on resume.
@@ -343,6 +351,24 @@ impl EventBody {
             EventBody::GateStarted { slice, .. }
             | EventBody::GateFinished { slice, .. }
             | EventBody::Verified { slice, .. } => slice.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The slice's attempt a report from a child concerns, if it says.
+    pub fn attempt(&self) -> Option<u32> {
+        match self {
+            EventBody::AgentUpdate { attempt, .. }
+            | EventBody::AgentRetry { attempt, .. }
+            | EventBody::AgentFinished { attempt, .. }
+            | EventBody::SliceCommitted { attempt, .. }
+            | EventBody::SliceFailed { attempt, .. }
+            | EventBody::CheckoutTouched { attempt, .. }
+            | EventBody::SliceMerged { attempt, .. }
+            | EventBody::MergeConflict { attempt, .. } => Some(*attempt),
+            EventBody::GateStarted { attempt, .. }
+            | EventBody::GateFinished { attempt, .. }
+            | EventBody::Verified { attempt, .. } => *attempt,
             _ => None,
         }
     }

@@ -10,8 +10,9 @@
 
 use std::collections::HashMap;
 
+use crate::actors::gate::Priority;
 use crate::agent::Update;
-use crate::state::{GoalState, GoalStatus, Link, SliceState, SliceStatus, TreeVerdict};
+use crate::state::{AttemptEnd, GoalState, GoalStatus, Link, SliceState, SliceStatus, TreeVerdict};
 use crate::store::events::{EventBody, RetryCause};
 
 /// Where the goal is.
@@ -49,21 +50,65 @@ pub enum Action {
     Start {
         /// The slice.
         slice: String,
+        /// The commit it starts from, and is judged against.
+        start_commit: String,
+        /// The failed commit a feedback attempt goes on from, checked out
+        /// on top of `start_commit`'s history.
+        work_from: Option<String>,
+    },
+    /// Record that a slice's attempt failed: its actor ended without a result.
+    Fail {
+        /// The slice.
+        slice: String,
+        /// The attempt.
+        attempt: u32,
+        /// Why, in words.
+        reason: String,
     },
     /// Stop the actor of a slice whose attempt has reported its end.
     StopAttempt {
         /// The slice.
         slice: String,
     },
-    /// Send a committed slice to the gates — unless its commit conflicts
-    /// with the integration, or with one of `ahead`: then its gates would
-    /// be spent for nothing.
+    /// Send a committed slice to the gates — once a merge probe says its
+    /// commit conflicts neither with the integration nor with one of
+    /// `ahead` (see [`Decider::on_probe`]): else its gates would be spent
+    /// for nothing.
     Gate {
         /// The slice.
         slice: String,
         /// Slices that committed before it, are still on their way to the
         /// integration, and changed a path it changed (or a folder of one).
         ahead: Vec<String>,
+        /// How urgent its gate job is.
+        priority: Priority,
+    },
+    /// Run the gates of a slice whose merge probe found no conflict.
+    RunGates {
+        /// The slice.
+        slice: String,
+        /// How urgent its gate job is.
+        priority: Priority,
+    },
+    /// Record that a committed slice conflicts with the integration before
+    /// its gates ran.
+    Conflict {
+        /// The slice.
+        slice: String,
+        /// The conflicting paths.
+        paths: Vec<String>,
+        /// The candidate commit it conflicts with.
+        onto: String,
+    },
+    /// Record that a slice's gates wait for a slice ahead whose commit
+    /// conflicts with it: once that one merged, its conflict is real.
+    Defer {
+        /// The slice.
+        slice: String,
+        /// The slice ahead.
+        behind: String,
+        /// The conflicting paths.
+        paths: Vec<String>,
     },
     /// Send a verified slice to the integrator, to merge onto the candidate.
     Merge {
@@ -76,6 +121,8 @@ pub enum Action {
         slice: String,
         /// What went wrong.
         cause: RetryCause,
+        /// Where the next attempt works from.
+        redo: Redo,
     },
     /// Give back the slot of a slice that no longer needs its tree.
     Release {
@@ -90,7 +137,10 @@ pub enum Action {
     /// Cancel every running agent and gate.
     CancelAll,
     /// Run the slice gates on the base commit.
-    CheckBase,
+    CheckBase {
+        /// How urgent the job is.
+        priority: Priority,
+    },
     /// Give back the slot the base check ran in.
     ReleaseBase,
     /// Run the integration gates on a candidate commit.
@@ -99,6 +149,8 @@ pub enum Action {
         commit: String,
         /// Its tree.
         tree: String,
+        /// How urgent the job is.
+        priority: Priority,
     },
     /// Move the integration branch forward to a candidate commit the
     /// integration gates passed.
@@ -129,6 +181,40 @@ pub enum Action {
         status: GoalStatus,
         /// Why, when not ready.
         reason: Option<String>,
+    },
+}
+
+/// Where the next attempt of a failed slice works from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redo {
+    /// From the failed attempt's commit, which it fixes: its gates failed
+    /// or its commit was refused, but the rest of its work stands.
+    ItsCommit,
+    /// From the integration's tip, without its change, which it makes
+    /// again: its change conflicts with, or breaks, the others' work.
+    OnTheIntegration,
+}
+
+/// What a merge probe found for a committed slice before its gates: the
+/// first conflict, if any. The probe is the supervisor's (it runs git);
+/// what follows from it is [`Decider::on_probe`]'s.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// Its commit merges cleanly onto the candidate and every slice ahead.
+    Clean,
+    /// Its commit conflicts with the candidate `onto` on `paths`.
+    Integration {
+        /// The candidate's tip.
+        onto: String,
+        /// The conflicting paths.
+        paths: Vec<String>,
+    },
+    /// Its commit conflicts with slice `ahead`'s on `paths`.
+    Ahead {
+        /// The slice ahead.
+        ahead: String,
+        /// The conflicting paths.
+        paths: Vec<String>,
     },
 }
 
@@ -337,6 +423,44 @@ impl Decider {
         vec![self.finish(GoalStatus::Failed, Some(why))]
     }
 
+    /// The actor running attempt `attempt` of `slice` is gone without a
+    /// result (`why`): if that attempt is still running, it failed.
+    pub fn on_attempt_lost(
+        &mut self,
+        state: &GoalState,
+        slice: &str,
+        attempt: u32,
+        why: &str,
+    ) -> Vec<Action> {
+        let running = state
+            .slice(slice)
+            .is_some_and(|s| s.status == SliceStatus::Running && s.attempts == attempt);
+        if self.phase == Phase::Done || !running {
+            return vec![];
+        }
+        vec![Action::Fail {
+            slice: slice.to_string(),
+            attempt,
+            reason: format!("slice actor {why}"),
+        }]
+    }
+
+    /// What a slice's merge probe found decides whether its gates run: a
+    /// conflict with the integration is its result; one with a slice ahead
+    /// holds its gates until that one is merged or gone.
+    pub fn on_probe(&mut self, slice: &str, probe: Probe, priority: Priority) -> Vec<Action> {
+        let slice = slice.to_string();
+        vec![match probe {
+            Probe::Clean => Action::RunGates { slice, priority },
+            Probe::Integration { onto, paths } => Action::Conflict { slice, paths, onto },
+            Probe::Ahead { ahead, paths } => Action::Defer {
+                slice,
+                behind: ahead,
+                paths,
+            },
+        }]
+    }
+
     /// A resumed goal: the slices the last controller left committed or
     /// verified go on where they were, and those it left failed with
     /// attempts to spare get them — unless a budget is spent already.
@@ -369,7 +493,9 @@ impl Decider {
             && has_slice_gates
         {
             self.phase = Phase::CheckingBase;
-            return vec![Action::CheckBase];
+            return vec![Action::CheckBase {
+                priority: Priority::Critical,
+            }];
         }
         // Slices whose dependencies will never merge are blocked, once.
         let blockers = state.blockers();
@@ -391,9 +517,9 @@ impl Decider {
         }
         let mut starting = false;
         if self.phase == Phase::Working && state.budget_exhausted.is_none() {
-            for slice in self.ready_to_start(state) {
+            for start in self.ready_to_start(state) {
                 starting = true;
-                actions.push(Action::Start { slice });
+                actions.push(start);
             }
         }
         // The integration goes on while slices work, unless the goal stops.
@@ -458,6 +584,7 @@ impl Decider {
         let test = |commit: &str, tree: &str| Action::Integrate {
             commit: commit.to_string(),
             tree: tree.to_string(),
+            priority: Priority::Candidate,
         };
         let Some(failed) = verdicts.iter().position(|v| *v == TreeVerdict::Failed) else {
             if let Some(passed) = verdicts.iter().rposition(|v| *v == TreeVerdict::Passed) {
@@ -523,9 +650,15 @@ impl Decider {
         }
     }
 
-    /// Pending slices whose dependencies have merged, in dependency order,
-    /// as many as the concurrency limit leaves room for.
-    fn ready_to_start(&self, state: &GoalState) -> Vec<String> {
+    /// Starts for the pending slices whose dependencies have merged, in
+    /// dependency order, as many as the concurrency limit leaves room for.
+    ///
+    /// A feedback attempt after a failed gate or a refused commit goes on
+    /// from that commit and is judged against the same start; a first
+    /// attempt without dependencies starts from the base; dependent slices
+    /// and other retries build on what is merged so far: the candidate's
+    /// tip (the branch, and merges its gates have yet to judge).
+    fn ready_to_start(&self, state: &GoalState) -> Vec<Action> {
         let running = state
             .slices
             .iter()
@@ -541,15 +674,27 @@ impl Decider {
                 s.status == SliceStatus::Pending && s.depends_on.iter().all(|d| state.integrated(d))
             })
             .take(room)
-            .map(|s| s.id.clone())
+            .map(|s| {
+                let start_commit = match (&s.work_from, &s.start_commit) {
+                    (Some(_), Some(start)) => start.clone(),
+                    _ if s.attempts == 0 && s.depends_on.is_empty() => state.base_commit.clone(),
+                    _ => state.integration.tip().to_string(),
+                };
+                Action::Start {
+                    slice: s.id.clone(),
+                    start_commit,
+                    work_from: s.work_from.clone().filter(|_| s.start_commit.is_some()),
+                }
+            })
             .collect()
     }
 
-    /// Another attempt for a slice whose attempt failed, while attempts and
-    /// budget remain and the goal is not stopping.
+    /// Another attempt for a slice whose attempt failed in a way another
+    /// can repair, while attempts and budget remain and the goal is not
+    /// stopping.
     fn retry(&self, state: &GoalState, slice: &str) -> Option<Action> {
         let s = state.slice(slice)?;
-        let cause = s.failure.clone()?;
+        let (cause, redo) = repairable(s.ended.as_ref()?)?;
         let may = self.phase == Phase::Working
             && s.status.is_final()
             && s.status != SliceStatus::Merged
@@ -558,6 +703,7 @@ impl Decider {
         may.then(|| Action::Retry {
             slice: slice.to_string(),
             cause,
+            redo,
         })
     }
 
@@ -571,6 +717,7 @@ impl Decider {
             SliceStatus::Gating if s.gates_follow => None,
             SliceStatus::Gating => Some(Action::Gate {
                 ahead: ahead_of(state, s),
+                priority: slice_priority(state, &slice),
                 slice,
             }),
             SliceStatus::Merging => Some(Action::Merge { slice }),
@@ -652,6 +799,44 @@ impl Decider {
     fn finish(&mut self, status: GoalStatus, reason: Option<String>) -> Action {
         self.phase = Phase::Done;
         Action::Finish { status, reason }
+    }
+}
+
+/// What another attempt can repair, and where it works from: a failed
+/// gate or a refused commit is fixed on the attempt's commit; a conflict
+/// or a broken integration is redone on the integration. An agent that
+/// failed or timed out is not tried again: the same task would fail alike.
+fn repairable(end: &AttemptEnd) -> Option<(RetryCause, Redo)> {
+    match end {
+        AttemptEnd::Failed(SliceStatus::ScopeViolation) => {
+            Some((RetryCause::Scope, Redo::ItsCommit))
+        }
+        AttemptEnd::Failed(_) | AttemptEnd::GateFailed { gate: None } => None,
+        AttemptEnd::GateFailed { gate: Some(gate) } => {
+            Some((RetryCause::Gate { gate: gate.clone() }, Redo::ItsCommit))
+        }
+        AttemptEnd::Conflict => Some((RetryCause::Conflict, Redo::OnTheIntegration)),
+        AttemptEnd::Ejected { gate, tree } => Some((
+            RetryCause::Integration {
+                gate: gate.clone(),
+                tree: tree.clone(),
+            },
+            Redo::OnTheIntegration,
+        )),
+    }
+}
+
+/// How urgent a slice's gate job is: slices others wait for go first, with
+/// the base check; then the integration's candidate; then the others. That
+/// keeps the critical path short.
+fn slice_priority(state: &GoalState, slice: &str) -> Priority {
+    match state
+        .slices
+        .iter()
+        .any(|s| s.depends_on.iter().any(|d| d == slice))
+    {
+        true => Priority::Critical,
+        false => Priority::Other,
     }
 }
 

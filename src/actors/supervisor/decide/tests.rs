@@ -124,9 +124,16 @@ impl Goal {
     }
 }
 
+/// A first attempt, from the base.
 fn start(slice: &str) -> Action {
+    start_from(slice, "base")
+}
+
+fn start_from(slice: &str, commit: &str) -> Action {
     Action::Start {
         slice: slice.into(),
+        start_commit: commit.into(),
+        work_from: None,
     }
 }
 
@@ -140,6 +147,7 @@ fn integrate(slice: &str) -> Action {
     Action::Integrate {
         commit: format!("m-{slice}"),
         tree: format!("mt-{slice}"),
+        priority: Priority::Candidate,
     }
 }
 
@@ -150,10 +158,12 @@ fn advance(slice: &str) -> Action {
     }
 }
 
+/// Gates for a slice no other waits for.
 fn gate(slice: &str, ahead: &[&str]) -> Action {
     Action::Gate {
         slice: slice.into(),
         ahead: ahead.iter().map(|a| a.to_string()).collect(),
+        priority: Priority::Other,
     }
 }
 
@@ -169,8 +179,19 @@ fn slices_start_in_dependency_order_within_the_concurrency_limit() {
     assert_eq!(g.next(), [start("a")]);
     assert_eq!(g.started("a"), []);
     assert_eq!(g.next(), [], "one at a time");
-    // A committed slice goes to its gates, and frees its place.
-    assert_eq!(g.committed("a"), [stop("a"), gate("a", &[])]);
+    // A committed slice goes to its gates, and frees its place; `b`
+    // waits for it, so its gates go first.
+    assert_eq!(
+        g.committed("a"),
+        [
+            stop("a"),
+            Action::Gate {
+                slice: "a".into(),
+                ahead: vec![],
+                priority: Priority::Critical
+            }
+        ]
+    );
     assert_eq!(g.next(), [start("c")], "`b` waits for `a` to merge");
     assert_eq!(g.started("c"), []);
     assert_eq!(
@@ -187,7 +208,7 @@ fn slices_start_in_dependency_order_within_the_concurrency_limit() {
     let _ = g.advanced("a");
     assert_eq!(g.next(), [], "`c` still holds the only place");
     assert_eq!(g.failed("c"), [stop("c"), release("c")]);
-    assert_eq!(g.next(), [start("b")]);
+    assert_eq!(g.next(), [start_from("b", "m-a")]);
 }
 
 #[test]
@@ -253,7 +274,8 @@ fn without_integration_gates_every_merge_moves_the_branch() {
     let _ = g.merged("a");
     assert_eq!(g.next(), [advance("a")], "`b` waits for `a` on the branch");
     let _ = g.advanced("a");
-    assert_eq!(g.next(), [start("b")]);
+    // A dependent slice starts from what its dependency made.
+    assert_eq!(g.next(), [start_from("b", "m-a")]);
 }
 
 #[test]
@@ -308,7 +330,8 @@ fn a_failed_candidate_is_bisected_to_the_first_failing_merge_which_is_taken_out(
                 cause: RetryCause::Integration {
                     gate: "test".into(),
                     tree: "mt-b".into()
-                }
+                },
+                redo: Redo::OnTheIntegration
             }
         ]
     );
@@ -463,7 +486,8 @@ fn a_resumed_goal_gives_the_retry_its_last_controller_did_not_record() {
             slice: "a".into(),
             cause: RetryCause::Gate {
                 gate: "test".into()
-            }
+            },
+            redo: Redo::ItsCommit
         }]
     );
 }
@@ -491,7 +515,8 @@ fn a_failed_gate_a_refused_commit_or_a_conflict_is_retried_while_attempts_remain
             stop("a"),
             Action::Retry {
                 slice: "a".into(),
-                cause: gate
+                cause: gate,
+                redo: Redo::ItsCommit
             },
             release("a")
         ]
@@ -500,7 +525,8 @@ fn a_failed_gate_a_refused_commit_or_a_conflict_is_retried_while_attempts_remain
         "status": "scope_violation", "reason": "changed 1 path outside its write scope: x", "paths": ["x"]}));
     assert!(refused.contains(&Action::Retry {
         slice: "b".into(),
-        cause: RetryCause::Scope
+        cause: RetryCause::Scope,
+        redo: Redo::ItsCommit
     }));
     let _ = g.committed("c");
     let _ = g.verified(Some("c"), true);
@@ -508,7 +534,8 @@ fn a_failed_gate_a_refused_commit_or_a_conflict_is_retried_while_attempts_remain
         g.feed(json!({"kind": "merge_conflict", "slice": "c", "attempt": 1, "paths": ["x"]}));
     assert!(conflict.contains(&Action::Retry {
         slice: "c".into(),
-        cause: RetryCause::Conflict
+        cause: RetryCause::Conflict,
+        redo: Redo::OnTheIntegration
     }));
     // Its second attempt fails too, and that was the last.
     let _ = g.feed(json!({"kind": "slice_retrying", "slice": "a", "attempt": 1,
@@ -684,4 +711,103 @@ fn a_vanished_agent_program_stops_the_goal_failed_once_running_slices_end() {
     };
     assert_eq!(status, GoalStatus::Failed);
     assert!(reason.unwrap().contains("not installed"));
+}
+
+#[test]
+fn a_retry_works_from_its_commit_or_redoes_on_the_integration_as_its_failure_says() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[])], 2, json!({"max_attempts": 2}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.started("b");
+    // `a`'s gate fails: the next attempt fixes its own commit, judged
+    // against the same start.
+    let _ = g.committed("a");
+    let _ = g.feed(json!({"kind": "gate_finished", "slice": "a", "result": {"name": "test",
+        "passed": false, "exit_code": 1, "outcome": "exit 1", "duration_ms": 1, "tree": "t-a", "log": "/l"}}));
+    let failed = g.verified(Some("a"), false);
+    assert!(failed.contains(&Action::Retry {
+        slice: "a".into(),
+        cause: RetryCause::Gate {
+            gate: "test".into()
+        },
+        redo: Redo::ItsCommit
+    }));
+    let _ = g.feed(json!({"kind": "slice_retrying", "slice": "a", "attempt": 1,
+        "cause": {"type": "gate", "gate": "test"}, "feedback": "fix it", "work_from": "c-a"}));
+    assert_eq!(
+        g.next(),
+        [Action::Start {
+            slice: "a".into(),
+            start_commit: "base".into(),
+            work_from: Some("c-a".into())
+        }]
+    );
+    // `b`'s agent fails: another attempt of the same task would fail alike.
+    let failed = g.failed("b");
+    assert!(
+        !failed.iter().any(|a| matches!(a, Action::Retry { .. })),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn an_attempt_whose_actor_is_gone_fails_only_while_it_runs() {
+    let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    assert_eq!(
+        g.decider.on_attempt_lost(&g.state, "a", 1, "crashed: boom"),
+        [Action::Fail {
+            slice: "a".into(),
+            attempt: 1,
+            reason: "slice actor crashed: boom".into()
+        }]
+    );
+    // An actor of an attempt that is over (it reported, then stopped) fails nothing.
+    assert_eq!(g.decider.on_attempt_lost(&g.state, "a", 2, "stopped"), []);
+    let _ = g.committed("a");
+    assert_eq!(g.decider.on_attempt_lost(&g.state, "a", 1, "stopped"), []);
+}
+
+#[test]
+fn a_merge_probe_decides_whether_the_gates_run() {
+    let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+    let p = Priority::Other;
+    assert_eq!(
+        g.decider.on_probe("a", Probe::Clean, p),
+        [Action::RunGates {
+            slice: "a".into(),
+            priority: p
+        }]
+    );
+    assert_eq!(
+        g.decider.on_probe(
+            "a",
+            Probe::Integration {
+                onto: "m".into(),
+                paths: vec!["x".into()]
+            },
+            p
+        ),
+        [Action::Conflict {
+            slice: "a".into(),
+            paths: vec!["x".into()],
+            onto: "m".into()
+        }]
+    );
+    assert_eq!(
+        g.decider.on_probe(
+            "a",
+            Probe::Ahead {
+                ahead: "b".into(),
+                paths: vec!["x".into()]
+            },
+            p
+        ),
+        [Action::Defer {
+            slice: "a".into(),
+            behind: "b".into(),
+            paths: vec!["x".into()]
+        }]
+    );
 }
