@@ -1,7 +1,7 @@
 //! `omk goal run` end to end: real git repositories, shell-script agents through `exec:`.
 
 use crate::support::{gate_toml, slice, slice_of, Fixture};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// A gate `check` of `scope` that counts its runs in a file outside the
 /// repository, which it may write.
@@ -1019,5 +1019,52 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
         finished.first().map(String::as_str),
         Some("b"),
         "{finished:?}"
+    );
+}
+
+#[test]
+fn omk_log_shows_what_omk_decided_and_did_as_json_lines_for_a_bug_report() {
+    let f = Fixture::new(&[("omk.toml", &passing_gate())]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let env = [("OMK_LOG", "debug"), ("OMK_LOG_FORMAT", "json")];
+    let (code, _, stderr) = f.run_goal_env(&plan, &agent, &[], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let find = |what: &dyn Fn(&Value) -> bool, said: &str| {
+        assert!(lines.iter().any(what), "no {said} in:\n{stderr}");
+    };
+    let message = |l: &Value| {
+        l["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let span = |l: &Value| l["span"]["name"].as_str().unwrap_or_default().to_string();
+    // The decisions, with what they decided.
+    find(
+        &|l| message(l) == "decided" && l["fields"]["action"].to_string().contains("Start"),
+        "decision to start `a`",
+    );
+    find(
+        &|l| message(l) == "recorded" && l["fields"]["kind"] == "slice_merged",
+        "recorded merge",
+    );
+    // What was done, in spans that name the goal, the slice and the attempt.
+    find(
+        &|l| span(l) == "attempt" && l["span"]["slice"] == "a" && l["span"]["attempt"] == 1,
+        "attempt span",
+    );
+    find(
+        &|l| span(l) == "gate_job" && l["span"]["judged"] == "a" && message(l) == "gate ended",
+        "gate job span",
+    );
+    find(
+        &|l| span(l) == "merge" && l["span"]["slice"] == "a" && message(l) == "merge made",
+        "merge span",
     );
 }

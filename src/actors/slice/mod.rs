@@ -163,6 +163,7 @@ fn fail(args: &SliceArgs, status: SliceStatus, reason: String, paths: Vec<String
     fields(goal = %args.task.goal_id, slice = %args.task.slice_id, attempt = args.task.attempt)
 )]
 async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
+    tracing::debug!(start = %args.start_commit, work_from = %args.work_from(), remote = args.remote.is_some(), "attempt starting");
     prepare(args).await?;
     if let Some(remote) = &args.remote {
         return remote::attempt(args, remote).await;
