@@ -1,0 +1,101 @@
+//! The integration's next step: judge, advance, bisect, eject.
+
+use super::{Action, Decider};
+use crate::actors::gate::Priority;
+use crate::state::{GoalState, Link, TreeVerdict};
+
+impl Decider {
+    /// What the integration does next: judge the newest candidate, move the
+    /// branch to a candidate that passed, or find the first merge of a
+    /// failed candidate whose tree fails (bisection: the branch passed, the
+    /// failed commit did not, so the first failing merge lies between) and
+    /// take it out.
+    pub(super) fn integration_step(&mut self, state: &GoalState) -> Vec<Action> {
+        let i = &state.integration;
+        if self.advancing.is_some() || i.testing.is_some() {
+            return vec![];
+        }
+        let gates = state.integration_gates();
+        if gates.is_empty() {
+            // Nothing judges the integration: every merge is as good as it gets.
+            return i
+                .candidate
+                .last()
+                .map(|l| self.advance(l))
+                .into_iter()
+                .collect();
+        }
+        let verdicts: Vec<TreeVerdict> = i
+            .candidate
+            .iter()
+            .map(|l| i.verdict_on(&l.tree, &gates))
+            .collect();
+        let test = |commit: &str, tree: &str| Action::Integrate {
+            commit: commit.to_string(),
+            tree: tree.to_string(),
+            priority: Priority::Candidate,
+        };
+        let Some(failed) = verdicts.iter().position(|v| *v == TreeVerdict::Failed) else {
+            if let Some(passed) = verdicts.iter().rposition(|v| *v == TreeVerdict::Passed) {
+                return vec![self.advance(&i.candidate[passed])];
+            }
+            if let Some(tip) = i.candidate.last() {
+                return vec![test(&tip.commit, &tip.tree)];
+            }
+            // A retried goal whose gates were changed: the branch is judged again.
+            // (A merging slice is not settled.)
+            if state.slices_settled()
+                && !i.order.is_empty()
+                && i.verdict_on(&i.tree, &gates) == TreeVerdict::Unknown
+            {
+                return vec![test(&i.commit, &i.tree)];
+            }
+            return vec![];
+        };
+        let passed = verdicts[..failed]
+            .iter()
+            .rposition(|v| *v == TreeVerdict::Passed);
+        let unknown = passed.map_or(0, |p| p + 1);
+        if unknown < failed {
+            let mid = &i.candidate[(unknown + failed) / 2];
+            return vec![test(&mid.commit, &mid.tree)];
+        }
+        // Found: the merge at `failed` is the first whose tree fails.
+        let culprit = &i.candidate[failed];
+        let gate = gates
+            .iter()
+            .find(|g| {
+                i.last_result(&g.name, &culprit.tree)
+                    .is_some_and(|r| !r.passed)
+            })
+            .map(|g| g.name.clone())
+            .unwrap_or_default();
+        let mut actions = Vec::new();
+        let onto = match passed {
+            Some(p) => {
+                actions.push(self.advance(&i.candidate[p]));
+                i.candidate[p].commit.clone()
+            }
+            None => i.commit.clone(),
+        };
+        actions.push(Action::Eject {
+            slice: culprit.slice.clone(),
+            gate,
+            tree: culprit.tree.clone(),
+            onto,
+            remerge: i.candidate[failed + 1..]
+                .iter()
+                .map(|l| l.slice.clone())
+                .collect(),
+        });
+        actions
+    }
+
+    pub(super) fn advance(&mut self, to: &Link) -> Action {
+        self.advancing = Some(to.commit.clone());
+        Action::Advance {
+            commit: to.commit.clone(),
+            tree: to.tree.clone(),
+        }
+    }
+}
