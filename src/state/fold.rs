@@ -15,6 +15,37 @@ impl GoalState {
 
     /// Folds one event into the state.
     pub fn apply(&mut self, event: &Event) {
+        use EventBody::*;
+        match &event.body {
+            GoalStarted { .. }
+            | GoalResumed { .. }
+            | GoalRetried { .. }
+            | GoalFinished { .. }
+            | BudgetExhausted { .. }
+            | Delivery(_)
+            | BaseChecked { .. } => self.apply_goal(event),
+            SliceStarted { .. }
+            | AgentUpdate { .. }
+            | AgentFinished { .. }
+            | AgentRetry { .. }
+            | SliceCommitted { .. }
+            | SliceFailed { .. }
+            | SliceRetrying { .. }
+            | CheckoutTouched { .. }
+            | SliceBlocked { .. } => self.apply_attempt(event),
+            GateStarted { .. } | GateFinished { .. } | Verified { .. } => self.apply_gates(event),
+            SliceMerged { .. }
+            | MergeConflict { .. }
+            | GatesDeferred { .. }
+            | IntegrationStarted { .. }
+            | IntegrationAdvanced { .. }
+            | SliceEjected { .. } => self.apply_integration(event),
+        }
+    }
+
+    /// The goal as a whole: how it started, resumed, was retried, ended, was
+    /// delivered; its base check and budgets.
+    fn apply_goal(&mut self, event: &Event) {
         match &event.body {
             EventBody::GoalStarted {
                 goal_id,
@@ -103,6 +134,96 @@ impl GoalState {
                     },
                 };
             }
+            EventBody::BaseChecked { passed, gates } => {
+                self.base_check = Some(BaseCheck {
+                    passed: *passed,
+                    gates: gates.clone(),
+                });
+            }
+            EventBody::BudgetExhausted { reason } => {
+                self.budget_exhausted.get_or_insert_with(|| reason.clone());
+            }
+            EventBody::Delivery(delivery) => self.delivery = Some(delivery.clone()),
+            EventBody::GoalResumed { raised, .. } => {
+                if let Some(n) = raised.max_attempts {
+                    self.settings.max_attempts = n;
+                }
+                let limits = &mut self.settings.limits;
+                limits.budget_time_ms = raised.budget_time_ms.or(limits.budget_time_ms);
+                limits.budget_tokens = raised.budget_tokens.or(limits.budget_tokens);
+                limits.budget_usd = raised.budget_usd.or(limits.budget_usd);
+                // Work that was in flight when the last controller stopped is
+                // picked up again: interrupted attempts run again under the same
+                // number, unfinished gates run again.
+                self.status = GoalStatus::Running;
+                self.reason = None;
+                self.finished_at = None;
+                self.budget_exhausted = None;
+                self.delivery = None;
+                for s in &mut self.slices {
+                    match s.status {
+                        SliceStatus::Running | SliceStatus::Cancelled => {
+                            s.status = SliceStatus::Pending;
+                            s.attempts = s.attempts.saturating_sub(1);
+                            s.reason = None;
+                            // The agent picks its own session up again where it can.
+                            s.resume_session = s.session.take();
+                        }
+                        SliceStatus::Gating => {
+                            s.gates.clear();
+                            s.gates_interrupted = false;
+                            // Gates that ran with the attempt and were not all
+                            // recorded run again here.
+                            s.gates_follow = false;
+                        }
+                        _ => {}
+                    }
+                    s.unblock();
+                    s.current_gate = None;
+                }
+                // Integration gates that were running run again.
+                self.integration.testing = None;
+            }
+            EventBody::GoalRetried {
+                slices,
+                max_attempts,
+            } => {
+                self.status = GoalStatus::Running;
+                self.reason = None;
+                self.finished_at = None;
+                self.settings.max_attempts = *max_attempts;
+                for s in &mut self.slices {
+                    if slices.contains(&s.id) && s.status != SliceStatus::Merged {
+                        s.status = SliceStatus::Pending;
+                        s.reason = None;
+                        s.paths.clear();
+                        // A fresh attempt starts from what is integrated, told
+                        // what went wrong last time.
+                        s.work_from = None;
+                    }
+                }
+                // Dependents blocked by them may start once they merge.
+                for s in &mut self.slices {
+                    s.unblock();
+                }
+                self.integration.gates.clear();
+            }
+            EventBody::GoalFinished { status, reason } => {
+                self.status = *status;
+                self.reason = reason.clone();
+                self.finished_at = Some(event.ts.clone());
+                for s in &mut self.slices {
+                    s.current_gate = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A slice's attempts: started, what its agent did, committed, failed,
+    /// blocked, sent back.
+    fn apply_attempt(&mut self, event: &Event) {
+        match &event.body {
             EventBody::SliceStarted {
                 slice,
                 attempt,
@@ -147,15 +268,6 @@ impl GoalState {
                 }
             }
             EventBody::AgentRetry { .. } => {}
-            EventBody::BaseChecked { passed, gates } => {
-                self.base_check = Some(BaseCheck {
-                    passed: *passed,
-                    gates: gates.clone(),
-                });
-            }
-            EventBody::BudgetExhausted { reason } => {
-                self.budget_exhausted.get_or_insert_with(|| reason.clone());
-            }
             EventBody::SliceCommitted {
                 slice,
                 commit,
@@ -239,6 +351,13 @@ impl GoalState {
                     s.blocked = true;
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// A slice's (or a candidate's) gates and their verdict.
+    fn apply_gates(&mut self, event: &Event) {
+        match &event.body {
             EventBody::GateStarted { slice, gate, .. } => {
                 if let Some(s) = slice.as_deref().and_then(|id| self.slice_mut(id)) {
                     s.current_gate = Some(gate.clone());
@@ -304,6 +423,14 @@ impl GoalState {
                 }
             }
             EventBody::Verified { slice: None, .. } => self.integration.testing = None,
+            _ => {}
+        }
+    }
+
+    /// The candidate and the branch: merges, conflicts, gate runs on the
+    /// integration, advances, ejections.
+    fn apply_integration(&mut self, event: &Event) {
+        match &event.body {
             EventBody::SliceMerged {
                 slice,
                 slice_commit,
@@ -409,79 +536,7 @@ impl GoalState {
                     s.note_excerpt(excerpt);
                 }
             }
-            EventBody::Delivery(delivery) => self.delivery = Some(delivery.clone()),
-            EventBody::GoalResumed { raised, .. } => {
-                if let Some(n) = raised.max_attempts {
-                    self.settings.max_attempts = n;
-                }
-                let limits = &mut self.settings.limits;
-                limits.budget_time_ms = raised.budget_time_ms.or(limits.budget_time_ms);
-                limits.budget_tokens = raised.budget_tokens.or(limits.budget_tokens);
-                limits.budget_usd = raised.budget_usd.or(limits.budget_usd);
-                // Work that was in flight when the last controller stopped is
-                // picked up again: interrupted attempts run again under the same
-                // number, unfinished gates run again.
-                self.status = GoalStatus::Running;
-                self.reason = None;
-                self.finished_at = None;
-                self.budget_exhausted = None;
-                self.delivery = None;
-                for s in &mut self.slices {
-                    match s.status {
-                        SliceStatus::Running | SliceStatus::Cancelled => {
-                            s.status = SliceStatus::Pending;
-                            s.attempts = s.attempts.saturating_sub(1);
-                            s.reason = None;
-                            // The agent picks its own session up again where it can.
-                            s.resume_session = s.session.take();
-                        }
-                        SliceStatus::Gating => {
-                            s.gates.clear();
-                            s.gates_interrupted = false;
-                            // Gates that ran with the attempt and were not all
-                            // recorded run again here.
-                            s.gates_follow = false;
-                        }
-                        _ => {}
-                    }
-                    s.unblock();
-                    s.current_gate = None;
-                }
-                // Integration gates that were running run again.
-                self.integration.testing = None;
-            }
-            EventBody::GoalRetried {
-                slices,
-                max_attempts,
-            } => {
-                self.status = GoalStatus::Running;
-                self.reason = None;
-                self.finished_at = None;
-                self.settings.max_attempts = *max_attempts;
-                for s in &mut self.slices {
-                    if slices.contains(&s.id) && s.status != SliceStatus::Merged {
-                        s.status = SliceStatus::Pending;
-                        s.reason = None;
-                        s.paths.clear();
-                        // A fresh attempt starts from what is integrated, told
-                        // what went wrong last time.
-                        s.work_from = None;
-                    }
-                }
-                // Dependents blocked by them may start once they merge.
-                for s in &mut self.slices {
-                    s.unblock();
-                }
-                self.integration.gates.clear();
-            }
-            EventBody::GoalFinished { status, reason } => {
-                self.status = *status;
-                self.reason = reason.clone();
-                self.finished_at = Some(event.ts.clone());
-                for s in &mut self.slices {
-                    s.current_gate = None;
-                }
-            }
+            _ => {}
         }
     }
 }
