@@ -47,93 +47,7 @@ impl GoalState {
     /// delivered; its base check and budgets.
     fn apply_goal(&mut self, event: &Event) {
         match &event.body {
-            EventBody::GoalStarted {
-                goal_id,
-                goal,
-                repository,
-                base_commit,
-                base_tree,
-                base_ref,
-                integration_branch,
-                plan,
-                agent,
-                gates,
-                allow_no_gates,
-                max_attempts,
-                concurrency,
-                deliver,
-                deliver_options,
-                limits,
-            } => {
-                *self = GoalState {
-                    goal_id: goal_id.clone(),
-                    goal: goal.clone(),
-                    status: GoalStatus::Running,
-                    reason: None,
-                    repository: repository.clone(),
-                    base_commit: base_commit.clone(),
-                    base_ref: base_ref.clone(),
-                    agent: agent.clone(),
-                    slices: plan
-                        .slices
-                        .iter()
-                        .map(|s| SliceState {
-                            gates_chosen: match &s.gates {
-                                Some(names) => GateChoice {
-                                    gates: names.clone(),
-                                    by: GateChooser::Plan,
-                                },
-                                None => GateChoice {
-                                    gates: gates
-                                        .iter()
-                                        .filter(|g| g.scope.judges_slices())
-                                        .map(|g| g.name.clone())
-                                        .collect(),
-                                    by: GateChooser::Configuration,
-                                },
-                            },
-                            id: s.id.clone(),
-                            title: s.title.clone(),
-                            branch: crate::git::conventions::slice_branch(goal_id, &s.id),
-                            depends_on: s.depends_on.clone(),
-                            ..SliceState::default()
-                        })
-                        .collect(),
-                    integration: Integration {
-                        branch: integration_branch.clone(),
-                        commit: base_commit.clone(),
-                        tree: base_tree.clone(),
-                        ..Integration::default()
-                    },
-                    delivery: None,
-                    usage: Usage::default(),
-                    budget_exhausted: None,
-                    base_check: None,
-                    log_end: None,
-                    started_at: event.ts.clone(),
-                    finished_at: None,
-                    settings: Settings {
-                        limits: limits.clone(),
-                        plan: Some(plan.clone()),
-                        gates: gates.clone(),
-                        allow_no_gates: *allow_no_gates,
-                        max_attempts: *max_attempts,
-                        concurrency: *concurrency,
-                        deliver: *deliver,
-                        deliver_options: deliver_options.clone(),
-                        base_tree: base_tree.clone(),
-                        index: plan
-                            .slices
-                            .iter()
-                            .enumerate()
-                            .map(|(i, s)| (s.id.clone(), i))
-                            .collect(),
-                        order: plan
-                            .order_positions()
-                            .unwrap_or_else(|_| (0..plan.slices.len()).collect()),
-                    },
-                };
-            }
+            EventBody::GoalStarted { .. } => *self = GoalState::started(event),
             EventBody::BaseChecked { passed, gates } => {
                 self.base_check = Some(BaseCheck {
                     passed: *passed,
@@ -144,46 +58,7 @@ impl GoalState {
                 self.budget_exhausted.get_or_insert_with(|| reason.clone());
             }
             EventBody::Delivery(delivery) => self.delivery = Some(delivery.clone()),
-            EventBody::GoalResumed { raised, .. } => {
-                if let Some(n) = raised.max_attempts {
-                    self.settings.max_attempts = n;
-                }
-                let limits = &mut self.settings.limits;
-                limits.budget_time_ms = raised.budget_time_ms.or(limits.budget_time_ms);
-                limits.budget_tokens = raised.budget_tokens.or(limits.budget_tokens);
-                limits.budget_usd = raised.budget_usd.or(limits.budget_usd);
-                // Work that was in flight when the last controller stopped is
-                // picked up again: interrupted attempts run again under the same
-                // number, unfinished gates run again.
-                self.status = GoalStatus::Running;
-                self.reason = None;
-                self.finished_at = None;
-                self.budget_exhausted = None;
-                self.delivery = None;
-                for s in &mut self.slices {
-                    match s.status {
-                        SliceStatus::Running | SliceStatus::Cancelled => {
-                            s.status = SliceStatus::Pending;
-                            s.attempts = s.attempts.saturating_sub(1);
-                            s.reason = None;
-                            // The agent picks its own session up again where it can.
-                            s.resume_session = s.session.take();
-                        }
-                        SliceStatus::Gating => {
-                            s.gates.clear();
-                            s.gates_interrupted = false;
-                            // Gates that ran with the attempt and were not all
-                            // recorded run again here.
-                            s.gates_follow = false;
-                        }
-                        _ => {}
-                    }
-                    s.unblock();
-                    s.current_gate = None;
-                }
-                // Integration gates that were running run again.
-                self.integration.testing = None;
-            }
+            EventBody::GoalResumed { raised, .. } => self.resumed(raised),
             EventBody::GoalRetried {
                 slices,
                 max_attempts,
@@ -217,6 +92,141 @@ impl GoalState {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A new controller takes the goal over, with `raised` limits.
+    fn resumed(&mut self, raised: &crate::store::events::Raised) {
+        if let Some(n) = raised.max_attempts {
+            self.settings.max_attempts = n;
+        }
+        let limits = &mut self.settings.limits;
+        limits.budget_time_ms = raised.budget_time_ms.or(limits.budget_time_ms);
+        limits.budget_tokens = raised.budget_tokens.or(limits.budget_tokens);
+        limits.budget_usd = raised.budget_usd.or(limits.budget_usd);
+        // Work that was in flight when the last controller stopped is
+        // picked up again: interrupted attempts run again under the same
+        // number, unfinished gates run again.
+        self.status = GoalStatus::Running;
+        self.reason = None;
+        self.finished_at = None;
+        self.budget_exhausted = None;
+        self.delivery = None;
+        for s in &mut self.slices {
+            match s.status {
+                SliceStatus::Running | SliceStatus::Cancelled => {
+                    s.status = SliceStatus::Pending;
+                    s.attempts = s.attempts.saturating_sub(1);
+                    s.reason = None;
+                    // The agent picks its own session up again where it can.
+                    s.resume_session = s.session.take();
+                }
+                SliceStatus::Gating => {
+                    s.gates.clear();
+                    s.gates_interrupted = false;
+                    // Gates that ran with the attempt and were not all
+                    // recorded run again here.
+                    s.gates_follow = false;
+                }
+                _ => {}
+            }
+            s.unblock();
+            s.current_gate = None;
+        }
+        // Integration gates that were running run again.
+        self.integration.testing = None;
+    }
+
+    /// The state a `goal_started` event opens: every slice pending.
+    fn started(event: &Event) -> GoalState {
+        let EventBody::GoalStarted {
+            goal_id,
+            goal,
+            repository,
+            base_commit,
+            base_tree,
+            base_ref,
+            integration_branch,
+            plan,
+            agent,
+            gates,
+            allow_no_gates,
+            max_attempts,
+            concurrency,
+            deliver,
+            deliver_options,
+            limits,
+        } = &event.body
+        else {
+            return GoalState::default();
+        };
+        GoalState {
+            goal_id: goal_id.clone(),
+            goal: goal.clone(),
+            status: GoalStatus::Running,
+            reason: None,
+            repository: repository.clone(),
+            base_commit: base_commit.clone(),
+            base_ref: base_ref.clone(),
+            agent: agent.clone(),
+            slices: plan
+                .slices
+                .iter()
+                .map(|s| SliceState {
+                    gates_chosen: match &s.gates {
+                        Some(names) => GateChoice {
+                            gates: names.clone(),
+                            by: GateChooser::Plan,
+                        },
+                        None => GateChoice {
+                            gates: gates
+                                .iter()
+                                .filter(|g| g.scope.judges_slices())
+                                .map(|g| g.name.clone())
+                                .collect(),
+                            by: GateChooser::Configuration,
+                        },
+                    },
+                    id: s.id.clone(),
+                    title: s.title.clone(),
+                    branch: crate::git::conventions::slice_branch(goal_id, &s.id),
+                    depends_on: s.depends_on.clone(),
+                    ..SliceState::default()
+                })
+                .collect(),
+            integration: Integration {
+                branch: integration_branch.clone(),
+                commit: base_commit.clone(),
+                tree: base_tree.clone(),
+                ..Integration::default()
+            },
+            delivery: None,
+            usage: Usage::default(),
+            budget_exhausted: None,
+            base_check: None,
+            log_end: None,
+            started_at: event.ts.clone(),
+            finished_at: None,
+            settings: Settings {
+                limits: limits.clone(),
+                plan: Some(plan.clone()),
+                gates: gates.clone(),
+                allow_no_gates: *allow_no_gates,
+                max_attempts: *max_attempts,
+                concurrency: *concurrency,
+                deliver: *deliver,
+                deliver_options: deliver_options.clone(),
+                base_tree: base_tree.clone(),
+                index: plan
+                    .slices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.id.clone(), i))
+                    .collect(),
+                order: plan
+                    .order_positions()
+                    .unwrap_or_else(|_| (0..plan.slices.len()).collect()),
+            },
         }
     }
 
