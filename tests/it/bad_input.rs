@@ -503,3 +503,26 @@ fn a_kept_path_the_repository_does_not_ignore_is_refused_naming_the_fix() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_impossible_option_is_named_at_once() {
+    let f = Fixture::new(&[("README.md", "hi\n")]);
+    let args = [
+        "goal",
+        "run",
+        "a goal",
+        "--slices",
+        "0",
+        "--max-attempts",
+        "0",
+        "--concurrency",
+        "0",
+    ];
+    for said in [
+        "--slices must be at least 1",
+        "--concurrency must be at least 1",
+        "--max-attempts must be at least 1",
+    ] {
+        refused(&f, &args, said);
+    }
+}
