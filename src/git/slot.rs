@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 
 use git2::Oid;
 
-use super::{
-    changed_between, checked, git_command, git_output, marks_of, signature, Committed, Marks, Repo,
-    STATUS,
-};
+use super::guard::{marks_of, STATUS};
+use super::history::changed_between;
+use super::{checked, git_command, git_output, signature, Committed, Marks, Repo};
 use crate::error::{Error, Result};
 
 /// One of omk's worktrees, addressed through the git directory git made for it.
