@@ -34,6 +34,7 @@ pub mod egress;
 pub mod env;
 mod forward;
 pub mod jail;
+mod mounts;
 pub mod proxy;
 pub mod view;
 
