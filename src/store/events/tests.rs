@@ -1,6 +1,9 @@
 //! The log's one reader on torn, damaged and edited logs.
 
 use super::*;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
 
 fn log_of(n: usize) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
