@@ -56,7 +56,7 @@ struct Kept {
 impl Capture {
     /// Starts a log at `path` (created or truncated).
     pub fn start(path: &Path) -> Result<Capture> {
-        let log = crate::process::open_log(path)?;
+        let log = open_log(path)?;
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills the two descriptors, which we then own.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -292,6 +292,14 @@ fn assemble(path: &Path, kept: &Kept) -> Result<()> {
         let _ = std::fs::remove_file(tail_path(path, i));
     }
     Ok(())
+}
+
+/// Creates (or truncates) a log file, with its directory.
+pub fn open_log(path: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::File::create(path).context(|| format!("creating log {}", path.display()))
 }
 
 #[cfg(test)]

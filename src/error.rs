@@ -125,7 +125,7 @@ pub enum Error {
 
     /// A delivery cannot start: every reason, found before anything is pushed.
     #[error("cannot deliver:\n{}", bullet_list(&.0.iter().map(ToString::to_string).collect::<Vec<_>>()))]
-    Deliver(Vec<crate::deliver::DeliverError>),
+    Deliver(Vec<crate::deliver::error::DeliverError>),
 
     /// A process asked to stop did not within the wait.
     #[error("process {pid} did not stop within {wait}; it still holds goal {goal}")]

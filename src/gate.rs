@@ -67,7 +67,7 @@ pub struct GateSpec {
     /// Set for a review gate (`kind = "review"`): an agent judges the change
     /// instead of `command` ([`crate::review`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review: Option<crate::review::ReviewSpec>,
+    pub review: Option<crate::review::verdict::ReviewSpec>,
     /// Hosts it may reach besides those `[sandbox] allow_hosts` names (`allow_hosts`).
     #[serde(
         default,
@@ -108,7 +108,7 @@ pub struct GateResult {
     pub excerpt: Option<String>,
     /// A review gate's verdict, findings and the reviewer's usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review: Option<crate::review::Review>,
+    pub review: Option<crate::review::verdict::Review>,
     /// The network it had, and the connections it was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::sandbox::egress::NetworkRecord>,

@@ -117,14 +117,6 @@ pub async fn run(spec: &Spec, cancel: &CancellationToken) -> Result<(Exit, Durat
     Ok((exit, took))
 }
 
-/// Creates (or truncates) a log file, with its directory.
-pub fn open_log(path: &std::path::Path) -> Result<std::fs::File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::File::create(path).context(|| format!("creating log {}", path.display()))
-}
-
 /// How a finished process ended.
 pub fn exit_of(status: std::process::ExitStatus) -> Exit {
     match (

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{report, watch, Activity, Report, Task};
+use crate::capture::open_log;
 use crate::error::{IoContext, Result};
-use crate::process::{exit_of, open_log};
+use crate::process::exit_of;
 
 pub(super) async fn run(command: &str, task: &Task, cancel: &CancellationToken) -> Result<Report> {
     // Output goes to a bounded log (see `crate::capture`); a wanted answer

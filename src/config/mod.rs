@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
 use crate::gate::{GateScope, GateSpec};
 use crate::util::parse_duration;
 use file::parse_size;
+
+pub use crate::store::limits::Price;
 
 mod detect;
 mod file;
@@ -82,26 +82,6 @@ pub enum GatesSource {
     Detected(&'static str),
     /// Neither.
     None,
-}
-
-/// What a model's tokens cost (`[[price]]` in `omk.toml`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    /// The model name the agent uses.
-    pub model: String,
-    /// US dollars per million input tokens.
-    pub input_per_million: f64,
-    /// US dollars per million output tokens.
-    pub output_per_million: f64,
-}
-
-impl Price {
-    /// The cost of a number of tokens.
-    pub fn usd(&self, tokens_in: u64, tokens_out: u64) -> f64 {
-        (tokens_in as f64 * self.input_per_million + tokens_out as f64 * self.output_per_million)
-            / 1e6
-    }
 }
 
 impl Config {

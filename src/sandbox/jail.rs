@@ -44,10 +44,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::mounts::{build_view, cover_sockets, host_sockets, mount_view};
+use super::sys::{check, write_file};
 use super::Plan;
-
-/// The device nodes a confined process gets, bound from the host's `/dev`.
-pub(super) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The exit code when the sandbox itself could not be set up.
 pub const SETUP_FAILED: i32 = 125;
@@ -467,21 +465,5 @@ fn detach_stdio() {
                 libc::close(fd);
             }
         }
-    }
-}
-
-fn write_file(path: &str, text: &str) -> Result<(), String> {
-    std::fs::write(Path::new(path), text).map_err(|e| format!("writing {path}: {e}"))
-}
-
-pub(super) fn cstr(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("a NUL byte in {s:?}"))
-}
-
-pub(super) fn check(r: libc::c_int, what: &str) -> Result<(), String> {
-    if r == -1 {
-        Err(format!("{what}: {}", std::io::Error::last_os_error()))
-    } else {
-        Ok(())
     }
 }

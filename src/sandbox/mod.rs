@@ -36,6 +36,7 @@ mod forward;
 pub mod jail;
 mod mounts;
 pub mod proxy;
+mod sys;
 pub mod view;
 
 use std::ffi::OsStr;
@@ -419,7 +420,7 @@ pub(crate) fn landlock_rules(
             .add_rule(PathBeneath::new(fd, write))
             .map_err(|e| fail(&e))?;
     }
-    for name in jail::DEVICES {
+    for name in mounts::DEVICES {
         let node = Path::new("/dev").join(name);
         if let Ok(fd) = PathFd::new(&node) {
             ruleset = ruleset

@@ -6,8 +6,11 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::jail::{check, cstr, DEVICES};
+use super::sys::{check, cstr};
 use super::view::{Op, Step};
+
+/// The device nodes a confined process gets, bound from the host's `/dev`.
+pub(super) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// `open_tree(2)` flag: a detached copy of the mount at the path.
 const OPEN_TREE_CLONE: libc::c_uint = 1;

@@ -160,7 +160,7 @@ pub fn steps(
     for h in &homes {
         hides.push((h.clone(), true));
     }
-    if let Ok(state) = crate::store::home() {
+    if let Ok(state) = crate::store::home::home() {
         hides.push((state, false));
     }
     let (private_hidden, private_readable) = PRIVATE

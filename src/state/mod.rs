@@ -16,8 +16,9 @@ mod fold;
 #[cfg(test)]
 pub(crate) mod tests;
 pub use crate::store::kinds::{
-    Deliver, DeliverOptions, Delivery, GoalStatus, Limits, PullRequest, PushedRef, SliceStatus,
+    Deliver, DeliverOptions, Delivery, GoalStatus, PullRequest, PushedRef, SliceStatus,
 };
+pub use crate::store::limits::Limits;
 
 /// How a slice's attempt ended, when it did not succeed, as its events
 /// say. What follows from it (another attempt, told what) is decided in

@@ -11,7 +11,11 @@
 //! ```
 
 pub mod events;
+pub mod home;
 pub mod kinds;
+pub mod limits;
+
+pub use home::home;
 
 use std::path::{Path, PathBuf};
 
@@ -131,22 +135,6 @@ fn process_alive(pid: &str) -> bool {
 #[derive(Debug)]
 pub struct GoalLock {
     _file: std::fs::File,
-}
-
-/// omk's state home.
-pub fn home() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("OMK_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir).join("omk"));
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".local/state/omk")),
-        None => Err(Error::Usage(
-            "cannot place omk's state: set OMK_HOME (or HOME) to a writable directory".into(),
-        )),
-    }
 }
 
 impl Store {

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::agent;
 use crate::gate::{GateResult, GateSpec};
 use crate::plan::Plan;
-use crate::store::kinds::{Deliver, DeliverOptions, Delivery, GoalStatus, Limits, SliceStatus};
+use crate::store::kinds::{Deliver, DeliverOptions, Delivery, GoalStatus, SliceStatus};
+use crate::store::limits::Limits;
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
