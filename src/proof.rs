@@ -171,6 +171,18 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
         short(&s.integration.commit),
         short(&s.integration.tree)
     );
+    slices(&mut out, s, repo);
+    problems(&mut out, s, &portable);
+    reviews(&mut out, s, &portable);
+    network(&mut out, s);
+    attempts(&mut out, s, &portable);
+    integration(&mut out, s);
+    verify(&mut out, s, pushed_to);
+    out
+}
+
+/// The slices' table, and each one's task and changed files.
+fn slices(out: &mut String, s: &GoalState, repo: Option<&Repo>) {
     let _ = writeln!(out, "### Slices\n");
     let _ = writeln!(
         out,
@@ -223,6 +235,10 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
         }
         let _ = writeln!(out, "\n</details>\n");
     }
+}
+
+/// Why each slice that did not merge did not, with its excerpt.
+fn problems(out: &mut String, s: &GoalState, portable: &dyn Fn(&str) -> String) {
     let failures: Vec<_> = s
         .slices
         .iter()
@@ -244,8 +260,10 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
         }
         let _ = writeln!(out);
     }
-    reviews(&mut out, s, &portable);
-    network(&mut out, s);
+}
+
+/// Each retried slice's attempts, and why each ended.
+fn attempts(out: &mut String, s: &GoalState, portable: &dyn Fn(&str) -> String) {
     let retried: Vec<_> = s
         .slices
         .iter()
@@ -266,6 +284,10 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
         }
         let _ = writeln!(out);
     }
+}
+
+/// The merge order, the tree, the integration gates and the usage.
+fn integration(out: &mut String, s: &GoalState) {
     let i = &s.integration;
     let _ = writeln!(out, "### Integration\n");
     let _ = writeln!(
@@ -291,6 +313,10 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
     if let Some(usage) = s.usage.summary() {
         let _ = writeln!(out, "\n### Usage\n\n{usage}");
     }
+}
+
+/// How to check the goal: on any clone when pushed, else where it ran.
+fn verify(out: &mut String, s: &GoalState, pushed_to: Option<&str>) {
     let _ = writeln!(out, "\n### Verify it yourself\n");
     match pushed_to {
         Some(remote) => {
@@ -303,7 +329,7 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
                 "```\ngit fetch {remote} '{}*:{}*' {}\nomk goal verify {}\n```",
                 crate::git::conventions::PROOFS,
                 crate::git::conventions::PROOFS,
-                i.branch,
+                s.integration.branch,
                 s.goal_id
             );
         }
@@ -315,7 +341,6 @@ pub fn markdown(s: &GoalState, repo: Option<&Repo>, pushed_to: Option<&str>) -> 
             let _ = writeln!(out, "```\nomk goal replay {} --verify\n```", s.goal_id);
         }
     }
-    out
 }
 
 /// The network agents and gates had, and every connection the sandbox

@@ -342,73 +342,7 @@ async fn run_job(
                     gate: spec.name.clone(),
                     tree: job.tree.clone(),
                 });
-                let log = job.log_dir.join(format!("gate-{}.log", spec.name));
-                let not_run = |outcome: String| GateResult {
-                    log: log.clone(),
-                    ..GateResult::not_run(spec.name.clone(), job.tree.clone(), outcome)
-                };
-                let checked = match ready {
-                    true => Ok(()),
-                    false => prepare(&repo, &job).await,
-                };
-                let ran = match (checked, &spec.review, &job.subject) {
-                    (Err(why), _, _) => Err(format!("not run: {why}")),
-                    (Ok(()), None, _) => {
-                        let (spec, bench, tree, log, cancel) = (
-                            spec.clone(),
-                            job.bench.clone(),
-                            job.tree.clone(),
-                            log.clone(),
-                            cancel.clone(),
-                        );
-                        contained(async move {
-                            crate::fault::point("gate.run");
-                            gate::run(&spec, &bench, &tree, log, &cancel)
-                                .await
-                                .map_err(|e| format!("could not run: {e}"))
-                        })
-                        .await
-                    }
-                    (Ok(()), Some(review), Some(subject)) => {
-                        let (spec, review, subject, repo, bench, tree, earlier, log, cancel) = (
-                            spec.clone(),
-                            review.clone(),
-                            subject.clone(),
-                            repo.clone(),
-                            job.bench.clone(),
-                            job.tree.clone(),
-                            results.clone(),
-                            log.clone(),
-                            cancel.clone(),
-                        );
-                        contained(async move {
-                            crate::fault::point("gate.run");
-                            crate::review::run(
-                                &spec, &review, &subject, &repo, &bench, &tree, &earlier, log,
-                                &cancel,
-                            )
-                            .await
-                            .map_err(|e| format!("could not run: {e}"))
-                        })
-                        .await
-                    }
-                    (Ok(()), Some(_), None) => Err("not run: there is no change to review".into()),
-                };
-                let result = match ran {
-                    Ok(mut result) => {
-                        // Whatever the gate did to its tree, the next
-                        // gate gets the commit's again.
-                        ready = files_tree(&repo, &job).await.ok().as_ref() == Some(&job.tree);
-                        result.changed_tree = !ready;
-                        // A reviewer may only read.
-                        if result.changed_tree && spec.review.is_some() {
-                            result.passed = false;
-                            result.outcome = "the reviewer changed the tree it reviewed".into();
-                        }
-                        result
-                    }
-                    Err(why) => not_run(why),
-                };
+                let result = run_gate(spec, &job, &repo, cancel, &results, &mut ready).await;
                 cache.put(spec, &job.bench, &result);
                 result
             }
@@ -447,6 +381,86 @@ async fn run_job(
             passed,
             gates: results,
         });
+    }
+}
+
+/// Runs one gate of `job` that has no cached pass, on the job's checkout
+/// (reset first unless `ready` says it holds the tree), and says whether
+/// the checkout still holds it after: a gate that could not run, or
+/// panicked, is a failed result.
+async fn run_gate(
+    spec: &GateSpec,
+    job: &GateJob,
+    repo: &Repo,
+    cancel: &CancellationToken,
+    earlier: &[GateResult],
+    ready: &mut bool,
+) -> GateResult {
+    let log = job.log_dir.join(format!("gate-{}.log", spec.name));
+    let not_run = |outcome: String| GateResult {
+        log: log.clone(),
+        ..GateResult::not_run(spec.name.clone(), job.tree.clone(), outcome)
+    };
+    let checked = match *ready {
+        true => Ok(()),
+        false => prepare(repo, job).await,
+    };
+    let ran = match (checked, &spec.review, &job.subject) {
+        (Err(why), _, _) => Err(format!("not run: {why}")),
+        (Ok(()), None, _) => {
+            let (spec, bench, tree, log, cancel) = (
+                spec.clone(),
+                job.bench.clone(),
+                job.tree.clone(),
+                log.clone(),
+                cancel.clone(),
+            );
+            contained(async move {
+                crate::fault::point("gate.run");
+                gate::run(&spec, &bench, &tree, log, &cancel)
+                    .await
+                    .map_err(|e| format!("could not run: {e}"))
+            })
+            .await
+        }
+        (Ok(()), Some(review), Some(subject)) => {
+            let (spec, review, subject, repo, bench, tree, earlier, log, cancel) = (
+                spec.clone(),
+                review.clone(),
+                subject.clone(),
+                repo.clone(),
+                job.bench.clone(),
+                job.tree.clone(),
+                earlier.to_vec(),
+                log.clone(),
+                cancel.clone(),
+            );
+            contained(async move {
+                crate::fault::point("gate.run");
+                crate::review::run(
+                    &spec, &review, &subject, &repo, &bench, &tree, &earlier, log, &cancel,
+                )
+                .await
+                .map_err(|e| format!("could not run: {e}"))
+            })
+            .await
+        }
+        (Ok(()), Some(_), None) => Err("not run: there is no change to review".into()),
+    };
+    match ran {
+        Ok(mut result) => {
+            // Whatever the gate did to its tree, the next
+            // gate gets the commit's again.
+            *ready = files_tree(repo, job).await.ok().as_ref() == Some(&job.tree);
+            result.changed_tree = !*ready;
+            // A reviewer may only read.
+            if result.changed_tree && spec.review.is_some() {
+                result.passed = false;
+                result.outcome = "the reviewer changed the tree it reviewed".into();
+            }
+            result
+        }
+        Err(why) => not_run(why),
     }
 }
 

@@ -15,6 +15,37 @@ pub fn describe(body: &EventBody) -> String {
 
 fn line(body: &EventBody) -> String {
     match body {
+        EventBody::GoalStarted { .. }
+        | EventBody::GoalResumed { .. }
+        | EventBody::GoalRetried { .. }
+        | EventBody::GoalFinished { .. }
+        | EventBody::BudgetExhausted { .. }
+        | EventBody::Delivery(_)
+        | EventBody::BaseChecked { .. } => line_goal(body),
+        EventBody::SliceStarted { .. }
+        | EventBody::AgentUpdate { .. }
+        | EventBody::AgentFinished { .. }
+        | EventBody::AgentRetry { .. }
+        | EventBody::SliceCommitted { .. }
+        | EventBody::SliceFailed { .. }
+        | EventBody::SliceRetrying { .. }
+        | EventBody::CheckoutTouched { .. }
+        | EventBody::SliceBlocked { .. } => line_attempt(body),
+        EventBody::GateStarted { .. }
+        | EventBody::GateFinished { .. }
+        | EventBody::Verified { .. } => line_gates(body),
+        EventBody::SliceMerged { .. }
+        | EventBody::MergeConflict { .. }
+        | EventBody::GatesDeferred { .. }
+        | EventBody::IntegrationStarted { .. }
+        | EventBody::IntegrationAdvanced { .. }
+        | EventBody::SliceEjected { .. } => line_integration(body),
+    }
+}
+
+/// The goal as a whole: started, resumed, retried, its base, budget, delivery, end.
+fn line_goal(body: &EventBody) -> String {
+    match body {
         EventBody::GoalStarted {
             goal,
             plan,
@@ -39,6 +70,34 @@ fn line(body: &EventBody) -> String {
             true => "goal retried: the integration gates run again".into(),
             false => format!("goal retried: fresh attempts for {}", slices.join(", ")),
         },
+        EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
+        EventBody::BaseChecked {
+            passed: true,
+            gates,
+        } => {
+            format!("the base passes the slice gates ({})", names(gates))
+        }
+        EventBody::BaseChecked {
+            passed: false,
+            gates,
+        } => {
+            format!(
+                "the base FAILS the slice gates ({}); no agent starts",
+                names(gates)
+            )
+        }
+        EventBody::Delivery(d) => crate::proof::delivery_line(d).replace('\n', "; "),
+        EventBody::GoalFinished { status, reason } => match reason {
+            Some(r) => format!("goal finished: {status} — {r}"),
+            None => format!("goal finished: {status}"),
+        },
+        _ => String::new(),
+    }
+}
+
+/// A slice's attempt: started, its agent, committed, failed, blocked, sent back.
+fn line_attempt(body: &EventBody) -> String {
+    match body {
         EventBody::SliceStarted {
             attempt,
             start_commit,
@@ -90,22 +149,6 @@ fn line(body: &EventBody) -> String {
         } => {
             format!("agent failed ({reason}); retry {retry} in {delay_ms}ms")
         }
-        EventBody::BudgetExhausted { reason } => format!("budget exhausted: {reason}"),
-        EventBody::BaseChecked {
-            passed: true,
-            gates,
-        } => {
-            format!("the base passes the slice gates ({})", names(gates))
-        }
-        EventBody::BaseChecked {
-            passed: false,
-            gates,
-        } => {
-            format!(
-                "the base FAILS the slice gates ({}); no agent starts",
-                names(gates)
-            )
-        }
         EventBody::SliceRetrying { attempt, cause, .. } => {
             let why = match cause {
                 RetryCause::Gate { gate } => format!("gate `{gate}` failed"),
@@ -136,6 +179,13 @@ fn line(body: &EventBody) -> String {
         EventBody::CheckoutTouched { evidence, .. } => {
             format!("CHANGED THE USER'S REPOSITORY: {}", evidence.join("; "))
         }
+        _ => String::new(),
+    }
+}
+
+/// Gates and verdicts.
+fn line_gates(body: &EventBody) -> String {
+    match body {
         EventBody::GateStarted { gate, tree, .. } => {
             format!("gate {gate} started on tree {}", short(tree))
         }
@@ -163,6 +213,13 @@ fn line(body: &EventBody) -> String {
                 "verification failed".into()
             }
         }
+        _ => String::new(),
+    }
+}
+
+/// The candidate and the branch.
+fn line_integration(body: &EventBody) -> String {
+    match body {
         EventBody::SliceMerged { commit, .. } => {
             format!("merged into the candidate as {}", short(commit))
         }
@@ -213,11 +270,7 @@ fn line(body: &EventBody) -> String {
             }
             s
         }
-        EventBody::Delivery(d) => crate::proof::delivery_line(d).replace('\n', "; "),
-        EventBody::GoalFinished { status, reason } => match reason {
-            Some(r) => format!("goal finished: {status} — {r}"),
-            None => format!("goal finished: {status}"),
-        },
+        _ => String::new(),
     }
 }
 

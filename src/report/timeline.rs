@@ -255,64 +255,10 @@ impl Builder {
                     *label = format!("gates held behind `{behind}`, which it conflicts with");
                 }
             }
-            EventBody::GateStarted { slice, gate, .. } => {
-                let t = match slice {
-                    Some(s) => self.slice(s),
-                    None => Some(self.unsliced()),
-                };
-                if let Some(t) = t {
-                    t.close(at, false, None);
-                    t.open(Phase::Gate, at, format!("gate {gate}"));
-                }
-            }
-            EventBody::GateFinished { slice, result, .. } => {
-                let t = match slice {
-                    Some(s) => self.slice(s),
-                    None => Some(self.unsliced()),
-                };
-                if let Some(t) = t {
-                    let mut label = format!("gate {}: {}", result.name, result.outcome);
-                    if result.cached {
-                        label += " (cached)";
-                    }
-                    t.close(at, !result.passed, Some(&label));
-                    if slice.is_some() {
-                        t.open(Phase::GateQueued, at, "gate queued".into());
-                    }
-                }
-            }
-            EventBody::Verified {
-                slice: Some(slice),
-                passed,
-                interrupted,
-                ..
-            } => {
-                if let Some(t) = self.slice(slice) {
-                    t.close(at, false, None);
-                    if *passed && !interrupted {
-                        t.open(Phase::Merge, at, "merge".into());
-                    }
-                }
-            }
-            EventBody::BaseChecked { gates, .. } => {
-                // Recorded once, when all of them ran, one after the other:
-                // each bar ends where the next one starts.
-                let base = &mut self.tracks[BASE];
-                let mut end = at;
-                let mut bars = Vec::new();
-                for g in gates.iter().rev() {
-                    let start = end.saturating_sub(g.duration_ms);
-                    bars.push((start, end, g));
-                    end = start;
-                }
-                for (start, end, g) in bars.into_iter().rev() {
-                    let mut label = format!("gate {} on the base: {}", g.name, g.outcome);
-                    if g.cached {
-                        label += " (cached)";
-                    }
-                    base.push(Phase::Gate, start, end, !g.passed, label);
-                }
-            }
+            EventBody::GateStarted { .. }
+            | EventBody::GateFinished { .. }
+            | EventBody::Verified { .. }
+            | EventBody::BaseChecked { .. } => self.gate_event(&e.body, at),
             EventBody::SliceMerged { slice, .. } => {
                 if let Some(t) = self.slice(slice) {
                     t.close(at, false, Some("merged"));
@@ -369,6 +315,71 @@ impl Builder {
             EventBody::GoalFinished { .. } => {
                 for t in &mut self.tracks {
                     t.close(at, false, None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A gate started or ended on a slice, the integration or the base.
+    fn gate_event(&mut self, body: &EventBody, at: u64) {
+        match body {
+            EventBody::GateStarted { slice, gate, .. } => {
+                let t = match slice {
+                    Some(s) => self.slice(s),
+                    None => Some(self.unsliced()),
+                };
+                if let Some(t) = t {
+                    t.close(at, false, None);
+                    t.open(Phase::Gate, at, format!("gate {gate}"));
+                }
+            }
+            EventBody::GateFinished { slice, result, .. } => {
+                let t = match slice {
+                    Some(s) => self.slice(s),
+                    None => Some(self.unsliced()),
+                };
+                if let Some(t) = t {
+                    let mut label = format!("gate {}: {}", result.name, result.outcome);
+                    if result.cached {
+                        label += " (cached)";
+                    }
+                    t.close(at, !result.passed, Some(&label));
+                    if slice.is_some() {
+                        t.open(Phase::GateQueued, at, "gate queued".into());
+                    }
+                }
+            }
+            EventBody::Verified {
+                slice: Some(slice),
+                passed,
+                interrupted,
+                ..
+            } => {
+                if let Some(t) = self.slice(slice) {
+                    t.close(at, false, None);
+                    if *passed && !interrupted {
+                        t.open(Phase::Merge, at, "merge".into());
+                    }
+                }
+            }
+            EventBody::BaseChecked { gates, .. } => {
+                // Recorded once, when all of them ran, one after the other:
+                // each bar ends where the next one starts.
+                let base = &mut self.tracks[BASE];
+                let mut end = at;
+                let mut bars = Vec::new();
+                for g in gates.iter().rev() {
+                    let start = end.saturating_sub(g.duration_ms);
+                    bars.push((start, end, g));
+                    end = start;
+                }
+                for (start, end, g) in bars.into_iter().rev() {
+                    let mut label = format!("gate {} on the base: {}", g.name, g.outcome);
+                    if g.cached {
+                        label += " (cached)";
+                    }
+                    base.push(Phase::Gate, start, end, !g.passed, label);
                 }
             }
             _ => {}

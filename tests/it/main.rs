@@ -16,6 +16,7 @@ mod planner;
 mod report;
 mod review;
 mod sandbox;
+mod shape;
 mod slurm;
 mod trust;
 

@@ -45,98 +45,10 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
     let task = &args.task;
     let root = slurm::goal_dir(&remote.settings, &task.goal_id, &remote.logs);
     let dir = worker::JobDir(slurm::job_dir(&root, &task.slice_id, task.attempt));
-    let job = worker::Job {
-        goal_id: task.goal_id.clone(),
-        slice: task.slice_id.clone(),
-        attempt: task.attempt,
-        agent: args.agent.to_string(),
-        prompt: task.prompt.clone(),
-        write_scope: task.write_scope.clone(),
-        branch: args.branch.clone(),
-        start_commit: args.start_commit.clone(),
-        work_from: args.work_from().to_string(),
-        base_commit: remote.base_commit.clone(),
-        base_bundle: slurm::base_bundle(&root),
-        commit_message: args.commit_message.clone(),
-        timeout_ms: task.timeout.as_millis() as u64,
-        inactivity_ms: task.inactivity.as_millis() as u64,
-        deny: remote.deny.clone(),
-        writable: remote.writable.clone(),
-        readable: remote.readable.clone(),
-        agent_network: remote.agent_network.clone(),
-        network: remote.network.clone(),
-        env: remote.env.clone(),
-        feedback: task
-            .feedback
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok()),
-        resume_session: task.resume_session.clone(),
-        gates: remote.gates.clone(),
-        gate_env_names: remote.gate_env_names.clone(),
-        gate_env: remote.gate_env.clone(),
-        report_key: worker::new_report_key(),
-    };
-    let mut retry = 0;
-    let (finished, report) = loop {
-        let finished = slurm::run(&remote.settings, &args.repo, &job, &dir, &args.cancel).await?;
-        // A job the scheduler stopped (scancel, preemption, its time limit)
-        // while the goal went on is lost, whatever its report says: its
-        // worker cancelled the agent, or the signal reached the agent first.
-        let stopped = |r: &worker::Report| {
-            !args.cancel.is_cancelled()
-                && (r.agent.exit == AgentExit::Cancelled
-                    || slurm::stopped_by_scheduler(&finished.state))
-        };
-        match finished.report.clone() {
-            // A report the worker did not sign is nobody's word.
-            Some(Err(why)) => {
-                return Ok(fail(
-                    args,
-                    SliceStatus::Failed,
-                    format!("slurm job {}: {why}", finished.job_id),
-                    vec![],
-                ))
-            }
-            Some(Ok(report)) if !stopped(&report) => break (finished, report),
-            _ if args.cancel.is_cancelled() => {
-                return Ok(fail(
-                    args,
-                    SliceStatus::Cancelled,
-                    format!(
-                        "agent stopped: the goal was cancelled (slurm job {})",
-                        finished.job_id
-                    ),
-                    vec![],
-                ))
-            }
-            _ if retry < MAX_RETRIES => {
-                retry += 1;
-                report_retry(
-                    args,
-                    retry,
-                    format!(
-                        "slurm job {} ended {} without a report of finished work",
-                        finished.job_id, finished.state
-                    ),
-                );
-                // What the stopped worker reported is not taken up again.
-                let _ = std::fs::remove_file(dir.report());
-                args.limiter.wait().await;
-            }
-            _ => {
-                return Ok(fail(
-                    args,
-                    SliceStatus::Failed,
-                    format!(
-                        "slurm job {} ended {} without a report, {retry} times; its output: {}",
-                        finished.job_id,
-                        finished.state,
-                        dir.output().display()
-                    ),
-                    vec![],
-                ))
-            }
-        }
+    let job = job_of(args, remote, &root);
+    let (finished, report) = match reported(args, remote, &job, &dir).await? {
+        Ok(done) => done,
+        Err(failed) => return Ok(failed),
     };
     let mut agent = report.agent;
     agent.ran_on = Some(format!("slurm job {} on {}", finished.job_id, report.node));
@@ -210,11 +122,141 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
     {
         return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
     }
-    // Gates that ran on the job's commit are recorded as the gate actor
-    // records its own: after the commit, each with the tree it ran on,
-    // then the verdict. A cancel that cut them short is no verdict: they
-    // run again, here. So does a result on another tree than the commit's.
-    let results = report.gates.filter(|results| {
+    record_gates(
+        args,
+        remote,
+        report.gates,
+        commit,
+        tree,
+        changed,
+    )
+}
+
+/// The job that runs attempt `args.task` on a node.
+fn job_of(args: &SliceArgs, remote: &Remote, root: &std::path::Path) -> worker::Job {
+    let task = &args.task;
+    worker::Job {
+        goal_id: task.goal_id.clone(),
+        slice: task.slice_id.clone(),
+        attempt: task.attempt,
+        agent: args.agent.to_string(),
+        prompt: task.prompt.clone(),
+        write_scope: task.write_scope.clone(),
+        branch: args.branch.clone(),
+        start_commit: args.start_commit.clone(),
+        work_from: args.work_from().to_string(),
+        base_commit: remote.base_commit.clone(),
+        base_bundle: slurm::base_bundle(root),
+        commit_message: args.commit_message.clone(),
+        timeout_ms: task.timeout.as_millis() as u64,
+        inactivity_ms: task.inactivity.as_millis() as u64,
+        deny: remote.deny.clone(),
+        writable: remote.writable.clone(),
+        readable: remote.readable.clone(),
+        agent_network: remote.agent_network.clone(),
+        network: remote.network.clone(),
+        env: remote.env.clone(),
+        feedback: task
+            .feedback
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok()),
+        resume_session: task.resume_session.clone(),
+        gates: remote.gates.clone(),
+        gate_env_names: remote.gate_env_names.clone(),
+        gate_env: remote.gate_env.clone(),
+        report_key: worker::new_report_key(),
+    }
+}
+
+/// Runs the job until its worker reports finished work: a job lost
+/// without a report, or stopped by the scheduler, is submitted again (up
+/// to the retries a lost agent gets); `Err` is the attempt's failure.
+async fn reported(
+    args: &SliceArgs,
+    remote: &Remote,
+    job: &worker::Job,
+    dir: &worker::JobDir,
+) -> crate::Result<Result<(slurm::Finished, worker::Report), EventBody>> {
+    let mut retry = 0;
+    let done = loop {
+        let finished = slurm::run(&remote.settings, &args.repo, job, dir, &args.cancel).await?;
+        // A job the scheduler stopped (scancel, preemption, its time limit)
+        // while the goal went on is lost, whatever its report says: its
+        // worker cancelled the agent, or the signal reached the agent first.
+        let stopped = |r: &worker::Report| {
+            !args.cancel.is_cancelled()
+                && (r.agent.exit == AgentExit::Cancelled
+                    || slurm::stopped_by_scheduler(&finished.state))
+        };
+        match finished.report.clone() {
+            // A report the worker did not sign is nobody's word.
+            Some(Err(why)) => {
+                return Ok(Err(fail(
+                    args,
+                    SliceStatus::Failed,
+                    format!("slurm job {}: {why}", finished.job_id),
+                    vec![],
+                )))
+            }
+            Some(Ok(report)) if !stopped(&report) => break (finished, report),
+            _ if args.cancel.is_cancelled() => {
+                return Ok(Err(fail(
+                    args,
+                    SliceStatus::Cancelled,
+                    format!(
+                        "agent stopped: the goal was cancelled (slurm job {})",
+                        finished.job_id
+                    ),
+                    vec![],
+                )))
+            }
+            _ if retry < MAX_RETRIES => {
+                retry += 1;
+                report_retry(
+                    args,
+                    retry,
+                    format!(
+                        "slurm job {} ended {} without a report of finished work",
+                        finished.job_id, finished.state
+                    ),
+                );
+                // What the stopped worker reported is not taken up again.
+                let _ = std::fs::remove_file(dir.report());
+                args.limiter.wait().await;
+            }
+            _ => {
+                return Ok(Err(fail(
+                    args,
+                    SliceStatus::Failed,
+                    format!(
+                        "slurm job {} ended {} without a report, {retry} times; its output: {}",
+                        finished.job_id,
+                        finished.state,
+                        dir.output().display()
+                    ),
+                    vec![],
+                )))
+            }
+        }
+    };
+    Ok(Ok(done))
+}
+
+/// The attempt's commit, and the gates that ran with it on the job: they
+/// are recorded as the gate actor records its own — after the commit, each
+/// with the tree it ran on, then the verdict. A cancel that cut them short
+/// is no verdict: they run again, here. So does a result on another tree
+/// than the commit's.
+fn record_gates(
+    args: &SliceArgs,
+    remote: &Remote,
+    gates: Option<Vec<crate::gate::GateResult>>,
+    commit: String,
+    tree: String,
+    changed: Vec<String>,
+) -> crate::Result<EventBody> {
+    let task = &args.task;
+    let results = gates.filter(|results| {
         results.iter().all(|r| r.tree == tree)
             && !(args.cancel.is_cancelled() && results.iter().any(|r| !r.passed))
     });
