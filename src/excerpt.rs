@@ -23,7 +23,7 @@ const MARKS: &[&str] = &[
 pub fn of_log(path: &std::path::Path, lines: usize, bytes: usize) -> String {
     // Logs are bounded by the capture limit; a generous window from the end
     // holds the failure in any realistic one.
-    let text = crate::util::tail(path, usize::MAX, 16 * 1024 * 1024);
+    let text = crate::excerpt::tail(path, usize::MAX, 16 * 1024 * 1024);
     of_text(&text, lines, bytes)
 }
 
@@ -95,6 +95,34 @@ fn bounded(lines: &[&str], bytes: usize) -> String {
     head.trim_end().to_string()
 }
 
+/// The end of the text file at `path`: at most its last `lines` lines and
+/// `bytes` bytes (cut at a line start), however large it is; empty when it
+/// cannot be read.
+pub fn tail(path: &std::path::Path, lines: usize, bytes: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(bytes as u64);
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err()
+        || file.take(bytes as u64).read_to_end(&mut buf).is_err()
+    {
+        return String::new();
+    }
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if from > 0 {
+        // The first line was cut: start at the next whole one.
+        text = text
+            .split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default();
+    }
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +160,20 @@ mod tests {
         let excerpt = of_text(&text, 40, 1024);
         assert!(excerpt.len() <= 1024 + 4, "{}", excerpt.len());
         assert!(excerpt.starts_with("Traceback"), "{excerpt}");
+    }
+
+    #[test]
+    fn a_tail_is_bounded_by_lines_and_bytes_and_starts_at_a_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&log, &text).unwrap();
+        assert_eq!(tail(&log, 2, 1 << 20), "line 998\nline 999");
+        let cut = tail(&log, 1000, 30);
+        assert!(
+            cut.len() <= 30 && cut.starts_with("line ") && cut.ends_with("line 999"),
+            "{cut:?}"
+        );
+        assert_eq!(tail(&dir.path().join("missing"), 5, 5), "");
     }
 }

@@ -303,7 +303,7 @@ impl Cache {
             let mut kept = result.clone();
             kept.from_goal = Some(bench.goal_id.clone());
             if let Ok(bytes) = serde_json::to_vec(&kept) {
-                let _ = crate::util::write_atomic(&path, &bytes);
+                let _ = crate::files::write_atomic(&path, &bytes);
             }
         }
     }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::git::Repo;
 use crate::state::{GoalState, GoalStatus};
-use crate::util::{count, short};
+use crate::words::{count, short};
 
 /// Writes the goal's proof file: its state, scrubbed, replacing the last
 /// atomically.
@@ -15,7 +15,7 @@ pub fn write(goal: &crate::store::GoalDir, state: &GoalState) -> crate::Result<(
     let mut proof = serde_json::to_value(state).map_err(encode)?;
     crate::redact::redact_json(&mut proof);
     let proof = serde_json::to_vec_pretty(&proof).map_err(encode)?;
-    crate::util::write_atomic(&goal.proof(), &proof)
+    crate::files::write_atomic(&goal.proof(), &proof)
 }
 
 fn gate_line(g: &crate::gate::GateResult) -> String {
@@ -221,7 +221,7 @@ fn slices(out: &mut String, s: &GoalState, repo: Option<&Repo>) {
             out,
             "<details><summary><code>{}</code>: {}</summary>\n",
             sl.id,
-            crate::util::count(sl.changed_files.len(), "changed file")
+            crate::words::count(sl.changed_files.len(), "changed file")
         );
         if let Some(prompt) = prompt {
             let _ = writeln!(out, "Task:\n\n```\n{}\n```\n", defuse(prompt));

@@ -16,7 +16,7 @@ pub struct Args {
     #[command(flatten)]
     goal: super::GoalRef,
     /// How long to wait for the goal to stop.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::util::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::words::parse_duration)]
     wait: Duration,
 }
 
@@ -41,7 +41,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
                 return Err(Error::StillRunning {
                     pid,
                     goal: goal.id.clone(),
-                    wait: crate::util::human_duration(args.wait),
+                    wait: crate::words::human_duration(args.wait),
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

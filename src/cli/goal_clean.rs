@@ -57,7 +57,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     // Worktrees of planning runs a killed omk left behind.
     if args.all {
         for worktree in store.stray_planning_worktrees() {
-            freed += crate::util::disk_usage(&worktree);
+            freed += crate::machine::disk_usage(&worktree);
             repo.remove_worktree(&worktree)?;
             println!("removed the stray planning worktree {}", worktree.display());
         }
@@ -66,7 +66,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     let pool = crate::pool::Pool::new(store.pool_dir());
     let idle = pool.idle_slots();
     for slot in &idle {
-        freed += crate::util::disk_usage(slot);
+        freed += crate::machine::disk_usage(slot);
         repo.remove_worktree(slot)?;
         let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
         let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
@@ -85,6 +85,6 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         let _ = std::fs::remove_file(&mark);
         println!("unset extensions.worktreeConfig, which --sparse had turned on");
     }
-    println!("freed {}", crate::util::human_bytes(freed));
+    println!("freed {}", crate::words::human_bytes(freed));
     Ok(0)
 }

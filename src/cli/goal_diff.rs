@@ -43,7 +43,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
                 None => {
                     return Err(Error::Usage(format!(
                         "slice `{slice}` has {} that ended (asked for attempt {n})",
-                        crate::util::count(s.attempt_history.len(), "attempt")
+                        crate::words::count(s.attempt_history.len(), "attempt")
                     )))
                 }
             },

@@ -62,7 +62,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     if attempt == 0 || attempt > s.attempts {
         return Err(Error::Usage(format!(
             "slice `{slice}` has {} (asked for attempt {attempt})",
-            crate::util::count(s.attempts as usize, "attempt")
+            crate::words::count(s.attempts as usize, "attempt")
         )));
     }
     show(pick(&all, Some(slice), attempt, &args)?)

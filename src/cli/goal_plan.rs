@@ -65,7 +65,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
     let json =
         serde_json::to_string_pretty(&plan).map_err(|e| Error::json("encoding the plan", e))?;
     match &args.out {
-        Some(path) => crate::util::write_atomic(path, format!("{json}\n").as_bytes())?,
+        Some(path) => crate::files::write_atomic(path, format!("{json}\n").as_bytes())?,
         None => println!("{json}"),
     }
     eprintln!(

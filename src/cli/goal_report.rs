@@ -27,7 +27,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             .context(|| "writing the report".to_string())?;
         return Ok(0);
     }
-    crate::util::write_atomic(&args.html, page.as_bytes())?;
+    crate::files::write_atomic(&args.html, page.as_bytes())?;
     eprintln!(
         "report of goal {} ({} rows): {}",
         goal.id,

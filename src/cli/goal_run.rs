@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::report::Reporter;
 use crate::run::{run_goal, RunOptions};
 use crate::state::Deliver;
-use crate::util::parse_duration;
+use crate::words::parse_duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -31,7 +31,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             println!(
                 "plan: {} ({})",
                 goal.plan().display(),
-                crate::util::count(plan.slices.len(), "slice")
+                crate::words::count(plan.slices.len(), "slice")
             );
         }
         println!("events: {}", goal.events().display());

@@ -107,7 +107,7 @@ struct GoalRef {
 #[derive(Debug, clap::Args)]
 struct BudgetArgs {
     /// Stop starting work after this much wall-clock time, e.g. 2h.
-    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::words::parse_duration)]
     budget_time: Option<std::time::Duration>,
     /// Stop after the agents spent this many tokens (input + output).
     #[arg(long, value_name = "TOKENS")]

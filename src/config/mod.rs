@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::gate::{GateScope, GateSpec};
-use crate::util::parse_duration;
+use crate::words::parse_duration;
 use file::parse_size;
 
 pub use crate::store::limits::Price;
@@ -97,7 +97,7 @@ impl Config {
     /// commit's, whatever the checkout holds — or detects gates from the
     /// files `commit` has.
     pub fn at_commit(repo: &crate::git::Repo, commit: &str) -> Result<Config> {
-        let short = crate::util::short(commit);
+        let short = crate::words::short(commit);
         let path = PathBuf::from(format!(
             "{} (at {short})",
             repo.root.join(FILE_NAME).display()

@@ -197,7 +197,7 @@ struct Pull {
 /// GitHub's `message`, with the `errors` it lists, or the raw text.
 fn github_message(text: &str) -> String {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return crate::util::clip(text.trim(), 300);
+        return crate::words::clip(text.trim(), 300);
     };
     let mut message = value["message"]
         .as_str()

@@ -146,7 +146,7 @@ pub fn deliver(
     match request.to {
         Deliver::Branch => {
             delivery.delivered = true;
-            delivery.reason = format!("left on {head_branch} at {}", crate::util::short(&head));
+            delivery.reason = format!("left on {head_branch} at {}", crate::words::short(&head));
         }
         Deliver::Ff => fast_forward(repo, state, &head, &mut delivery)?,
         Deliver::Push | Deliver::Pr => {
@@ -323,7 +323,7 @@ fn open_pull_request(
         return;
     };
     let base = base.trim_start_matches("refs/heads/");
-    let title = crate::util::clip(state.goal.lines().next().unwrap_or_default(), 200);
+    let title = crate::words::clip(state.goal.lines().next().unwrap_or_default(), 200);
     let body = pull_request_body(repo, state, d);
     match github.open_or_update(head, base, &title, &body, request.options.draft) {
         Ok(pr) => {
@@ -360,7 +360,7 @@ fn pull_request_body(repo: &Repo, state: &GoalState, d: &Delivery) -> String {
     }
     // The proof is pushed with the pull request's branch.
     body += &crate::proof::markdown(state, Some(repo), d.remote.as_deref().or(Some("origin")));
-    crate::util::clip(&body, BODY_LIMIT)
+    crate::words::clip(&body, BODY_LIMIT)
 }
 
 /// Commits the goal's log and proof as its proof ref, on top of the last

@@ -141,7 +141,7 @@ pub async fn run(
             crate::actors::blocking(move || {
                 write_job(&repo, &job, &dir)?;
                 let id = submit(&settings, &name, &dir)?;
-                crate::util::write_atomic(&dir.id(), id.as_bytes())?;
+                crate::files::write_atomic(&dir.id(), id.as_bytes())?;
                 Ok(id)
             })
             .await?

@@ -201,8 +201,8 @@ pub async fn run(dir: &Path) -> Result<()> {
     let bytes =
         serde_json::to_vec_pretty(&report).map_err(|e| Error::json("writing the report", e))?;
     // The signature first: the report's arrival says the job is done.
-    crate::util::write_atomic(&dir.report_mac(), sign(&job.report_key, &bytes).as_bytes())?;
-    crate::util::write_atomic(&dir.report(), &bytes)
+    crate::files::write_atomic(&dir.report_mac(), sign(&job.report_key, &bytes).as_bytes())?;
+    crate::files::write_atomic(&dir.report(), &bytes)
 }
 
 async fn attempt(

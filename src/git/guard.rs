@@ -14,7 +14,7 @@ impl Repo {
             None => head.target().map(|o| o.to_string()).unwrap_or_default(),
         };
         let index = std::fs::read(repo.path().join("index"))
-            .map(|b| crate::util::fnv1a64(&b))
+            .map(|b| crate::files::fnv1a64(&b))
             .unwrap_or(0);
         let mut refs = std::collections::BTreeMap::new();
         for r in repo.references()?.flatten() {

@@ -239,7 +239,7 @@ impl Slot {
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             remove_all(&path)?;
         }
-        crate::util::write_atomic(&path, self.dotgit().as_bytes())
+        crate::files::write_atomic(&path, self.dotgit().as_bytes())
     }
 
     /// Runs git on this worktree, by its git directory, and returns stdout.

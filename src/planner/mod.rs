@@ -28,7 +28,7 @@ const ASKS: u32 = 2;
 
 /// The last JSON object in `text` that has a `slices` array.
 pub fn extract_plan(text: &str) -> Option<Value> {
-    crate::util::last_json_object(text, |v| v.get("slices").is_some_and(Value::is_array))
+    crate::planner::last_json_object(text, |v| v.get("slices").is_some_and(Value::is_array))
 }
 
 /// Problems with write scopes that name nothing real: a pattern must match a
@@ -364,6 +364,23 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// The last JSON object in `text` (an agent's answer, prose around it)
+/// that `wanted` accepts: how omk reads a plan or a review's verdict.
+pub fn last_json_object(
+    text: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let starts: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
+    starts.into_iter().rev().find_map(|i| {
+        let mut stream =
+            serde_json::Deserializer::from_str(&text[i..]).into_iter::<serde_json::Value>();
+        match stream.next() {
+            Some(Ok(v)) if wanted(&v) => Some(v),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]

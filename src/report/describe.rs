@@ -4,7 +4,7 @@
 use crate::agent;
 use crate::gate::GateResult;
 use crate::store::events::{EventBody, Raised, RetryCause};
-use crate::util::short;
+use crate::words::short;
 
 /// One line for people about an event, used by the progress reporter,
 /// `replay` and the demo: what agents and file names put in it is shown,
@@ -54,7 +54,7 @@ fn line_goal(body: &EventBody) -> String {
             ..
         } => format!(
             "goal started: \"{goal}\" — {} from {} with {agent}",
-            crate::util::count(plan.slices.len(), "slice"),
+            crate::words::count(plan.slices.len(), "slice"),
             short(base_commit)
         ),
         EventBody::GoalResumed { pid, raised } if raised.is_empty() => {
@@ -163,7 +163,7 @@ fn line_attempt(body: &EventBody) -> String {
         EventBody::AgentFinished { report, .. } => format!(
             "agent finished: {} after {}",
             report.exit,
-            crate::util::human_duration(std::time::Duration::from_millis(report.duration_ms))
+            crate::words::human_duration(std::time::Duration::from_millis(report.duration_ms))
         ),
         EventBody::SliceCommitted {
             commit,
@@ -172,7 +172,7 @@ fn line_attempt(body: &EventBody) -> String {
         } => format!(
             "committed {} ({})",
             short(commit),
-            crate::util::count(changed_files.len(), "file")
+            crate::words::count(changed_files.len(), "file")
         ),
         EventBody::SliceFailed { status, reason, .. } => format!("{status}: {reason}"),
         EventBody::SliceBlocked { reason, .. } => format!("blocked: {reason}"),
@@ -283,7 +283,7 @@ fn raised(r: &Raised) -> String {
     if let Some(ms) = r.budget_time_ms {
         parts.push(format!(
             "a time budget of {}",
-            crate::util::human_duration(std::time::Duration::from_millis(ms))
+            crate::words::human_duration(std::time::Duration::from_millis(ms))
         ));
     }
     if let Some(t) = r.budget_tokens {

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use super::timeline::{Phase, Row, RowKind, Timeline};
 use crate::state::{GoalState, GoalStatus, SliceStatus};
-use crate::util::{count, short};
+use crate::words::{count, short};
 
 /// Width of the row names' column, in pixels.
 const LABEL_W: f64 = 240.0;
@@ -330,7 +330,7 @@ fn table(out: &mut String, s: &GoalState) {
 
 /// A time since the goal's start, or a span, as omk writes durations.
 fn seconds(ms: u64) -> String {
-    crate::util::human_duration(std::time::Duration::from_millis(ms))
+    crate::words::human_duration(std::time::Duration::from_millis(ms))
 }
 
 /// The axis step that puts at most ten ticks on a span of `span_ms`.

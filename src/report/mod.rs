@@ -232,7 +232,7 @@ fn summary_text(state: &GoalState, hidden: usize) -> String {
     let per_state: Vec<String> = counts.iter().map(|(st, n)| format!("{n} {st}")).collect();
     let mut line = format!(
         "{}: {}",
-        crate::util::count(state.slices.len(), "slice"),
+        crate::words::count(state.slices.len(), "slice"),
         per_state.join(" · ")
     );
     let gates = state
@@ -242,11 +242,11 @@ fn summary_text(state: &GoalState, hidden: usize) -> String {
         .count()
         + usize::from(state.integration.testing.is_some());
     if gates > 0 {
-        line += &format!(" │ {} running", crate::util::count(gates, "gate"));
+        line += &format!(" │ {} running", crate::words::count(gates, "gate"));
     }
     let merges = state.integration.order.len() + state.integration.candidate.len();
     if merges > 0 {
-        line += &format!(" │ {}", crate::util::count(merges, "merge"));
+        line += &format!(" │ {}", crate::words::count(merges, "merge"));
     }
     let u = &state.usage;
     if let Some(tokens) = u.tokens_in.map(|i| i + u.tokens_out.unwrap_or(0)) {

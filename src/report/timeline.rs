@@ -308,7 +308,7 @@ impl Builder {
                     at_ms: at,
                     label: format!(
                         "integration branch advanced to {}",
-                        crate::util::short(commit)
+                        crate::words::short(commit)
                     ),
                 });
             }

@@ -238,7 +238,7 @@ async fn run_bounded(
 
 /// Two asks' reports as one: the second's exit, both runs' usage.
 fn add(first: agent::Report, second: agent::Report) -> agent::Report {
-    use crate::util::sum_known as sum;
+    use crate::state::sum_known as sum;
     agent::Report {
         tokens_in: sum(first.tokens_in, second.tokens_in),
         tokens_out: sum(first.tokens_out, second.tokens_out),
@@ -304,8 +304,8 @@ and command is refused.\n\n",
     let _ = writeln!(
         p,
         "## The change ({}..{})\n\n{diff}\n",
-        crate::util::short(&subject.from),
-        crate::util::short(&subject.commit)
+        crate::words::short(&subject.from),
+        crate::words::short(&subject.commit)
     );
     p.push_str(
         "## Your answer\n\nEnd your answer with your verdict: one fenced block tagged `omk-verdict` \

@@ -48,7 +48,7 @@ pub(super) fn check_disk(repo: &Repo, store: &Store, base: &str, slots: usize) -
     if new == 0 {
         return Ok(());
     }
-    let Some(free) = crate::util::free_bytes(store.root()) else {
+    let Some(free) = crate::machine::free_bytes(store.root()) else {
         return Ok(());
     };
     let per_tree = repo.checkout_bytes(base)?;
@@ -57,11 +57,11 @@ pub(super) fn check_disk(repo: &Repo, store: &Store, base: &str, slots: usize) -
     if free < need.saturating_add(margin) {
         return Err(Error::Disk(format!(
             "{new} new worktrees of about {} each need {}, but {} is free where omk keeps them ({}), and {} must stay free; free some space or run fewer slices at once (--concurrency)",
-            crate::util::human_bytes(per_tree),
-            crate::util::human_bytes(need),
-            crate::util::human_bytes(free),
+            crate::words::human_bytes(per_tree),
+            crate::words::human_bytes(need),
+            crate::words::human_bytes(free),
             store.root().display(),
-            crate::util::human_bytes(margin),
+            crate::words::human_bytes(margin),
         )));
     }
     Ok(())

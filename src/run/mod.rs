@@ -171,7 +171,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     let lock = goal.lock()?;
     let plan_json =
         serde_json::to_vec_pretty(&plan).map_err(|e| Error::json("encoding plan", e))?;
-    crate::util::write_atomic(&goal.plan(), &plan_json)?;
+    crate::files::write_atomic(&goal.plan(), &plan_json)?;
     let integration_branch = crate::git::conventions::integration_branch(&goal.id);
     repo.create_ref(
         &format!("refs/heads/{integration_branch}"),

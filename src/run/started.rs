@@ -68,7 +68,7 @@ fn limits(opts: &RunOptions, config: &Config, network: crate::sandbox::NetworkSe
     let gate_cpus = opts
         .gate_cpus
         .or(config.gate_cpus)
-        .unwrap_or_else(crate::util::cores);
+        .unwrap_or_else(crate::machine::cores);
     Limits {
         slice_timeout_ms: ms(opts.slice_timeout.unwrap_or(config.slice_timeout)),
         inactivity_timeout_ms: ms(opts.inactivity_timeout.unwrap_or(config.inactivity_timeout)),

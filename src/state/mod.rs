@@ -13,6 +13,15 @@ use crate::gate::{GateResult, GateSpec};
 use crate::plan::{Plan, SliceSpec};
 
 mod fold;
+/// The sum of two counts either of which may be unknown: unknown only when
+/// both are (tokens and costs that an agent may not report).
+pub fn sum_known<T: std::ops::Add<Output = T>>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;
 pub use crate::store::kinds::{
@@ -384,7 +393,7 @@ impl Usage {
     }
 
     fn add(&mut self, r: &agent::Report) {
-        use crate::util::sum_known as sum;
+        use crate::state::sum_known as sum;
         self.tokens_in = sum(self.tokens_in, r.tokens_in);
         self.tokens_out = sum(self.tokens_out, r.tokens_out);
         self.usd = sum(self.usd, r.usd);

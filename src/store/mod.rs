@@ -160,7 +160,7 @@ impl Store {
                 }
             })
             .collect();
-        let hash = crate::util::fnv1a64(repo.common_dir.as_os_str().as_encoded_bytes());
+        let hash = crate::files::fnv1a64(repo.common_dir.as_os_str().as_encoded_bytes());
         Ok(Store {
             root: home()?.join("repos").join(format!("{name}-{hash:016x}")),
         })

@@ -498,8 +498,8 @@ async fn run_agent(
         args.limiter.wait().await;
         let mut report = agent::run(&args.agent, task, updates.clone(), &args.cancel).await?;
         spent = (
-            crate::util::sum_known(report.tokens_in, spent.0),
-            crate::util::sum_known(report.tokens_out, spent.1),
+            crate::state::sum_known(report.tokens_in, spent.0),
+            crate::state::sum_known(report.tokens_out, spent.1),
         );
         if report.retryable && retry < MAX_RETRIES && !args.cancel.is_cancelled() {
             retry += 1;

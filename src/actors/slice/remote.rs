@@ -122,14 +122,7 @@ pub(super) async fn attempt(args: &SliceArgs, remote: &Remote) -> crate::Result<
     {
         return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
     }
-    record_gates(
-        args,
-        remote,
-        report.gates,
-        commit,
-        tree,
-        changed,
-    )
+    record_gates(args, remote, report.gates, commit, tree, changed)
 }
 
 /// The job that runs attempt `args.task` on a node.

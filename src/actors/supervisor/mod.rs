@@ -166,7 +166,7 @@ impl Actor for Supervisor {
             repo: args.repo.clone(),
             pool: pool.clone(),
             concurrency: limits.gate_concurrency.max(1),
-            cpus: limits.gate_cpus.unwrap_or_else(crate::util::cores),
+            cpus: limits.gate_cpus.unwrap_or_else(crate::machine::cores),
             cancel: cancel.clone(),
             cache: match limits.no_gate_cache {
                 true => crate::gate::Cache::off(),

@@ -168,7 +168,7 @@ pub async fn run(args: Args) -> Result<u8> {
     let events = events::read(&finished.goal.events())?;
     let timeline = crate::report::timeline::timeline(&events, state);
     let report = root.join("report.html");
-    crate::util::write_atomic(
+    crate::files::write_atomic(
         &report,
         crate::report::html::html(state, &timeline).as_bytes(),
     )?;

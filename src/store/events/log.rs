@@ -76,7 +76,7 @@ impl EventLog {
     pub fn append(&mut self, body: EventBody) -> Result<Event> {
         let event = Event {
             seq: self.next_seq,
-            ts: crate::util::now_rfc3339(),
+            ts: crate::store::events::log::now_rfc3339(),
             prev: self.last_hash.clone(),
             body,
         };
@@ -251,4 +251,13 @@ impl Scan {
             }
         }
     }
+}
+
+/// The current time as RFC 3339 in UTC with millisecond precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&format).unwrap_or_else(|_| now.to_string())
 }

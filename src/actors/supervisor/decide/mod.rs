@@ -225,7 +225,7 @@ impl Decider {
             state,
             format!(
                 "the time budget of {} ran out",
-                crate::util::human_duration(limit)
+                crate::words::human_duration(limit)
             ),
         )
         .into_iter()
@@ -441,7 +441,7 @@ impl Decider {
 /// Why a goal whose base fails its slice gates is blocked, and how to go
 /// on: from the results alone (their excerpts), never their log files.
 fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String {
-    let short = crate::util::short(&state.base_commit);
+    let short = crate::words::short(&state.base_commit);
     let Some(g) = gates.iter().find(|g| !g.passed) else {
         return format!("the base commit {short} fails its slice gates; no agent was started");
     };
