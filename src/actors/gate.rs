@@ -15,7 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio_util::sync::CancellationToken;
 
 use super::{blocking, SupervisorMsg};
-use crate::gate::{self, GateResult, GateSpec};
+use crate::gate::{self, GateOutcome, GateResult, GateSpec};
 use crate::git::Repo;
 use crate::store::events::EventBody;
 
@@ -397,7 +397,7 @@ async fn run_gate(
     ready: &mut bool,
 ) -> GateResult {
     let log = job.log_dir.join(format!("gate-{}.log", spec.name));
-    let not_run = |outcome: String| GateResult {
+    let not_run = |outcome: GateOutcome| GateResult {
         log: log.clone(),
         ..GateResult::not_run(spec.name.clone(), job.tree.clone(), outcome)
     };
@@ -406,7 +406,7 @@ async fn run_gate(
         false => prepare(repo, job).await,
     };
     let ran = match (checked, &spec.review, &job.subject) {
-        (Err(why), _, _) => Err(format!("not run: {why}")),
+        (Err(why), _, _) => Err(GateOutcome::NotRun(why)),
         (Ok(()), None, _) => {
             let (spec, bench, tree, log, cancel) = (
                 spec.clone(),
@@ -419,7 +419,7 @@ async fn run_gate(
                 crate::fault::point("gate.run");
                 gate::run(&spec, &bench, &tree, log, &cancel)
                     .await
-                    .map_err(|e| format!("could not run: {e}"))
+                    .map_err(|e| GateOutcome::CouldNotRun(e.to_string()))
             })
             .await
         }
@@ -441,11 +441,11 @@ async fn run_gate(
                     &spec, &review, &subject, &repo, &bench, &tree, &earlier, log, &cancel,
                 )
                 .await
-                .map_err(|e| format!("could not run: {e}"))
+                .map_err(|e| GateOutcome::CouldNotRun(e.to_string()))
             })
             .await
         }
-        (Ok(()), Some(_), None) => Err("not run: there is no change to review".into()),
+        (Ok(()), Some(_), None) => Err(GateOutcome::NotRun("there is no change to review".into())),
     };
     match ran {
         Ok(mut result) => {
@@ -456,7 +456,7 @@ async fn run_gate(
             // A reviewer may only read.
             if result.changed_tree && spec.review.is_some() {
                 result.passed = false;
-                result.outcome = "the reviewer changed the tree it reviewed".into();
+                result.outcome = GateOutcome::ReviewerWrote;
             }
             result
         }
@@ -468,17 +468,17 @@ async fn run_gate(
 /// as a failed result carrying the panic's message, never as a verdict that
 /// is not sent while the goal waits for it.
 async fn contained(
-    gate: impl std::future::Future<Output = Result<GateResult, String>> + Send + 'static,
-) -> Result<GateResult, String> {
+    gate: impl std::future::Future<Output = Result<GateResult, GateOutcome>> + Send + 'static,
+) -> Result<GateResult, GateOutcome> {
     tokio::spawn(gate)
         .await
         .unwrap_or_else(|e| Err(panicked(e)))
 }
 
 /// What a gate job's task that did not end says: its panic's message.
-fn panicked(e: tokio::task::JoinError) -> String {
+fn panicked(e: tokio::task::JoinError) -> GateOutcome {
     if !e.is_panic() {
-        return format!("could not run: {e}");
+        return GateOutcome::CouldNotRun(e.to_string());
     }
     let payload = e.into_panic();
     let said = payload
@@ -486,7 +486,7 @@ fn panicked(e: tokio::task::JoinError) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "no message".into());
-    format!("could not run: omk's gate job panicked: {said}")
+    GateOutcome::CouldNotRun(format!("omk's gate job panicked: {said}"))
 }
 
 /// The events that end a job which could not judge its tree: `result`

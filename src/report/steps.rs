@@ -124,7 +124,7 @@ pub fn steps(events: &[Event]) -> Vec<Step> {
                 } else {
                     StepEnd::Failed
                 },
-                outcome: result.outcome.clone(),
+                outcome: result.outcome.to_string(),
                 cached: result.cached,
                 started: started.remove(&(slice.clone(), result.name.clone())),
                 ended: e.ts.clone(),

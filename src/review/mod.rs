@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, AgentSpec, Task};
 use crate::gate::{Bench, GateResult, GateSpec};
+use crate::gate::{GateOutcome, ReviewOutcome};
 use crate::git::Repo;
 
 pub mod verdict;
@@ -149,23 +150,21 @@ pub async fn run(
     let (passed, outcome, verdict, findings) = match verdict {
         Ok((v, findings)) => {
             let failed = fails(v, &findings);
+            let count = |s| findings.iter().filter(|f| f.severity == s).count();
             let outcome = match (v, failed) {
-                (Verdict::Approve, _) => "approved".to_string(),
-                (Verdict::Changes, false) => "changes suggested (minor)".to_string(),
-                (Verdict::Changes, true) => {
-                    let count = |s| findings.iter().filter(|f| f.severity == s).count();
-                    format!(
-                        "changes requested: {} blocker, {} major",
-                        count(Severity::Blocker),
-                        count(Severity::Major)
-                    )
-                }
+                (Verdict::Approve, _) => ReviewOutcome::Approved,
+                (Verdict::Changes, false) => ReviewOutcome::Suggested,
+                (Verdict::Changes, true) => ReviewOutcome::Requested {
+                    blockers: count(Severity::Blocker),
+                    majors: count(Severity::Major),
+                },
             };
             (!failed, outcome, Some(v), findings)
         }
-        Err(e) => (false, format!("no verdict: {e}"), None, Vec::new()),
+        Err(e) => (false, ReviewOutcome::NoVerdict(e), None, Vec::new()),
     };
-    let text = log_text(&outcome, &findings, &agent_report);
+    let outcome = GateOutcome::Reviewed(outcome);
+    let text = log_text(&outcome.to_string(), &findings, &agent_report);
     std::fs::write(&log, &text)
         .map_err(|e| crate::Error::io(format!("writing {}", log.display()), e))?;
     Ok(GateResult {

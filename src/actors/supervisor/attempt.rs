@@ -297,7 +297,7 @@ impl SupervisorState {
 fn gate_output(result: Option<&crate::gate::GateResult>) -> String {
     let (outcome, log) = match result {
         Some(r) => (
-            r.outcome.clone(),
+            r.outcome.to_string(),
             crate::excerpt::of_log(&r.log, FEEDBACK_LINES, FEEDBACK_BYTES),
         ),
         None => ("failed".to_string(), String::new()),

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Result;
 use crate::process;
 
+mod outcome;
+pub use outcome::{GateOutcome, ReviewOutcome};
+
 /// Which trees a gate judges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,8 +88,8 @@ pub struct GateResult {
     pub passed: bool,
     /// Its exit code, `null` when it was killed.
     pub exit_code: Option<i32>,
-    /// How it ended, in words (`exit 1`, `timed out`).
-    pub outcome: String,
+    /// How it ended; recorded in words (`exit 1`, `timed out`, `approved`).
+    pub outcome: GateOutcome,
     /// Wall time.
     pub duration_ms: u64,
     /// The tree id it ran on.
@@ -116,7 +119,7 @@ pub struct GateResult {
 
 impl GateResult {
     /// A gate that could not run on `tree`, and why: it failed.
-    pub fn not_run(name: String, tree: String, outcome: String) -> GateResult {
+    pub fn not_run(name: String, tree: String, outcome: GateOutcome) -> GateResult {
         GateResult {
             name,
             passed: false,
@@ -343,7 +346,7 @@ pub async fn run(
         name: gate.name.clone(),
         passed: exit.success(),
         exit_code: exit.code(),
-        outcome: exit.to_string(),
+        outcome: GateOutcome::Ran(exit),
         duration_ms: took.as_millis() as u64,
         tree: tree.to_string(),
         log,
