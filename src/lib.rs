@@ -23,6 +23,7 @@ pub mod fault;
 pub mod files;
 pub mod gate;
 pub mod git;
+pub mod ids;
 pub mod machine;
 pub mod plan;
 pub mod planner;

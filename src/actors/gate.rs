@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{blocking, SupervisorMsg};
 use crate::gate::{self, GateOutcome, GateResult, GateSpec};
 use crate::git::Repo;
+use crate::ids::{CommitId, TreeId};
 use crate::store::events::EventBody;
 
 /// Messages to the gate actor: only its handle and its own tasks send them.
@@ -108,13 +109,13 @@ pub struct GateJob {
     pub bench: gate::Bench,
     /// The commit whose tree is judged: the checkout is reset to exactly it
     /// (and checked) before the first gate runs.
-    pub commit: String,
+    pub commit: CommitId,
     /// The directories that checkout materializes; `None` for all.
     pub cone: Option<Vec<String>>,
     /// Untracked paths the checkout keeps when it is reset (`[pool] keep`).
     pub keep: Vec<String>,
     /// The commit's tree id.
-    pub tree: String,
+    pub tree: TreeId,
     /// The gates, in order.
     pub gates: Vec<GateSpec>,
     /// What review gates review: the change's task and where it started.
@@ -251,7 +252,7 @@ impl GateState {
                 let gate = at.lock().ok().and_then(|g| g.clone()).or(first);
                 let result = GateResult {
                     log: log_dir.join(format!("gate-{}.log", gate.as_deref().unwrap_or("job"))),
-                    ..GateResult::not_run(gate.unwrap_or_default(), tree, panicked(e))
+                    ..GateResult::not_run(gate.unwrap_or_default(), tree.into(), panicked(e))
                 };
                 for body in failed_verdict(judged, result) {
                     let _ = supervisor.send_message(SupervisorMsg::Report(body));
@@ -340,7 +341,7 @@ async fn run_job(
                     slice: slice.clone(),
                     attempt,
                     gate: spec.name.clone(),
-                    tree: job.tree.clone(),
+                    tree: job.tree.to_string(),
                 });
                 let result = run_gate(spec, &job, &repo, cancel, &results, &mut ready).await;
                 cache.put(spec, &job.bench, &result);
@@ -399,7 +400,7 @@ async fn run_gate(
     let log = job.log_dir.join(format!("gate-{}.log", spec.name));
     let not_run = |outcome: GateOutcome| GateResult {
         log: log.clone(),
-        ..GateResult::not_run(spec.name.clone(), job.tree.clone(), outcome)
+        ..GateResult::not_run(spec.name.clone(), job.tree.to_string(), outcome)
     };
     let checked = match *ready {
         true => Ok(()),
@@ -451,7 +452,7 @@ async fn run_gate(
         Ok(mut result) => {
             // Whatever the gate did to its tree, the next
             // gate gets the commit's again.
-            *ready = files_tree(repo, job).await.ok().as_ref() == Some(&job.tree);
+            *ready = files_tree(repo, job).await.is_ok_and(|t| t == job.tree);
             result.changed_tree = !*ready;
             // A reviewer may only read.
             if result.changed_tree && spec.review.is_some() {

@@ -14,6 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{blocking, SupervisorMsg};
 use crate::git::{Merged, Repo};
+use crate::ids::{CommitId, TreeId};
 use crate::state::SliceStatus;
 use crate::store::events::EventBody;
 
@@ -21,8 +22,8 @@ use crate::store::events::EventBody;
 #[derive(Debug)]
 enum IntegratorMsg {
     Merge(Contribution),
-    Advance { commit: String, tree: String },
-    Rebuild { tip: String },
+    Advance { commit: CommitId, tree: TreeId },
+    Rebuild { tip: CommitId },
 }
 
 /// A verified slice to merge: one attempt's commit, contributed as one
@@ -34,9 +35,9 @@ pub struct Contribution {
     /// The attempt whose commit it is.
     pub attempt: u32,
     /// The attempt's commit.
-    pub commit: String,
+    pub commit: CommitId,
     /// The commit the attempt started from (see [`Repo::merge_tree`]).
-    pub start: Option<String>,
+    pub start: Option<CommitId>,
     /// The message of the one commit the slice contributes.
     pub message: String,
     /// Who that commit is by (`Name <email>`), when not the repository's identity.
@@ -63,12 +64,12 @@ impl IntegratorHandle {
 
     /// Moves the integration branch forward to a candidate commit the
     /// integration gates passed; reports `integration_advanced`.
-    pub fn advance(&self, commit: String, tree: String) -> crate::Result<()> {
+    pub fn advance(&self, commit: CommitId, tree: TreeId) -> crate::Result<()> {
         self.send(IntegratorMsg::Advance { commit, tree })
     }
 
     /// The candidate was cut back to `tip`: the next merge goes onto it.
-    pub fn rebuild_on(&self, tip: String) -> crate::Result<()> {
+    pub fn rebuild_on(&self, tip: CommitId) -> crate::Result<()> {
         self.send(IntegratorMsg::Rebuild { tip })
     }
 
@@ -128,17 +129,19 @@ impl Actor for IntegratorActor {
                     state,
                     c.slice,
                     c.attempt,
-                    c.commit,
-                    c.start,
+                    c.commit.into(),
+                    c.start.map(String::from),
                     (c.message, c.author),
                 )
                 .await
             }
             // A branch that cannot be moved forward (someone else moved it)
             // stops the integrator, and so the goal: omk does not overwrite it.
-            IntegratorMsg::Advance { commit, tree } => advance(state, commit, tree).await?,
+            IntegratorMsg::Advance { commit, tree } => {
+                advance(state, commit.into(), tree.into()).await?
+            }
             IntegratorMsg::Rebuild { tip } => {
-                state.tip = tip;
+                state.tip = tip.into();
                 return Ok(());
             }
         };

@@ -6,6 +6,7 @@ use crate::actors::gate::{GateJob, Judged, Priority};
 use crate::actors::integrator::Contribution;
 use crate::actors::{blocking, off_runtime};
 use crate::git::Merge;
+use crate::ids::{CommitId, TreeId};
 use crate::store::events::EventBody;
 
 impl SupervisorState {
@@ -33,7 +34,10 @@ impl SupervisorState {
         let repo = self.repo.clone();
         blocking(move || {
             if let Merge::Conflict(paths) = repo.merge_tree(&tip, &commit, start.as_deref())? {
-                return Ok(Probe::Integration { onto: tip, paths });
+                return Ok(Probe::Integration {
+                    onto: tip.into(),
+                    paths,
+                });
             }
             for (ahead, theirs) in theirs {
                 if let Merge::Conflict(paths) = repo.merge_tree(&theirs, &commit, None)? {
@@ -74,8 +78,8 @@ impl SupervisorState {
             },
             priority,
             slot,
-            commit,
-            tree,
+            commit.into(),
+            tree.into(),
             s.sparse,
             self.state.slice_gates(slice),
             self.attempt_logs(slice, s.attempts),
@@ -120,8 +124,8 @@ impl SupervisorState {
         self.integrator.merge(Contribution {
             slice: s.id.clone(),
             attempt: s.attempts,
-            commit,
-            start: s.start_commit.clone(),
+            commit: commit.into(),
+            start: s.start_commit.as_ref().map(Into::into),
             message,
             author: self.state.settings.limits.commit_author.clone(),
         })
@@ -134,8 +138,8 @@ impl SupervisorState {
         judged: Judged,
         priority: Priority,
         slot: std::path::PathBuf,
-        commit: String,
-        tree: String,
+        commit: CommitId,
+        tree: TreeId,
         cone: Option<Vec<String>>,
         gates: Vec<crate::gate::GateSpec>,
         log_dir: std::path::PathBuf,
@@ -182,8 +186,8 @@ impl SupervisorState {
             Judged::Base,
             priority,
             worktree,
-            self.state.base_commit.clone(),
-            self.state.settings.base_tree.clone(),
+            (&self.state.base_commit).into(),
+            (&self.state.settings.base_tree).into(),
             None,
             gates,
             self.goal.logs().join(BASE),
@@ -195,8 +199,8 @@ impl SupervisorState {
     /// integration holds for the whole goal.
     pub(super) fn integrate(
         &mut self,
-        commit: String,
-        tree: String,
+        commit: CommitId,
+        tree: TreeId,
         priority: Priority,
     ) -> crate::Result<EventBody> {
         let gates = self.state.integration_gates();
@@ -231,7 +235,7 @@ impl SupervisorState {
                 self.state.goal
             ),
             from: self.state.integration.commit.clone(),
-            commit: commit.clone(),
+            commit: commit.to_string(),
         };
         let mut job = self.gate_job(
             Judged::Integration,
@@ -251,8 +255,8 @@ impl SupervisorState {
         job.subject = Some(subject);
         self.gates.run(job)?;
         Ok(EventBody::IntegrationStarted {
-            commit,
-            tree,
+            commit: commit.into(),
+            tree: tree.into(),
             worktree,
         })
     }

@@ -457,7 +457,12 @@ impl SupervisorState {
                 work_from,
             } => {
                 return self
-                    .start_slice(&slice, start_commit, work_from, myself)
+                    .start_slice(
+                        &slice,
+                        start_commit.into(),
+                        work_from.map(String::from),
+                        myself,
+                    )
                     .await
             }
             Action::Fail {
@@ -495,7 +500,7 @@ impl SupervisorState {
                     slice,
                     attempt,
                     paths,
-                    onto,
+                    onto: onto.into(),
                     before_gates: true,
                 }]);
             }
@@ -542,8 +547,8 @@ impl SupervisorState {
                     slice,
                     attempt,
                     gate,
-                    tree,
-                    onto,
+                    tree: tree.into(),
+                    onto: onto.into(),
                     remerge,
                 }]);
             }

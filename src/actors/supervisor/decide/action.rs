@@ -2,6 +2,7 @@
 //! the facts it reports back to be decided on.
 
 use crate::actors::gate::Priority;
+use crate::ids::{CommitId, TreeId};
 use crate::state::GoalStatus;
 use crate::store::events::RetryCause;
 
@@ -21,10 +22,10 @@ pub enum Action {
         /// The slice.
         slice: String,
         /// The commit it starts from, and is judged against.
-        start_commit: String,
+        start_commit: CommitId,
         /// The failed commit a feedback attempt goes on from, checked out
         /// on top of `start_commit`'s history.
-        work_from: Option<String>,
+        work_from: Option<CommitId>,
     },
     /// Record that a slice's attempt failed: its actor ended without a result.
     Fail {
@@ -68,7 +69,7 @@ pub enum Action {
         /// The conflicting paths.
         paths: Vec<String>,
         /// The candidate commit it conflicts with.
-        onto: String,
+        onto: CommitId,
     },
     /// Record that a slice's gates wait for a slice ahead whose commit
     /// conflicts with it: once that one merged, its conflict is real.
@@ -116,9 +117,9 @@ pub enum Action {
     /// Run the integration gates on a candidate commit.
     Integrate {
         /// The commit.
-        commit: String,
+        commit: CommitId,
         /// Its tree.
-        tree: String,
+        tree: TreeId,
         /// How urgent the job is.
         priority: Priority,
     },
@@ -126,9 +127,9 @@ pub enum Action {
     /// integration gates passed.
     Advance {
         /// The commit.
-        commit: String,
+        commit: CommitId,
         /// Its tree.
-        tree: String,
+        tree: TreeId,
     },
     /// Take a slice out of the candidate: its merge is the first on which
     /// an integration gate fails. The candidate goes back to `onto`, and
@@ -139,9 +140,9 @@ pub enum Action {
         /// The gate that failed.
         gate: String,
         /// The tree of its merge.
-        tree: String,
+        tree: TreeId,
         /// The candidate commit before its merge (or the branch).
-        onto: String,
+        onto: CommitId,
         /// The slices merged after it, in order.
         remerge: Vec<String>,
     },
@@ -175,7 +176,7 @@ pub enum Probe {
     /// Its commit conflicts with the candidate `onto` on `paths`.
     Integration {
         /// The candidate's tip.
-        onto: String,
+        onto: CommitId,
         /// The conflicting paths.
         paths: Vec<String>,
     },

@@ -31,8 +31,8 @@ impl Decider {
             .map(|l| i.verdict_on(&l.tree, &gates))
             .collect();
         let test = |commit: &str, tree: &str| Action::Integrate {
-            commit: commit.to_string(),
-            tree: tree.to_string(),
+            commit: commit.into(),
+            tree: tree.into(),
             priority: Priority::Candidate,
         };
         let Some(failed) = verdicts.iter().position(|v| *v == TreeVerdict::Failed) else {
@@ -74,14 +74,14 @@ impl Decider {
         let onto = match passed {
             Some(p) => {
                 actions.push(self.advance(&i.candidate[p]));
-                i.candidate[p].commit.clone()
+                (&i.candidate[p].commit).into()
             }
-            None => i.commit.clone(),
+            None => (&i.commit).into(),
         };
         actions.push(Action::Eject {
             slice: culprit.slice.clone(),
             gate,
-            tree: culprit.tree.clone(),
+            tree: (&culprit.tree).into(),
             onto,
             remerge: i.candidate[failed + 1..]
                 .iter()
@@ -94,8 +94,8 @@ impl Decider {
     pub(super) fn advance(&mut self, to: &Link) -> Action {
         self.advancing = Some(to.commit.clone());
         Action::Advance {
-            commit: to.commit.clone(),
-            tree: to.tree.clone(),
+            commit: (&to.commit).into(),
+            tree: (&to.tree).into(),
         }
     }
 }

@@ -39,8 +39,12 @@ impl Decider {
                 };
                 Action::Start {
                     slice: s.id.clone(),
-                    start_commit,
-                    work_from: s.work_from.clone().filter(|_| s.start_commit.is_some()),
+                    start_commit: start_commit.into(),
+                    work_from: s
+                        .work_from
+                        .as_ref()
+                        .filter(|_| s.start_commit.is_some())
+                        .map(Into::into),
                 }
             })
             .collect()

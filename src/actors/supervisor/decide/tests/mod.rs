@@ -150,16 +150,16 @@ pub(super) fn stop(slice: &str) -> Action {
 
 pub(super) fn integrate(slice: &str) -> Action {
     Action::Integrate {
-        commit: format!("m-{slice}"),
-        tree: format!("mt-{slice}"),
+        commit: format!("m-{slice}").into(),
+        tree: format!("mt-{slice}").into(),
         priority: Priority::Candidate,
     }
 }
 
 pub(super) fn advance(slice: &str) -> Action {
     Action::Advance {
-        commit: format!("m-{slice}"),
-        tree: format!("mt-{slice}"),
+        commit: format!("m-{slice}").into(),
+        tree: format!("mt-{slice}").into(),
     }
 }
 
