@@ -114,6 +114,12 @@ impl Actor for IntegratorActor {
         // A controller that died while moving the branch may have left its lock.
         args.repo
             .clear_stale_ref_lock(args.branch_ref.trim_start_matches("refs/heads/"))?;
+        let (repo, branch, green) = (
+            args.repo.clone(),
+            args.branch_ref.clone(),
+            args.green.clone(),
+        );
+        blocking(move || ensure_branch(&repo, &branch, &green)).await?;
         Ok(args)
     }
 
@@ -226,11 +232,9 @@ async fn advance(
         commit.clone(),
     );
     let recreated = blocking(move || {
-        // A branch someone deleted is made again: the log knows where it was.
-        let gone = repo.ref_target(&branch)?.is_none();
-        match gone {
-            true => repo.create_ref(&branch, &to, "omk: integration branch made again")?,
-            false => repo.update_ref(&branch, &to, &from, "omk: integration gates passed")?,
+        let gone = ensure_branch(&repo, &branch, &to)?;
+        if !gone {
+            repo.update_ref(&branch, &to, &from, "omk: integration gates passed")?;
         }
         crate::fault::point("branch.moved");
         Ok(gone)
@@ -242,4 +246,15 @@ async fn advance(
         tree,
         recreated,
     })
+}
+
+/// Makes the integration branch again at `at` if someone deleted it (the
+/// log knows where it was); says whether it had to. The one place the
+/// branch is made again.
+fn ensure_branch(repo: &Repo, branch: &str, at: &str) -> crate::Result<bool> {
+    if repo.ref_target(branch)?.is_some() {
+        return Ok(false);
+    }
+    repo.create_ref(branch, at, "omk: integration branch made again")?;
+    Ok(true)
 }

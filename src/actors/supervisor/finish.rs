@@ -16,7 +16,7 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
     ) -> Result<(), ActorProcessingErr> {
         self.record(EventBody::GoalFinished { status, reason })?;
-        let held: Vec<String> = self.slots.keys().cloned().collect();
+        let held: Vec<_> = self.slots.keys().cloned().collect();
         for owner in held {
             self.release_slot(&owner);
         }

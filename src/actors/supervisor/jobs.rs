@@ -1,7 +1,7 @@
 //! Sending work to the gate actor and the integrator.
 
 use super::decide::Probe;
-use super::{SupervisorState, BASE};
+use super::{Holder, SupervisorState, BASE};
 use crate::actors::gate::{GateJob, Judged, Priority};
 use crate::actors::integrator::Contribution;
 use crate::actors::{blocking, off_runtime};
@@ -94,9 +94,10 @@ impl SupervisorState {
         let Some(slot) = self.state.slice(slice).and_then(|s| s.worktree.clone()) else {
             return Ok(());
         };
-        if !self.slots.contains_key(slice) && slot.starts_with(self.pool.dir()) {
+        let holder = Holder::Slice(slice.to_string());
+        if !self.slots.contains_key(&holder) && slot.starts_with(self.pool.dir()) {
             self.pool.hold(&slot)?;
-            self.slots.insert(slice.to_string(), slot);
+            self.slots.insert(holder, slot);
         }
         Ok(())
     }
@@ -181,7 +182,7 @@ impl SupervisorState {
             .cloned()
             .collect();
         let worktree = off_runtime(|| self.pool.acquire(&self.repo, false))?;
-        self.slots.insert(BASE.to_string(), worktree.clone());
+        self.slots.insert(Holder::Base, worktree.clone());
         let job = self.gate_job(
             Judged::Base,
             priority,
@@ -204,12 +205,11 @@ impl SupervisorState {
         priority: Priority,
     ) -> crate::Result<EventBody> {
         let gates = self.state.integration_gates();
-        let worktree = match self.slots.get(crate::plan::INTEGRATION) {
+        let worktree = match self.slots.get(&Holder::Integration) {
             Some(slot) => slot.clone(),
             None => {
                 let slot = off_runtime(|| self.pool.acquire(&self.repo, false))?;
-                self.slots
-                    .insert(crate::plan::INTEGRATION.to_string(), slot.clone());
+                self.slots.insert(Holder::Integration, slot.clone());
                 slot
             }
         };

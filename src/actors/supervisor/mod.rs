@@ -38,9 +38,19 @@ use crate::store::events::{Event, EventBody, EventLog};
 use crate::store::{GoalDir, Store};
 use decide::{Action, Decider, Phase};
 
-/// The owner of the slot a base check runs in, and its logs' folder (no
-/// slice id can take it).
+/// The base check's logs' folder (no slice id can take it).
 const BASE: &str = "_base";
+
+/// Who holds one of the goal's worktree slots.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Holder {
+    /// A slice, while it runs, gates or waits for its gates.
+    Slice(String),
+    /// The base check.
+    Base,
+    /// The integration gates, for the whole goal.
+    Integration,
+}
 
 /// The most of a failed gate's log a feedback attempt is shown.
 const FEEDBACK_LINES: usize = 200;
@@ -110,7 +120,7 @@ pub struct SupervisorState {
     limiter: Arc<Limiter>,
     /// The repository's worktree pool, and the slots this goal holds.
     pool: Arc<crate::pool::Pool>,
-    slots: HashMap<String, std::path::PathBuf>,
+    slots: HashMap<Holder, std::path::PathBuf>,
     /// When the proof was last written.
     proof_written: std::time::Instant,
     /// Every decision: what follows each event, and the goal's phase.
@@ -348,7 +358,8 @@ impl SupervisorState {
     }
 
     fn write_proof(&mut self) -> crate::Result<()> {
-        crate::proof::write(&self.goal, &self.state)?;
+        // Written atomically with an fsync: off the runtime's other tasks.
+        off_runtime(|| crate::proof::write(&self.goal, &self.state))?;
         self.proof_written = std::time::Instant::now();
         Ok(())
     }
@@ -375,8 +386,8 @@ impl SupervisorState {
     }
 
     /// Gives a slice's (or the integration's) pool slot back, detached.
-    fn release_slot(&mut self, owner: &str) {
-        if let Some(slot) = self.slots.remove(owner) {
+    fn release_slot(&mut self, holder: &Holder) {
+        if let Some(slot) = self.slots.remove(holder) {
             self.pool.release(&slot);
         }
     }
@@ -521,8 +532,8 @@ impl SupervisorState {
             Action::Retry { slice, cause, redo } => {
                 return Ok(self.retrying(&slice, cause, redo)?.into_iter().collect())
             }
-            Action::Release { slice } => self.release_slot(&slice),
-            Action::ReleaseBase => self.release_slot(BASE),
+            Action::Release { slice } => self.release_slot(&Holder::Slice(slice)),
+            Action::ReleaseBase => self.release_slot(&Holder::Base),
             Action::Exhaust { reason } => {
                 self.agent_cancel.cancel();
                 return Ok(vec![EventBody::BudgetExhausted { reason }]);

@@ -14,7 +14,8 @@ use crate::store::events::EventBody;
 /// stopped before recording it. The branch must point at the recorded
 /// commit or at one of the candidate's; anything else moved it, and omk
 /// does not build on a history it did not write. A branch someone deleted
-/// is made again where the log says it was.
+/// is made again where the log says it was, by the integrator as it starts
+/// (the branch's one writer).
 pub(super) fn recover_integration(
     repo: &Repo,
     known: &GoalState,
@@ -23,8 +24,6 @@ pub(super) fn recover_integration(
     let recorded = &known.integration.commit;
     let name = format!("refs/heads/{branch}");
     let Some(actual) = repo.ref_target(&name)? else {
-        // Deleted by someone: the log knows where it was.
-        repo.create_ref(&name, recorded, "omk: integration branch made again")?;
         return Ok(vec![]);
     };
     if &actual == recorded {
