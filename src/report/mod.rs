@@ -9,6 +9,8 @@
 
 mod describe;
 pub mod html;
+#[cfg(test)]
+mod snapshots;
 pub mod steps;
 pub mod timeline;
 pub use describe::describe;
