@@ -6,6 +6,7 @@ mod goal_cancel;
 mod goal_clean;
 mod goal_deliver;
 mod goal_diff;
+mod goal_land;
 mod goal_list;
 mod goal_logs;
 mod goal_plan;
@@ -83,6 +84,8 @@ enum GoalCommand {
     Clean(goal_clean::Args),
     /// Deliver a finished goal: to its branch, the base branch, a remote, or a pull request.
     Deliver(goal_deliver::Args),
+    /// Follow a goal's pull request until its checks pass and it may merge, then merge it.
+    Land(goal_land::Args),
     /// Check a goal's proof, pushed as refs/omk/proofs/<id> or local, on any clone.
     Verify(goal_verify::Args),
     /// Print a slice's log (by default its last attempt's failing gate, else its agent).
@@ -200,6 +203,7 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Cancel(a)) => goal_cancel::run(&dir, a).await,
             Command::Goal(GoalCommand::Clean(a)) => goal_clean::run(&dir, a),
             Command::Goal(GoalCommand::Deliver(a)) => goal_deliver::run(&dir, a),
+            Command::Goal(GoalCommand::Land(a)) => goal_land::run(&dir, a).await,
             Command::Goal(GoalCommand::Verify(a)) => goal_verify::run(&dir, a),
             Command::Goal(GoalCommand::Logs(a)) => goal_logs::run(&dir, a),
             Command::Goal(GoalCommand::Diff(a)) => goal_diff::run(&dir, a),

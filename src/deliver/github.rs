@@ -37,17 +37,47 @@ impl std::fmt::Display for TokenSource {
 #[derive(Debug, Clone)]
 pub struct GitHub {
     /// The API's base URL, without a trailing slash.
-    api: String,
-    token: String,
+    pub(super) api: String,
+    pub(super) token: String,
     /// How the token was found.
     pub token_source: TokenSource,
     /// `owner/name`.
     pub repo: String,
 }
 
-/// An API answer that was not a success: the status and GitHub's message.
+/// An API answer that was not a success: what was being done, the status
+/// and GitHub's message, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError(pub String);
+pub struct ApiError {
+    /// What went wrong, in words.
+    pub message: String,
+    /// The HTTP status, when GitHub answered.
+    pub status: Option<u16>,
+    /// How long GitHub asked to wait before asking again (`Retry-After`,
+    /// or the rate limit's reset).
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// A task that asked did not end.
+    pub(super) fn task(why: String) -> ApiError {
+        ApiError::said(format!("asking GitHub: {why}"))
+    }
+
+    fn said(message: String) -> ApiError {
+        ApiError {
+            message,
+            status: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 impl GitHub {
     /// Finds the API, a token and the repository (`GH_REPO`, else from
@@ -104,12 +134,7 @@ impl GitHub {
         body: &str,
         draft: bool,
     ) -> Result<PullRequest, ApiError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .user_agent(concat!("omk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = agent();
         let pulls = format!("{}/repos/{}/pulls", self.api, self.repo);
         let owner = self.repo.split('/').next().unwrap_or_default();
         let open: Vec<Pull> = self.answer(
@@ -150,7 +175,7 @@ impl GitHub {
         })
     }
 
-    fn with_auth(
+    pub(super) fn with_auth(
         &self,
         request: ureq::RequestBuilder<ureq::typestate::WithBody>,
     ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
@@ -161,31 +186,64 @@ impl GitHub {
     }
 
     /// The decoded answer, or what GitHub said went wrong.
-    fn answer<T: serde::de::DeserializeOwned>(
+    pub(super) fn answer<T: serde::de::DeserializeOwned>(
         &self,
         sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         doing: &str,
     ) -> Result<T, ApiError> {
         let mut response =
-            sent.map_err(|e| ApiError(format!("{doing}: {} unreachable: {e}", self.api)))?;
+            sent.map_err(|e| ApiError::said(format!("{doing}: {} unreachable: {e}", self.api)))?;
         let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        // Asked to wait: `Retry-After`, or an exhausted rate limit's reset.
+        let retry_after = header("retry-after").map(Duration::from_secs).or_else(|| {
+            (header("x-ratelimit-remaining") == Some(0))
+                .then(|| header("x-ratelimit-reset"))
+                .flatten()
+                .map(|reset| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    Duration::from_secs(reset.saturating_sub(now).max(1))
+                })
+        });
         let text = response
             .body_mut()
             .read_to_string()
-            .map_err(|e| ApiError(format!("{doing}: reading GitHub's answer: {e}")))?;
+            .map_err(|e| ApiError::said(format!("{doing}: reading GitHub's answer: {e}")))?;
         if !status.is_success() {
-            return Err(ApiError(format!(
-                "{doing}: GitHub answered {}: {}",
-                status.as_u16(),
-                github_message(&text)
-            )));
+            return Err(ApiError {
+                message: format!(
+                    "{doing}: GitHub answered {}: {}",
+                    status.as_u16(),
+                    github_message(&text)
+                ),
+                status: Some(status.as_u16()),
+                retry_after,
+            });
         }
         serde_json::from_str(&text).map_err(|e| {
-            ApiError(format!(
+            ApiError::said(format!(
                 "{doing}: GitHub's answer is not what was expected: {e}"
             ))
         })
     }
+}
+
+/// The HTTP client every request goes through.
+pub(super) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .user_agent(concat!("omk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
 }
 
 #[derive(Debug, Deserialize)]

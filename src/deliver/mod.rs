@@ -9,6 +9,7 @@
 pub(crate) mod error;
 pub use error::DeliverError;
 mod github;
+pub mod land;
 
 pub use github::{GitHub, TokenSource};
 
@@ -339,7 +340,7 @@ fn open_pull_request(
         }
         Err(e) => {
             d.delivered = false;
-            d.reason = format!("pushed {}, but no pull request: {}", d.branch, e.0);
+            d.reason = format!("pushed {}, but no pull request: {e}", d.branch);
         }
     }
 }
@@ -406,7 +407,7 @@ fn publish_proof(
 
 /// Appends `body` to a goal no supervisor drives, folds it, and rewrites
 /// the proof pinned to the log's new end.
-fn record(goal: &GoalDir, state: &mut GoalState, body: EventBody) -> Result<()> {
+pub(crate) fn record(goal: &GoalDir, state: &mut GoalState, body: EventBody) -> Result<()> {
     let (mut log, _) = EventLog::open(&goal.events())?;
     let event = log.append(body)?;
     state.apply(&event);

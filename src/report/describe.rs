@@ -21,6 +21,7 @@ fn line(body: &EventBody) -> String {
         | EventBody::GoalFinished { .. }
         | EventBody::BudgetExhausted { .. }
         | EventBody::Delivery(_)
+        | EventBody::Landing(_)
         | EventBody::BaseChecked { .. } => line_goal(body),
         EventBody::SliceStarted { .. }
         | EventBody::AgentUpdate { .. }
@@ -87,6 +88,7 @@ fn line_goal(body: &EventBody) -> String {
             )
         }
         EventBody::Delivery(d) => crate::proof::delivery_line(d).replace('\n', "; "),
+        EventBody::Landing(step) => landing(step),
         EventBody::GoalFinished { status, reason } => match reason {
             Some(r) => format!("goal finished: {status} — {r}"),
             None => format!("goal finished: {status}"),
@@ -302,4 +304,40 @@ fn names(gates: &[GateResult]) -> String {
         .map(|g| format!("{} {}", g.name, if g.passed { "passed" } else { "failed" }))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A step of landing the pull request, in words.
+fn landing(step: &crate::store::landing::LandStep) -> String {
+    use crate::store::landing::{CheckState, LandStep};
+    match step {
+        LandStep::Following { number, head } => {
+            format!(
+                "landing pull request #{number}: following its head {}",
+                short(head)
+            )
+        }
+        LandStep::Checked { checks } => {
+            let count = |state| checks.iter().filter(|c| c.state == state).count();
+            let failed: Vec<&str> = checks
+                .iter()
+                .filter(|c| c.state == CheckState::Failed)
+                .map(|c| c.name.as_str())
+                .collect();
+            let mut line = format!(
+                "checks: {} passed, {} pending, {} failed",
+                count(CheckState::Passed),
+                count(CheckState::Pending),
+                failed.len()
+            );
+            if !failed.is_empty() {
+                line += &format!(" ({})", failed.join(", "));
+            }
+            line
+        }
+        LandStep::Waiting { reason } => format!("waiting: {reason}"),
+        LandStep::Merged { commit, method } => {
+            format!("merged ({}) as {}", method.as_str(), short(commit))
+        }
+        LandStep::Stopped { reason } => format!("landing stopped: {reason}"),
+    }
 }

@@ -23,6 +23,7 @@ impl GoalState {
             | GoalFinished { .. }
             | BudgetExhausted { .. }
             | Delivery(_)
+            | Landing(_)
             | BaseChecked { .. } => self.apply_goal(event),
             SliceStarted { .. }
             | AgentUpdate { .. }
@@ -58,6 +59,10 @@ impl GoalState {
                 self.budget_exhausted.get_or_insert_with(|| reason.clone());
             }
             EventBody::Delivery(delivery) => self.delivery = Some(delivery.clone()),
+            EventBody::Landing(step) => self
+                .landing
+                .get_or_insert_with(Default::default)
+                .apply(step),
             EventBody::GoalResumed { raised, .. } => self.resumed(raised),
             EventBody::GoalRetried {
                 slices,
@@ -201,6 +206,7 @@ impl GoalState {
                 ..Integration::default()
             },
             delivery: None,
+            landing: None,
             usage: Usage::default(),
             budget_exhausted: None,
             base_check: None,

@@ -331,6 +331,9 @@ pub struct GoalState {
     pub integration: Integration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// Landing its pull request (`omk goal land`): the checks, the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing: Option<crate::store::landing::Landing>,
     /// Tokens and cost of every agent attempt so far.
     pub usage: Usage,
     /// The slice gates' results on the base commit, once they ran.

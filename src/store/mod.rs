@@ -13,6 +13,7 @@
 pub mod events;
 pub mod home;
 pub mod kinds;
+pub mod landing;
 pub mod limits;
 
 pub use home::home;

@@ -701,3 +701,118 @@ fn a_fast_forwarded_base_holds_only_green_commits() {
         );
     }
 }
+
+#[test]
+fn goal_land_follows_the_checks_waits_for_an_approval_and_merges_the_head_it_pushed() {
+    let f = fixture();
+    let bare = remote(&f);
+    let gh = GitHubServer::start();
+    let env = [
+        ("GITHUB_API_URL", gh.api_url.as_str()),
+        ("GH_TOKEN", "token-one"),
+        ("GH_REPO", "acme/widgets"),
+    ];
+    let (code, proof, stderr) = goal(&f, &["--deliver", "pr"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap().to_string();
+    let head = rev(&bare, &format!("omk/{id}/integration")).expect("the pushed branch");
+    let land = |extra: &[&str]| {
+        let mut args = vec!["goal", "land", &id, "--land-poll", "20ms", "--json"];
+        args.extend(extra);
+        let out = f.omk_env(&args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let state: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        (out.status.code(), state["landing"].clone())
+    };
+    let merges = || {
+        gh.requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with("/merge"))
+            .collect::<Vec<_>>()
+    };
+
+    // Someone else pushed to the pull request: omk neither merges nor overwrites it.
+    gh.set_head(1, "0123456789012345678901234567890123456789");
+    let (code, landing) = land(&[]);
+    assert_eq!(code, Some(1), "{landing:#}");
+    assert!(
+        landing["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("moved to 0123456789"),
+        "{landing:#}"
+    );
+    assert!(merges().is_empty());
+
+    // A required check fails on the head: landing stops and names it.
+    gh.set_head(1, &head);
+    gh.require(&["test"]);
+    gh.script_checks(&[
+        ("test", 0, "failure", "2 tests failed in a.txt"),
+        ("docs", 0, "failure", ""),
+    ]);
+    let (code, landing) = land(&[]);
+    assert_eq!(code, Some(1), "{landing:#}");
+    let stopped = landing["stopped"].as_str().unwrap();
+    assert!(
+        stopped.contains("required check `test` (2 tests failed in a.txt) failed"),
+        "{landing:#}"
+    );
+    assert!(
+        !stopped.contains("docs"),
+        "a check no protection requires: {stopped}"
+    );
+    assert!(merges().is_empty());
+
+    // Taken up again: the checks run, pass; the first merge is refused for
+    // want of an approval, and omk waits; then it merges with the head's sha.
+    gh.script_checks(&[("test", 2, "success", ""), ("docs", 0, "failure", "")]);
+    gh.refuse_merge(
+        405,
+        "At least 1 approving review is required by reviewers with write access.",
+    );
+    let (code, landing) = land(&[]);
+    assert_eq!(code, Some(0), "{landing:#}");
+    assert_eq!(landing["number"], 1);
+    assert_eq!(landing["head"], head.as_str());
+    assert_eq!(
+        landing["merged"],
+        "feed000000000000000000000000000000000001"
+    );
+    assert_eq!(landing["method"], "squash");
+    let merges = merges();
+    assert_eq!(merges.len(), 2, "refused once, then merged");
+    for m in &merges {
+        assert_eq!(m.body["sha"], head.as_str());
+        assert_eq!(m.body["merge_method"], "squash");
+    }
+    // Never a forced push, never an admin bypass.
+    for r in gh.requests() {
+        let said = format!("{} {} {}", r.method, r.path, r.body);
+        assert!(!said.contains("force") && !said.contains("admin"), "{said}");
+    }
+    // Every step is in the log, and the log still verifies.
+    let replay =
+        String::from_utf8_lossy(&f.omk_env(&["goal", "replay", &id], &env).stdout).into_owned();
+    for said in [
+        "landing pull request #1: following its head",
+        "checks: 0 passed, 1 pending, 1 failed (docs)",
+        "checks: 1 passed, 0 pending, 1 failed (docs)",
+        "waiting: merging the pull request: GitHub answered 405: At least 1 approving review",
+        "merged (squash) as feed000000",
+    ] {
+        assert!(replay.contains(said), "`{said}` missing from:\n{replay}");
+    }
+    let verify = f.omk_env(&["goal", "replay", &id, "--verify"], &env);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // Landed is landed: asked again, nothing more is sent.
+    let before = gh.requests().len();
+    let (code, _) = land(&[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(gh.requests().len(), before);
+}

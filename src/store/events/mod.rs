@@ -275,6 +275,8 @@ pub enum EventBody {
     },
     /// The goal's result was delivered (`--deliver`, `goal deliver`), or why not.
     Delivery(Delivery),
+    /// A step of landing the goal's pull request (`omk goal land`).
+    Landing(crate::store::landing::LandStep),
     /// The goal ended.
     GoalFinished {
         status: GoalStatus,
@@ -398,6 +400,7 @@ impl EventBody {
             EventBody::IntegrationAdvanced { .. } => "integration_advanced",
             EventBody::SliceEjected { .. } => "slice_ejected",
             EventBody::Delivery(_) => "delivery",
+            EventBody::Landing(_) => "landing",
             EventBody::GoalFinished { .. } => "goal_finished",
         }
     }

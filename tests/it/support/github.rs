@@ -1,7 +1,8 @@
 //! A scripted GitHub REST API on 127.0.0.1: the pull-request endpoints omk
-//! uses (list open by head, create, update), keeping the pull requests it
-//! was asked to open, and recording every request so tests can check what
-//! the real client sent.
+//! uses (list open by head, create, update, read, merge), a pull request's
+//! checks and its base's protection, as a test scripts them, keeping the
+//! pull requests it was asked to open, and recording every request so tests
+//! can check what the real client sent.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,6 +26,24 @@ struct World {
     pulls: Vec<Value>,
     /// Answer pull-request creation with this status and message.
     refuse_create: Option<(u16, String)>,
+    /// Each pull request's head commit, as the remote holds it.
+    heads: std::collections::HashMap<u64, String>,
+    /// The check runs on every head: each stays in progress for as many
+    /// reads as it has left, then completes as scripted.
+    checks: Vec<ScriptedCheck>,
+    /// The base's required checks; `None`: no protection (404).
+    required: Option<Vec<String>>,
+    /// Answers to the next merge attempts, before one succeeds.
+    merge_refusals: std::collections::VecDeque<(u16, String)>,
+}
+
+/// A check run as a test scripts it.
+#[derive(Clone)]
+struct ScriptedCheck {
+    name: String,
+    pending_reads: usize,
+    conclusion: String,
+    summary: String,
 }
 
 /// The running server; it stops when the test process ends.
@@ -59,6 +78,41 @@ impl GitHubServer {
     /// The pull requests opened so far, as the API shows them.
     pub fn pulls(&self) -> Vec<Value> {
         self.world.lock().unwrap().pulls.clone()
+    }
+
+    /// Says pull request `number`'s head is `sha`.
+    pub fn set_head(&self, number: u64, sha: &str) {
+        self.world
+            .lock()
+            .unwrap()
+            .heads
+            .insert(number, sha.to_string());
+    }
+
+    /// Scripts the check runs: `(name, reads it stays pending, conclusion, summary)`.
+    pub fn script_checks(&self, checks: &[(&str, usize, &str, &str)]) {
+        self.world.lock().unwrap().checks = checks
+            .iter()
+            .map(|(name, pending_reads, conclusion, summary)| ScriptedCheck {
+                name: name.to_string(),
+                pending_reads: *pending_reads,
+                conclusion: conclusion.to_string(),
+                summary: summary.to_string(),
+            })
+            .collect();
+    }
+
+    /// Protects the base: these checks are required.
+    pub fn require(&self, checks: &[&str]) {
+        self.world.lock().unwrap().required = Some(checks.iter().map(|c| c.to_string()).collect());
+    }
+
+    /// Refuses the next merge attempt with `status` and `message`.
+    pub fn refuse_merge(&self, status: u16, message: &str) {
+        let mut world = self.world.lock().unwrap();
+        world
+            .merge_refusals
+            .push_back((status, message.to_string()));
     }
 
     /// Makes the next creation fail with `status` and GitHub's `message`.
@@ -165,6 +219,79 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
                 }
             }
             (200, pull.clone())
+        }
+        ("GET", ["repos", _, _]) => (
+            200,
+            json!({ "allow_squash_merge": true, "allow_merge_commit": true }),
+        ),
+        ("GET", ["repos", _, _, "pulls", number]) => {
+            let n = number.parse::<u64>().unwrap_or(0);
+            let head = world.heads.get(&n).cloned().unwrap_or_default();
+            let Some(pull) = world
+                .pulls
+                .iter_mut()
+                .find(|p| p["number"].as_u64() == Some(n))
+            else {
+                return (404, json!({ "message": "Not Found" }));
+            };
+            pull["head"]["sha"] = json!(head);
+            (200, pull.clone())
+        }
+        ("GET", ["repos", _, _, "commits", _, "check-runs"]) => {
+            let runs: Vec<Value> = world
+                .checks
+                .iter_mut()
+                .enumerate()
+                .map(|(i, c)| {
+                    let done = c.pending_reads == 0;
+                    c.pending_reads = c.pending_reads.saturating_sub(1);
+                    json!({ "id": i + 1, "name": c.name,
+                        "status": if done { "completed" } else { "in_progress" },
+                        "conclusion": if done { json!(c.conclusion) } else { Value::Null },
+                        "output": { "title": c.name, "summary": c.summary } })
+                })
+                .collect();
+            (
+                200,
+                json!({ "total_count": runs.len(), "check_runs": runs }),
+            )
+        }
+        ("GET", ["repos", _, _, "commits", _, "status"]) => (
+            200,
+            json!({ "state": "pending", "total_count": 0, "statuses": [] }),
+        ),
+        ("GET", ["repos", _, _, "branches", _, "protection", "required_status_checks"]) => {
+            match &world.required {
+                Some(contexts) => (200, json!({ "strict": false, "contexts": contexts })),
+                None => (404, json!({ "message": "Branch not protected" })),
+            }
+        }
+        ("PUT", ["repos", _, _, "pulls", number, "merge"]) => {
+            if let Some((status, message)) = world.merge_refusals.pop_front() {
+                return (status, json!({ "message": message }));
+            }
+            let n = number.parse::<u64>().unwrap_or(0);
+            if world.heads.get(&n).map(String::as_str) != body["sha"].as_str() {
+                return (
+                    409,
+                    json!({ "message": "Head branch was modified. Review and try the merge again." }),
+                );
+            }
+            let Some(pull) = world
+                .pulls
+                .iter_mut()
+                .find(|p| p["number"].as_u64() == Some(n))
+            else {
+                return (404, json!({ "message": "Not Found" }));
+            };
+            let sha = "feed000000000000000000000000000000000001";
+            pull["state"] = json!("closed");
+            pull["merged"] = json!(true);
+            pull["merge_commit_sha"] = json!(sha);
+            (
+                200,
+                json!({ "sha": sha, "merged": true, "message": "Pull Request successfully merged" }),
+            )
         }
         _ => (404, json!({ "message": "Not Found" })),
     }

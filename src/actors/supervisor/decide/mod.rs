@@ -82,6 +82,7 @@ impl Decider {
     }
 
     /// What follows `body`, which has been recorded: `state` includes it.
+    #[must_use]
     pub fn on_event(&mut self, state: &GoalState, body: &EventBody) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
@@ -205,6 +206,7 @@ impl Decider {
     }
 
     /// The run is cancelled: nothing new starts; the goal ends `cancelled`.
+    #[must_use]
     pub fn on_cancel(&mut self) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
@@ -217,6 +219,7 @@ impl Decider {
     }
 
     /// The time budget ran out.
+    #[must_use]
     pub fn on_time_spent(&mut self, state: &GoalState) -> Vec<Action> {
         let limit = std::time::Duration::from_millis(
             state.settings.limits.budget_time_ms.unwrap_or_default(),
@@ -235,6 +238,7 @@ impl Decider {
     /// The agent's program is gone: every attempt would fail alike, so no
     /// slice starts, running ones are cancelled, and the goal ends `failed`
     /// once they stopped.
+    #[must_use]
     pub fn on_agent_gone(&mut self, why: String) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
@@ -245,6 +249,7 @@ impl Decider {
 
     /// An actor the goal cannot go on without (the gate actor, the
     /// integrator) is gone.
+    #[must_use]
     pub fn on_lost(&mut self, why: String) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
@@ -254,6 +259,7 @@ impl Decider {
 
     /// The actor running attempt `attempt` of `slice` is gone without a
     /// result (`why`): if that attempt is still running, it failed.
+    #[must_use]
     pub fn on_attempt_lost(
         &mut self,
         state: &GoalState,
@@ -277,6 +283,7 @@ impl Decider {
     /// What a slice's merge probe found decides whether its gates run: a
     /// conflict with the integration is its result; one with a slice ahead
     /// holds its gates until that one is merged or gone.
+    #[must_use]
     pub fn on_probe(&mut self, slice: &str, probe: Probe, priority: Priority) -> Vec<Action> {
         let slice = slice.to_string();
         vec![match probe {
@@ -293,6 +300,7 @@ impl Decider {
     /// A resumed goal: the slices the last controller left committed or
     /// verified go on where they were, and those it left failed with
     /// attempts to spare get them — unless a budget is spent already.
+    #[must_use]
     pub fn on_resume(&mut self, state: &GoalState) -> Vec<Action> {
         if let Some(spent) = self.over_budget(state) {
             return vec![spent];
@@ -310,6 +318,7 @@ impl Decider {
     /// What can start or end now. The supervisor asks after every message,
     /// carrying out the answer, until there is none: each action here
     /// changes the state or the phase, so the same is not asked twice.
+    #[must_use]
     pub fn next(&mut self, state: &GoalState) -> Vec<Action> {
         if matches!(self.phase, Phase::Done | Phase::CheckingBase) {
             return vec![];
