@@ -41,6 +41,15 @@ pub enum ReviewOutcome {
     NoVerdict(String),
 }
 
+impl GateOutcome {
+    /// Whether the gate judged its tree. One that was not run, or could not
+    /// run, says nothing about the tree: the failure is omk's or the
+    /// machine's, never a verdict on the change it was to judge.
+    pub fn judged(&self) -> bool {
+        !matches!(self, GateOutcome::NotRun(_) | GateOutcome::CouldNotRun(_))
+    }
+}
+
 const REVIEWER_WROTE: &str = "the reviewer changed the tree it reviewed";
 
 impl std::fmt::Display for GateOutcome {

@@ -295,6 +295,7 @@ impl GoalState {
                 let gated = !self.slice_gates(slice).is_empty();
                 if let Some(s) = self.slice_mut(slice) {
                     s.gates_follow = gated && *ran_with_it;
+                    s.unjudged = 0;
                     s.commit = Some(commit.clone());
                     s.tree = Some(tree.clone());
                     s.changed_files = changed_files.clone();
@@ -392,7 +393,16 @@ impl GoalState {
                             s.current_gate = None;
                         }
                     }
-                    None => self.integration.gates.push(result.clone()),
+                    None => {
+                        if !result.outcome.judged() {
+                            *self
+                                .integration
+                                .unjudged
+                                .entry(result.tree.clone())
+                                .or_default() += 1;
+                        }
+                        self.integration.gates.push(result.clone());
+                    }
                 }
             }
             EventBody::Verified {
@@ -415,10 +425,16 @@ impl GoalState {
             } => {
                 if let Some(s) = self.slice_mut(id) {
                     s.gates_follow = false;
-                    if *passed {
+                    let failed = s.gates.iter().find(|g| !g.passed);
+                    if failed.is_some_and(|g| !g.outcome.judged()) && !*passed {
+                        // No verdict: the slice is still to be judged.
+                        s.unjudged += 1;
+                        s.gates.clear();
+                        s.current_gate = None;
+                    } else if *passed {
+                        s.unjudged = 0;
                         s.status = SliceStatus::Merging;
                     } else {
-                        let failed = s.gates.iter().find(|g| !g.passed);
                         let excerpt = failed.and_then(|g| g.excerpt.clone());
                         s.ended = Some(AttemptEnd::GateFailed {
                             gate: failed.map(|g| g.name.clone()),

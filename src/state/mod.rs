@@ -124,6 +124,10 @@ pub struct SliceState {
     /// their way, and no gate job is sent.
     #[serde(skip)]
     pub gates_follow: bool,
+    /// How many times in a row its gates could not run on its commit (no
+    /// verdict: omk's or the machine's failure, not the slice's).
+    #[serde(skip)]
+    pub unjudged: u32,
     /// The position in the log of its last attempt's commit: of two
     /// slices that conflict, the one that committed first is gated first.
     #[serde(skip)]
@@ -232,6 +236,9 @@ pub struct Integration {
     /// The candidate commit the integration gates are running on.
     #[serde(skip)]
     pub testing: Option<String>,
+    /// How many times the integration gates could not run, per tree.
+    #[serde(skip)]
+    pub unjudged: std::collections::HashMap<String, u32>,
 }
 
 /// One merge of the candidate.
@@ -262,11 +269,12 @@ impl Integration {
     }
 
     /// The latest result of integration gate `gate` on `tree`.
+    /// (A gate that could not run judged nothing, and counts as no result.)
     pub fn last_result(&self, gate: &str, tree: &str) -> Option<&GateResult> {
         self.gates
             .iter()
             .rev()
-            .find(|r| r.name == gate && r.tree == tree)
+            .find(|r| r.name == gate && r.tree == tree && r.outcome.judged())
     }
 
     /// The latest failure of integration gate `gate` on `tree`.
@@ -274,7 +282,7 @@ impl Integration {
         self.gates
             .iter()
             .rev()
-            .find(|r| r.name == gate && r.tree == tree && !r.passed)
+            .find(|r| r.name == gate && r.tree == tree && !r.passed && r.outcome.judged())
     }
 
     /// What the gates named `gates` said of `tree`, by each gate's latest result.

@@ -40,6 +40,9 @@ impl Decider {
                 return vec![self.advance(&i.candidate[passed])];
             }
             if let Some(tip) = i.candidate.last() {
+                if let Some(stop) = self.unjudged(state, &tip.tree) {
+                    return stop;
+                }
                 return vec![test(&tip.commit, &tip.tree)];
             }
             // A retried goal whose gates were changed: the branch is judged again.
@@ -58,6 +61,9 @@ impl Decider {
         let unknown = passed.map_or(0, |p| p + 1);
         if unknown < failed {
             let mid = &i.candidate[(unknown + failed) / 2];
+            if let Some(stop) = self.unjudged(state, &mid.tree) {
+                return stop;
+            }
             return vec![test(&mid.commit, &mid.tree)];
         }
         // Found: the merge at `failed` is the first whose tree fails.
@@ -89,6 +95,23 @@ impl Decider {
                 .collect(),
         });
         actions
+    }
+
+    /// Integration gates that could not run on `tree` too often: the goal
+    /// stops as omk's or the machine's failure, blaming no slice.
+    fn unjudged(&mut self, state: &GoalState, tree: &str) -> Option<Vec<Action>> {
+        let times = state.integration.unjudged.get(tree).copied().unwrap_or(0);
+        if times <= super::MAX_UNJUDGED {
+            return None;
+        }
+        self.halt(
+            crate::state::GoalStatus::Failed,
+            format!(
+                "the integration gates could not run on tree {}, {times} times in a row; this is a failure of omk or of this machine, not of a slice",
+                crate::words::short(tree)
+            ),
+        );
+        Some(vec![Action::CancelAll])
     }
 
     pub(super) fn advance(&mut self, to: &Link) -> Action {

@@ -27,6 +27,10 @@ use crate::agent::Update;
 use crate::state::{GoalState, GoalStatus, SliceStatus};
 use crate::store::events::EventBody;
 
+/// How many times in a row gates may fail to run on one tree (no
+/// verdict) before the goal stops as omk's or the machine's failure.
+const MAX_UNJUDGED: u32 = 2;
+
 /// Where the goal is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
@@ -109,8 +113,16 @@ impl Decider {
             EventBody::BaseChecked { passed, gates } => {
                 actions.push(Action::ReleaseBase);
                 if self.phase == Phase::CheckingBase {
+                    let unjudged = gates.iter().find(|g| !g.passed && !g.outcome.judged());
                     if *passed {
                         self.phase = Phase::Working;
+                    } else if let Some(g) = unjudged {
+                        // The base was not judged: omk's or the machine's failure.
+                        let reason = format!(
+                            "gate `{}` could not run on the base commit ({}), so no agent was started; this is a failure of omk or of this machine, not of the base",
+                            g.name, g.outcome
+                        );
+                        actions.push(self.finish(GoalStatus::Failed, Some(reason)));
                     } else {
                         let reason = base_failure(state, gates);
                         actions.push(self.finish(GoalStatus::Blocked, Some(reason)));
@@ -169,6 +181,26 @@ impl Decider {
                 actions.push(Action::StopAttempt {
                     slice: slice.clone(),
                 });
+            }
+            EventBody::Verified {
+                slice: Some(slice),
+                passed: false,
+                ..
+            } if state
+                .slice(slice)
+                .is_some_and(|s| s.unjudged > MAX_UNJUDGED) =>
+            {
+                // Its gates could not run, again and again: not the slice's
+                // failure, and not one more attempt will mend it.
+                let s = state.slice(slice).map(|s| s.unjudged).unwrap_or_default();
+                self.halt(
+                    GoalStatus::Failed,
+                    format!(
+                        "the gates of slice `{slice}` could not run on its commit, {s} times in a row; this is a failure of omk or of this machine (see `omk goal logs {}`), not of the slice",
+                        state.goal_id
+                    ),
+                );
+                actions.push(Action::CancelAll);
             }
             EventBody::SliceCommitted { slice, .. }
             | EventBody::Verified {
@@ -371,7 +403,12 @@ impl Decider {
             || self.advancing.is_some()
             || state.slices.iter().any(|s| match s.status {
                 SliceStatus::Running | SliceStatus::Merging => true,
-                SliceStatus::Gating => !s.gates_interrupted && !self.held.contains_key(&s.id),
+                // Gates that could not run too often are not run again.
+                SliceStatus::Gating => {
+                    !s.gates_interrupted
+                        && !self.held.contains_key(&s.id)
+                        && s.unjudged <= MAX_UNJUDGED
+                }
                 _ => false,
             });
         if busy || starting || integrating {

@@ -152,3 +152,37 @@ fn a_culprit_without_attempts_left_stays_out_and_the_goal_ends_not_ready() {
     assert_eq!(status, GoalStatus::NotReady);
     assert!(reason.unwrap().contains("a (gate_failed)"));
 }
+
+#[test]
+fn integration_gates_that_could_not_run_judge_nothing_and_eject_no_slice() {
+    let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.committed("a");
+    let _ = g.verified(Some("a"), true);
+    let _ = g.merged("a");
+    let not_run = |g: &mut Goal| {
+        let _ = g.testing("a");
+        let _ = g.feed(
+            json!({"kind": "gate_finished", "result": {"name": "test", "passed": false,
+            "exit_code": null, "outcome": "could not run: the sandbox could not start",
+            "duration_ms": 0, "tree": "mt-a", "log": "/l"}}),
+        );
+        let _ = g.verified(None, false);
+        g.next()
+    };
+    assert_eq!(g.next(), [integrate("a")]);
+    // No verdict on the candidate: it is judged again, and nothing is taken out.
+    for _ in 0..2 {
+        assert_eq!(not_run(&mut g), [integrate("a")]);
+    }
+    let stop = not_run(&mut g);
+    assert_eq!(stop, [Action::CancelAll], "{stop:?}");
+    match g.next().as_slice() {
+        [Action::Finish {
+            status: GoalStatus::Failed,
+            reason: Some(reason),
+        }] => assert!(reason.contains("not of a slice"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

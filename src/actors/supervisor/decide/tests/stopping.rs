@@ -196,3 +196,41 @@ fn an_attempt_whose_actor_is_gone_fails_only_while_it_runs() {
     let _ = g.committed("a");
     assert_eq!(g.decider.on_attempt_lost(&g.state, "a", 1, "stopped"), []);
 }
+
+#[test]
+fn gates_that_could_not_run_are_run_again_then_stop_the_goal_blaming_no_slice() {
+    let mut g = Goal::new(&[("a", &[])], 1, json!({"max_attempts": 3}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.committed("a");
+    let not_run = |g: &mut Goal| {
+        let _ = g.feed(
+            json!({"kind": "gate_finished", "slice": "a", "attempt": 1, "result": {
+            "name": "test", "passed": false, "exit_code": null,
+            "outcome": "not run: the checkout holds tree x, not the commit's", "duration_ms": 0,
+            "tree": "t-a", "log": "/l"}}),
+        );
+        g.verified(Some("a"), false)
+    };
+    // No verdict: the same attempt's gates run again; no attempt is spent.
+    for _ in 0..2 {
+        let again = not_run(&mut g);
+        assert!(again.contains(&gate("a", &[])), "{again:?}");
+        assert!(
+            !again.iter().any(|a| matches!(a, Action::Retry { .. })),
+            "{again:?}"
+        );
+        assert_eq!(g.state.slice("a").unwrap().attempts, 1);
+        assert_eq!(g.state.slice("a").unwrap().status, SliceStatus::Gating);
+    }
+    // Once more, and the goal stops as omk's or the machine's failure.
+    let stop = not_run(&mut g);
+    assert_eq!(stop, [Action::CancelAll]);
+    match g.next().as_slice() {
+        [Action::Finish {
+            status: GoalStatus::Failed,
+            reason: Some(reason),
+        }] => assert!(reason.contains("not of the slice"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
