@@ -61,9 +61,12 @@ struct Base {
 }
 
 impl GitHub {
-    /// `GET` `path` (below the repository), decoded.
+    /// `GET` `path` below the repository (`""`: the repository), decoded.
     fn read<T: serde::de::DeserializeOwned>(&self, path: &str, doing: &str) -> Result<T, ApiError> {
-        let url = format!("{}/repos/{}/{path}", self.api, self.repo);
+        let url = match path {
+            "" => format!("{}/repos/{}", self.api, self.repo),
+            path => format!("{}/repos/{}/{path}", self.api, self.repo),
+        };
         self.answer(
             super::github::agent()
                 .get(&url)
@@ -190,16 +193,7 @@ impl GitHub {
         fn yes() -> bool {
             true
         }
-        let url = format!("{}/repos/{}", self.api, self.repo);
-        let settings: Settings = self.answer(
-            super::github::agent()
-                .get(&url)
-                .header("Authorization", format!("Bearer {}", self.token))
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28")
-                .call(),
-            "reading the repository's merge settings",
-        )?;
+        let settings: Settings = self.read("", "reading the repository's merge settings")?;
         Ok(match settings.allow_squash_merge {
             true => MergeMethod::Squash,
             false => MergeMethod::Merge,

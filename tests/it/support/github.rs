@@ -206,11 +206,7 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
             (201, pull)
         }
         ("PATCH", ["repos", _, _, "pulls", number]) => {
-            let Some(pull) = world
-                .pulls
-                .iter_mut()
-                .find(|p| number.parse::<u64>().ok() == p["number"].as_u64())
-            else {
+            let Some(pull) = pull_mut(world, number) else {
                 return (404, json!({ "message": "Not Found" }));
             };
             for key in ["title", "body"] {
@@ -227,11 +223,7 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
         ("GET", ["repos", _, _, "pulls", number]) => {
             let n = number.parse::<u64>().unwrap_or(0);
             let head = world.heads.get(&n).cloned().unwrap_or_default();
-            let Some(pull) = world
-                .pulls
-                .iter_mut()
-                .find(|p| p["number"].as_u64() == Some(n))
-            else {
+            let Some(pull) = pull_mut(world, number) else {
                 return (404, json!({ "message": "Not Found" }));
             };
             pull["head"]["sha"] = json!(head);
@@ -277,11 +269,7 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
                     json!({ "message": "Head branch was modified. Review and try the merge again." }),
                 );
             }
-            let Some(pull) = world
-                .pulls
-                .iter_mut()
-                .find(|p| p["number"].as_u64() == Some(n))
-            else {
+            let Some(pull) = pull_mut(world, number) else {
                 return (404, json!({ "message": "Not Found" }));
             };
             let sha = "feed000000000000000000000000000000000001";
@@ -295,6 +283,15 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
         }
         _ => (404, json!({ "message": "Not Found" })),
     }
+}
+
+/// Pull request `number`, if it was opened.
+fn pull_mut<'a>(world: &'a mut World, number: &str) -> Option<&'a mut Value> {
+    let n = number.parse::<u64>().ok()?;
+    world
+        .pulls
+        .iter_mut()
+        .find(|p| p["number"].as_u64() == Some(n))
 }
 
 /// `%XX` decoded.

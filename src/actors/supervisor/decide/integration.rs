@@ -40,7 +40,7 @@ impl Decider {
                 return vec![self.advance(&i.candidate[passed])];
             }
             if let Some(tip) = i.candidate.last() {
-                if let Some(stop) = self.unjudged(state, &tip.tree) {
+                if let Some(stop) = self.candidate_unjudged(state, &tip.tree) {
                     return stop;
                 }
                 return vec![test(&tip.commit, &tip.tree)];
@@ -61,7 +61,7 @@ impl Decider {
         let unknown = passed.map_or(0, |p| p + 1);
         if unknown < failed {
             let mid = &i.candidate[(unknown + failed) / 2];
-            if let Some(stop) = self.unjudged(state, &mid.tree) {
+            if let Some(stop) = self.candidate_unjudged(state, &mid.tree) {
                 return stop;
             }
             return vec![test(&mid.commit, &mid.tree)];
@@ -99,7 +99,7 @@ impl Decider {
 
     /// Integration gates that could not run on `tree` too often: the goal
     /// stops as omk's or the machine's failure, blaming no slice.
-    fn unjudged(&mut self, state: &GoalState, tree: &str) -> Option<Vec<Action>> {
+    fn candidate_unjudged(&mut self, state: &GoalState, tree: &str) -> Option<Vec<Action>> {
         let times = state.integration.unjudged.get(tree).copied().unwrap_or(0);
         if times <= super::MAX_UNJUDGED {
             return None;

@@ -111,24 +111,7 @@ impl Decider {
                 actions.extend(self.over_budget(state));
             }
             EventBody::BaseChecked { passed, gates } => {
-                actions.push(Action::ReleaseBase);
-                if self.phase == Phase::CheckingBase {
-                    let unjudged = gates.iter().find(|g| !g.passed && !g.outcome.judged());
-                    if *passed {
-                        self.phase = Phase::Working;
-                    } else if let Some(g) = unjudged {
-                        // The base was not judged: omk's or the machine's failure.
-                        let reason = format!(
-                            "gate `{}` could not run on the base commit ({}), so no agent was started; this is a failure of omk or of this machine, not of the base",
-                            g.name, g.outcome
-                        );
-                        actions.push(self.finish(GoalStatus::Failed, Some(reason)));
-                    } else {
-                        let reason = base_failure(state, gates);
-                        actions.push(self.finish(GoalStatus::Blocked, Some(reason)));
-                    }
-                }
-                return actions;
+                return self.base_checked(state, *passed, gates);
             }
             EventBody::Verified { slice: None, .. } => {
                 // What the integration gates said is in the state; `next`
@@ -190,17 +173,7 @@ impl Decider {
                 .slice(slice)
                 .is_some_and(|s| s.unjudged > MAX_UNJUDGED) =>
             {
-                // Its gates could not run, again and again: not the slice's
-                // failure, and not one more attempt will mend it.
-                let s = state.slice(slice).map(|s| s.unjudged).unwrap_or_default();
-                self.halt(
-                    GoalStatus::Failed,
-                    format!(
-                        "the gates of slice `{slice}` could not run on its commit, {s} times in a row; this is a failure of omk or of this machine (see `omk goal logs {}`), not of the slice",
-                        state.goal_id
-                    ),
-                );
-                actions.push(Action::CancelAll);
+                actions.push(self.slice_unjudged(state, slice));
             }
             EventBody::SliceCommitted { slice, .. }
             | EventBody::Verified {
@@ -235,6 +208,50 @@ impl Decider {
             }
         }
         actions
+    }
+
+    /// The base check ended: work starts, or the goal ends `blocked` (the
+    /// base fails a gate) or `failed` (a gate could not run on it).
+    fn base_checked(
+        &mut self,
+        state: &GoalState,
+        passed: bool,
+        gates: &[crate::gate::GateResult],
+    ) -> Vec<Action> {
+        let mut actions = vec![Action::ReleaseBase];
+        if self.phase != Phase::CheckingBase {
+            return actions;
+        }
+        let unjudged = gates.iter().find(|g| !g.passed && !g.outcome.judged());
+        if passed {
+            self.phase = Phase::Working;
+        } else if let Some(g) = unjudged {
+            // The base was not judged: omk's or the machine's failure.
+            let reason = format!(
+                "gate `{}` could not run on the base commit ({}), so no agent was started; this is a failure of omk or of this machine, not of the base",
+                g.name, g.outcome
+            );
+            actions.push(self.finish(GoalStatus::Failed, Some(reason)));
+        } else {
+            let reason = base_failure(state, gates);
+            actions.push(self.finish(GoalStatus::Blocked, Some(reason)));
+        }
+        actions
+    }
+
+    /// A slice's gates could not run on its commit, again and again: not
+    /// the slice's failure, and not one more attempt will mend it. The goal
+    /// stops.
+    fn slice_unjudged(&mut self, state: &GoalState, slice: &str) -> Action {
+        let times = state.slice(slice).map(|s| s.unjudged).unwrap_or_default();
+        self.halt(
+            GoalStatus::Failed,
+            format!(
+                "the gates of slice `{slice}` could not run on its commit, {times} times in a row; this is a failure of omk or of this machine (see `omk goal logs {}`), not of the slice",
+                state.goal_id
+            ),
+        );
+        Action::CancelAll
     }
 
     /// The run is cancelled: nothing new starts; the goal ends `cancelled`.
