@@ -159,13 +159,43 @@ impl GitHub {
                 (updated, false)
             }
             None => {
-                let new = self.answer(
+                let opened = self.answer(
                     self.with_auth(agent.post(&pulls)).send_json(json!({
                         "title": title, "head": head, "base": base, "body": body, "draft": draft,
                     })),
                     "opening the pull request",
-                )?;
-                (new, true)
+                );
+                match opened {
+                    Ok(new) => (new, true),
+                    // "A pull request already exists" for this head, which
+                    // the search by head did not find (its owner is not the
+                    // repository's): found among the open ones, and updated.
+                    Err(e) if e.status == Some(422) && e.message.contains("already exists") => {
+                        let open: Vec<Pull> = self.answer(
+                            agent
+                                .get(&pulls)
+                                .query("state", "open")
+                                .query("per_page", "100")
+                                .header("Authorization", format!("Bearer {}", self.token))
+                                .header("Accept", "application/vnd.github+json")
+                                .header("X-GitHub-Api-Version", "2022-11-28")
+                                .call(),
+                            "finding the pull request that already exists",
+                        )?;
+                        let existing = open
+                            .into_iter()
+                            .find(|p| p.head.as_ref().is_some_and(|h| h.name == head))
+                            .ok_or(e)?;
+                        let url = format!("{pulls}/{}", existing.number);
+                        let updated = self.answer(
+                            self.with_auth(agent.patch(&url))
+                                .send_json(json!({ "title": title, "body": body })),
+                            "updating the pull request",
+                        )?;
+                        (updated, false)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         Ok(PullRequest {
@@ -250,6 +280,14 @@ pub(super) fn agent() -> ureq::Agent {
 struct Pull {
     number: u64,
     html_url: String,
+    #[serde(default)]
+    head: Option<PullHead>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullHead {
+    #[serde(rename = "ref")]
+    name: String,
 }
 
 /// GitHub's `message`, with the `errors` it lists, or the raw text.

@@ -58,7 +58,11 @@ impl GoalState {
             EventBody::BudgetExhausted { reason } => {
                 self.budget_exhausted.get_or_insert_with(|| reason.clone());
             }
-            EventBody::Delivery(delivery) => self.delivery = Some(delivery.clone()),
+            EventBody::Delivery(delivery) => {
+                if let Some(earlier) = self.delivery.replace(delivery.clone()) {
+                    self.earlier_deliveries.push(earlier);
+                }
+            }
             EventBody::Landing(step) => self
                 .landing
                 .get_or_insert_with(Default::default)
@@ -206,6 +210,7 @@ impl GoalState {
                 ..Integration::default()
             },
             delivery: None,
+            earlier_deliveries: vec![],
             landing: None,
             usage: Usage::default(),
             budget_exhausted: None,

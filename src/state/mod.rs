@@ -339,6 +339,10 @@ pub struct GoalState {
     pub integration: Integration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// Every delivery before the last, oldest first: a redelivery does not
+    /// lose what the first pushed or opened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_deliveries: Vec<Delivery>,
     /// Landing its pull request (`omk goal land`): the checks, the merge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landing: Option<crate::store::landing::Landing>,

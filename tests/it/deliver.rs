@@ -816,3 +816,43 @@ fn goal_land_follows_the_checks_waits_for_an_approval_and_merges_the_head_it_pus
     assert_eq!(code, Some(0));
     assert_eq!(gh.requests().len(), before);
 }
+
+#[test]
+fn a_pull_request_that_already_exists_is_found_and_updated_and_every_delivery_is_kept() {
+    let f = fixture();
+    remote(&f);
+    let gh = GitHubServer::start();
+    let env = [
+        ("GITHUB_API_URL", gh.api_url.as_str()),
+        ("GH_TOKEN", "token-one"),
+        ("GH_REPO", "acme/widgets"),
+    ];
+    let (code, proof, stderr) = goal(&f, &["--deliver", "pr"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap().to_string();
+    // GitHub's search by head misses it now (a fork's head): creating it
+    // again is refused with 422 "already exists", and omk finds and updates it.
+    gh.hide_from_head_search();
+    let out = f.omk_env(&["goal", "deliver", &id, "--to", "pr", "--json"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(gh.pulls().len(), 1, "updated, not opened twice");
+    assert_eq!(state["delivery"]["pull_request"]["number"], 1);
+    assert_eq!(state["delivery"]["pull_request"]["created"], false);
+    assert_eq!(gh.requests().last().unwrap().method, "PATCH");
+    // The first delivery is kept.
+    let earlier = state["earlier_deliveries"]
+        .as_array()
+        .expect("earlier deliveries");
+    assert_eq!(earlier.len(), 1, "{state:#}");
+    assert_eq!(earlier[0]["pull_request"]["created"], true);
+    assert_eq!(
+        earlier[0]["pull_request"]["url"],
+        state["delivery"]["pull_request"]["url"]
+    );
+}

@@ -33,6 +33,9 @@ struct World {
     checks: Vec<ScriptedCheck>,
     /// The base's required checks; `None`: no protection (404).
     required: Option<Vec<String>>,
+    /// Listing by head finds nothing (the head's owner is not the
+    /// repository's, as for a fork).
+    hide_from_head_search: bool,
     /// Answers to the next merge attempts, before one succeeds.
     merge_refusals: std::collections::VecDeque<(u16, String)>,
 }
@@ -78,6 +81,11 @@ impl GitHubServer {
     /// The pull requests opened so far, as the API shows them.
     pub fn pulls(&self) -> Vec<Value> {
         self.world.lock().unwrap().pulls.clone()
+    }
+
+    /// Makes listing pull requests by head find nothing, as for a fork.
+    pub fn hide_from_head_search(&self) {
+        self.world.lock().unwrap().hide_from_head_search = true;
     }
 
     /// Says pull request `number`'s head is `sha`.
@@ -176,12 +184,17 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
                 .split('&')
                 .find_map(|kv| kv.strip_prefix("head="))
                 .unwrap_or_default();
+            let by_head = !head.is_empty();
+            if by_head && world.hide_from_head_search {
+                return (200, json!([]));
+            }
             let open: Vec<Value> = world
                 .pulls
                 .iter()
                 .filter(|p| {
                     p["state"] == "open"
-                        && format!("{owner}:{}", p["head"]["ref"].as_str().unwrap()) == head
+                        && (!by_head
+                            || format!("{owner}:{}", p["head"]["ref"].as_str().unwrap()) == head)
                 })
                 .cloned()
                 .collect();
@@ -192,6 +205,20 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
                 return (
                     status,
                     json!({ "message": message, "errors": [{ "resource": "PullRequest", "code": "custom", "message": "No commits between main and the head" }] }),
+                );
+            }
+            let exists = world
+                .pulls
+                .iter()
+                .any(|p| p["state"] == "open" && p["head"]["ref"] == body["head"]);
+            if exists {
+                let said = format!(
+                    "A pull request already exists for {owner}:{}.",
+                    body["head"].as_str().unwrap_or_default()
+                );
+                return (
+                    422,
+                    json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "code": "custom", "message": said }] }),
                 );
             }
             let number = world.pulls.len() as u64 + 1;
