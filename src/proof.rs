@@ -85,7 +85,7 @@ pub fn text(s: &GoalState) -> String {
             out,
             "  {:<16} {:<15} attempts {}",
             sl.id,
-            sl.status.to_string(),
+            standing(s, sl),
             sl.attempts
         );
         if let Some(c) = &sl.commit {
@@ -127,6 +127,15 @@ pub fn text(s: &GoalState) -> String {
         let _ = writeln!(out, "{}", delivery_line(d));
     }
     out
+}
+
+/// A slice's status as people read it: one merged into the candidate but
+/// not (yet) on the integration branch says so, rather than `merged`.
+fn standing(s: &GoalState, sl: &crate::state::SliceState) -> String {
+    match sl.status {
+        crate::state::SliceStatus::Merged if !s.integrated(&sl.id) => "in candidate".into(),
+        status => status.to_string(),
+    }
 }
 
 /// How many changed files a slice lists before they are folded away.
@@ -201,7 +210,7 @@ fn slices(out: &mut String, s: &GoalState, repo: Option<&Repo>) {
             "| `{}` | {} | {} | {} | {} | {} |",
             sl.id,
             cell(&sl.title),
-            sl.status,
+            standing(s, sl),
             sl.attempts,
             changes(sl, repo),
             gates

@@ -136,3 +136,18 @@ fn the_proof_as_a_pull_request_body_pushed_and_not() {
         crate::proof::markdown(&state, None, None)
     );
 }
+
+#[test]
+fn a_goal_cancelled_before_its_candidate_was_judged_lists_no_slice_as_merged() {
+    let (events, _) = told();
+    // Cancelled right after `a` merged into the candidate: nothing is on
+    // the integration branch, and the summary does not say otherwise.
+    let mut cut: Vec<Event> = events.into_iter().take(10).collect();
+    let end: Event = serde_json::from_value(json!({"seq": 11, "ts": "2026-12-07T10:11:00Z",
+        "kind": "goal_finished", "status": "cancelled",
+        "reason": "cancelled before every slice finished"}))
+    .unwrap();
+    cut.push(end);
+    let state = GoalState::from_events(&cut);
+    insta::assert_snapshot!(crate::proof::text(&state));
+}
