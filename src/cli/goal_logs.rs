@@ -106,6 +106,10 @@ fn pick<'a>(all: &'a [Step], slice: Option<&str>, attempt: u32, args: &Args) -> 
 }
 
 fn show(step: &Step) -> Result<u8> {
+    if let Some(said) = &step.said {
+        super::pager::show(format!("{}: {said}\n", step.what()).as_bytes())?;
+        return Ok(0);
+    }
     let mut file = std::fs::File::open(&step.log)
         .context(|| format!("opening the {} log {}", step.what(), step.log.display()))?;
     match step.refused_line() {
@@ -130,6 +134,14 @@ fn failed(all: &[Step], lines: usize) -> Result<u8> {
             Some(id) => format!("{id} attempt {}", step.attempt),
             None => crate::plan::INTEGRATION.to_string(),
         };
+        if let Some(said) = &step.said {
+            text += &format!(
+                "==> {whose} · {} · {}\n{said}\n\n",
+                step.what(),
+                step.outcome
+            );
+            continue;
+        }
         text += &format!(
             "==> {whose} · {} · {} · {}\n",
             step.what(),

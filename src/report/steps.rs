@@ -1,5 +1,7 @@
 //! The steps of a goal, read back from its events: every agent run and
-//! every gate run, with its attempt, outcome, times and log.
+//! every gate run, with its attempt, outcome, times and log; and the steps
+//! without a log of their own that failed an attempt: a refused commit, a
+//! merge that conflicted.
 //!
 //! `goal logs` finds a slice's logs here, and `goal logs --failed` every
 //! failed step; the event log is the only source, so this works for a goal
@@ -18,6 +20,10 @@ pub enum StepKind {
     Agent,
     /// A gate, by name.
     Gate(String),
+    /// The check of the attempt's commit (write scope, links, `.git`).
+    Commit,
+    /// Its merge into the integration.
+    Merge,
 }
 
 /// How a step ended.
@@ -54,6 +60,9 @@ pub struct Step {
     pub log: PathBuf,
     /// Its network, and what the sandbox refused it.
     pub network: Option<crate::sandbox::egress::NetworkRecord>,
+    /// What happened, for a step without a log of its own (a refused
+    /// commit, a conflict).
+    pub said: Option<String>,
 }
 
 impl Step {
@@ -71,7 +80,33 @@ impl Step {
         match &self.kind {
             StepKind::Agent => "agent".into(),
             StepKind::Gate(name) => format!("gate {name}"),
+            StepKind::Commit => "commit".into(),
+            StepKind::Merge => "merge".into(),
         }
+    }
+}
+
+/// A failed step without a log of its own: what happened is `said`.
+fn unlogged(
+    slice: &str,
+    attempt: u32,
+    kind: StepKind,
+    outcome: &str,
+    said: &str,
+    e: &Event,
+) -> Step {
+    Step {
+        slice: Some(slice.to_string()),
+        attempt,
+        kind,
+        end: StepEnd::Failed,
+        outcome: outcome.to_string(),
+        cached: false,
+        started: None,
+        ended: e.ts.clone(),
+        log: PathBuf::new(),
+        network: None,
+        said: Some(said.to_string()),
     }
 }
 
@@ -110,6 +145,7 @@ pub fn steps(events: &[Event]) -> Vec<Step> {
                 ended: e.ts.clone(),
                 log: report.log.clone(),
                 network: report.network.clone(),
+                said: None,
             }),
             EventBody::GateFinished { slice, result, .. } => steps.push(Step {
                 slice: slice.clone(),
@@ -130,7 +166,32 @@ pub fn steps(events: &[Event]) -> Vec<Step> {
                 ended: e.ts.clone(),
                 log: result.log.clone(),
                 network: result.network.clone(),
+                said: None,
             }),
+            EventBody::SliceFailed {
+                slice,
+                attempt: n,
+                status: crate::state::SliceStatus::ScopeViolation,
+                reason,
+                ..
+            } => steps.push(unlogged(slice, *n, StepKind::Commit, "refused", reason, e)),
+            EventBody::MergeConflict {
+                slice,
+                attempt: n,
+                paths,
+                before_gates,
+                ..
+            } => {
+                let when = match before_gates {
+                    true => "before its gates ran",
+                    false => "merging it",
+                };
+                let said = format!(
+                    "it conflicts with the integration ({when}) on {}",
+                    paths.join(", ")
+                );
+                steps.push(unlogged(slice, *n, StepKind::Merge, "conflict", &said, e));
+            }
             _ => {}
         }
     }

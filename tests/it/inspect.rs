@@ -1,6 +1,6 @@
 //! Inspecting finished goals: list, status, proof, replay, verify, delivery.
 
-use crate::support::{gate_toml, slice, Fixture};
+use crate::support::{gate_toml, slice, slice_of, Fixture};
 use serde_json::{json, Value};
 
 fn ready_goal(f: &Fixture, extra: &[&str]) -> Value {
@@ -713,5 +713,34 @@ fn watch_keeps_the_goal_s_clock_not_its_own() {
     assert!(
         (at("goal finished") - ran).abs() < 0.5,
         "run {ran}s, watch:\n{lines}"
+    );
+}
+
+#[test]
+fn logs_failed_shows_a_refused_commit_with_what_was_refused() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    // The first attempt writes outside its write scope; the second, told
+    // so, undoes it (its worktree holds the refused commit).
+    let agent = f.agent(
+        r#"if [ "$OMK_ATTEMPT" = 1 ]; then echo no > outside.txt; else rm -f outside.txt; fi; echo ok > a.txt"#,
+    );
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--no-base-check"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(slice_of(&proof, "a")["attempts"], 2);
+    let out = f.omk(&["goal", "logs", "--failed"]);
+    assert!(out.status.success());
+    let failed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        failed.contains("==> a attempt 1 · commit · refused") && failed.contains("outside.txt"),
+        "{failed}"
+    );
+    // Asked for by attempt, the refusal is what that attempt's log shows
+    // when it ran no failing gate: its agent, which did finish.
+    let out = f.omk(&["goal", "logs", "a", "--attempt", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
