@@ -234,7 +234,13 @@ async fn advance(
     let recreated = blocking(move || {
         let gone = ensure_branch(&repo, &branch, &to)?;
         if !gone {
-            repo.update_ref(&branch, &to, &from, "omk: integration gates passed")?;
+            repo.update_ref_patiently(
+                &branch,
+                &to,
+                &from,
+                "omk: integration gates passed",
+                REF_LOCK_PATIENCE,
+            )?;
         }
         crate::fault::point("branch.moved");
         Ok(gone)
@@ -247,6 +253,10 @@ async fn advance(
         recreated,
     })
 }
+
+/// How long a lock on the integration branch is waited out before it is
+/// taken for one a dead process left.
+const REF_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Makes the integration branch again at `at` if someone deleted it (the
 /// log knows where it was); says whether it had to. The one place the

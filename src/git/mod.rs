@@ -187,6 +187,43 @@ impl Repo {
         Ok(())
     }
 
+    /// [`Repo::update_ref`] of one of omk's branches, waiting out a lock
+    /// another process holds (a `git` the user runs meanwhile) for up to
+    /// `patience`; a lock still there then, and untouched for as long, was
+    /// left by a process that died: it is removed and the move tried once
+    /// more. The compare-and-swap still refuses a branch someone moved.
+    pub fn update_ref_patiently(
+        &self,
+        name: &str,
+        new: &str,
+        expected: &str,
+        message: &str,
+        patience: std::time::Duration,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let lock = self.common_dir.join(format!("{name}.lock"));
+        loop {
+            match self.update_ref(name, new, expected, message) {
+                Err(Error::Git(e)) if e.code() == git2::ErrorCode::Locked => {}
+                done => return done,
+            }
+            if started.elapsed() < patience {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            let untouched = std::fs::metadata(&lock)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= patience);
+            let branch = name.trim_start_matches("refs/heads/");
+            if untouched && conventions::is_omk_branch(branch) {
+                self.clear_stale_ref_lock(branch)?;
+            }
+            return self.update_ref(name, new, expected, message);
+        }
+    }
+
     /// The commit a ref points at, if it exists.
     pub fn ref_target(&self, name: &str) -> Result<Option<String>> {
         let repo = self.open()?;

@@ -195,3 +195,53 @@ fn a_forged_dotgit_is_seen_and_never_followed() {
     assert_eq!(slot.dotgit_tampered(), None);
     assert_eq!(files(&path), ["a.txt=a\n"]);
 }
+
+#[test]
+fn a_locked_branch_is_waited_for_and_a_lock_a_dead_process_left_is_cleared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let main = tmp.path().join("main");
+    std::fs::create_dir_all(&main).unwrap();
+    git(&main, &["init", "-q", "-b", "main"]);
+    std::fs::write(main.join("a"), "1").unwrap();
+    git(&main, &["add", "-A"]);
+    git(&main, &["commit", "-qm", "one"]);
+    let one = git(&main, &["rev-parse", "HEAD"]);
+    std::fs::write(main.join("a"), "2").unwrap();
+    git(&main, &["commit", "-qam", "two"]);
+    let two = git(&main, &["rev-parse", "HEAD"]);
+    let repo = Repo::discover(&main).unwrap();
+    let name = "refs/heads/omk/g1/integration";
+    repo.create_ref(name, &one, "t").unwrap();
+    let lock = repo.common_dir.join(format!("{name}.lock"));
+    let patience = std::time::Duration::from_millis(400);
+
+    // Held by someone for a moment: waited for, then moved.
+    std::fs::write(&lock, "").unwrap();
+    let held = lock.clone();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        std::fs::remove_file(held).unwrap();
+    });
+    repo.update_ref_patiently(name, &two, &one, "t", patience)
+        .unwrap();
+    releaser.join().unwrap();
+    assert_eq!(
+        repo.ref_target(name).unwrap().as_deref(),
+        Some(two.as_str())
+    );
+
+    // Left by a process that died: cleared after the wait, and moved.
+    std::fs::write(&lock, "").unwrap();
+    repo.update_ref_patiently(name, &one, &two, "t", patience)
+        .unwrap();
+    assert_eq!(
+        repo.ref_target(name).unwrap().as_deref(),
+        Some(one.as_str())
+    );
+    assert!(!lock.exists());
+
+    // A branch someone moved is still refused, however patient.
+    assert!(repo
+        .update_ref_patiently(name, &two, &two, "t", patience)
+        .is_err());
+}
