@@ -259,7 +259,9 @@ fn quiet_on_closed_pipe() {
 /// cancelled command exits), 3 when omk could not go on (`failed`: an
 /// infrastructure failure), 1 otherwise.
 fn goal_exit_code(state: &GoalState) -> u8 {
-    let undelivered = state.delivery.as_ref().is_some_and(|d| !d.delivered);
+    let undelivered = state.delivery.as_ref().is_some_and(|d| !d.delivered)
+        || (state.settings.deliver == crate::state::Deliver::Land
+            && state.landing.as_ref().is_none_or(|l| l.merged.is_none()));
     match state.status {
         crate::state::GoalStatus::Ready if undelivered => 1,
         crate::state::GoalStatus::Ready => 0,
@@ -295,14 +297,13 @@ impl DeliveryArgs {
 
     /// The flags that mean nothing with this delivery, each said.
     fn check(&self, to: crate::state::Deliver) -> Vec<String> {
-        use crate::state::Deliver;
         let mut errors = Vec::new();
-        if self.draft && to != Deliver::Pr {
+        if self.draft && !to.opens_pull_request() {
             errors.push(format!(
                 "--draft is for pull requests; it means nothing with `{to}` (use `pr`)"
             ));
         }
-        if self.remote.is_some() && !matches!(to, Deliver::Push | Deliver::Pr) {
+        if self.remote.is_some() && !to.pushes() {
             errors.push(format!(
                 "--remote is for `push` and `pr`; `{to}` pushes nothing"
             ));

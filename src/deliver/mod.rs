@@ -76,14 +76,16 @@ pub fn prepare(repo: &Repo, base_ref: Option<&str>, request: &Request) -> Result
     let mut errors = Vec::new();
     match (request.to, base_ref) {
         (Deliver::Ff, None) => errors.push(DeliverError::BaseNotBranch("fast-forward")),
-        (Deliver::Pr, None) => errors.push(DeliverError::BaseNotBranch("open a pull request into")),
+        (Deliver::Pr | Deliver::Land, None) => {
+            errors.push(DeliverError::BaseNotBranch("open a pull request into"))
+        }
         _ => {}
     }
     let mut route = Route {
         remote: None,
         github: None,
     };
-    if matches!(request.to, Deliver::Push | Deliver::Pr) {
+    if request.to.pushes() {
         let name = match (&request.options.remote, base_ref) {
             (Some(name), _) => name.clone(),
             (None, Some(base)) => repo
@@ -94,7 +96,7 @@ pub fn prepare(repo: &Repo, base_ref: Option<&str>, request: &Request) -> Result
         match repo.remote_url(&name)? {
             None => errors.push(DeliverError::NoRemote(name)),
             Some(url) => {
-                if request.to == Deliver::Pr {
+                if request.to.opens_pull_request() {
                     match GitHub::find(|v| std::env::var(v).ok(), &name, &url) {
                         Ok(gh) => route.github = Some(gh),
                         Err(found) => errors.extend(found),
@@ -150,7 +152,7 @@ pub fn deliver(
             delivery.reason = format!("left on {head_branch} at {}", crate::words::short(&head));
         }
         Deliver::Ff => fast_forward(repo, state, &head, &mut delivery)?,
-        Deliver::Push | Deliver::Pr => {
+        Deliver::Push | Deliver::Pr | Deliver::Land => {
             let remote = route.remote.clone().unwrap_or_else(|| "origin".into());
             let mut refspecs = vec![(
                 integration.clone(),
@@ -164,7 +166,7 @@ pub fn deliver(
             if delivery.delivered {
                 delivery.proof_ref = Some(conventions::proof_ref(&state.goal_id));
             }
-            if delivery.delivered && request.to == Deliver::Pr {
+            if delivery.delivered && request.to.opens_pull_request() {
                 open_pull_request(repo, state, request, route, &head_branch, &mut delivery);
             }
         }

@@ -228,6 +228,45 @@ fn deliver_ready(repo: &Repo, goal: &GoalDir, mut state: GoalState) -> Result<Go
     Ok(state)
 }
 
+/// With `--deliver land`, follows the pull request the delivery opened
+/// until it merges or cannot (as `omk goal land` does, with its defaults).
+async fn land_delivered(repo: &Repo, goal: &GoalDir, state: &mut GoalState) -> Result<()> {
+    let opened = state
+        .delivery
+        .as_ref()
+        .filter(|d| d.delivered && d.pull_request.is_some());
+    let (Deliver::Land, Some(delivery)) = (state.settings.deliver, opened) else {
+        return Ok(());
+    };
+    let remote = delivery.remote.clone().unwrap_or_else(|| "origin".into());
+    let Some(url) = repo.remote_url(&remote)? else {
+        return Ok(());
+    };
+    let github = crate::deliver::GitHub::find(|v| std::env::var(v).ok(), &remote, &url)
+        .map_err(Error::Deliver)?;
+    let options = crate::deliver::land::LandOptions {
+        timeout: Duration::from_secs(2 * 60 * 60),
+        poll: Duration::from_secs(15),
+        method: None,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let following = state.clone();
+    let landed = crate::deliver::land::land(&github, &following, &options, &cancel, |step| {
+        let body = EventBody::Landing(step);
+        eprintln!("omk: {}", crate::report::describe(&body));
+        crate::deliver::record(goal, state, body)
+    })
+    .await;
+    signals.abort();
+    landed.map(|_| ())
+}
+
 /// Runs the supervisor to the goal's end, turning SIGINT and SIGTERM into a
 /// cancel (a second one exits at once), then removes the goal's worktrees
 /// unless asked to keep them.
@@ -299,7 +338,8 @@ async fn drive(
             crate::executor::slurm::cancel_goal(&root).await;
         }
     }
-    let state = deliver_ready(&repo, &goal, state)?;
+    let mut state = deliver_ready(&repo, &goal, state)?;
+    land_delivered(&repo, &goal, &mut state).await?;
     drop(lock);
     Ok(Finished {
         state,

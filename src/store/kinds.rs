@@ -18,6 +18,21 @@ pub enum Deliver {
     Push,
     /// Push, then open or update a GitHub pull request into the base branch.
     Pr,
+    /// As `pr`, then land it: merge once its required checks pass and the
+    /// repository allows it (`omk goal land`).
+    Land,
+}
+
+impl Deliver {
+    /// Whether it pushes to a remote.
+    pub fn pushes(self) -> bool {
+        matches!(self, Deliver::Push | Deliver::Pr | Deliver::Land)
+    }
+
+    /// Whether it opens (or updates) a pull request.
+    pub fn opens_pull_request(self) -> bool {
+        matches!(self, Deliver::Pr | Deliver::Land)
+    }
 }
 
 /// How a goal's result is delivered, besides where (`--squash`, `--draft`,

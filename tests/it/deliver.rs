@@ -856,3 +856,34 @@ fn a_pull_request_that_already_exists_is_found_and_updated_and_every_delivery_is
         state["delivery"]["pull_request"]["url"]
     );
 }
+
+#[test]
+fn deliver_land_opens_the_pull_request_and_merges_it_once_its_checks_pass() {
+    let f = fixture();
+    let bare = remote(&f);
+    let gh = GitHubServer::start();
+    gh.heads_from(&bare);
+    gh.script_checks(&[("test", 0, "success", "")]);
+    let env = [
+        ("GITHUB_API_URL", gh.api_url.as_str()),
+        ("GH_TOKEN", "token-one"),
+        ("GH_REPO", "acme/widgets"),
+    ];
+    let (code, proof, stderr) = goal(&f, &["--deliver", "land"], &env);
+    assert_eq!(code, 0, "{stderr}\n{proof:#}");
+    let id = proof["goal_id"].as_str().unwrap();
+    let head = rev(&bare, &format!("omk/{id}/integration")).unwrap();
+    assert_eq!(proof["delivery"]["pull_request"]["number"], 1);
+    assert_eq!(proof["landing"]["head"], head.as_str());
+    assert_eq!(
+        proof["landing"]["merged"],
+        "feed000000000000000000000000000000000001"
+    );
+    assert!(stderr.contains("merged (squash) as feed000000"), "{stderr}");
+    let merge = gh
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("a merge");
+    assert_eq!(merge.body["sha"], head.as_str());
+}

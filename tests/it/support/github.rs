@@ -28,6 +28,8 @@ struct World {
     refuse_create: Option<(u16, String)>,
     /// Each pull request's head commit, as the remote holds it.
     heads: std::collections::HashMap<u64, String>,
+    /// The bare repository pushes go to: a head not set is read there.
+    remote: Option<std::path::PathBuf>,
     /// The check runs on every head: each stays in progress for as many
     /// reads as it has left, then completes as scripted.
     checks: Vec<ScriptedCheck>,
@@ -86,6 +88,11 @@ impl GitHubServer {
     /// Makes listing pull requests by head find nothing, as for a fork.
     pub fn hide_from_head_search(&self) {
         self.world.lock().unwrap().hide_from_head_search = true;
+    }
+
+    /// Reads pull requests' heads from the bare repository pushes go to.
+    pub fn heads_from(&self, bare: &std::path::Path) {
+        self.world.lock().unwrap().remote = Some(bare.to_path_buf());
     }
 
     /// Says pull request `number`'s head is `sha`.
@@ -248,8 +255,7 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
             json!({ "allow_squash_merge": true, "allow_merge_commit": true }),
         ),
         ("GET", ["repos", _, _, "pulls", number]) => {
-            let n = number.parse::<u64>().unwrap_or(0);
-            let head = world.heads.get(&n).cloned().unwrap_or_default();
+            let head = head_of(world, number);
             let Some(pull) = pull_mut(world, number) else {
                 return (404, json!({ "message": "Not Found" }));
             };
@@ -289,8 +295,7 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
             if let Some((status, message)) = world.merge_refusals.pop_front() {
                 return (status, json!({ "message": message }));
             }
-            let n = number.parse::<u64>().unwrap_or(0);
-            if world.heads.get(&n).map(String::as_str) != body["sha"].as_str() {
+            if Some(head_of(world, number).as_str()) != body["sha"].as_str() {
                 return (
                     409,
                     json!({ "message": "Head branch was modified. Review and try the merge again." }),
@@ -310,6 +315,33 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
         }
         _ => (404, json!({ "message": "Not Found" })),
     }
+}
+
+/// Pull request `number`'s head commit: as set, else as the remote holds
+/// its branch.
+fn head_of(world: &mut World, number: &str) -> String {
+    let n = number.parse::<u64>().unwrap_or(0);
+    if let Some(sha) = world.heads.get(&n) {
+        return sha.clone();
+    }
+    let branch = pull_mut(world, number)
+        .and_then(|p| p["head"]["ref"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let Some(bare) = &world.remote else {
+        return String::new();
+    };
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(bare)
+        .args([
+            "rev-parse",
+            "-q",
+            "--verify",
+            &format!("refs/heads/{branch}"),
+        ])
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Pull request `number`, if it was opened.
