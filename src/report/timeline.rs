@@ -588,4 +588,55 @@ mod tests {
         assert_eq!(phases(&t.rows[3]), [(Phase::Gate, 0, 12, 14, false)]);
         assert!(t.rows[3].marks[0].label.contains("advanced"));
     }
+
+    #[test]
+    fn a_refused_commit_and_a_conflict_are_drawn_failed_like_a_failed_gate() {
+        let t = of(&[
+            (1, started("a", 1)),
+            (3, agent_ok("a", 1)),
+            (
+                4,
+                json!({"kind": "slice_failed", "slice": "a", "attempt": 1,
+                "status": "scope_violation", "reason": "changed 1 path outside its write scope: x",
+                "paths": ["x"]}),
+            ),
+            (
+                4,
+                json!({"kind": "slice_retrying", "slice": "a", "attempt": 1,
+                "cause": {"type": "scope"}, "feedback": "f"}),
+            ),
+            (5, started("a", 2)),
+            (7, agent_ok("a", 2)),
+            (8, committed("a", 2)),
+            (
+                8,
+                json!({"kind": "merge_conflict", "slice": "a", "attempt": 2,
+                "paths": ["a/f"], "onto": "base", "before_gates": true}),
+            ),
+            (
+                9,
+                json!({"kind": "goal_finished", "status": "not_ready", "reason": null}),
+            ),
+        ]);
+        let a = t.rows.iter().find(|r| r.name() == "a").expect("a's row");
+        let failed: Vec<(Phase, u32, String)> = a
+            .bars
+            .iter()
+            .filter(|b| b.failed)
+            .map(|b| (b.phase, b.attempt, b.label.clone()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (
+                    Phase::Commit,
+                    1,
+                    "changed 1 path outside its write scope: x".to_string()
+                ),
+                (Phase::Merge, 2, "conflict on a/f".to_string()),
+            ],
+            "{:?}",
+            phases(a)
+        );
+    }
 }
