@@ -3,7 +3,7 @@
 use std::process::Command;
 
 #[test]
-fn demo_runs_a_four_slice_goal_to_ready() {
+fn demo_runs_a_four_slice_goal_to_ready_repairing_a_failed_test_and_a_broken_merge() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_omk"))
@@ -27,6 +27,28 @@ fn demo_runs_a_four_slice_goal_to_ready() {
             "{stdout}"
         );
     }
+    // The repair loop, told: `count` failed its test and was sent back with
+    // the failure; of `upper` and `lower`, which pass alone and break a test
+    // together, the one merged second was taken out and repaired.
+    for said in [
+        "── what omk repaired",
+        "count  attempt 1: gate `test` failed",
+        "the test said: expected '3', got '4'",
+        "integration gate `test` fails once it is merged",
+        "the test said: defined more than once in lib/: change_case",
+        "attempt 2: merged after omk sent it the failure",
+    ] {
+        assert!(stdout.contains(said), "`{said}` missing from:\n{stdout}");
+    }
+    // The commands it suggests run as printed, with this binary.
+    let omk = std::path::Path::new(env!("CARGO_BIN_EXE_omk"))
+        .canonicalize()
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("{} -C ", omk.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("remove it all:  rm -rf "), "{stdout}");
     // Its timeline page has a row for each slice.
     let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
     for slice in ["upper", "lower", "count", "docs"] {
@@ -61,7 +83,7 @@ fn demo_runs_a_four_slice_goal_to_ready() {
     assert!(tests.status.success());
     assert_eq!(
         String::from_utf8_lossy(&tests.stdout).lines().last(),
-        Some("4 passed, 0 failed")
+        Some("5 passed, 0 failed")
     );
     let readme = std::fs::read_to_string(check.join("README.md")).unwrap();
     assert!(

@@ -46,6 +46,13 @@ check() {
     ),
     ("tests/test_echo.sh", ". tests/lib.sh\ncheck \"hello world\" sh bin/textkit echo hello world\n"),
     (
+        "tests/test_unique.sh",
+        r#"# Every shell function of lib/ is defined once: bin/textkit may source several.
+dups=$(cat lib/*.sh | sed -n 's/^\([a-z_]*\)() .*/\1/p' | sort | uniq -d)
+[ -z "$dups" ] || { echo "defined more than once in lib/: $dups"; exit 1; }
+"#,
+    ),
+    (
         "tests/run.sh",
         r#"#!/bin/sh
 # Runs every tests/test_*.sh and fails if any fails.
@@ -125,7 +132,9 @@ pub async fn run(args: Args) -> Result<u8> {
         "omk demo: a 4-slice goal on a scratch repository at {}",
         repo.display()
     );
-    println!("          three slices run in parallel, the fourth waits for them; every slice is gated by `sh tests/run.sh`\n");
+    println!("          three slices run in parallel, the fourth waits for them; every slice, and the merged result, is gated by `sh tests/run.sh`");
+    println!("          watch the repair loop: `count` fails its test and is sent back with the failure; `upper` and `lower` pass alone");
+    println!("          but break a test together: omk bisects the merged result, takes the culprit out and sends it back\n");
     let opts = RunOptions {
         dir: repo.clone(),
         goal: "Give textkit upper, lower and count commands, tested and documented".into(),
@@ -172,7 +181,18 @@ pub async fn run(args: Args) -> Result<u8> {
         &report,
         crate::report::html::html(state, &timeline).as_bytes(),
     )?;
-    let c = format!("omk -C {}", repo.display());
+    // The commands as they run here: after `cargo run`, `omk` may not be on PATH.
+    let omk = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "omk".into());
+    let c = format!("{omk} -C {}", repo.display());
+    let story = story(state);
+    if !story.is_empty() {
+        println!("\n── what omk repaired ───────────────────────────────────");
+        for line in story {
+            println!("{line}");
+        }
+    }
     println!("\n── where everything is ────────────────────────────────");
     println!("repository:     {}", repo.display());
     println!(
@@ -189,7 +209,44 @@ pub async fn run(args: Args) -> Result<u8> {
         report.display()
     );
     println!("try:            {c} goal proof --markdown   ·   {c} goal replay --verify   ·   {c} goal list");
+    let store = finished
+        .goal
+        .events()
+        .parent()
+        .and_then(|g| g.parent())
+        .and_then(|g| g.parent())
+        .map(|s| s.display().to_string())
+        .unwrap_or_default();
+    println!("remove it all:  rm -rf {} {store}", root.display());
     Ok(super::goal_exit_code(state))
+}
+
+/// What each slice that needed more than one attempt went through.
+fn story(state: &crate::state::GoalState) -> Vec<String> {
+    state
+        .slices
+        .iter()
+        .filter(|s| s.attempt_history.len() > 1)
+        .map(|s| {
+            let first = &s.attempt_history[0];
+            let why = first.reason.as_deref().unwrap_or("it failed");
+            let why = why.split("; log:").next().unwrap_or(why);
+            // The test's own words, as the agent was shown them.
+            let said: String = first
+                .excerpt
+                .as_deref()
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("expected") || l.contains("defined more than once"))
+                .take(1)
+                .map(|l| format!("\n       the test said: {}", l.trim()))
+                .collect();
+            format!(
+                "{:<6} attempt 1: {why}{said}\n       attempt {}: {} after omk sent it the failure",
+                s.id, s.attempts, s.status
+            )
+        })
+        .collect()
 }
 
 /// Creates the demo project and commits it on `main`.
