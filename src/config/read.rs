@@ -122,25 +122,7 @@ fn checked(
     };
     check_sparse(&file.sparse.include, problems);
     check_pool(&file.pool.cache, &file.pool.keep, problems);
-    let network = crate::sandbox::NetworkSettings {
-        open: match file.sandbox.network.as_deref() {
-            None | Some("isolated") => false,
-            Some("open") => true,
-            Some(other) => or_note(
-                Err(format!(
-                    "sandbox.network: `{other}` is not a network; use \"isolated\" (the default: out only to allow_hosts) or \"open\" (omk's own network)"
-                )),
-                false,
-                problems,
-            ),
-        },
-        allow: or_note(
-            crate::sandbox::egress::AllowList::parse(&file.sandbox.allow_hosts)
-                .map_err(|e| format!("sandbox.allow_hosts: {}", e.join("; "))),
-            Default::default(),
-            problems,
-        ),
-    };
+    let network = network(&file.sandbox, problems);
     let commit_author = match file.commit.author {
         Some(a) if crate::git::parse_author(&a).is_none() => or_note(
             Err(format!(
@@ -181,6 +163,32 @@ fn checked(
         sparse_include: file.sparse.include,
         commit_author,
         executor,
+    }
+}
+
+/// `[sandbox] network` and `allow_hosts`.
+fn network(
+    sandbox: &super::file::SandboxEntry,
+    problems: &mut Vec<String>,
+) -> crate::sandbox::NetworkSettings {
+    crate::sandbox::NetworkSettings {
+        open: match sandbox.network.as_deref() {
+            None | Some("isolated") => false,
+            Some("open") => true,
+            Some(other) => or_note(
+                Err(format!(
+                    "sandbox.network: `{other}` is not a network; use \"isolated\" (the default: out only to allow_hosts) or \"open\" (omk's own network)"
+                )),
+                false,
+                problems,
+            ),
+        },
+        allow: or_note(
+            crate::sandbox::egress::AllowList::parse(&sandbox.allow_hosts)
+                .map_err(|e| format!("sandbox.allow_hosts: {}", e.join("; "))),
+            Default::default(),
+            problems,
+        ),
     }
 }
 

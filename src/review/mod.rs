@@ -49,6 +49,53 @@ pub struct Subject {
 /// How much of a diff the reviewer is shown; past it, the changed paths.
 const DIFF_BYTES: usize = 64 * 1024;
 
+/// The change the reviewer reads: its diff (bounded), or past the bound the
+/// changed files to read in its working directory.
+async fn diff_of(repo: &Repo, subject: &Subject) -> crate::Result<String> {
+    let (repo, from, to) = (repo.clone(), subject.from.clone(), subject.commit.clone());
+    crate::actors::blocking(move || {
+        Ok(match repo.diff_patch(&from, &to, DIFF_BYTES)? {
+            Some(patch) => format!("```diff\n{patch}```"),
+            None => {
+                let files = repo.changed_files(&from, &to)?;
+                format!(
+                    "The diff is longer than {} KB; read these changed files in your working directory:\n{}",
+                    DIFF_BYTES / 1024,
+                    files
+                        .iter()
+                        .map(|f| format!("- {f}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            }
+        })
+    })
+    .await
+}
+
+/// What a verdict (or its absence) makes of the gate: whether it passes,
+/// how it ended, the verdict and its findings.
+fn judged(
+    verdict: Result<(Verdict, Vec<Finding>), String>,
+) -> (bool, ReviewOutcome, Option<Verdict>, Vec<Finding>) {
+    match verdict {
+        Ok((v, findings)) => {
+            let failed = fails(v, &findings);
+            let count = |s| findings.iter().filter(|f| f.severity == s).count();
+            let outcome = match (v, failed) {
+                (Verdict::Approve, _) => ReviewOutcome::Approved,
+                (Verdict::Changes, false) => ReviewOutcome::Suggested,
+                (Verdict::Changes, true) => ReviewOutcome::Requested {
+                    blockers: count(Severity::Blocker),
+                    majors: count(Severity::Major),
+                },
+            };
+            (!failed, outcome, Some(v), findings)
+        }
+        Err(e) => (false, ReviewOutcome::NoVerdict(e), None, Vec::new()),
+    }
+}
+
 /// Runs the review gate `gate` on `subject`, checked out in `bench` (tree
 /// `tree`), after the gates that already judged it (`earlier`).
 #[allow(clippy::too_many_arguments)]
@@ -64,27 +111,7 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> crate::Result<GateResult> {
     let spec = AgentSpec::parse(review.agent.as_deref().unwrap_or_default())?;
-    let diff = {
-        let (repo, from, to) = (repo.clone(), subject.from.clone(), subject.commit.clone());
-        crate::actors::blocking(move || {
-            Ok(match repo.diff_patch(&from, &to, DIFF_BYTES)? {
-                Some(patch) => format!("```diff\n{patch}```"),
-                None => {
-                    let files = repo.changed_files(&from, &to)?;
-                    format!(
-                        "The diff is longer than {} KB; read these changed files in your working directory:\n{}",
-                        DIFF_BYTES / 1024,
-                        files
-                            .iter()
-                            .map(|f| format!("- {f}"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    )
-                }
-            })
-        })
-        .await?
-    };
+    let diff = diff_of(repo, subject).await?;
     let started = std::time::Instant::now();
     let mut errors: Option<String> = None;
     let mut total: Option<agent::Report> = None;
@@ -147,22 +174,7 @@ pub async fn run(
     }
     let mut agent_report = total.expect("at least one ask");
     agent_report.duration_ms = started.elapsed().as_millis() as u64;
-    let (passed, outcome, verdict, findings) = match verdict {
-        Ok((v, findings)) => {
-            let failed = fails(v, &findings);
-            let count = |s| findings.iter().filter(|f| f.severity == s).count();
-            let outcome = match (v, failed) {
-                (Verdict::Approve, _) => ReviewOutcome::Approved,
-                (Verdict::Changes, false) => ReviewOutcome::Suggested,
-                (Verdict::Changes, true) => ReviewOutcome::Requested {
-                    blockers: count(Severity::Blocker),
-                    majors: count(Severity::Major),
-                },
-            };
-            (!failed, outcome, Some(v), findings)
-        }
-        Err(e) => (false, ReviewOutcome::NoVerdict(e), None, Vec::new()),
-    };
+    let (passed, outcome, verdict, findings) = judged(verdict);
     let outcome = GateOutcome::Reviewed(outcome);
     let text = log_text(&outcome.to_string(), &findings, &agent_report);
     std::fs::write(&log, &text)

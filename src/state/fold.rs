@@ -336,24 +336,7 @@ impl GoalState {
                 ..
             } => {
                 if let Some(s) = self.slice_mut(slice) {
-                    s.status = SliceStatus::Pending;
-                    s.ended = None;
-                    s.reason = Some(format!(
-                        "attempt {attempt} failed; another attempt is told what went wrong"
-                    ));
-                    s.feedback = Some(feedback.clone());
-                    s.work_from = work_from.clone();
-                    // A refused commit is recorded only as where the next
-                    // attempt goes on from: it is that attempt's commit.
-                    if let Some(a) = s
-                        .attempt_history
-                        .last_mut()
-                        .filter(|a| a.attempt == *attempt && a.commit.is_none())
-                    {
-                        a.commit = work_from.clone();
-                    }
-                    // The agent goes on in its own session where it can.
-                    s.resume_session = s.session.take();
+                    s.retrying(*attempt, feedback, work_from.as_ref());
                 }
             }
             EventBody::CheckoutTouched {
@@ -575,5 +558,30 @@ impl GoalState {
             }
             _ => {}
         }
+    }
+}
+
+impl SliceState {
+    /// Its attempt `attempt` failed and another follows, told `feedback`,
+    /// going on from `work_from` when the decider said so.
+    fn retrying(&mut self, attempt: u32, feedback: &str, work_from: Option<&String>) {
+        self.status = SliceStatus::Pending;
+        self.ended = None;
+        self.reason = Some(format!(
+            "attempt {attempt} failed; another attempt is told what went wrong"
+        ));
+        self.feedback = Some(feedback.to_string());
+        self.work_from = work_from.cloned();
+        // A refused commit is recorded only as where the next
+        // attempt goes on from: it is that attempt's commit.
+        if let Some(a) = self
+            .attempt_history
+            .last_mut()
+            .filter(|a| a.attempt == attempt && a.commit.is_none())
+        {
+            a.commit = work_from.cloned();
+        }
+        // The agent goes on in its own session where it can.
+        self.resume_session = self.session.take();
     }
 }

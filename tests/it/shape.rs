@@ -1,12 +1,12 @@
 //! The map of `src/` stays readable: no file over 650 lines, no function
-//! over 140, and no import cycle between files (a file's imports are the
+//! over 125, and no import cycle between files (a file's imports are the
 //! `crate::…` and `super::…` paths it names outside comments).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const MAX_FILE_LINES: usize = 650;
-const MAX_FN_LINES: usize = 140;
+const MAX_FN_LINES: usize = 125;
 
 /// Every source file of `src/`, by its path below `src/`, with its text.
 fn sources() -> BTreeMap<String, String> {
@@ -21,7 +21,7 @@ fn sources() -> BTreeMap<String, String> {
 }
 
 #[test]
-fn no_source_file_is_over_650_lines_and_no_function_over_140() {
+fn no_source_file_is_over_650_lines_and_no_function_over_125() {
     let mut long = Vec::new();
     for (file, text) in sources() {
         let lines: Vec<&str> = text.lines().collect();

@@ -181,6 +181,14 @@ pub async fn run(args: Args) -> Result<u8> {
         &report,
         crate::report::html::html(state, &timeline).as_bytes(),
     )?;
+    where_everything_is(&finished, &root, &repo, &report);
+    Ok(super::goal_exit_code(state))
+}
+
+/// What the demo repaired, and where everything it made is, with the
+/// commands to look at it and to remove it.
+fn where_everything_is(finished: &crate::run::Finished, root: &Path, repo: &Path, report: &Path) {
+    let state = &finished.state;
     // The commands as they run here: after `cargo run`, `omk` may not be on PATH.
     let omk = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -218,7 +226,6 @@ pub async fn run(args: Args) -> Result<u8> {
         .map(|s| s.display().to_string())
         .unwrap_or_default();
     println!("remove it all:  rm -rf {} {store}", root.display());
-    Ok(super::goal_exit_code(state))
 }
 
 /// What each slice that needed more than one attempt went through.
