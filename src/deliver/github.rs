@@ -138,71 +138,71 @@ impl GitHub {
         let pulls = format!("{}/repos/{}/pulls", self.api, self.repo);
         let owner = self.repo.split('/').next().unwrap_or_default();
         let open: Vec<Pull> = self.answer(
-            agent
-                .get(&pulls)
+            self.authorized(agent.get(&pulls))
                 .query("head", format!("{owner}:{head}"))
                 .query("state", "open")
-                .header("Authorization", format!("Bearer {}", self.token))
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28")
                 .call(),
             "listing the open pull requests",
         )?;
-        let (pull, created): (Pull, bool) = match open.into_iter().next() {
-            Some(existing) => {
-                let url = format!("{pulls}/{}", existing.number);
-                let updated = self.answer(
-                    self.with_auth(agent.patch(&url))
-                        .send_json(json!({ "title": title, "body": body })),
-                    "updating the pull request",
-                )?;
-                (updated, false)
-            }
+        let existing = match open.into_iter().next() {
+            Some(pull) => pull.number,
             None => {
-                let opened = self.answer(
+                let opened = self.answer::<Pull>(
                     self.with_auth(agent.post(&pulls)).send_json(json!({
                         "title": title, "head": head, "base": base, "body": body, "draft": draft,
                     })),
                     "opening the pull request",
                 );
                 match opened {
-                    Ok(new) => (new, true),
+                    Ok(new) => {
+                        return Ok(PullRequest {
+                            number: new.number,
+                            url: new.html_url,
+                            created: true,
+                        })
+                    }
                     // "A pull request already exists" for this head, which
                     // the search by head did not find (its owner is not the
                     // repository's): found among the open ones, and updated.
                     Err(e) if e.status == Some(422) && e.message.contains("already exists") => {
                         let open: Vec<Pull> = self.answer(
-                            agent
-                                .get(&pulls)
+                            self.authorized(agent.get(&pulls))
                                 .query("state", "open")
                                 .query("per_page", "100")
-                                .header("Authorization", format!("Bearer {}", self.token))
-                                .header("Accept", "application/vnd.github+json")
-                                .header("X-GitHub-Api-Version", "2022-11-28")
                                 .call(),
                             "finding the pull request that already exists",
                         )?;
-                        let existing = open
-                            .into_iter()
+                        open.into_iter()
                             .find(|p| p.head.as_ref().is_some_and(|h| h.name == head))
-                            .ok_or(e)?;
-                        let url = format!("{pulls}/{}", existing.number);
-                        let updated = self.answer(
-                            self.with_auth(agent.patch(&url))
-                                .send_json(json!({ "title": title, "body": body })),
-                            "updating the pull request",
-                        )?;
-                        (updated, false)
+                            .ok_or(e)?
+                            .number
                     }
                     Err(e) => return Err(e),
                 }
             }
         };
+        let pull: Pull = self.answer(
+            self.with_auth(agent.patch(&format!("{pulls}/{existing}")))
+                .send_json(json!({ "title": title, "body": body })),
+            "updating the pull request",
+        )?;
+        let created = false;
         Ok(PullRequest {
             number: pull.number,
             url: pull.html_url,
             created,
         })
+    }
+
+    /// A request without a body, with the token and GitHub's headers.
+    pub(super) fn authorized(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        request
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
     }
 
     pub(super) fn with_auth(

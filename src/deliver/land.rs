@@ -68,12 +68,7 @@ impl GitHub {
             path => format!("{}/repos/{}/{path}", self.api, self.repo),
         };
         self.answer(
-            super::github::agent()
-                .get(&url)
-                .header("Authorization", format!("Bearer {}", self.token))
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28")
-                .call(),
+            self.authorized(super::github::agent().get(&url)).call(),
             doing,
         )
     }
