@@ -1,7 +1,7 @@
-//! Ids that must not be swapped for one another: a commit's and a tree's.
-//! Both are hex strings to git, and a `(commit, tree)` pair of bare
-//! strings passes the compiler in either order; these do not. They are
-//! recorded as the plain strings they wrap.
+//! Ids that must not be swapped for one another: a commit's, a tree's and
+//! a slice's. To the compiler they would all be strings, and a `(commit,
+//! tree)` or `(slice, gate)` pair of bare strings passes it in either
+//! order; these do not. They are recorded as the plain strings they wrap.
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -81,4 +81,8 @@ id!(
 id!(
     /// A tree's id: what a gate judges and a verdict is about.
     TreeId
+);
+id!(
+    /// A slice's id, as the plan names it.
+    SliceId
 );

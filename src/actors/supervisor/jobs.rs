@@ -6,7 +6,7 @@ use crate::actors::gate::{GateJob, Judged, Priority};
 use crate::actors::integrator::Contribution;
 use crate::actors::{blocking, off_runtime};
 use crate::git::Merge;
-use crate::ids::{CommitId, TreeId};
+use crate::ids::{CommitId, SliceId, TreeId};
 use crate::store::events::EventBody;
 
 impl SupervisorState {
@@ -15,7 +15,7 @@ impl SupervisorState {
     /// `ahead` of it (both commits as they are, from their common
     /// ancestor: a conflict there is one once that slice has merged).
     /// Reports the first conflict; what follows is the decider's.
-    pub(super) async fn probe(&mut self, slice: &str, ahead: &[String]) -> crate::Result<Probe> {
+    pub(super) async fn probe(&mut self, slice: &str, ahead: &[SliceId]) -> crate::Result<Probe> {
         let Some(s) = self.state.slice(slice) else {
             return Ok(Probe::Clean);
         };
@@ -24,7 +24,7 @@ impl SupervisorState {
         };
         let start = s.start_commit.clone();
         let tip = self.state.integration.tip().to_string();
-        let theirs: Vec<(String, String)> = ahead
+        let theirs: Vec<(SliceId, String)> = ahead
             .iter()
             .filter_map(|other| {
                 let c = self.state.slice(other)?.commit.clone()?;

@@ -460,7 +460,10 @@ impl SupervisorState {
         tracing::debug!(goal = %self.state.goal_id, ?action, "decided");
         match action {
             Action::Block { slice, reason } => {
-                return Ok(vec![EventBody::SliceBlocked { slice, reason }])
+                return Ok(vec![EventBody::SliceBlocked {
+                    slice: slice.into(),
+                    reason,
+                }])
             }
             Action::Start {
                 slice,
@@ -482,7 +485,7 @@ impl SupervisorState {
                 reason,
             } => {
                 return Ok(vec![EventBody::SliceFailed {
-                    slice,
+                    slice: slice.into(),
                     attempt,
                     status: crate::state::SliceStatus::Failed,
                     reason,
@@ -508,7 +511,7 @@ impl SupervisorState {
             Action::Conflict { slice, paths, onto } => {
                 let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
                 return Ok(vec![EventBody::MergeConflict {
-                    slice,
+                    slice: slice.into(),
                     attempt,
                     paths,
                     onto: onto.into(),
@@ -522,9 +525,9 @@ impl SupervisorState {
             } => {
                 let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
                 return Ok(vec![EventBody::GatesDeferred {
-                    slice,
+                    slice: slice.into(),
                     attempt,
-                    behind,
+                    behind: behind.into(),
                     paths,
                 }]);
             }
@@ -532,7 +535,7 @@ impl SupervisorState {
             Action::Retry { slice, cause, redo } => {
                 return Ok(self.retrying(&slice, cause, redo)?.into_iter().collect())
             }
-            Action::Release { slice } => self.release_slot(&Holder::Slice(slice)),
+            Action::Release { slice } => self.release_slot(&Holder::Slice(slice.into())),
             Action::ReleaseBase => self.release_slot(&Holder::Base),
             Action::Exhaust { reason } => {
                 self.agent_cancel.cancel();
@@ -555,12 +558,12 @@ impl SupervisorState {
                 self.integrator.rebuild_on(onto.clone())?;
                 let attempt = self.state.slice(&slice).map_or(0, |s| s.attempts);
                 return Ok(vec![EventBody::SliceEjected {
-                    slice,
+                    slice: slice.into(),
                     attempt,
                     gate,
                     tree: tree.into(),
                     onto: onto.into(),
-                    remerge,
+                    remerge: remerge.into_iter().map(String::from).collect(),
                 }]);
             }
             Action::CheckBase { priority } => self.check_base(priority)?,

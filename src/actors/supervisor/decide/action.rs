@@ -2,7 +2,7 @@
 //! the facts it reports back to be decided on.
 
 use crate::actors::gate::Priority;
-use crate::ids::{CommitId, TreeId};
+use crate::ids::{CommitId, SliceId, TreeId};
 use crate::state::GoalStatus;
 use crate::store::events::RetryCause;
 
@@ -13,14 +13,14 @@ pub enum Action {
     /// Record that a pending slice can never start.
     Block {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// Which dependency did not merge, in words.
         reason: String,
     },
     /// Start the next attempt of a pending slice.
     Start {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// The commit it starts from, and is judged against.
         start_commit: CommitId,
         /// The failed commit a feedback attempt goes on from, checked out
@@ -30,7 +30,7 @@ pub enum Action {
     /// Record that a slice's attempt failed: its actor ended without a result.
     Fail {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// The attempt.
         attempt: u32,
         /// Why, in words.
@@ -39,7 +39,7 @@ pub enum Action {
     /// Stop the actor of a slice whose attempt has reported its end.
     StopAttempt {
         /// The slice.
-        slice: String,
+        slice: SliceId,
     },
     /// Send a committed slice to the gates — once a merge probe says its
     /// commit conflicts neither with the integration nor with one of
@@ -47,17 +47,17 @@ pub enum Action {
     /// for nothing.
     Gate {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// Slices that committed before it, are still on their way to the
         /// integration, and changed a path it changed (or a folder of one).
-        ahead: Vec<String>,
+        ahead: Vec<SliceId>,
         /// How urgent its gate job is.
         priority: Priority,
     },
     /// Run the gates of a slice whose merge probe found no conflict.
     RunGates {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// How urgent its gate job is.
         priority: Priority,
     },
@@ -65,7 +65,7 @@ pub enum Action {
     /// its gates ran.
     Conflict {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// The conflicting paths.
         paths: Vec<String>,
         /// The candidate commit it conflicts with.
@@ -75,21 +75,21 @@ pub enum Action {
     /// conflicts with it: once that one merged, its conflict is real.
     Defer {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// The slice ahead.
-        behind: String,
+        behind: SliceId,
         /// The conflicting paths.
         paths: Vec<String>,
     },
     /// Send a verified slice to the integrator, to merge onto the candidate.
     Merge {
         /// The slice.
-        slice: String,
+        slice: SliceId,
     },
     /// Give a slice whose attempt failed another, told what went wrong.
     Retry {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// What went wrong.
         cause: RetryCause,
         /// Where the next attempt works from.
@@ -98,7 +98,7 @@ pub enum Action {
     /// Give back the slot of a slice that no longer needs its tree.
     Release {
         /// The slice.
-        slice: String,
+        slice: SliceId,
     },
     /// Record that a budget ran out, and cancel the running agents.
     Exhaust {
@@ -136,7 +136,7 @@ pub enum Action {
     /// the slices merged after it are merged again.
     Eject {
         /// The slice.
-        slice: String,
+        slice: SliceId,
         /// The gate that failed.
         gate: String,
         /// The tree of its merge.
@@ -144,7 +144,7 @@ pub enum Action {
         /// The candidate commit before its merge (or the branch).
         onto: CommitId,
         /// The slices merged after it, in order.
-        remerge: Vec<String>,
+        remerge: Vec<SliceId>,
     },
     /// End the goal.
     Finish {
@@ -183,7 +183,7 @@ pub enum Probe {
     /// Its commit conflicts with slice `ahead`'s on `paths`.
     Ahead {
         /// The slice ahead.
-        ahead: String,
+        ahead: SliceId,
         /// The conflicting paths.
         paths: Vec<String>,
     },

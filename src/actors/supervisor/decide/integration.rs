@@ -85,13 +85,13 @@ impl Decider {
             None => (&i.commit).into(),
         };
         actions.push(Action::Eject {
-            slice: culprit.slice.clone(),
+            slice: (&culprit.slice).into(),
             gate,
             tree: (&culprit.tree).into(),
             onto,
             remerge: i.candidate[failed + 1..]
                 .iter()
-                .map(|l| l.slice.clone())
+                .map(|l| (&l.slice).into())
                 .collect(),
         });
         actions

@@ -139,7 +139,7 @@ impl Decider {
                     remerge
                         .iter()
                         .chain(in_flight)
-                        .map(|id| Action::Merge { slice: id.clone() }),
+                        .map(|id| Action::Merge { slice: id.into() }),
                 );
                 actions.extend(self.retry(state, slice));
                 return actions;
@@ -162,7 +162,7 @@ impl Decider {
                 self.halt(GoalStatus::Failed, reason);
                 actions.push(Action::CancelAll);
                 actions.push(Action::StopAttempt {
-                    slice: slice.clone(),
+                    slice: slice.into(),
                 });
             }
             EventBody::Verified {
@@ -180,14 +180,14 @@ impl Decider {
                 slice: Some(slice), ..
             } => {
                 actions.push(Action::StopAttempt {
-                    slice: slice.clone(),
+                    slice: slice.into(),
                 });
                 actions.extend(self.send_on(state, slice));
                 actions.extend(self.retry(state, slice));
             }
             EventBody::SliceFailed { slice, .. } => {
                 actions.push(Action::StopAttempt {
-                    slice: slice.clone(),
+                    slice: slice.into(),
                 });
                 actions.extend(self.retry(state, slice));
             }
@@ -203,7 +203,7 @@ impl Decider {
                 .is_some_and(|s| matches!(s.status, SliceStatus::Running | SliceStatus::Gating));
             if !needs_tree {
                 actions.push(Action::Release {
-                    slice: slice.to_string(),
+                    slice: slice.into(),
                 });
             }
         }
@@ -323,7 +323,7 @@ impl Decider {
             return vec![];
         }
         vec![Action::Fail {
-            slice: slice.to_string(),
+            slice: slice.into(),
             attempt,
             reason: format!("slice actor {why}"),
         }]
@@ -334,7 +334,7 @@ impl Decider {
     /// holds its gates until that one is merged or gone.
     #[must_use]
     pub fn on_probe(&mut self, slice: &str, probe: Probe, priority: Priority) -> Vec<Action> {
-        let slice = slice.to_string();
+        let slice: crate::ids::SliceId = slice.into();
         vec![match probe {
             Probe::Clean => Action::RunGates { slice, priority },
             Probe::Integration { onto, paths } => Action::Conflict { slice, paths, onto },
@@ -394,7 +394,7 @@ impl Decider {
             .filter_map(|(s, blocker)| {
                 let dep = &state.slices[(*blocker)?];
                 Some(Action::Block {
-                    slice: s.id.clone(),
+                    slice: (&s.id).into(),
                     reason: format!("dependency `{}` did not merge ({})", dep.id, dep.status),
                 })
             })

@@ -3,6 +3,7 @@
 
 use super::{Action, Decider, Phase, Redo};
 use crate::actors::gate::Priority;
+use crate::ids::SliceId;
 use crate::state::{AttemptEnd, GoalState, SliceState, SliceStatus};
 use crate::store::events::RetryCause;
 
@@ -38,7 +39,7 @@ impl Decider {
                     _ => state.integration.tip().to_string(),
                 };
                 Action::Start {
-                    slice: s.id.clone(),
+                    slice: (&s.id).into(),
                     start_commit: start_commit.into(),
                     work_from: s
                         .work_from
@@ -62,7 +63,7 @@ impl Decider {
             && state.budget_exhausted.is_none()
             && s.attempts < state.settings.max_attempts;
         may.then(|| Action::Retry {
-            slice: slice.to_string(),
+            slice: slice.into(),
             cause,
             redo,
         })
@@ -73,11 +74,11 @@ impl Decider {
         let s = state.slice(slice)?;
         s.commit.as_ref()?;
         s.tree.as_ref()?;
-        let slice = slice.to_string();
+        let slice: SliceId = slice.into();
         match s.status {
             SliceStatus::Gating if s.gates_follow => None,
             SliceStatus::Gating => Some(Action::Gate {
-                ahead: ahead_of(state, s),
+                ahead: ahead_of(state, s).into_iter().map(SliceId::from).collect(),
                 priority: slice_priority(state, &slice),
                 slice,
             }),

@@ -167,7 +167,7 @@ pub(super) fn advance(slice: &str) -> Action {
 pub(super) fn gate(slice: &str, ahead: &[&str]) -> Action {
     Action::Gate {
         slice: slice.into(),
-        ahead: ahead.iter().map(|a| a.to_string()).collect(),
+        ahead: ahead.iter().map(|a| (*a).into()).collect(),
         priority: Priority::Other,
     }
 }
