@@ -4,11 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::deliver::land::{land, LandOptions, Landed};
-use crate::error::{Error, Result};
-use crate::store::events::EventBody;
+use crate::deliver::land::{land_goal, LandOptions, Landed};
+use crate::error::Result;
 use crate::store::landing::MergeMethod;
 
 #[derive(Debug, clap::Args)]
@@ -34,40 +31,19 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
     let (_, goal) = super::find_goal(dir, &args.goal.id)?;
     let _lock = goal.lock()?;
     let (mut state, _) = super::load_state(&goal)?;
-    let Some(delivery) = state.delivery.clone().filter(|d| d.pull_request.is_some()) else {
-        return Err(Error::Usage(format!(
-            "goal {} has no pull request to land; open one with `omk goal deliver {} --to pr`",
-            goal.id, goal.id
-        )));
-    };
-    let remote = delivery.remote.unwrap_or_else(|| "origin".into());
-    let url = repo
-        .remote_url(&remote)?
-        .ok_or_else(|| Error::Usage(format!("the repository has no remote `{remote}` any more")))?;
-    let github = crate::deliver::GitHub::find(|v| std::env::var(v).ok(), &remote, &url)
-        .map_err(|errors| super::as_flags(Error::Deliver(errors)))?;
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
     let options = LandOptions {
         timeout: args.land_timeout,
         poll: args.land_poll,
         method: args.merge_method,
     };
-    let following = state.clone();
     let json = args.json;
-    let landed = land(&github, &following, &options, &cancel, |step| {
-        let body = EventBody::Landing(step);
+    let landed = land_goal(&repo, &goal, &mut state, &options, |body| {
         if !json {
-            println!("{}", crate::report::describe(&body));
+            println!("{}", crate::report::describe(body));
         }
-        crate::deliver::record(&goal, &mut state, body)
     })
-    .await?;
+    .await
+    .map_err(super::as_flags)?;
     if args.json {
         super::print_json(&state)?;
     }

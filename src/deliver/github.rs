@@ -186,11 +186,10 @@ impl GitHub {
                 .send_json(json!({ "title": title, "body": body })),
             "updating the pull request",
         )?;
-        let created = false;
         Ok(PullRequest {
             number: pull.number,
             url: pull.html_url,
-            created,
+            created: false,
         })
     }
 

@@ -11,8 +11,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::github::{ApiError, GitHub};
+use crate::git::Repo;
 use crate::state::GoalState;
+use crate::store::events::EventBody;
 use crate::store::landing::{Check, CheckState, LandStep, MergeMethod};
+use crate::store::GoalDir;
 
 /// How `goal land` follows a pull request.
 #[derive(Debug, Clone)]
@@ -24,6 +27,17 @@ pub struct LandOptions {
     pub poll: Duration,
     /// How to merge; by default squash when the repository allows it.
     pub method: Option<MergeMethod>,
+}
+
+impl Default for LandOptions {
+    /// `goal land`'s defaults: two hours, a look every 15 s, squash if allowed.
+    fn default() -> LandOptions {
+        LandOptions {
+            timeout: Duration::from_secs(2 * 60 * 60),
+            poll: Duration::from_secs(15),
+            method: None,
+        }
+    }
 }
 
 /// How landing ended.
@@ -211,17 +225,19 @@ impl GitHub {
     }
 }
 
-/// Follows pull request `number` of the goal in `state` until it merges,
-/// cannot, or `options.timeout` passes; `record` appends each step to the
-/// goal's log (and folds it).
-pub async fn land(
-    github: &GitHub,
-    state: &GoalState,
+/// Lands the pull request the goal in `state` delivered, found on GitHub
+/// through the delivery's remote, until it merges, cannot, or
+/// `options.timeout` passes; Ctrl-C cancels. Each step is recorded in
+/// `goal`'s log (and folded into `state`), and `show`n. The caller holds
+/// the goal's lock.
+pub async fn land_goal(
+    repo: &Repo,
+    goal: &GoalDir,
+    state: &mut GoalState,
     options: &LandOptions,
-    cancel: &CancellationToken,
-    mut record: impl FnMut(LandStep) -> crate::Result<()>,
+    show: impl Fn(&EventBody),
 ) -> crate::Result<Landed> {
-    let Some((number, head)) = followed(state) else {
+    let (Some((number, head)), Some(delivery)) = (followed(state), state.delivery.as_ref()) else {
         return Err(crate::Error::Usage(format!(
             "goal {} has no pull request to land; open one with `omk goal deliver {} --to pr`",
             state.goal_id, state.goal_id
@@ -230,6 +246,39 @@ pub async fn land(
     if let Some(commit) = state.landing.as_ref().and_then(|l| l.merged.clone()) {
         return Ok(Landed::Merged(commit));
     }
+    let remote = delivery.remote.clone().unwrap_or_else(|| "origin".into());
+    let url = repo.remote_url(&remote)?.ok_or_else(|| {
+        crate::Error::Usage(format!("the repository has no remote `{remote}` any more"))
+    })?;
+    let github =
+        GitHub::find(|v| std::env::var(v).ok(), &remote, &url).map_err(crate::Error::Deliver)?;
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let landed = follow(&github, number, head, options, &cancel, |step| {
+        let body = EventBody::Landing(step);
+        show(&body);
+        super::record(goal, state, body)
+    })
+    .await;
+    signals.abort();
+    landed
+}
+
+/// Follows pull request `number`, whose head must stay `head`; `record`
+/// appends each step to the goal's log.
+async fn follow(
+    github: &GitHub,
+    number: u64,
+    head: String,
+    options: &LandOptions,
+    cancel: &CancellationToken,
+    mut record: impl FnMut(LandStep) -> crate::Result<()>,
+) -> crate::Result<Landed> {
     record(LandStep::Following {
         number,
         head: head.clone(),

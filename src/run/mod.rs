@@ -234,37 +234,16 @@ async fn land_delivered(repo: &Repo, goal: &GoalDir, state: &mut GoalState) -> R
     let opened = state
         .delivery
         .as_ref()
-        .filter(|d| d.delivered && d.pull_request.is_some());
-    let (Deliver::Land, Some(delivery)) = (state.settings.deliver, opened) else {
+        .is_some_and(|d| d.delivered && d.pull_request.is_some());
+    if state.settings.deliver != Deliver::Land || !opened {
         return Ok(());
-    };
-    let remote = delivery.remote.clone().unwrap_or_else(|| "origin".into());
-    let Some(url) = repo.remote_url(&remote)? else {
-        return Ok(());
-    };
-    let github = crate::deliver::GitHub::find(|v| std::env::var(v).ok(), &remote, &url)
-        .map_err(Error::Deliver)?;
-    let options = crate::deliver::land::LandOptions {
-        timeout: Duration::from_secs(2 * 60 * 60),
-        poll: Duration::from_secs(15),
-        method: None,
-    };
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let on_signal = cancel.clone();
-    let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
-    let following = state.clone();
-    let landed = crate::deliver::land::land(&github, &following, &options, &cancel, |step| {
-        let body = EventBody::Landing(step);
-        eprintln!("omk: {}", crate::report::describe(&body));
-        crate::deliver::record(goal, state, body)
+    }
+    let options = crate::deliver::land::LandOptions::default();
+    crate::deliver::land::land_goal(repo, goal, state, &options, |body| {
+        eprintln!("omk: {}", crate::report::describe(body));
     })
-    .await;
-    signals.abort();
-    landed.map(|_| ())
+    .await
+    .map(|_| ())
 }
 
 /// Runs the supervisor to the goal's end, turning SIGINT and SIGTERM into a
