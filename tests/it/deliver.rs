@@ -765,6 +765,17 @@ fn goal_land_follows_the_checks_waits_for_an_approval_and_merges_the_head_it_pus
     );
     assert!(merges().is_empty());
 
+    // A check's summary is GitHub's (a CI job's) words: shown, never obeyed
+    // by the terminal.
+    gh.script_checks(&[("test", 0, "failure", "\u{1b}]0;owned\u{7}\u{1b}[2Jboom")]);
+    let out = f.omk_env(&["goal", "land", &id, "--land-poll", "20ms"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("boom") && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
+
     // Taken up again: the checks run, pass; the first merge is refused for
     // want of an approval, and omk waits; then it merges with the head's sha.
     gh.script_checks(&[("test", 2, "success", ""), ("docs", 0, "failure", "")]);
