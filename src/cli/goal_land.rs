@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::deliver::land::{land_goal, LandOptions, Landed};
+use crate::deliver::land::{LandOptions, Landed};
 use crate::error::Result;
 use crate::store::landing::MergeMethod;
 
@@ -24,32 +24,34 @@ pub struct Args {
     /// Print the proof as JSON at the end.
     #[arg(long)]
     json: bool,
+    /// Plain log lines instead of a live display while slices repair what
+    /// the pull request sent back.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
-    let repo = crate::git::Repo::discover(dir)?;
     let (_, goal) = super::find_goal(dir, &args.goal.id)?;
-    let _lock = goal.lock()?;
-    let (mut state, _) = super::load_state(&goal)?;
     let options = LandOptions {
         timeout: args.land_timeout,
         poll: args.land_poll,
         method: args.merge_method,
     };
     let json = args.json;
-    let landed = land_goal(&repo, &goal, &mut state, &options, |body| {
+    let show = |body: &crate::store::events::EventBody| {
         if !json {
             println!("{}", crate::report::describe(body));
         }
-    })
-    .await
-    .map_err(super::as_flags)?;
+    };
+    let (landed, state) = crate::run::land(dir, &goal.id, &options, !args.no_progress, show)
+        .await
+        .map_err(super::as_flags)?;
     if args.json {
         super::print_json(&state)?;
     }
     Ok(match landed {
         Landed::Merged(_) => 0,
-        Landed::Stopped(_) => 1,
+        Landed::Stopped(_) | Landed::Asked { .. } => 1,
         Landed::Cancelled => 130,
     })
 }

@@ -220,6 +220,22 @@ impl GitHub {
         sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         doing: &str,
     ) -> Result<T, ApiError> {
+        let text = self.answer_text(sent, doing, 10 * 1024 * 1024)?;
+        serde_json::from_str(&text).map_err(|e| {
+            ApiError::said(format!(
+                "{doing}: GitHub's answer is not what was expected: {e}"
+            ))
+        })
+    }
+
+    /// The answer's text, read up to `limit` bytes, or what GitHub said
+    /// went wrong.
+    pub(super) fn answer_text(
+        &self,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        doing: &str,
+        limit: u64,
+    ) -> Result<String, ApiError> {
         let mut response =
             sent.map_err(|e| ApiError::said(format!("{doing}: {} unreachable: {e}", self.api)))?;
         let status = response.status();
@@ -244,6 +260,8 @@ impl GitHub {
         });
         let text = response
             .body_mut()
+            .with_config()
+            .limit(limit)
             .read_to_string()
             .map_err(|e| ApiError::said(format!("{doing}: reading GitHub's answer: {e}")))?;
         if !status.is_success() {
@@ -257,11 +275,7 @@ impl GitHub {
                 retry_after,
             });
         }
-        serde_json::from_str(&text).map_err(|e| {
-            ApiError::said(format!(
-                "{doing}: GitHub's answer is not what was expected: {e}"
-            ))
-        })
+        Ok(text)
     }
 }
 

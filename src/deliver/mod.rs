@@ -218,11 +218,25 @@ fn squash(repo: &Repo, state: &GoalState) -> Result<String> {
     let branch = format!("refs/heads/{}", conventions::squash_branch(&state.goal_id));
     let tree = repo.tree_of(&state.integration.commit)?;
     let existing = repo.ref_target(&branch)?;
+    // One already pushed is built on, so that the branch only moves forward
+    // (a pull request's repaired head is a fast-forward); one never pushed
+    // is made again on the base.
+    let pushed = existing.as_ref().filter(|c| {
+        state
+            .earlier_deliveries
+            .iter()
+            .chain(&state.delivery)
+            .flat_map(|d| &d.pushed)
+            .any(|p| &p.commit == *c)
+    });
     if let Some(commit) = &existing {
-        if repo.tree_of(commit)? == tree && repo.parents(commit)? == [state.base_commit.clone()] {
+        let parents = repo.parents(commit)?;
+        let on_base = parents == [state.base_commit.clone()];
+        if repo.tree_of(commit)? == tree && (on_base || pushed.is_some()) {
             return Ok(commit.clone());
         }
     }
+    let parent = pushed.cloned().unwrap_or_else(|| state.base_commit.clone());
     let slices: Vec<(String, String)> = state
         .integration
         .order
@@ -238,7 +252,7 @@ fn squash(repo: &Repo, state: &GoalState) -> Result<String> {
         &slices,
         &state.integration.commit,
     );
-    let commit = repo.commit_tree(&tree, &[&state.base_commit], &message)?;
+    let commit = repo.commit_tree(&tree, &[&parent], &message)?;
     match existing {
         Some(old) => repo.update_ref(&branch, &commit, &old, "omk: squash goal")?,
         None => repo.create_ref(&branch, &commit, "omk: squash goal")?,

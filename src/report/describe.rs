@@ -335,6 +335,29 @@ fn landing(step: &crate::store::landing::LandStep) -> String {
             line
         }
         LandStep::Waiting { reason } => format!("waiting: {reason}"),
+        LandStep::Reopened { head, asked, told } => {
+            let from: Vec<String> = asked
+                .iter()
+                .map(|a| format!("{} → {}", a.from, a.slices.join(", ")))
+                .collect();
+            format!(
+                "feedback on {}: {}; reopened {}",
+                short(head),
+                from.join("; "),
+                told.iter()
+                    .map(|t| t.slice.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        LandStep::Replied {
+            comment,
+            slice,
+            commit,
+        } => format!(
+            "replied on comment {comment}: addressed by slice {slice} in {}",
+            short(commit)
+        ),
         LandStep::Merged { commit, method } => {
             format!("merged ({}) as {}", method.as_str(), short(commit))
         }

@@ -70,6 +70,11 @@ impl Reporter {
         }
     }
 
+    /// Whether it shows a live display.
+    pub fn is_live(&self) -> bool {
+        matches!(self.mode, Mode::Live(_))
+    }
+
     /// Prints a note that is not an event (warnings before the run starts).
     pub fn notice(&self, text: &str) {
         match &self.mode {

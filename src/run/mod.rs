@@ -9,12 +9,14 @@ use std::time::Duration;
 use ractor::Actor;
 
 mod checks;
+mod landing;
 mod planning;
 mod resume;
 mod started;
 
 pub use checks::check_sandbox;
 use checks::*;
+pub use landing::land;
 use planning::obtain_plan;
 pub use planning::plan_goal;
 pub use resume::{resume_goal, retry_goal};
@@ -208,47 +210,39 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
 }
 
 /// Delivers a goal that ended `ready` as it was asked to when it started.
-/// A delivery that cannot start now (the token is gone) is recorded as not
-/// delivered, with the reason; the goal stays `ready`.
-fn deliver_ready(repo: &Repo, goal: &GoalDir, mut state: GoalState) -> Result<GoalState> {
+fn deliver_ready(repo: &Repo, goal: &GoalDir, state: GoalState) -> Result<GoalState> {
     let request = crate::deliver::Request {
         to: state.settings.deliver,
         options: state.settings.deliver_options.clone(),
         partial: false,
     };
+    deliver_as(repo, goal, state, &request)
+}
+
+/// Delivers a goal that ended `ready` as `request` asks. A delivery that
+/// cannot start now (the token is gone) is recorded as not delivered, with
+/// the reason; the goal stays `ready`.
+fn deliver_as(
+    repo: &Repo,
+    goal: &GoalDir,
+    mut state: GoalState,
+    request: &crate::deliver::Request,
+) -> Result<GoalState> {
     if state.status != GoalStatus::Ready || !request.is_needed() {
         return Ok(state);
     }
-    match crate::deliver::prepare_for(repo, &state, &request) {
+    match crate::deliver::prepare_for(repo, &state, request) {
         Ok(route) => {
-            crate::deliver::deliver(repo, goal, &mut state, &request, &route)?;
+            crate::deliver::deliver(repo, goal, &mut state, request, &route)?;
         }
-        Err(e) => crate::deliver::refused(goal, &mut state, &request, &e)?,
+        Err(e) => crate::deliver::refused(goal, &mut state, request, &e)?,
     }
     Ok(state)
 }
 
-/// With `--deliver land`, follows the pull request the delivery opened
-/// until it merges or cannot (as `omk goal land` does, with its defaults).
-async fn land_delivered(repo: &Repo, goal: &GoalDir, state: &mut GoalState) -> Result<()> {
-    let opened = state
-        .delivery
-        .as_ref()
-        .is_some_and(|d| d.delivered && d.pull_request.is_some());
-    if state.settings.deliver != Deliver::Land || !opened {
-        return Ok(());
-    }
-    let options = crate::deliver::land::LandOptions::default();
-    crate::deliver::land::land_goal(repo, goal, state, &options, |body| {
-        eprintln!("omk: {}", crate::report::describe(body));
-    })
-    .await
-    .map(|_| ())
-}
-
-/// Runs the supervisor to the goal's end, turning SIGINT and SIGTERM into a
-/// cancel (a second one exits at once), then removes the goal's worktrees
-/// unless asked to keep them.
+/// Runs the supervisor to the goal's end, delivers it as asked (landing
+/// its pull request with `--deliver land`), then removes the goal's
+/// worktrees unless asked to keep them.
 async fn drive(
     repo: Repo,
     store: Store,
@@ -258,10 +252,42 @@ async fn drive(
     reporter: Reporter,
     lock: GoalLock,
 ) -> Result<Finished> {
+    let live = reporter.is_live();
+    let state = supervise(&repo, &store, &goal, start, agent, reporter).await?;
+    let mut state = deliver_ready(&repo, &goal, state)?;
+    let opened = state
+        .delivery
+        .as_ref()
+        .is_some_and(|d| d.delivered && d.pull_request.is_some());
+    if state.settings.deliver == Deliver::Land && opened {
+        let options = crate::deliver::land::LandOptions::default();
+        landing::land_locked(&repo, &store, &goal, &mut state, &options, live, |body| {
+            eprintln!("omk: {}", crate::report::describe(body));
+        })
+        .await?;
+    }
+    drop(lock);
+    Ok(Finished {
+        state,
+        goal,
+        already_ended: false,
+    })
+}
+
+/// Runs the supervisor to the goal's end, turning SIGINT and SIGTERM into a
+/// cancel (a second one exits at once). The caller holds the goal's lock.
+async fn supervise(
+    repo: &Repo,
+    store: &Store,
+    goal: &GoalDir,
+    start: Start,
+    agent: AgentSpec,
+    reporter: Reporter,
+) -> Result<GoalState> {
     let (done, finished) = tokio::sync::oneshot::channel();
     let args = SupervisorArgs {
         repo: repo.clone(),
-        store,
+        store: store.clone(),
         goal: goal.clone(),
         start,
         agent,
@@ -317,14 +343,7 @@ async fn drive(
             crate::executor::slurm::cancel_goal(&root).await;
         }
     }
-    let mut state = deliver_ready(&repo, &goal, state)?;
-    land_delivered(&repo, &goal, &mut state).await?;
-    drop(lock);
-    Ok(Finished {
-        state,
-        goal,
-        already_ended: false,
-    })
+    Ok(state)
 }
 
 /// The file in a repository's store that says `--sparse` found

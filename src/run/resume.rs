@@ -28,22 +28,7 @@ pub async fn resume_goal(
             already_ended: true,
         });
     }
-    let agent = AgentSpec::parse(&state.agent)?;
-    agent.check_installed()?;
-    check_sandbox(state.settings.limits.require_sandbox, &reporter)?;
-    crate::capture::set_limit(
-        state
-            .settings
-            .limits
-            .log_limit
-            .unwrap_or(crate::capture::DEFAULT_LIMIT),
-    );
-    let killed = crate::process::kill_orphans(&goal.id);
-    if killed > 0 {
-        reporter.notice(&format!(
-            "stopped {killed} process group(s) the last controller left running"
-        ));
-    }
+    let agent = take_over(&goal, &state, &reporter)?;
     drive(
         repo,
         store,
@@ -58,6 +43,33 @@ pub async fn resume_goal(
         lock,
     )
     .await
+}
+
+/// Readies this process to take over `goal`, whose state is `state`: the
+/// agent is installed, the sandbox as required, and whatever its last
+/// controller left running is stopped. Returns the goal's agent.
+pub(super) fn take_over(
+    goal: &GoalDir,
+    state: &GoalState,
+    reporter: &Reporter,
+) -> Result<AgentSpec> {
+    let agent = AgentSpec::parse(&state.agent)?;
+    agent.check_installed()?;
+    check_sandbox(state.settings.limits.require_sandbox, reporter)?;
+    crate::capture::set_limit(
+        state
+            .settings
+            .limits
+            .log_limit
+            .unwrap_or(crate::capture::DEFAULT_LIMIT),
+    );
+    let killed = crate::process::kill_orphans(&goal.id);
+    if killed > 0 {
+        reporter.notice(&format!(
+            "stopped {killed} process group(s) the last controller left running"
+        ));
+    }
+    Ok(agent)
 }
 
 /// `goal retry`: gives the `slices` of an ended goal (default: every one

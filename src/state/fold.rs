@@ -63,10 +63,14 @@ impl GoalState {
                     self.earlier_deliveries.push(earlier);
                 }
             }
-            EventBody::Landing(step) => self
-                .landing
-                .get_or_insert_with(Default::default)
-                .apply(step),
+            EventBody::Landing(step) => {
+                self.landing
+                    .get_or_insert_with(Default::default)
+                    .apply(step);
+                if let crate::store::landing::LandStep::Reopened { told, .. } = step {
+                    self.reopened(told);
+                }
+            }
             EventBody::GoalResumed { raised, .. } => self.resumed(raised),
             EventBody::GoalRetried {
                 slices,
@@ -104,6 +108,28 @@ impl GoalState {
         }
     }
 
+    /// The pull request sent feedback back: the goal runs again, and each
+    /// slice `told` something gets another attempt on the integration
+    /// (which holds its merged work), told it.
+    fn reopened(&mut self, told: &[crate::store::landing::Told]) {
+        self.status = GoalStatus::Running;
+        self.reason = None;
+        self.finished_at = None;
+        for t in told {
+            if let Some(s) = self.slice_mut(&t.slice) {
+                s.status = SliceStatus::Pending;
+                s.ended = None;
+                s.reason = Some("reopened: its pull request sent feedback".into());
+                s.feedback = Some(t.feedback.clone());
+                s.work_from = None;
+                s.paths.clear();
+                s.resume_session = s.session.take();
+            }
+        }
+        self.integration.gates.clear();
+        self.integration.testing = None;
+    }
+
     /// A new controller takes the goal over, with `raised` limits.
     fn resumed(&mut self, raised: &crate::store::events::Raised) {
         if let Some(n) = raised.max_attempts {
@@ -120,7 +146,10 @@ impl GoalState {
         self.reason = None;
         self.finished_at = None;
         self.budget_exhausted = None;
-        self.delivery = None;
+        // It is delivered again when it ends; the last delivery is kept.
+        if let Some(delivery) = self.delivery.take() {
+            self.earlier_deliveries.push(delivery);
+        }
         for s in &mut self.slices {
             match s.status {
                 SliceStatus::Running | SliceStatus::Cancelled => {
@@ -471,6 +500,7 @@ impl GoalState {
                 });
                 if let Some(s) = self.slice_mut(slice) {
                     s.status = SliceStatus::Merged;
+                    s.merged_files.extend(s.changed_files.iter().cloned());
                     s.contributed = Some(slice_commit.clone());
                     s.reason = None;
                     s.paths.clear();

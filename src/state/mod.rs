@@ -76,6 +76,10 @@ pub struct SliceState {
     pub contributed: Option<String>,
     pub tree: Option<String>,
     pub changed_files: Vec<String>,
+    /// Every file its merged attempts changed, over all of them: what a
+    /// failed check's log is matched against. Derived from the log.
+    #[serde(skip)]
+    pub merged_files: std::collections::BTreeSet<String>,
     /// Which gates judge it, and who chose them.
     #[serde(default)]
     pub gates_chosen: GateChoice,

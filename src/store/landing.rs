@@ -16,6 +16,24 @@ pub enum LandStep {
     /// The pull request cannot merge yet for a reason omk does not repair
     /// (an approval missing): it waits.
     Waiting { reason: String },
+    /// What failed on `head` or what a reviewer asked, sent back to the
+    /// slices it concerns: each of them is reopened for a feedback attempt
+    /// on the integration, told what `told` says.
+    Reopened {
+        /// The head the checks failed on, or the review was of.
+        head: String,
+        /// Each piece of feedback and the slices it went to.
+        asked: Vec<Asked>,
+        /// What each reopened slice's agent is told.
+        told: Vec<Told>,
+    },
+    /// omk answered a review comment on its thread, naming the slice and
+    /// the commit that addressed it.
+    Replied {
+        comment: u64,
+        slice: String,
+        commit: String,
+    },
     /// It merged, as `commit`, by `method`.
     Merged { commit: String, method: MergeMethod },
     /// Landing stopped without a merge, and why.
@@ -35,6 +53,81 @@ pub struct Check {
     /// A failed check's summary, bounded and scrubbed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+}
+
+/// One piece of feedback from the pull request, and the slices it went to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asked {
+    /// Where it came from.
+    pub from: Source,
+    /// The slices it was sent to.
+    pub slices: Vec<String>,
+    /// What it said: a failed check's log (where the failure begins, then
+    /// the end), or the reviewer's words, bounded and scrubbed.
+    pub text: String,
+}
+
+/// Where feedback from a pull request came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A required check that failed.
+    Check { name: String },
+    /// A review that requested changes, by its words.
+    Review { id: u64, author: String },
+    /// A comment of such a review, on a line of a file.
+    Comment {
+        id: u64,
+        author: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+    },
+}
+
+impl std::fmt::Display for Source {
+    /// `check `test``, `review 7 by @ann`, `comment 9 by @ann on src/a.rs:3`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Check { name } => write!(f, "check `{name}`"),
+            Source::Review { id, author } => write!(f, "review {id} by @{author}"),
+            Source::Comment {
+                id,
+                author,
+                path,
+                line,
+            } => {
+                write!(f, "comment {id} by @{author} on {path}")?;
+                match line {
+                    Some(line) => write!(f, ":{line}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// What one reopened slice's agent is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Told {
+    pub slice: String,
+    pub feedback: String,
+}
+
+/// A reply omk wrote on a review comment's thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub comment: u64,
+    pub slice: String,
+    pub commit: String,
+}
+
+/// A head followed before the current one, with its checks as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    pub head: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
 }
 
 /// Where a check stands.
@@ -91,19 +184,76 @@ pub struct Landing {
     /// Why it stopped without a merge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// The heads omk pushed and followed before `head`, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Round>,
+    /// Feedback sent back to the slices, with the head it was about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<Sent>,
+    /// The replies omk wrote on review comments' threads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<Reply>,
+}
+
+/// Feedback sent back about one head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub head: String,
+    pub asked: Vec<Asked>,
 }
 
 impl Landing {
+    /// Whether feedback from `from` was sent back already.
+    pub fn addressed(&self, from: &Source) -> bool {
+        self.feedback
+            .iter()
+            .flat_map(|s| &s.asked)
+            .any(|a| match (&a.from, from) {
+                // A check fails anew on every head; reviews and comments
+                // are answered once.
+                (Source::Check { .. }, _) => false,
+                (a, b) => a == b,
+            })
+    }
+
     /// Folds one step in.
     pub fn apply(&mut self, step: &LandStep) {
         match step {
-            LandStep::Following { number, head } => {
+            // Another pull request starts afresh; a new head of the same
+            // one keeps the story so far.
+            LandStep::Following { number, head } if *number != self.number => {
                 *self = Landing {
                     number: *number,
                     head: head.clone(),
                     ..Landing::default()
                 }
             }
+            LandStep::Following { head, .. } => {
+                if *head != self.head {
+                    self.earlier.push(Round {
+                        head: std::mem::replace(&mut self.head, head.clone()),
+                        checks: std::mem::take(&mut self.checks),
+                    });
+                }
+                self.waiting = None;
+                self.stopped = None;
+            }
+            LandStep::Reopened { head, asked, .. } => {
+                self.feedback.push(Sent {
+                    head: head.clone(),
+                    asked: asked.clone(),
+                });
+                self.waiting = None;
+            }
+            LandStep::Replied {
+                comment,
+                slice,
+                commit,
+            } => self.replies.push(Reply {
+                comment: *comment,
+                slice: slice.clone(),
+                commit: commit.clone(),
+            }),
             LandStep::Checked { checks } => {
                 self.checks = checks.clone();
                 self.waiting = None;

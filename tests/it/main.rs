@@ -11,6 +11,7 @@ mod faults;
 mod goal_run;
 mod inspect;
 mod kimi;
+mod land;
 mod lifecycle;
 mod planner;
 mod report;

@@ -1,8 +1,10 @@
 //! A scripted GitHub REST API on 127.0.0.1: the pull-request endpoints omk
 //! uses (list open by head, create, update, read, merge), a pull request's
-//! checks and its base's protection, as a test scripts them, keeping the
-//! pull requests it was asked to open, and recording every request so tests
-//! can check what the real client sent.
+//! checks (with Actions job logs behind a redirect, as GitHub serves them),
+//! its base's protection, its reviews and review comments (and replies on
+//! them), as a test scripts them, keeping the pull requests it was asked to
+//! open, and recording every request so tests can check what the real
+//! client sent.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +24,8 @@ pub struct Request {
 
 #[derive(Default)]
 struct World {
+    /// `http://127.0.0.1:PORT`.
+    base: String,
     requests: Vec<Request>,
     pulls: Vec<Value>,
     /// Answer pull-request creation with this status and message.
@@ -33,6 +37,15 @@ struct World {
     /// The check runs on every head: each stays in progress for as many
     /// reads as it has left, then completes as scripted.
     checks: Vec<ScriptedCheck>,
+    /// Check runs per head instead: the n-th head asked about gets the
+    /// n-th list (the last one for every head after).
+    checks_per_head: Vec<Vec<ScriptedCheck>>,
+    /// The heads asked about, in order.
+    heads_seen: Vec<String>,
+    /// Reviews, each shown once this many heads were asked about.
+    reviews: Vec<(usize, Value)>,
+    /// Review comments, likewise.
+    comments: Vec<(usize, Value)>,
     /// The base's required checks; `None`: no protection (404).
     required: Option<Vec<String>>,
     /// Listing by head finds nothing (the head's owner is not the
@@ -49,6 +62,8 @@ struct ScriptedCheck {
     pending_reads: usize,
     conclusion: String,
     summary: String,
+    /// Its Actions job's log, when it is one.
+    log: Option<String>,
 }
 
 /// The running server; it stops when the test process ends.
@@ -61,8 +76,12 @@ pub struct GitHubServer {
 impl GitHubServer {
     pub fn start() -> GitHubServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let api_url = format!("http://{}/api/v3", listener.local_addr().unwrap());
-        let world = Arc::new(Mutex::new(World::default()));
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let api_url = format!("{base}/api/v3");
+        let world = Arc::new(Mutex::new(World {
+            base,
+            ..World::default()
+        }));
         let shared = world.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -113,8 +132,58 @@ impl GitHubServer {
                 pending_reads: *pending_reads,
                 conclusion: conclusion.to_string(),
                 summary: summary.to_string(),
+                log: None,
             })
             .collect();
+    }
+
+    /// Scripts the check runs per head, as Actions jobs with logs:
+    /// `(name, reads it stays pending, conclusion, log)`; the n-th head
+    /// asked about gets the n-th list.
+    pub fn script_checks_per_head(&self, heads: &[&[(&str, usize, &str, &str)]]) {
+        self.world.lock().unwrap().checks_per_head = heads
+            .iter()
+            .map(|checks| {
+                checks
+                    .iter()
+                    .map(|(name, pending_reads, conclusion, log)| ScriptedCheck {
+                        name: name.to_string(),
+                        pending_reads: *pending_reads,
+                        conclusion: conclusion.to_string(),
+                        summary: String::new(),
+                        log: Some(log.to_string()),
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+
+    /// A review by `user` in `state` saying `body`, with comments
+    /// `(id, path, line, body)`, shown once `after_heads` heads were asked about.
+    pub fn script_review(
+        &self,
+        after_heads: usize,
+        id: u64,
+        (user, state, body): (&str, &str, &str),
+        comments: &[(u64, &str, u64, &str)],
+    ) {
+        let mut world = self.world.lock().unwrap();
+        world.reviews.push((
+            after_heads,
+            json!({ "id": id, "user": { "login": user }, "state": state, "body": body }),
+        ));
+        for (cid, path, line, text) in comments {
+            world.comments.push((
+                after_heads,
+                json!({ "id": cid, "pull_request_review_id": id, "user": { "login": user },
+                        "path": path, "line": line, "body": text }),
+            ));
+        }
+    }
+
+    /// The heads whose checks were asked about, in order.
+    pub fn heads_seen(&self) -> Vec<String> {
+        self.world.lock().unwrap().heads_seen.clone()
     }
 
     /// Protects the base: these checks are required.
@@ -172,11 +241,23 @@ fn serve(stream: TcpStream, world: &Mutex<World>) -> std::io::Result<()> {
         });
         answer(&mut world, &method, &path, &body)
     };
-    let text = answer.to_string();
     let mut stream = stream;
+    // A job's log is served as GitHub does: a redirect to its storage,
+    // which answers with plain text.
+    if let (302, Some(to)) = (status, answer["location"].as_str()) {
+        write!(
+            stream,
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return stream.flush();
+    }
+    let (kind, text) = match &answer {
+        Value::String(raw) => ("text/plain", raw.clone()),
+        json => ("application/json", json.to_string()),
+    };
     write!(
         stream,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
     )?;
     stream.flush()
@@ -184,7 +265,11 @@ fn serve(stream: TcpStream, world: &Mutex<World>) -> std::io::Result<()> {
 
 fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
-    let parts: Vec<&str> = route.trim_start_matches("/api/v3/").split('/').collect();
+    let parts: Vec<&str> = route
+        .trim_start_matches("/api/v3/")
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
     match (method, parts.as_slice()) {
         ("GET", ["repos", owner, _, "pulls"]) => {
             let head = query
@@ -262,17 +347,25 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
             pull["head"]["sha"] = json!(head);
             (200, pull.clone())
         }
-        ("GET", ["repos", _, _, "commits", _, "check-runs"]) => {
-            let runs: Vec<Value> = world
-                .checks
+        ("GET", ["repos", _, _, "commits", sha, "check-runs"]) => {
+            if !world.heads_seen.iter().any(|h| h == sha) {
+                world.heads_seen.push(sha.to_string());
+            }
+            let nth = world.heads_seen.iter().position(|h| h == sha).unwrap_or(0);
+            let checks = match world.checks_per_head.len() {
+                0 => &mut world.checks,
+                n => &mut world.checks_per_head[nth.min(n - 1)],
+            };
+            let runs: Vec<Value> = checks
                 .iter_mut()
                 .enumerate()
                 .map(|(i, c)| {
                     let done = c.pending_reads == 0;
                     c.pending_reads = c.pending_reads.saturating_sub(1);
-                    json!({ "id": i + 1, "name": c.name,
+                    json!({ "id": (nth + 1) * 100 + i + 1, "name": c.name,
                         "status": if done { "completed" } else { "in_progress" },
                         "conclusion": if done { json!(c.conclusion) } else { Value::Null },
+                        "app": { "slug": if c.log.is_some() { "github-actions" } else { "ci-app" } },
                         "output": { "title": c.name, "summary": c.summary } })
                 })
                 .collect();
@@ -280,6 +373,66 @@ fn answer(world: &mut World, method: &str, path: &str, body: &Value) -> (u16, Va
                 200,
                 json!({ "total_count": runs.len(), "check_runs": runs }),
             )
+        }
+        ("GET", ["repos", _, _, "actions", "jobs", job, "logs"]) => {
+            let to = format!("{}/storage/logs/{job}", world.base);
+            (302, json!({ "location": to }))
+        }
+        ("GET", ["storage", "logs", job]) => {
+            let job: usize = job.parse().unwrap_or(0);
+            let (nth, i) = (job / 100, job % 100);
+            let log = world
+                .checks_per_head
+                .get(nth.saturating_sub(1))
+                .and_then(|checks| checks.get(i.saturating_sub(1)))
+                .and_then(|c| c.log.clone());
+            match log {
+                // As Actions writes it: a timestamp before every line.
+                Some(log) => (
+                    200,
+                    Value::String(
+                        log.lines()
+                            .map(|l| format!("2026-12-07T06:00:00.0000000Z {l}\n"))
+                            .collect(),
+                    ),
+                ),
+                None => (404, json!({ "message": "Not Found" })),
+            }
+        }
+        ("GET", ["repos", _, _, "pulls", _, "reviews"]) => {
+            let seen = world.heads_seen.len();
+            let shown: Vec<Value> = world
+                .reviews
+                .iter()
+                .filter(|(after, _)| seen >= *after)
+                .map(|(_, r)| r.clone())
+                .collect();
+            (200, Value::Array(shown))
+        }
+        ("GET", ["repos", _, _, "pulls", _, "comments"]) => {
+            let seen = world.heads_seen.len();
+            let shown: Vec<Value> = world
+                .comments
+                .iter()
+                .filter(|(after, _)| seen >= *after)
+                .map(|(_, c)| c.clone())
+                .collect();
+            (200, Value::Array(shown))
+        }
+        ("POST", ["repos", _, _, "pulls", _, "comments", comment, "replies"]) => {
+            let id = 9000 + world.comments.len() as u64;
+            let of = comment.parse::<u64>().unwrap_or(0);
+            let path = world
+                .comments
+                .iter()
+                .find(|(_, c)| c["id"] == of)
+                .map(|(_, c)| c["path"].clone())
+                .unwrap_or(Value::Null);
+            let reply = json!({ "id": id, "in_reply_to_id": of, "path": path,
+                "body": body["body"], "user": { "login": "omk-bot" } });
+            let after = world.heads_seen.len();
+            world.comments.push((after, reply.clone()));
+            (201, reply)
         }
         ("GET", ["repos", _, _, "commits", _, "status"]) => (
             200,

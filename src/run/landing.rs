@@ -1,0 +1,148 @@
+//! Landing a goal's pull request to the end (`omk goal land`, `goal run
+//! --deliver land`): follow it; when required checks fail or reviewers ask
+//! for changes, send that back to the slices it concerns, run the goal
+//! again until it is ready, deliver the new head (a fast-forward of the
+//! pushed branch, never a forced push), answer the review threads, and
+//! follow again — until it merges or cannot.
+
+use super::*;
+use crate::deliver::land::{feedback, LandOptions, Landed};
+use crate::store::landing::LandStep;
+
+/// Lands goal `id`'s pull request; `show` says each landing step, and the
+/// runs that repair the slices show a live view when `live`. Returns how
+/// it ended and the goal's state.
+pub async fn land(
+    dir: &Path,
+    id: &str,
+    options: &LandOptions,
+    live: bool,
+    show: impl Fn(&EventBody),
+) -> Result<(Landed, GoalState)> {
+    let repo = Repo::discover(dir)?;
+    let store = Store::for_repo(&repo)?;
+    let goal = store.find_goal(id)?;
+    let _lock = goal.lock()?;
+    let (_, events) = EventLog::open(&goal.events())?;
+    let mut state = GoalState::from_events(&events);
+    let landed = land_locked(&repo, &store, &goal, &mut state, options, live, show).await?;
+    Ok((landed, state))
+}
+
+/// [`land`], for a caller that holds the goal's lock and its `state`.
+pub(super) async fn land_locked(
+    repo: &Repo,
+    store: &Store,
+    goal: &GoalDir,
+    state: &mut GoalState,
+    options: &LandOptions,
+    live: bool,
+    show: impl Fn(&EventBody),
+) -> Result<Landed> {
+    loop {
+        let landed = crate::deliver::land::land_goal(repo, goal, state, options, &show).await?;
+        let Landed::Asked {
+            head,
+            findings,
+            failed,
+        } = landed
+        else {
+            return Ok(landed);
+        };
+        let number = state.landing.as_ref().map_or(0, |l| l.number);
+        let routed = feedback::route(state, number, &head, &findings);
+        if routed.told.is_empty() {
+            let reason = match routed.spent.as_slice() {
+                [] => format!("{failed}, and no slice of the goal is there to repair it"),
+                spent => format!(
+                    "{failed}; it concerns {}, which {} no attempt left of {}",
+                    spent.join(", "),
+                    if spent.len() == 1 { "has" } else { "have" },
+                    state.settings.max_attempts
+                ),
+            };
+            return stop(goal, state, reason, &show);
+        }
+        let step = EventBody::Landing(LandStep::Reopened {
+            head,
+            asked: routed.asked,
+            told: routed.told,
+        });
+        show(&step);
+        crate::deliver::record(goal, state, step)?;
+        // Delivered again as it was: to the same pull request.
+        let request = crate::deliver::Request {
+            to: Deliver::Pr,
+            options: DeliverOptions {
+                squash: state
+                    .delivery
+                    .as_ref()
+                    .is_some_and(|d| d.squash_commit.is_some()),
+                draft: state.settings.deliver_options.draft,
+                remote: state.delivery.as_ref().and_then(|d| d.remote.clone()),
+            },
+            partial: false,
+        };
+        *state = repair(repo, store, goal, state, &request, live).await?;
+        if state.status != GoalStatus::Ready {
+            let reason = format!(
+                "the slices sent feedback ended {}{}",
+                state.status,
+                state
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            return stop(goal, state, reason, &show);
+        }
+        match &state.delivery {
+            Some(d) if d.delivered && d.pull_request.is_some() => {}
+            d => {
+                let why = d.as_ref().map_or("it was not delivered", |d| &d.reason);
+                let reason = format!("the repaired head did not reach the pull request: {why}");
+                return stop(goal, state, reason, &show);
+            }
+        }
+        for refused in crate::deliver::land::answer_threads(repo, goal, state, &show).await? {
+            eprintln!("omk: could not reply on {refused}");
+        }
+    }
+}
+
+/// Runs goal `goal`, reopened, to its end and delivers it as `request`
+/// asks; returns its state. The caller holds the goal's lock.
+async fn repair(
+    repo: &Repo,
+    store: &Store,
+    goal: &GoalDir,
+    state: &GoalState,
+    request: &crate::deliver::Request,
+    live: bool,
+) -> Result<GoalState> {
+    let reporter = Reporter::new(live);
+    let agent = resume::take_over(goal, state, &reporter)?;
+    let (log, events) = EventLog::open(&goal.events())?;
+    let start = Start::Resume {
+        log,
+        events,
+        raised: Raised::default(),
+    };
+    let ended = supervise(repo, store, goal, start, agent, reporter).await?;
+    deliver_as(repo, goal, ended, request)
+}
+
+/// Records that landing stopped, and why.
+fn stop(
+    goal: &GoalDir,
+    state: &mut GoalState,
+    reason: String,
+    show: impl Fn(&EventBody),
+) -> Result<Landed> {
+    let body = EventBody::Landing(LandStep::Stopped {
+        reason: reason.clone(),
+    });
+    show(&body);
+    crate::deliver::record(goal, state, body)?;
+    Ok(Landed::Stopped(reason))
+}

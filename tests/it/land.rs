@@ -1,0 +1,177 @@
+//! A pull request's life, from opened to merged, against a scripted GitHub
+//! API on loopback (the real client code runs against it; pushes go to a
+//! local bare repository): a CI failure and a review's comment go back to
+//! the slices they concern, the repaired heads are pushed as fast-forwards,
+//! the review's thread is answered, and the merge waits for an approval.
+
+use serde_json::Value;
+
+use crate::deliver::{git, remote, rev};
+use crate::support::github::GitHubServer;
+use crate::support::{gate_toml, slice, slice_of, Fixture};
+
+/// Writes its slice's file; told something, answers what it was told.
+const AGENT: &str = r#"
+case "$OMK_SLICE_ID" in
+  app) f=app.txt ;;
+  docs) mkdir -p docs; f=docs/guide.md ;;
+esac
+if [ -n "${OMK_FEEDBACK:-}" ]; then
+  grep -q "app.txt still says v1" "$OMK_FEEDBACK" && echo "fixed what CI said" >> "$f"
+  grep -q "say why, not only what" "$OMK_FEEDBACK" && echo "why: because" >> "$f"
+else
+  echo "$OMK_SLICE_ID v1" > "$f"
+fi
+true
+"#;
+
+#[test]
+fn a_failed_check_and_a_review_go_back_to_their_slices_and_the_repaired_head_merges() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let bare = remote(&f);
+    let gh = GitHubServer::start();
+    gh.heads_from(&bare);
+    let env = [
+        ("GITHUB_API_URL", gh.api_url.as_str()),
+        ("GH_TOKEN", "token-one"),
+        ("GH_REPO", "acme/widgets"),
+    ];
+    let agent = f.agent(AGENT);
+    let plan = f.plan(serde_json::json!({ "slices": [
+        slice("app", &["app.txt"]),
+        slice("docs", &["docs/**"]),
+    ] }));
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &["--deliver", "pr"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap().to_string();
+    let branch = format!("omk/{id}/integration");
+    let first = rev(&bare, &branch).expect("the pushed branch");
+
+    // The first head's test job fails, naming a file of `app`; the second
+    // head's passes, and a review then asks `docs` for a change; the third
+    // passes, and the first merge waits for an approval.
+    let failing =
+        "running 2 tests\nFAILED tests/app_test.sh: app.txt still says v1\nerror: 1 test failed";
+    gh.script_checks_per_head(&[
+        &[("test", 1, "failure", failing)],
+        &[("test", 1, "success", "ok")],
+        &[("test", 0, "success", "ok")],
+    ]);
+    gh.require(&["test"]);
+    gh.script_review(
+        2,
+        71,
+        ("ann", "CHANGES_REQUESTED", ""),
+        &[(501, "docs/guide.md", 1, "Please say why, not only what.")],
+    );
+    gh.refuse_merge(
+        405,
+        "At least 1 approving review is required by reviewers with write access.",
+    );
+    let out = f.omk_env(
+        &[
+            "goal",
+            "land",
+            &id,
+            "--land-poll",
+            "20ms",
+            "--json",
+            "--no-progress",
+        ],
+        &env,
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let landing = &state["landing"];
+
+    // Three heads, each a fast-forward of the one before; the last merged.
+    let heads = gh.heads_seen();
+    assert_eq!(heads.len(), 3, "{heads:?}\n{landing:#}");
+    assert_eq!(heads[0], first);
+    let last = rev(&bare, &branch).unwrap();
+    assert_eq!(heads[2], last);
+    for pair in heads.windows(2) {
+        git(&bare, &["merge-base", "--is-ancestor", &pair[0], &pair[1]]);
+    }
+    assert_eq!(landing["head"], last.as_str());
+    assert_eq!(
+        landing["merged"],
+        "feed000000000000000000000000000000000001"
+    );
+    let merges: Vec<_> = gh
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/merge"))
+        .collect();
+    assert_eq!(merges.len(), 2, "refused once for an approval, then merged");
+    assert!(merges.iter().all(|m| m.body["sha"] == last.as_str()));
+
+    // What came back went to the slice it concerns, and was acted on.
+    let feedback = landing["feedback"].as_array().expect("feedback sent");
+    assert_eq!(feedback.len(), 2, "{landing:#}");
+    assert_eq!(feedback[0]["head"], first.as_str());
+    assert_eq!(feedback[0]["asked"][0]["from"]["kind"], "check");
+    assert_eq!(
+        feedback[0]["asked"][0]["slices"],
+        serde_json::json!(["app"])
+    );
+    let log = feedback[0]["asked"][0]["text"].as_str().unwrap();
+    assert!(
+        log.contains("FAILED tests/app_test.sh") && !log.contains("2026-12-07T"),
+        "the job's log, without its timestamps: {log}"
+    );
+    assert_eq!(feedback[1]["head"], heads[1].as_str());
+    assert_eq!(feedback[1]["asked"][0]["from"]["kind"], "comment");
+    assert_eq!(feedback[1]["asked"][0]["from"]["path"], "docs/guide.md");
+    assert_eq!(
+        feedback[1]["asked"][0]["slices"],
+        serde_json::json!(["docs"])
+    );
+    let shown = |path: &str| git(&bare, &["show", &format!("{last}:{path}")]);
+    assert_eq!(shown("app.txt"), "app v1\nfixed what CI said");
+    assert_eq!(shown("docs/guide.md"), "docs v1\nwhy: because");
+    assert_eq!(slice_of(&state, "app")["attempts"], 2);
+    assert_eq!(slice_of(&state, "docs")["attempts"], 2);
+    assert_eq!(state["status"], "ready");
+
+    // The review's thread is answered with the slice and the commit.
+    let replies: Vec<_> = gh
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/comments/501/replies"))
+        .collect();
+    assert_eq!(replies.len(), 1);
+    let reply = replies[0].body["body"].as_str().unwrap();
+    assert!(reply.contains("slice `docs`"), "{reply}");
+    let commit = landing["replies"][0]["commit"].as_str().unwrap();
+    assert!(reply.contains(commit), "{reply}");
+    git(&bare, &["merge-base", "--is-ancestor", commit, &last]);
+
+    // Never a forced push, never an admin bypass, never a dismissed review.
+    for r in gh.requests() {
+        let said = format!("{} {} {}", r.method, r.path, r.body);
+        assert!(
+            !said.contains("force") && !said.contains("admin") && !said.contains("dismiss"),
+            "{said}"
+        );
+    }
+    assert_eq!(gh.pulls().len(), 1, "one pull request, updated");
+    // The log tells the story and still verifies.
+    let replay = f.omk_env(&["goal", "replay", &id], &env);
+    let replay = String::from_utf8_lossy(&replay.stdout).into_owned();
+    for line in [
+        "feedback on",
+        "check `test` → app; reopened app",
+        "comment 501 by @ann on docs/guide.md:1 → docs; reopened docs",
+        "replied on comment 501: addressed by slice docs",
+    ] {
+        assert!(replay.contains(line), "`{line}` missing from:\n{replay}");
+    }
+    let verify = f.omk_env(&["goal", "replay", &id, "--verify"], &env);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
