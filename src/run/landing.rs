@@ -39,6 +39,12 @@ pub(super) async fn land_locked(
     live: bool,
     show: impl Fn(&EventBody),
 ) -> Result<Landed> {
+    // Slices interrupted while they repaired finish first.
+    if repairing(state) {
+        if let Some(stopped) = repair(repo, store, goal, state, live, &show).await? {
+            return Ok(stopped);
+        }
+    }
     loop {
         let landed = crate::deliver::land::land_goal(repo, goal, state, options, &show).await?;
         let Landed::Asked {
@@ -70,49 +76,78 @@ pub(super) async fn land_locked(
         });
         show(&step);
         crate::deliver::record(goal, state, step)?;
-        // Delivered again as it was: to the same pull request.
-        let request = crate::deliver::Request {
-            to: Deliver::Pr,
-            options: DeliverOptions {
-                squash: state
-                    .delivery
-                    .as_ref()
-                    .is_some_and(|d| d.squash_commit.is_some()),
-                draft: state.settings.deliver_options.draft,
-                remote: state.delivery.as_ref().and_then(|d| d.remote.clone()),
-            },
-            partial: false,
-        };
-        *state = repair(repo, store, goal, state, &request, live).await?;
-        if state.status != GoalStatus::Ready {
-            let reason = format!(
-                "the slices sent feedback ended {}{}",
-                state.status,
-                state
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            );
-            return stop(goal, state, reason, &show);
-        }
-        match &state.delivery {
-            Some(d) if d.delivered && d.pull_request.is_some() => {}
-            d => {
-                let why = d.as_ref().map_or("it was not delivered", |d| &d.reason);
-                let reason = format!("the repaired head did not reach the pull request: {why}");
-                return stop(goal, state, reason, &show);
-            }
-        }
-        for refused in crate::deliver::land::answer_threads(repo, goal, state, &show).await? {
-            eprintln!("omk: could not reply on {refused}");
+        if let Some(stopped) = repair(repo, store, goal, state, live, &show).await? {
+            return Ok(stopped);
         }
     }
 }
 
+/// Whether the goal was reopened by its pull request's feedback and its
+/// run was interrupted (killed, cancelled) before it ended.
+fn repairing(state: &GoalState) -> bool {
+    matches!(state.status, GoalStatus::Running | GoalStatus::Cancelled)
+        && state
+            .landing
+            .as_ref()
+            .is_some_and(|l| !l.feedback.is_empty() && l.merged.is_none())
+}
+
+/// Runs the reopened goal to its end, delivers it again to its pull
+/// request, and answers the review threads; or says why landing stops.
+async fn repair(
+    repo: &Repo,
+    store: &Store,
+    goal: &GoalDir,
+    state: &mut GoalState,
+    live: bool,
+    show: impl Fn(&EventBody),
+) -> Result<Option<Landed>> {
+    // Delivered again as it was: to the same pull request.
+    let last = state
+        .delivery
+        .iter()
+        .chain(state.earlier_deliveries.iter().rev())
+        .find(|d| d.pull_request.is_some())
+        .cloned();
+    let request = crate::deliver::Request {
+        to: Deliver::Pr,
+        options: DeliverOptions {
+            squash: last.as_ref().is_some_and(|d| d.squash_commit.is_some()),
+            draft: state.settings.deliver_options.draft,
+            remote: last.as_ref().and_then(|d| d.remote.clone()),
+        },
+        partial: false,
+    };
+    *state = run_again(repo, store, goal, state, &request, live).await?;
+    if state.status != GoalStatus::Ready {
+        let reason = format!(
+            "the slices sent feedback ended {}{}",
+            state.status,
+            state
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        return stop(goal, state, reason, &show).map(Some);
+    }
+    match &state.delivery {
+        Some(d) if d.delivered && d.pull_request.is_some() => {}
+        d => {
+            let why = d.as_ref().map_or("it was not delivered", |d| &d.reason);
+            let reason = format!("the repaired head did not reach the pull request: {why}");
+            return stop(goal, state, reason, &show).map(Some);
+        }
+    }
+    for refused in crate::deliver::land::answer_threads(repo, goal, state, &show).await? {
+        eprintln!("omk: could not reply on {refused}");
+    }
+    Ok(None)
+}
+
 /// Runs goal `goal`, reopened, to its end and delivers it as `request`
 /// asks; returns its state. The caller holds the goal's lock.
-async fn repair(
+async fn run_again(
     repo: &Repo,
     store: &Store,
     goal: &GoalDir,

@@ -175,3 +175,86 @@ fn a_failed_check_and_a_review_go_back_to_their_slices_and_the_repaired_head_mer
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+#[test]
+fn goal_land_killed_while_a_slice_repairs_is_taken_up_on_the_same_pull_request() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let bare = remote(&f);
+    let gh = GitHubServer::start();
+    gh.heads_from(&bare);
+    let env = [
+        ("GITHUB_API_URL", gh.api_url.as_str()),
+        ("GH_TOKEN", "token-one"),
+        ("GH_REPO", "acme/widgets"),
+    ];
+    // Told something, the agent takes its time: long enough to be killed.
+    let agent = f.agent(&AGENT.replace(
+        "if [ -n \"${OMK_FEEDBACK:-}\" ]; then",
+        "if [ -n \"${OMK_FEEDBACK:-}\" ]; then\n  sleep 2",
+    ));
+    let plan = f.plan(serde_json::json!({ "slices": [
+        slice("app", &["app.txt"]),
+        slice("docs", &["docs/**"]),
+    ] }));
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &["--deliver", "pr"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap().to_string();
+    let failing = "FAILED: app.txt still says v1";
+    gh.script_checks_per_head(&[
+        &[("test", 0, "failure", failing)],
+        &[("test", 0, "success", "ok")],
+    ]);
+    let args = [
+        "goal",
+        "land",
+        &id,
+        "--land-poll",
+        "20ms",
+        "--json",
+        "--no-progress",
+    ];
+    let mut first = f
+        .omk_command(&args, &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let events = f.goal_dir(&id).join("events.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .contains("\"kind\":\"slice_started\",\"slice\":\"app\",\"attempt\":2")
+    {
+        assert!(std::time::Instant::now() < deadline, "never reopened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let out = f.omk_env(&args, &env);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["landing"]["number"], 1);
+    assert_eq!(gh.pulls().len(), 1, "the same pull request, not a new one");
+    let last = rev(&bare, &format!("omk/{id}/integration")).unwrap();
+    assert_eq!(
+        state["landing"]["merged"],
+        "feed000000000000000000000000000000000001"
+    );
+    assert_eq!(state["landing"]["head"], last.as_str());
+    assert_eq!(
+        git(&bare, &["show", &format!("{last}:app.txt")]),
+        "app v1\nfixed what CI said"
+    );
+    assert_eq!(state["landing"]["feedback"].as_array().unwrap().len(), 1);
+    // The interrupted repair was taken over, not sent again.
+    let log = std::fs::read_to_string(&events).unwrap();
+    assert_eq!(log.matches("\"kind\":\"goal_resumed\"").count(), 2, "{log}");
+    assert_eq!(log.matches("\"step\":\"reopened\"").count(), 1);
+    assert!(
+        f.leftover_processes().is_empty(),
+        "{:?}",
+        f.leftover_processes()
+    );
+}
