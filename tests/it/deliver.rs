@@ -22,7 +22,7 @@ pub(crate) fn remote(f: &Fixture) -> PathBuf {
 }
 
 /// Fetches the goals' proofs into `clone`, as a reviewer does.
-fn fetch_proofs(clone: &Path) {
+pub(crate) fn fetch_proofs(clone: &Path) {
     git(
         clone,
         &[
@@ -35,7 +35,7 @@ fn fetch_proofs(clone: &Path) {
 }
 
 /// A clone of `bare` beside the fixture's repository, named `name`.
-fn clone_of(f: &Fixture, bare: &Path, name: &str) -> PathBuf {
+pub(crate) fn clone_of(f: &Fixture, bare: &Path, name: &str) -> PathBuf {
     let clone = f.tmp.path().join(name);
     git(
         f.tmp.path(),
@@ -89,7 +89,7 @@ fn fixture() -> Fixture {
 }
 
 /// `omk -C dir <args>` with a state home of its own: a machine that never ran the goal.
-fn omk_elsewhere(dir: &Path, args: &[&str]) -> (i32, String) {
+pub(crate) fn omk_elsewhere(dir: &Path, args: &[&str]) -> (i32, String) {
     let home = dir.parent().unwrap().join("elsewhere-home");
     let out = Command::new(env!("CARGO_BIN_EXE_omk"))
         .arg("-C")

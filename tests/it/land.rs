@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::deliver::{git, remote, rev};
+use crate::deliver::{clone_of, fetch_proofs, git, omk_elsewhere, remote, rev};
 use crate::support::github::GitHubServer;
 use crate::support::{gate_toml, slice, slice_of, Fixture};
 
@@ -174,6 +174,11 @@ fn a_failed_check_and_a_review_go_back_to_their_slices_and_the_repaired_head_mer
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+    // And what was merged verifies on a reviewer's clone.
+    let clone = clone_of(&f, &bare, "reviewer");
+    fetch_proofs(&clone);
+    let (code, said) = omk_elsewhere(&clone, &["goal", "verify", &id]);
+    assert_eq!(code, 0, "{said}");
 }
 
 #[test]
