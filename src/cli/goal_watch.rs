@@ -4,9 +4,10 @@
 //! The log is the only thing read: watching changes nothing, and any number
 //! of terminals can watch one goal. It ends once the goal has finished and
 //! its driver has let go of it (a delivery comes after `goal_finished`),
-//! and exits as `goal run` would have.
+//! and exits as `goal run` would have. With `--json` it streams the events
+//! instead, one JSON object per line, as `goal replay --json` prints them.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,9 +23,14 @@ pub struct Args {
     /// Print plain lines instead of the live view.
     #[arg(long)]
     no_progress: bool,
-    /// Print the proof as JSON at the end.
+    /// Stream the goal's events as JSON Lines (as `goal replay --json`
+    /// prints them) instead of the view, until it ends.
     #[arg(long)]
     json: bool,
+    /// Only the events after this sequence number (with `--json`, to go on
+    /// where an earlier reader stopped).
+    #[arg(long, value_name = "SEQ")]
+    after: Option<u64>,
 }
 
 /// How often the log is read again.
@@ -41,7 +47,8 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     }
     let file = std::fs::File::open(&path).context(|| format!("opening {}", path.display()))?;
     let mut log = std::io::BufReader::new(file);
-    let mut reporter = Reporter::new(!args.no_progress);
+    let mut reporter = Reporter::new(!args.no_progress && !args.json);
+    let mut out = std::io::stdout().lock();
     let mut state = GoalState::default();
     let mut partial = String::new();
     // Set once nothing drives the goal: one more read, then the end.
@@ -63,7 +70,19 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             let whole = std::mem::take(&mut partial) + &line;
             if let Ok(event) = serde_json::from_str::<Event>(whole.trim_end()) {
                 state.apply(&event);
-                reporter.event(&event, &state);
+                if args.after.is_some_and(|after| event.seq <= after) {
+                    continue;
+                }
+                if args.json {
+                    let line = serde_json::to_string(&event)
+                        .map_err(|e| crate::Error::json("encoding event", e))?;
+                    // A reader that went away (`| head`) ends the stream.
+                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                        return Ok(super::goal_exit_code(&state));
+                    }
+                } else {
+                    reporter.event(&event, &state);
+                }
             }
         }
         if last_read {
@@ -83,9 +102,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         );
         return Ok(1);
     }
-    if args.json {
-        super::print_json(&state)?;
-    } else {
+    if !args.json {
         print!("{}", crate::proof::text(&state));
         println!("proof: {}", goal.proof().display());
     }

@@ -425,10 +425,44 @@ echo x > "$OMK_SLICE_ID.txt""#,
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let json = |extra: &[&str]| {
+        let mut args = vec!["goal", "watch", "--json"];
+        args.extend(extra);
+        f.omk_command(&args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (streamed, after) = (json(&[]), json(&["--after", "3"]));
     std::thread::sleep(std::time::Duration::from_millis(300));
     std::fs::remove_file(&hold).unwrap();
     let run = run.wait_with_output().unwrap();
     let watch = watch.wait_with_output().unwrap();
+    // `--json` streams every event once, in order, as `replay --json` prints
+    // them, and exits as the run did; `--after` goes on from a sequence number.
+    let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", "--json"]).stdout).into_owned();
+    let streamed = streamed.wait_with_output().unwrap();
+    assert_eq!(streamed.status.code(), run.status.code());
+    assert_eq!(String::from_utf8_lossy(&streamed.stdout), replay);
+    let seqs: Vec<u64> = replay
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let after = after.wait_with_output().unwrap();
+    assert_eq!(after.status.code(), run.status.code());
+    let rest: Vec<&str> = replay.lines().skip(3).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&after.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        rest
+    );
     assert_eq!(
         run.status.code(),
         Some(1),
