@@ -44,6 +44,10 @@ pub enum Error {
     UnknownGoal(String),
 
     /// A goal id prefix matches several goals.
+    /// A goal was to be made with an id that is taken.
+    #[error("a goal `{0}` exists already; leave the id out and omk makes a new one")]
+    GoalExists(String),
+
     #[error("goal id `{prefix}` is ambiguous; it matches {}", .matches.join(", "))]
     AmbiguousGoal {
         prefix: String,
@@ -148,6 +152,7 @@ impl Error {
             | Error::UnknownRev { .. }
             | Error::Shard { .. }
             | Error::UnknownGoal(_)
+            | Error::GoalExists(_)
             | Error::AmbiguousGoal { .. }
             | Error::Busy { .. }
             | Error::Deliver(_) => 2,

@@ -35,6 +35,7 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         return Err(crate::Error::Usage("--slices must be at least 1".into()));
     }
     let opts = RunOptions {
+        goal_id: None,
         dir: dir.to_path_buf(),
         goal: args.goal,
         slices: Some(args.slices),

@@ -87,6 +87,13 @@ pub struct Args {
     /// Plain log lines instead of a live display.
     #[arg(long)]
     no_progress: bool,
+    /// Start the goal in the background and print its id once it exists
+    /// (exit 0); the goal runs on after this command and its terminal end.
+    #[arg(long)]
+    detach: bool,
+    /// The new goal's id (set by `--detach` for the controller it starts).
+    #[arg(long, hide = true, value_name = "ID")]
+    goal_id: Option<String>,
 }
 
 /// Every flag the run cannot take, at once, named as typed.
@@ -126,6 +133,9 @@ fn check(args: &Args) -> Result<()> {
 
 pub async fn run(dir: &Path, args: Args) -> Result<u8> {
     check(&args)?;
+    if args.detach {
+        return detached(dir, args.json);
+    }
     let opts = RunOptions {
         dir: dir.to_path_buf(),
         goal: args.goal,
@@ -150,9 +160,37 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
         sparse: args.sparse,
         executor: args.executor,
         budget: args.budget.into(),
+        goal_id: args.goal_id,
     };
     let finished = run_goal(opts, Reporter::new(!args.no_progress))
         .await
         .map_err(super::as_flags)?;
     super::print_finished(&finished, args.json)
+}
+
+/// `--detach`: this same command, without `--detach`, as the goal's own
+/// controller; says the goal's id once it exists.
+fn detached(dir: &Path, json: bool) -> Result<u8> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    match crate::run::detach(dir, &args)? {
+        crate::run::Detached::Started { goal_id, log } => {
+            if json {
+                super::print_json(&serde_json::json!({ "goal_id": goal_id, "log": log }))?;
+            } else {
+                println!("{goal_id}");
+                eprintln!(
+                    "omk: goal {goal_id} started in the background; `omk goal watch {goal_id}` follows it, `omk goal cancel {goal_id}` stops it (its controller's output: {})",
+                    log.display()
+                );
+            }
+            Ok(0)
+        }
+        crate::run::Detached::Ended { code, said } => {
+            eprint!("{said}");
+            Ok(code)
+        }
+    }
 }

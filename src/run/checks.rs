@@ -135,6 +135,13 @@ pub(super) fn validate(opts: &RunOptions) -> Result<()> {
     if opts.max_attempts == Some(0) {
         errors.push("a slice needs at least one attempt");
     }
+    if opts
+        .goal_id
+        .as_deref()
+        .is_some_and(|id| !crate::store::is_goal_id(id))
+    {
+        errors.push("a goal id is the time and four hex digits, as `20261207-063237-4f9a`");
+    }
     match errors.is_empty() {
         true => Ok(()),
         false => Err(Error::Usage(errors.join("\n"))),

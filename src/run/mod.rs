@@ -9,6 +9,7 @@ use std::time::Duration;
 use ractor::Actor;
 
 mod checks;
+mod detach;
 mod landing;
 mod planning;
 mod resume;
@@ -16,6 +17,7 @@ mod started;
 
 pub use checks::check_sandbox;
 use checks::*;
+pub use detach::{detach, Detached};
 pub use landing::land;
 use planning::obtain_plan;
 pub use planning::plan_goal;
@@ -87,6 +89,9 @@ pub struct RunOptions {
     /// Hosts agents and gates may reach besides `[sandbox] allow_hosts`
     /// (`--allow-host`).
     pub allow_hosts: Vec<String>,
+    /// The id to give the goal (a detached run's, chosen by the process
+    /// that started it); a new one when absent.
+    pub goal_id: Option<String>,
 }
 
 /// Goal-wide limits the supervisor enforces (not the agents).
@@ -169,7 +174,10 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         &base_commit,
         concurrency.min(plan.slices.len()) + integration_slot,
     )?;
-    let goal = store.create_goal()?;
+    let goal = match &opts.goal_id {
+        Some(id) => store.create_goal_as(id)?,
+        None => store.create_goal()?,
+    };
     let lock = goal.lock()?;
     let plan_json =
         serde_json::to_vec_pretty(&plan).map_err(|e| Error::json("encoding plan", e))?;

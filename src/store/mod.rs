@@ -29,6 +29,29 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// A new goal id: the time (UTC, to the second) and four random hex digits.
+pub fn new_goal_id() -> String {
+    let stamp = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    format!(
+        "{}-{:04x}",
+        stamp.format(&format).unwrap_or_default(),
+        rand::random::<u16>()
+    )
+}
+
+/// Whether `id` has the shape [`new_goal_id`] gives.
+pub fn is_goal_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 20
+        && b[8] == b'-'
+        && b[15] == b'-'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+        && b[16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
 /// The files of one goal.
 #[derive(Debug, Clone)]
 pub struct GoalDir {
@@ -211,24 +234,35 @@ impl Store {
 
     /// Creates the directory of a new goal with a fresh id.
     pub fn create_goal(&self) -> Result<GoalDir> {
-        let goals = self.root.join("goals");
-        std::fs::create_dir_all(&goals).context(|| format!("creating {}", goals.display()))?;
         loop {
-            let stamp = time::OffsetDateTime::now_utc();
-            let format =
-                time::macros::format_description!("[year][month][day]-[hour][minute][second]");
-            let id = format!(
-                "{}-{:04x}",
-                stamp.format(&format).unwrap_or_default(),
-                rand::random::<u16>()
-            );
-            let dir = goals.join(&id);
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(GoalDir { id, dir }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+            match self.create_goal_as(&new_goal_id()) {
+                Err(Error::GoalExists(_)) => continue,
+                made => return made,
             }
         }
+    }
+
+    /// Creates the directory of a new goal with the id `id` (one that
+    /// [`new_goal_id`] made); an id in use is refused.
+    pub fn create_goal_as(&self, id: &str) -> Result<GoalDir> {
+        let goals = self.root.join("goals");
+        std::fs::create_dir_all(&goals).context(|| format!("creating {}", goals.display()))?;
+        let dir = goals.join(id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(GoalDir {
+                id: id.to_string(),
+                dir,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::GoalExists(id.to_string()))
+            }
+            Err(e) => Err(Error::io(format!("creating {}", dir.display()), e)),
+        }
+    }
+
+    /// Where a detached controller's output goes (`goal run --detach`).
+    pub fn detached_log(&self, id: &str) -> PathBuf {
+        self.root.join("detached").join(format!("{id}.log"))
     }
 
     /// Every goal's id, oldest first: by when its first event was recorded

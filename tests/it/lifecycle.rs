@@ -744,3 +744,61 @@ fn status_of_a_goal_whose_driver_died_says_so() {
     let status = String::from_utf8_lossy(&b.f.omk(&["goal", "status"]).stdout).into_owned();
     assert!(!status.contains("driver: none"), "{status}");
 }
+
+#[test]
+fn a_detached_goal_outlives_its_starter_and_is_an_ordinary_goal() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(r#"sleep 1; echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let plan_arg = plan.to_str().unwrap().to_string();
+    let started = Instant::now();
+    let out = f.omk(&[
+        "goal", "run", "g", "--plan", &plan_arg, "--agent", &agent, "--detach", "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = said["goal_id"].as_str().unwrap().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the starter leaves at once, before the agents finish"
+    );
+    // Another terminal follows it to its end, and lists it.
+    let watch = f.omk(&["goal", "watch", &id, "--json"]);
+    assert_eq!(watch.status.code(), Some(0));
+    let status: Value =
+        serde_json::from_slice(&f.omk(&["goal", "status", &id, "--json"]).stdout).unwrap();
+    assert_eq!(status["status"], "ready");
+    let list = String::from_utf8_lossy(&f.omk(&["goal", "list"]).stdout).into_owned();
+    assert!(list.contains(&id), "{list}");
+
+    // Bad input is said as `goal run` says it, with its exit code, and no
+    // goal is made.
+    let mut cyclic_a = slice("a", &["a.txt"]);
+    cyclic_a["depends_on"] = json!(["b"]);
+    let mut cyclic_b = slice("b", &["b.txt"]);
+    cyclic_b["depends_on"] = json!(["a"]);
+    let bad = f.script(
+        "cyclic.json",
+        &json!({ "slices": [cyclic_a, cyclic_b] }).to_string(),
+    );
+    let out = f.omk(&[
+        "goal",
+        "run",
+        "g",
+        "--plan",
+        bad.to_str().unwrap(),
+        "--agent",
+        &agent,
+        "--detach",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cycle"), "{err}");
+    let list = String::from_utf8_lossy(&f.omk(&["goal", "list", "--json"]).stdout).into_owned();
+    assert_eq!(list.matches("\"goal_id\"").count(), 1, "{list}");
+}

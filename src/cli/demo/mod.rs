@@ -136,6 +136,7 @@ pub async fn run(args: Args) -> Result<u8> {
     println!("          watch the repair loop: `count` fails its test and is sent back with the failure; `upper` and `lower` pass alone");
     println!("          but break a test together: omk bisects the merged result, takes the culprit out and sends it back\n");
     let opts = RunOptions {
+        goal_id: None,
         dir: repo.clone(),
         goal: "Give textkit upper, lower and count commands, tested and documented".into(),
         slices: Some(4),
