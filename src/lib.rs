@@ -25,6 +25,7 @@ pub mod gate;
 pub mod git;
 pub mod ids;
 pub mod machine;
+pub mod mcp;
 pub mod plan;
 pub mod planner;
 pub mod pool;

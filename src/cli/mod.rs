@@ -19,6 +19,7 @@ mod goal_run;
 mod goal_status;
 mod goal_verify;
 mod goal_watch;
+mod mcp;
 mod pager;
 mod worker;
 
@@ -55,6 +56,10 @@ enum Command {
     Demo(demo::Args),
     /// Check git, the state directory and the agents omk can use.
     Doctor(doctor::Args),
+    /// Serve omk's goal tools over MCP (stdio) to an agent: goal_plan,
+    /// goal_run, goal_status, goal_events, goal_logs, goal_diff, goal_proof,
+    /// goal_cancel, goal_retry, goal_deliver, goal_list.
+    Mcp(mcp::Args),
     /// Run one slice attempt on a cluster node (started by the scheduler).
     #[command(hide = true)]
     Worker(worker::Args),
@@ -211,6 +216,7 @@ pub fn main() -> ExitCode {
             Command::Goal(GoalCommand::Report(a)) => goal_report::run(&dir, a),
             Command::Demo(a) => demo::run(a).await,
             Command::Doctor(a) => doctor::run(&dir, a),
+            Command::Mcp(a) => mcp::run(&dir, a).await,
             Command::Worker(a) => worker::run(&dir, a).await,
         }
     });

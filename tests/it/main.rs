@@ -13,6 +13,7 @@ mod inspect;
 mod kimi;
 mod land;
 mod lifecycle;
+mod mcp;
 mod planner;
 mod report;
 mod review;
