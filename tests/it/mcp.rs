@@ -226,3 +226,169 @@ fn print_config_names_this_omk_and_this_repository() {
         std::fs::canonicalize(&f.repo).unwrap()
     );
 }
+
+/// The last tool result in a request, as text.
+fn last_tool_result(body: &Value) -> Option<String> {
+    let last = body["messages"].as_array()?.last()?;
+    if last["role"] != "tool" {
+        return None;
+    }
+    Some(match &last["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    })
+}
+
+/// The tool the model called last, as omk names it.
+fn last_call(body: &Value) -> String {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    messages
+        .iter()
+        .rev()
+        .find_map(|m| m["tool_calls"][0]["function"]["name"].as_str())
+        .map(|n| {
+            ["goal_run", "goal_status", "goal_proof"]
+                .into_iter()
+                .find(|t| n.ends_with(t))
+                .unwrap_or(n)
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The name the agent offers an MCP tool under (it may prefix it).
+fn offered(body: &Value, tool: &str) -> String {
+    body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .find(|n| n.ends_with(tool))
+        .unwrap_or(tool)
+        .to_string()
+}
+
+/// The first `"goal_id": "…"` in `text`.
+fn goal_id_in(text: &str) -> Option<String> {
+    let at = text.find("\"goal_id\"")?;
+    let rest = &text[at + 9..];
+    let start = rest.find('"')? + 1;
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_string())
+}
+
+#[test]
+fn the_real_kimi_cli_runs_a_goal_through_omk_s_mcp_tools() {
+    use crate::support::kimi::{self, Product};
+    use crate::support::llm::{LlmServer, Reply};
+
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let the_plan = plan();
+    let (plan_for_model, agent_for_model) = (the_plan.clone(), agent.clone());
+    // The model: goal_run with the plan, goal_status until it is no longer
+    // running, goal_proof, then a last word.
+    let llm = LlmServer::start(move |body, _| {
+        let result = last_tool_result(body);
+        let tool = |name: &str, arguments: Value| Reply::Tool {
+            name: offered(body, name),
+            arguments,
+        };
+        let Some(result) = result else {
+            return tool(
+                "goal_run",
+                json!({ "goal": "write a.txt and b.txt", "plan": plan_for_model, "agent": agent_for_model }),
+            );
+        };
+        let called = last_call(body);
+        let id = body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["role"] == "tool")
+            .find_map(|m| goal_id_in(m["content"].as_str().unwrap_or_default()))
+            .unwrap_or_default();
+        match called.as_str() {
+            "goal_run" => return tool("goal_status", json!({ "goal_id": id })),
+            "goal_status" if result.contains("\"status\": \"ready\"") => {
+                return tool("goal_proof", json!({ "goal_id": id, "markdown": true }))
+            }
+            "goal_status" if result.contains("\"status\": \"running\"") => {
+                return tool("goal_status", json!({ "goal_id": id }))
+            }
+            "goal_proof" => return Reply::Text(format!("Done: goal {id} is ready.")),
+            _ => {}
+        }
+        Reply::Text(format!("Stopped: {result}"))
+    });
+    let home = f.tmp.path().join("kimi-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = f.tmp.path().join("mcp.json");
+    let mut servers =
+        serde_json::from_slice::<Value>(&f.omk(&["mcp", "--print-config"]).stdout).unwrap();
+    // The client starts the server with the variables it is given: the
+    // test's own state home is one.
+    servers["mcpServers"]["omk"]["env"] = json!({ "OMK_HOME": f.home });
+    std::fs::write(&config, servers.to_string()).unwrap();
+    let out = Command::new("kimi")
+        .args([
+            "--print",
+            "--output-format",
+            "stream-json",
+            "--max-steps-per-turn",
+            "60",
+            "-w",
+        ])
+        .arg(&f.repo)
+        .arg("--mcp-config-file")
+        .arg(&config)
+        .args(["-p", "Run the goal with omk and show me its proof."])
+        .envs(kimi::env(Product::Python, &llm.base_url, &home))
+        .env("OMK_HOME", &f.home)
+        .current_dir(&f.repo)
+        .output()
+        .unwrap();
+    let transcript = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{transcript}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The transcript shows the tools' results: the id, the status, the proof.
+    let tool_results: Vec<Value> = transcript
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["role"] == "tool")
+        .collect();
+    let seen: Vec<&str> = tool_results
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    let seen = seen.join("\n");
+    let id =
+        goal_id_in(&seen).unwrap_or_else(|| panic!("no goal id in the transcript:\n{transcript}"));
+    assert!(seen.contains(&id), "{transcript}");
+    assert!(seen.contains("ready"), "{transcript}");
+    assert!(
+        seen.contains("Omk") || seen.contains("proof"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains(&format!("Done: goal {id} is ready.")),
+        "{transcript}"
+    );
+    // The goal is ready, and its tree is the one the same plan gives from
+    // the command line.
+    let status: Value =
+        serde_json::from_slice(&f.omk(&["goal", "status", &id, "--json"]).stdout).unwrap();
+    assert_eq!(status["status"], "ready");
+    let plan_file = f.plan(the_plan);
+    let (code, cli, stderr) = f.run_goal(&plan_file, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(status["integration"]["tree"], cli["integration"]["tree"]);
+}
