@@ -2,7 +2,8 @@
 //!
 //! The process driving the goal gets SIGTERM, which it handles like Ctrl-C:
 //! agents are cancelled, committed work is kept, the goal ends `cancelled`.
-//! A goal whose controller died is marked `cancelled` directly.
+//! A goal whose controller died (before this, or of the signal before it
+//! could handle it) is marked `cancelled` directly.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,7 +47,10 @@ pub async fn run(dir: &Path, args: Args) -> Result<u8> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    } else {
+    }
+    // No controller is left: one that died before it could record the
+    // cancel (or long before) leaves the goal to be marked here.
+    if super::load_state(&goal)?.0.status == GoalStatus::Running {
         let _lock = goal.lock()?;
         let (mut log, events) = EventLog::open(&goal.events())?;
         if GoalState::from_events(&events).status == GoalStatus::Running {

@@ -22,7 +22,7 @@ pub async fn land(
     let repo = Repo::discover(dir)?;
     let store = Store::for_repo(&repo)?;
     let goal = store.find_goal(id)?;
-    let _lock = goal.lock()?;
+    let _lock = lock_to_drive(&goal)?;
     let (_, events) = EventLog::open(&goal.events())?;
     let mut state = GoalState::from_events(&events);
     let landed = land_locked(&repo, &store, &goal, &mut state, options, live, show).await?;

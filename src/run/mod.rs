@@ -10,6 +10,7 @@ use ractor::Actor;
 
 mod checks;
 mod detach;
+mod interrupts;
 mod landing;
 mod planning;
 mod resume;
@@ -178,7 +179,7 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
         Some(id) => store.create_goal_as(id)?,
         None => store.create_goal()?,
     };
-    let lock = goal.lock()?;
+    let lock = lock_to_drive(&goal)?;
     let plan_json =
         serde_json::to_vec_pretty(&plan).map_err(|e| Error::json("encoding plan", e))?;
     crate::files::write_atomic(&goal.plan(), &plan_json)?;
@@ -282,6 +283,13 @@ async fn drive(
     })
 }
 
+/// Takes `goal`'s lock to drive it, listening for SIGINT and SIGTERM first
+/// so that neither can kill this process before the supervisor handles it.
+fn lock_to_drive(goal: &GoalDir) -> Result<GoalLock> {
+    interrupts::listen();
+    goal.lock()
+}
+
 /// Runs the supervisor to the goal's end, turning SIGINT and SIGTERM into a
 /// cancel (a second one exits at once). The caller holds the goal's lock.
 async fn supervise(
@@ -309,29 +317,13 @@ async fn supervise(
     let signals = {
         let supervisor = supervisor.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            let mut first = true;
-            loop {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-                if first {
-                    first = false;
-                    eprintln!("omk: cancelling: agents are stopped, committed work is kept (again to exit at once)");
-                    let _ = supervisor.send_message(SupervisorMsg::Cancel);
-                } else {
-                    // Leave nothing running; the log is durable, so `resume` can take over.
-                    crate::process::kill_all_groups();
-                    std::process::exit(130);
-                }
-            }
+            interrupts::next().await;
+            eprintln!("omk: cancelling: agents are stopped, committed work is kept (again to exit at once)");
+            let _ = supervisor.send_message(SupervisorMsg::Cancel);
+            interrupts::next().await;
+            // Leave nothing running; the log is durable, so `resume` can take over.
+            crate::process::kill_all_groups();
+            std::process::exit(130);
         })
     };
     let state = finished.await;

@@ -18,7 +18,7 @@ pub async fn resume_goal(
     let repo = Repo::discover(dir)?;
     let store = Store::for_repo(&repo)?;
     let goal = store.find_goal(id)?;
-    let lock = goal.lock()?;
+    let lock = lock_to_drive(&goal)?;
     let (log, events) = EventLog::open(&goal.events())?;
     let state = GoalState::from_events(&events);
     if matches!(state.status, GoalStatus::Ready | GoalStatus::NotReady) {
@@ -91,7 +91,7 @@ pub async fn retry_goal(
     let store = Store::for_repo(&repo)?;
     let goal = store.find_goal(id)?;
     {
-        let _lock = goal.lock()?;
+        let _lock = lock_to_drive(&goal)?;
         let (mut log, events) = EventLog::open(&goal.events())?;
         let state = GoalState::from_events(&events);
         let unknown: Vec<&String> = slices.iter().filter(|s| state.slice(s).is_none()).collect();

@@ -802,3 +802,40 @@ fn a_detached_goal_outlives_its_starter_and_is_an_ordinary_goal() {
     let list = String::from_utf8_lossy(&f.omk(&["goal", "list", "--json"]).stdout).into_owned();
     assert_eq!(list.matches("\"goal_id\"").count(), 1, "{list}");
 }
+
+#[test]
+fn a_detached_goal_cancelled_the_moment_it_starts_ends_cancelled() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let agent = f.agent(r#"sleep 30; echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let plan_arg = plan.to_str().unwrap().to_string();
+    // The cancel lands anywhere in the controller's start: before it
+    // listens for signals, it must not die of one and leave `running`.
+    for _ in 0..4 {
+        let out = f.omk(&[
+            "goal", "run", "g", "--plan", &plan_arg, "--agent", &agent, "--detach", "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = said["goal_id"].as_str().unwrap().to_string();
+        let cancel = f.omk(&["goal", "cancel", &id]);
+        let told = String::from_utf8_lossy(&cancel.stdout).into_owned();
+        assert_eq!(
+            told.trim(),
+            format!("goal {id}: cancelled"),
+            "{}",
+            String::from_utf8_lossy(&cancel.stderr)
+        );
+        let status: Value =
+            serde_json::from_slice(&f.omk(&["goal", "status", &id, "--json"]).stdout).unwrap();
+        assert_eq!(status["status"], "cancelled");
+    }
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let here = f.tmp.path().to_string_lossy().into_owned();
+    let left: Vec<&str> = ps.lines().filter(|l| l.contains(&here)).collect();
+    assert!(left.is_empty(), "outlived its goal: {left:?}");
+}
