@@ -124,6 +124,9 @@ pub struct GateJob {
     pub log_dir: PathBuf,
     /// How urgent it is: the most urgent queued job that fits runs first.
     pub priority: Priority,
+    /// Whether every gate runs even where the cache holds a pass: a check
+    /// failed where the gate had passed, and is reproduced.
+    pub fresh: bool,
 }
 
 /// How urgent a gate job is, most urgent first. Which job gets which is
@@ -213,6 +216,7 @@ impl GateState {
     /// Whether the cache holds a pass of every gate of `job` on its tree.
     fn all_cached(&self, job: &GateJob) -> bool {
         !job.gates.is_empty()
+            && !job.fresh
             && job
                 .gates
                 .iter()
@@ -330,7 +334,10 @@ async fn run_job(
         if let Ok(mut at) = running.lock() {
             *at = Some(spec.name.clone());
         }
-        let result = match cache.get(spec, &job.bench, &job.tree) {
+        let hit = (!job.fresh)
+            .then(|| cache.get(spec, &job.bench, &job.tree))
+            .flatten();
+        let result = match hit {
             Some(hit) => {
                 tracing::debug!(gate = %spec.name, from_goal = ?hit.from_goal, "cached pass reused");
                 hit

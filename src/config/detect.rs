@@ -32,6 +32,7 @@ pub(super) fn detected(read: &impl Fn(&str) -> Option<String>) -> Config {
                 // (or cannot be told), so they run alone.
                 cpus: command.contains("pytest").then_some(1),
                 review: None,
+                ci: None,
             }],
             GatesSource::Detected(file),
         ),

@@ -107,6 +107,8 @@ pub(super) struct GateEntry {
     pub(super) cpus: Option<usize>,
     #[serde(default)]
     pub(super) allow_hosts: Vec<String>,
+    /// The pull request check whose failures this gate reproduces.
+    pub(super) ci: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -95,10 +95,26 @@ fn gate(
         None if is_review => Some(1),
         n => n,
     };
+    let ci = g.ci.filter(|check| {
+        let problem = if check.trim().is_empty() {
+            Some("empty; name the pull request check this gate reproduces".to_string())
+        } else if !g.scope.judges_integration() {
+            Some("only a gate that judges the integration (scope = \"integration\" or \"both\") reproduces a check".into())
+        } else if is_review {
+            Some("a review gate cannot reproduce a check; map a command gate".into())
+        } else {
+            earlier
+                .iter()
+                .find(|x| x.ci.as_ref() == Some(check))
+                .map(|x| format!("check `{check}` is reproduced by gate `{}` already", x.name))
+        };
+        problem.map(|p| wrong.push(format!("{at}.ci: {p}"))).is_none()
+    });
     if !wrong.is_empty() {
         return Err(wrong);
     }
     Ok(GateSpec {
+        ci,
         allow_hosts,
         name: g.name,
         command,

@@ -154,3 +154,27 @@ fn every_problem_of_the_file_is_named_at_once() {
         assert!(err.contains(said), "`{said}` missing from: {err}");
     }
 }
+
+#[test]
+fn a_gate_reproduces_one_check_and_must_judge_the_integration() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |toml: &str| std::fs::write(dir.path().join(FILE_NAME), toml).unwrap();
+    write("[[gate]]\nname = \"unit\"\ncommand = \"true\"\nci = \"test (ubuntu)\"\n");
+    let c = Config::load(dir.path()).unwrap();
+    assert_eq!(c.gates[0].ci.as_deref(), Some("test (ubuntu)"));
+    write(
+        "[[gate]]\nname = \"lint\"\ncommand = \"true\"\nscope = \"slice\"\nci = \"lint\"\n\
+         [[gate]]\nname = \"a\"\ncommand = \"true\"\nci = \"test\"\n\
+         [[gate]]\nname = \"b\"\ncommand = \"true\"\nci = \"test\"\n\
+         [[gate]]\nname = \"c\"\ncommand = \"true\"\nci = \" \"\n",
+    );
+    let err = Config::load(dir.path()).unwrap_err().to_string();
+    for said in [
+        "3 problems",
+        "gate[0] (`lint`).ci: only a gate that judges the integration",
+        "gate[2] (`b`).ci: check `test` is reproduced by gate `a` already",
+        "gate[3] (`c`).ci: empty",
+    ] {
+        assert!(err.contains(said), "`{said}` missing from: {err}");
+    }
+}

@@ -77,6 +77,11 @@ pub struct GateSpec {
         skip_serializing_if = "crate::sandbox::egress::AllowList::is_empty"
     )]
     pub allow_hosts: crate::sandbox::egress::AllowList,
+    /// The pull request check this gate reproduces (`ci`): when that check
+    /// fails, the gate runs again on the pushed head and, if it fails there
+    /// too, on the branch's merges to find the one that broke it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<String>,
 }
 
 /// The outcome of one gate on one tree.

@@ -308,7 +308,7 @@ fn names(gates: &[GateResult]) -> String {
 
 /// A step of landing the pull request, in words.
 fn landing(step: &crate::store::landing::LandStep) -> String {
-    use crate::store::landing::{CheckState, LandStep};
+    use crate::store::landing::{CheckState, Found, LandStep};
     match step {
         LandStep::Following { number, head } => {
             format!(
@@ -349,6 +349,29 @@ fn landing(step: &crate::store::landing::LandStep) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             )
+        }
+        LandStep::Reproducing { head, check, gate } => format!(
+            "reproducing check `{check}` of {} with gate `{gate}`",
+            short(head)
+        ),
+        LandStep::Reproduced(r) => {
+            let runs = format!("{} run{}", r.runs, if r.runs == 1 { "" } else { "s" });
+            match &r.found {
+                Found::NotReproduced => format!(
+                    "gate `{}` passed where check `{}` failed ({runs}): the check's log decides",
+                    r.gate, r.check
+                ),
+                Found::NotRun { why } => format!(
+                    "gate `{}` could not reproduce check `{}`: {why}",
+                    r.gate, r.check
+                ),
+                Found::Culprit { slice, tree, .. } => format!(
+                    "gate `{}` reproduced check `{}`; it fails first on the merge of {slice} (tree {}, {runs})",
+                    r.gate,
+                    r.check,
+                    short(tree)
+                ),
+            }
         }
         LandStep::Replied {
             comment,

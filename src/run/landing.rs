@@ -39,7 +39,14 @@ pub(super) async fn land_locked(
     live: bool,
     show: impl Fn(&EventBody),
 ) -> Result<Landed> {
-    // Slices interrupted while they repaired finish first.
+    // A reproduction, then slices, interrupted finish first.
+    if state.integration.reproducing.is_some() {
+        *state = run_to_end(repo, store, goal, state, live).await?;
+        if state.status != GoalStatus::Ready {
+            let reason = format!("reproducing a failed check ended {}", state.status);
+            return stop(goal, state, reason, &show);
+        }
+    }
     if repairing(state) {
         if let Some(stopped) = repair(repo, store, goal, state, live, &show).await? {
             return Ok(stopped);
@@ -55,6 +62,11 @@ pub(super) async fn land_locked(
         else {
             return Ok(landed);
         };
+        if let Some(stopped) =
+            reproduce(repo, store, goal, state, &head, &findings, live, &show).await?
+        {
+            return Ok(stopped);
+        }
         let number = state.landing.as_ref().map_or(0, |l| l.number);
         let routed = feedback::route(state, number, &head, &findings);
         if routed.told.is_empty() {
@@ -145,6 +157,65 @@ async fn repair(
     Ok(None)
 }
 
+/// Reproduces on this machine each failed check of `findings` that a gate
+/// maps to (`ci`) and that was not reproduced on `head` yet: the goal runs
+/// again only to run that gate, on the head and then on the branch's
+/// merges, and records what it found, which [`feedback::route`] follows.
+/// Returns why landing stops, if such a run did not end `ready`.
+#[allow(clippy::too_many_arguments)]
+async fn reproduce(
+    repo: &Repo,
+    store: &Store,
+    goal: &GoalDir,
+    state: &mut GoalState,
+    head: &str,
+    findings: &[crate::deliver::land::Finding],
+    live: bool,
+    show: impl Fn(&EventBody),
+) -> Result<Option<Landed>> {
+    for f in findings {
+        let crate::store::landing::Source::Check { name } = &f.from else {
+            continue;
+        };
+        let Some(gate) = state
+            .settings
+            .gates
+            .iter()
+            .find(|g| g.ci.as_deref() == Some(name.as_str()))
+        else {
+            continue;
+        };
+        let done = |state: &GoalState| {
+            state
+                .landing
+                .as_ref()
+                .and_then(|l| l.reproduction(head, name))
+                .cloned()
+        };
+        if done(state).is_some() {
+            continue;
+        }
+        let step = EventBody::Landing(LandStep::Reproducing {
+            head: head.into(),
+            check: name.clone(),
+            gate: gate.name.clone(),
+        });
+        show(&step);
+        crate::deliver::record(goal, state, step)?;
+        *state = run_to_end(repo, store, goal, state, live).await?;
+        match done(state) {
+            Some(found) if state.status == GoalStatus::Ready => {
+                show(&EventBody::Landing(LandStep::Reproduced(found)));
+            }
+            _ => {
+                let reason = format!("reproducing check `{name}` ended {}", state.status);
+                return stop(goal, state, reason, &show).map(Some);
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Runs goal `goal`, reopened, to its end and delivers it as `request`
 /// asks; returns its state. The caller holds the goal's lock.
 async fn run_again(
@@ -155,6 +226,19 @@ async fn run_again(
     request: &crate::deliver::Request,
     live: bool,
 ) -> Result<GoalState> {
+    let ended = run_to_end(repo, store, goal, state, live).await?;
+    deliver_as(repo, goal, ended, request)
+}
+
+/// Runs goal `goal`, taken over, to its end; returns its state. The
+/// caller holds the goal's lock.
+async fn run_to_end(
+    repo: &Repo,
+    store: &Store,
+    goal: &GoalDir,
+    state: &GoalState,
+    live: bool,
+) -> Result<GoalState> {
     let reporter = Reporter::new(live);
     let agent = resume::take_over(goal, state, &reporter)?;
     let (log, events) = EventLog::open(&goal.events())?;
@@ -163,8 +247,7 @@ async fn run_again(
         events,
         raised: Raised::default(),
     };
-    let ended = supervise(repo, store, goal, start, agent, reporter).await?;
-    deliver_as(repo, goal, ended, request)
+    supervise(repo, store, goal, start, agent, reporter).await
 }
 
 /// Records that landing stopped, and why.

@@ -67,8 +67,23 @@ impl GoalState {
                 self.landing
                     .get_or_insert_with(Default::default)
                     .apply(step);
-                if let crate::store::landing::LandStep::Reopened { told, .. } = step {
-                    self.reopened(told);
+                use crate::store::landing::{LandStep, Reproduction};
+                match step {
+                    LandStep::Reopened { told, .. } => self.reopened(told),
+                    // The goal runs again, only to run the check's gate.
+                    LandStep::Reproducing { head, check, gate } => {
+                        self.status = GoalStatus::Running;
+                        self.reason = None;
+                        self.finished_at = None;
+                        self.integration.reproducing = Some(Reproduction {
+                            head: head.clone(),
+                            check: check.clone(),
+                            gate: gate.clone(),
+                            results: vec![],
+                        });
+                    }
+                    LandStep::Reproduced(_) => self.integration.reproducing = None,
+                    _ => {}
                 }
             }
             EventBody::GoalResumed { raised, .. } => self.resumed(raised),
@@ -410,6 +425,17 @@ impl GoalState {
                             s.current_gate = None;
                         }
                     }
+                    // A reproduction's results judge no candidate.
+                    None if self
+                        .integration
+                        .reproducing
+                        .as_ref()
+                        .is_some_and(|r| r.gate == result.name) =>
+                    {
+                        if let Some(r) = &mut self.integration.reproducing {
+                            r.results.push(result.clone());
+                        }
+                    }
                     None => {
                         if !result.outcome.judged() {
                             *self
@@ -543,7 +569,9 @@ impl GoalState {
             EventBody::IntegrationAdvanced { commit, tree, .. } => {
                 let i = &mut self.integration;
                 if let Some(at) = i.candidate.iter().position(|l| &l.commit == commit) {
-                    i.order.extend(i.candidate.drain(..=at).map(|l| l.slice));
+                    let advanced: Vec<Link> = i.candidate.drain(..=at).collect();
+                    i.order.extend(advanced.iter().map(|l| l.slice.clone()));
+                    i.merges.extend(advanced);
                 }
                 i.commit = commit.clone();
                 i.tree = tree.clone();

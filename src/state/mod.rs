@@ -243,6 +243,13 @@ pub struct Integration {
     /// How many times the integration gates could not run, per tree.
     #[serde(skip)]
     pub unjudged: std::collections::HashMap<String, u32>,
+    /// The branch's merges, oldest first: each one's commit and tree are a
+    /// state the branch passed through.
+    #[serde(skip)]
+    pub merges: Vec<Link>,
+    /// A pull request's failed check being reproduced with its gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproducing: Option<crate::store::landing::Reproduction>,
 }
 
 /// One merge of the candidate.

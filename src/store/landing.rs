@@ -27,6 +27,16 @@ pub enum LandStep {
         /// What each reopened slice's agent is told.
         told: Vec<Told>,
     },
+    /// A failed check is reproduced on this machine with the integration
+    /// gate mapped to it (`ci`): the gate runs on `head`'s tree and, if it
+    /// fails there, on the branch's merges to find the first it fails on.
+    Reproducing {
+        head: String,
+        check: String,
+        gate: String,
+    },
+    /// What the reproduction found.
+    Reproduced(Reproduced),
     /// omk answered a review comment on its thread, naming the slice and
     /// the commit that addressed it.
     Replied {
@@ -38,6 +48,60 @@ pub enum LandStep {
     Merged { commit: String, method: MergeMethod },
     /// Landing stopped without a merge, and why.
     Stopped { reason: String },
+}
+
+/// A failed check being reproduced: the state of the integration while
+/// its gate runs again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reproduction {
+    /// The head the check failed on.
+    pub head: String,
+    pub check: String,
+    pub gate: String,
+    /// The gate's results in this reproduction, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<crate::gate::GateResult>,
+}
+
+impl Reproduction {
+    /// Whether the gate passed on `tree` in this reproduction, if it ran there.
+    pub fn passed_on(&self, tree: &str) -> Option<bool> {
+        self.results
+            .iter()
+            .rev()
+            .find(|r| r.tree == tree)
+            .map(|r| r.passed)
+    }
+}
+
+/// What reproducing a failed check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reproduced {
+    /// The head the check failed on.
+    pub head: String,
+    pub check: String,
+    pub gate: String,
+    /// How many times the gate ran.
+    pub runs: u32,
+    pub found: Found,
+}
+
+/// What a reproduction found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Found {
+    /// The gate passed on the head here: the check's log decides.
+    NotReproduced,
+    /// The gate could not run (no verdict): the check's log decides.
+    NotRun { why: String },
+    /// The gate failed on the head, and first on the merge of `slice`,
+    /// whose tree is `tree`; `excerpt` is where its log shows the failure.
+    Culprit {
+        slice: String,
+        tree: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        excerpt: Option<String>,
+    },
 }
 
 /// A check on the head: a check run or a commit status.
@@ -193,6 +257,9 @@ pub struct Landing {
     /// The replies omk wrote on review comments' threads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replies: Vec<Reply>,
+    /// Failed checks reproduced with their gates, and what each found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reproduced: Vec<Reproduced>,
 }
 
 /// Feedback sent back about one head.
@@ -203,6 +270,14 @@ pub struct Sent {
 }
 
 impl Landing {
+    /// What reproducing check `check`'s failure on `head` found, if it was.
+    pub fn reproduction(&self, head: &str, check: &str) -> Option<&Reproduced> {
+        self.reproduced
+            .iter()
+            .rev()
+            .find(|r| r.head == head && r.check == check)
+    }
+
     /// Whether feedback from `from` was sent back already.
     pub fn addressed(&self, from: &Source) -> bool {
         self.feedback
@@ -254,6 +329,8 @@ impl Landing {
                 slice: slice.clone(),
                 commit: commit.clone(),
             }),
+            LandStep::Reproducing { .. } => self.waiting = None,
+            LandStep::Reproduced(found) => self.reproduced.push(found.clone()),
             LandStep::Checked { checks } => {
                 self.checks = checks.clone();
                 self.waiting = None;

@@ -263,3 +263,128 @@ fn goal_land_killed_while_a_slice_repairs_is_taken_up_on_the_same_pull_request()
         f.leftover_processes()
     );
 }
+
+#[test]
+fn a_failed_check_its_gate_reproduces_is_bisected_to_the_slice_that_broke_it() {
+    // CI sees what this machine does not until it is told (its own
+    // environment): the gate mapped to the check reads it from `env`.
+    let ci_env = tempfile::tempdir().unwrap();
+    let strict = ci_env.path().join("strict");
+    let toml = gate_toml("check", "true", "slice")
+        + &gate_toml(
+            "unit",
+            &format!(
+                "if [ -e {} ] && grep -q broken b.txt; then echo 'FAILED: b.txt is broken'; exit 1; fi",
+                strict.display()
+            ),
+            "integration",
+        )
+        + &format!(
+            "ci = \"test\"\n[sandbox]\nreadable = ['{}']\n",
+            ci_env.path().display()
+        );
+    let f = Fixture::new(&[("omk.toml", &toml)]);
+    let bare = remote(&f);
+    let gh = GitHubServer::start();
+    gh.heads_from(&bare);
+    let env = [
+        ("GITHUB_API_URL", gh.api_url.as_str()),
+        ("GH_TOKEN", "token-one"),
+        ("GH_REPO", "acme/widgets"),
+    ];
+    let agent = f.agent(
+        r#"f="$OMK_SLICE_ID.txt"
+if [ -n "${OMK_FEEDBACK:-}" ]; then
+  grep -q "b.txt is broken" "$OMK_FEEDBACK" && echo "$OMK_SLICE_ID fixed" > "$f"
+elif [ "$OMK_SLICE_ID" = b ]; then
+  echo "b broken" > "$f"
+else
+  echo "$OMK_SLICE_ID v1" > "$f"
+fi
+true"#,
+    );
+    let plan = f.plan(serde_json::json!({ "slices": [
+        slice("a", &["a.txt"]),
+        slice("b", &["b.txt"]),
+        slice("c", &["c.txt"]),
+    ] }));
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &["--deliver", "pr"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap().to_string();
+    let branch = format!("omk/{id}/integration");
+    let first = rev(&bare, &branch).expect("the pushed branch");
+
+    // CI fails the first head with a log that points at `a`'s file; the
+    // repaired head passes.
+    std::fs::write(&strict, "").unwrap();
+    gh.script_checks_per_head(&[
+        &[(
+            "test",
+            1,
+            "failure",
+            "error: in a.txt: 1 test failed\nFAILED: b.txt is broken",
+        )],
+        &[("test", 0, "success", "ok")],
+    ]);
+    gh.require(&["test"]);
+    let out = f.omk_env(
+        &[
+            "goal",
+            "land",
+            &id,
+            "--land-poll",
+            "20ms",
+            "--json",
+            "--no-progress",
+        ],
+        &env,
+    );
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let landing = &state["landing"];
+
+    // The gate failed on the head here too, and first on `b`'s merge.
+    let reproduced = landing["reproduced"].as_array().expect("reproduced");
+    assert_eq!(reproduced.len(), 1, "{landing:#}");
+    let r = &reproduced[0];
+    assert_eq!(
+        (r["check"].as_str(), r["gate"].as_str()),
+        (Some("test"), Some("unit"))
+    );
+    assert_eq!(r["head"], first.as_str());
+    assert_eq!(r["found"]["kind"], "culprit", "{r:#}");
+    assert_eq!(r["found"]["slice"], "b");
+    assert!(r["runs"].as_u64().unwrap() >= 2, "{r:#}");
+    assert!(r["found"]["excerpt"]
+        .as_str()
+        .unwrap()
+        .contains("FAILED: b.txt is broken"));
+    // So `b` alone was told, whatever the log named; it mended its file.
+    let feedback = &landing["feedback"][0]["asked"][0];
+    assert_eq!(feedback["slices"], serde_json::json!(["b"]), "{landing:#}");
+    assert_eq!(slice_of(&state, "a")["attempts"], 1);
+    assert_eq!(slice_of(&state, "c")["attempts"], 1);
+    assert_eq!(slice_of(&state, "b")["attempts"], 2);
+    let last = rev(&bare, &branch).unwrap();
+    git(&bare, &["merge-base", "--is-ancestor", &first, &last]);
+    assert_eq!(git(&bare, &["show", &format!("{last}:b.txt")]), "b fixed");
+    assert_eq!(landing["head"], last.as_str());
+    assert!(landing["merged"].is_string(), "{landing:#}");
+    // The log tells it, and still verifies.
+    let replay = f.omk_env(&["goal", "replay", &id], &env);
+    let replay = String::from_utf8_lossy(&replay.stdout).into_owned();
+    for line in [
+        "reproducing check `test`",
+        "gate `unit` reproduced check `test`; it fails first on the merge of b",
+        "check `test` → b; reopened b",
+    ] {
+        assert!(replay.contains(line), "`{line}` missing from:\n{replay}");
+    }
+    let verify = f.omk_env(&["goal", "replay", &id, "--verify"], &env);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -167,6 +167,7 @@ impl SupervisorState {
             gates,
             subject: None,
             log_dir,
+            fresh: false,
         })
     }
 
@@ -204,7 +205,26 @@ impl SupervisorState {
         tree: TreeId,
         priority: Priority,
     ) -> crate::Result<EventBody> {
-        let gates = self.state.integration_gates();
+        // A reproduction runs its one gate afresh, logged apart.
+        let reproducing = self.state.integration.reproducing.as_ref();
+        let gates = match reproducing {
+            Some(r) => self
+                .state
+                .integration_gates()
+                .into_iter()
+                .filter(|g| g.name == r.gate)
+                .collect(),
+            None => self.state.integration_gates(),
+        };
+        let mut log_dir = self.goal.logs().join(crate::plan::INTEGRATION);
+        if reproducing.is_some() {
+            let round = self
+                .state
+                .landing
+                .as_ref()
+                .map_or(0, |l| l.reproduced.len());
+            log_dir = log_dir.join(format!("reproduce-{}", round + 1));
+        }
         let worktree = match self.slots.get(&Holder::Integration) {
             Some(slot) => slot.clone(),
             None => {
@@ -247,12 +267,10 @@ impl SupervisorState {
             gates,
             // One folder per candidate: a failed run's log is what its
             // culprit is shown, whatever runs after it.
-            self.goal
-                .logs()
-                .join(crate::plan::INTEGRATION)
-                .join(commit.get(..12).unwrap_or(&commit)),
+            log_dir.join(commit.get(..12).unwrap_or(&commit)),
         )?;
         job.subject = Some(subject);
+        job.fresh = reproducing.is_some();
         self.gates.run(job)?;
         Ok(EventBody::IntegrationStarted {
             commit: commit.into(),

@@ -567,6 +567,11 @@ impl SupervisorState {
                 }]);
             }
             Action::CheckBase { priority } => self.check_base(priority)?,
+            Action::Reproduced(found) => {
+                return Ok(vec![EventBody::Landing(
+                    crate::store::landing::LandStep::Reproduced(found),
+                )])
+            }
             Action::Finish { status, reason } => self.finish(status, reason, myself)?,
         }
         Ok(vec![])

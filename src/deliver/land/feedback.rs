@@ -1,13 +1,15 @@
-//! Where what a pull request was told goes: a failed check to the slices
-//! whose changed files its log names (else to every slice of the pull
-//! request), a review comment to the slices whose write scope holds its
-//! path (else to every slice), a review's own words to every slice — each
-//! slice within its attempts. Pure: it reads the goal's state and decides.
+//! Where what a pull request was told goes: a failed check that its gate
+//! reproduced here to the slice whose merge broke it, another to the
+//! slices whose changed files its log names (else to every slice of the
+//! pull request), a review comment to the slices whose write scope holds
+//! its path (else to every slice), a review's own words to every slice —
+//! each slice within its attempts. Pure: it reads the goal's state and
+//! decides.
 
 use super::Finding;
 use crate::plan::WriteScope;
 use crate::state::{GoalState, SliceStatus};
-use crate::store::landing::{Asked, Source, Told};
+use crate::store::landing::{Asked, Found, Source, Told};
 
 /// Where the findings went, and what each reopened slice is told.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +34,9 @@ pub fn route(state: &GoalState, number: u64, head: &str, findings: &[Finding]) -
     let asked: Vec<Asked> = findings
         .iter()
         .map(|f| {
+            if let Some(asked) = reproduced(state, &merged, head, f) {
+                return asked;
+            }
             let mut slices = concerned(state, &merged, f);
             if slices.is_empty() {
                 slices = merged.iter().map(|s| s.to_string()).collect();
@@ -69,6 +74,28 @@ pub fn route(state: &GoalState, number: u64, head: &str, findings: &[Finding]) -
         });
     }
     routed
+}
+
+/// A failed check that its gate reproduced on this machine goes to the
+/// slice whose merge the gate fails on first, with the gate's log.
+fn reproduced(state: &GoalState, merged: &[&str], head: &str, finding: &Finding) -> Option<Asked> {
+    let Source::Check { name } = &finding.from else {
+        return None;
+    };
+    let r = state.landing.as_ref()?.reproduction(head, name)?;
+    let Found::Culprit { slice, excerpt, .. } = &r.found else {
+        return None;
+    };
+    merged.contains(&slice.as_str()).then(|| Asked {
+        from: finding.from.clone(),
+        slices: vec![slice.clone()],
+        text: format!(
+            "Gate `{}` reproduced this failure here; it fails first where slice `{slice}` merged:\n{}\n\nThe check's own log:\n{}",
+            r.gate,
+            excerpt.as_deref().unwrap_or("(its log is empty)").trim_end(),
+            finding.text
+        ),
+    })
 }
 
 /// The merged slices a finding names.
@@ -220,6 +247,44 @@ mod tests {
             ["api", "cli"],
             "names no file of one slice: all"
         );
+    }
+
+    #[test]
+    fn a_check_its_gate_reproduced_goes_to_the_culprit_whatever_its_log_names() {
+        let mut s = state(&[
+            ("api", &["src/api/**"], &["src/api/a.rs"], 1),
+            ("cli", &["src/cli/**"], &["src/cli/main.rs"], 1),
+        ]);
+        let log = "FAILED at src/api/a.rs:3";
+        let found = |head: &str, found| crate::store::landing::Reproduced {
+            head: head.into(),
+            check: "test".into(),
+            gate: "unit".into(),
+            runs: 2,
+            found,
+        };
+        let landing = s.landing.get_or_insert_with(Default::default);
+        landing.reproduced.push(found(
+            "h1",
+            Found::Culprit {
+                slice: "cli".into(),
+                tree: "t".into(),
+                excerpt: Some("assertion failed: cli prints usage".into()),
+            },
+        ));
+        landing.reproduced.push(found("h2", Found::NotReproduced));
+        let routed = route(&s, 1, "h1", &[check("test", log)]);
+        assert_eq!(told_to(&routed), ["cli"]);
+        let feedback = &routed.told[0].feedback;
+        assert!(
+            feedback.contains("Gate `unit` reproduced this failure here")
+                && feedback.contains("cli prints usage")
+                && feedback.contains(log),
+            "{feedback}"
+        );
+        // Not reproduced on another head: the log decides.
+        let routed = route(&s, 1, "h2", &[check("test", log)]);
+        assert_eq!(told_to(&routed), ["api"]);
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub enum Action {
         /// The slices merged after it, in order.
         remerge: Vec<SliceId>,
     },
+    /// Record what reproducing a pull request's failed check found.
+    Reproduced(crate::store::landing::Reproduced),
     /// End the goal.
     Finish {
         /// How it ends.

@@ -3,6 +3,7 @@
 use super::{Action, Decider};
 use crate::actors::gate::Priority;
 use crate::state::{GoalState, Link, TreeVerdict};
+use crate::store::landing::{Found, Reproduced, Reproduction};
 
 impl Decider {
     /// What the integration does next: judge the newest candidate, move the
@@ -14,6 +15,9 @@ impl Decider {
         let i = &state.integration;
         if self.advancing.is_some() || i.testing.is_some() {
             return vec![];
+        }
+        if let Some(r) = &i.reproducing {
+            return reproduction_step(state, r);
         }
         let gates = state.integration_gates();
         if gates.is_empty() {
@@ -121,4 +125,60 @@ impl Decider {
             tree: (&to.tree).into(),
         }
     }
+}
+
+/// A failed check's reproduction: its gate runs on the branch's head and,
+/// if it fails there too, on the branch's merges — bisected, as the
+/// goal's base passed its gates — to the first merge it fails on.
+fn reproduction_step(state: &GoalState, r: &Reproduction) -> Vec<Action> {
+    let merges = &state.integration.merges;
+    let found = |found| {
+        vec![Action::Reproduced(Reproduced {
+            head: r.head.clone(),
+            check: r.check.clone(),
+            gate: r.gate.clone(),
+            runs: r.results.len() as u32,
+            found,
+        })]
+    };
+    if let Some(g) = r.results.iter().find(|g| !g.outcome.judged()) {
+        return found(Found::NotRun {
+            why: g.outcome.to_string(),
+        });
+    }
+    let test = |l: &Link| {
+        vec![Action::Integrate {
+            commit: (&l.commit).into(),
+            tree: (&l.tree).into(),
+            priority: Priority::Candidate,
+        }]
+    };
+    let verdicts: Vec<Option<bool>> = merges.iter().map(|l| r.passed_on(&l.tree)).collect();
+    let (Some(head), Some(&on_head)) = (merges.last(), verdicts.last()) else {
+        return found(Found::NotReproduced);
+    };
+    let failed = match on_head {
+        None => return test(head),
+        Some(true) => return found(Found::NotReproduced),
+        Some(false) => verdicts
+            .iter()
+            .position(|v| *v == Some(false))
+            .unwrap_or(merges.len() - 1),
+    };
+    let passed = verdicts[..failed].iter().rposition(|v| *v == Some(true));
+    let unknown = passed.map_or(0, |p| p + 1);
+    if unknown < failed {
+        return test(&merges[(unknown + failed) / 2]);
+    }
+    let culprit = &merges[failed];
+    found(Found::Culprit {
+        slice: culprit.slice.clone(),
+        tree: culprit.tree.clone(),
+        excerpt: r
+            .results
+            .iter()
+            .rev()
+            .find(|g| g.tree == culprit.tree)
+            .and_then(|g| g.excerpt.clone()),
+    })
 }

@@ -186,3 +186,104 @@ fn integration_gates_that_could_not_run_judge_nothing_and_eject_no_slice() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_failed_check_is_reproduced_on_the_head_then_bisected_over_the_branch_s_merges() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[]), ("c", &[])], 3, json!({}));
+    let _ = g.next();
+    for s in ["a", "b", "c"] {
+        let _ = g.started(s);
+    }
+    for s in ["a", "b", "c"] {
+        let _ = g.committed(s);
+        let _ = g.verified(Some(s), true);
+        let _ = g.merged(s);
+        assert_eq!(g.next(), [integrate(s)]);
+        let _ = g.testing(s);
+        let _ = g.integration_gate(s, true);
+        let _ = g.verified(None, true);
+        assert_eq!(g.next(), [advance(s)]);
+        let _ = g.advanced(s);
+    }
+    let ready = Action::Finish {
+        status: GoalStatus::Ready,
+        reason: None,
+    };
+    assert_eq!(g.next(), std::slice::from_ref(&ready));
+    let _ = g.feed(json!({"kind": "goal_finished", "status": "ready"}));
+    // The pull request's check `ci` failed where the gate `test` had
+    // passed; a new run takes the goal up.
+    let mut g = Goal {
+        decider: Decider::new(),
+        ..g
+    };
+    let _ = g.feed(
+        json!({"kind": "landing", "step": "reproducing", "head": "h",
+        "check": "ci", "gate": "test"}),
+    );
+    assert_eq!(g.state.status, GoalStatus::Running);
+    // The head's tree first, afresh (its earlier pass does not count).
+    assert_eq!(g.next(), [integrate("c")]);
+    let _ = g.testing("c");
+    assert_eq!(g.next(), [], "one run at a time");
+    let _ = g.integration_gate("c", false);
+    let _ = g.verified(None, false);
+    // The bisection: `b` fails too, `a` passes: `b`'s merge broke it.
+    assert_eq!(g.next(), [integrate("b")]);
+    let _ = g.testing("b");
+    let _ = g.integration_gate("b", false);
+    let _ = g.verified(None, false);
+    assert_eq!(g.next(), [integrate("a")]);
+    let _ = g.testing("a");
+    let _ = g.integration_gate("a", true);
+    let _ = g.verified(None, true);
+    let found = Reproduced {
+        head: "h".into(),
+        check: "ci".into(),
+        gate: "test".into(),
+        runs: 3,
+        found: Found::Culprit {
+            slice: "b".into(),
+            tree: "mt-b".into(),
+            excerpt: None,
+        },
+    };
+    assert_eq!(g.next(), [Action::Reproduced(found.clone())]);
+    let mut body = serde_json::to_value(EventBody::Landing(LandStep::Reproduced(found))).unwrap();
+    body["kind"] = json!("landing");
+    let _ = g.feed(body);
+    // The branch is as it was, and still passes its gates: the goal is
+    // ready again, for landing to send the culprit its feedback.
+    assert!(g.state.integration.reproducing.is_none());
+    assert_eq!(g.state.integration.tree, "mt-c");
+    assert_eq!(g.next(), [ready]);
+}
+
+#[test]
+fn a_check_its_gate_passes_here_is_not_reproduced() {
+    let mut g = Goal::new(&[("a", &[])], 1, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.committed("a");
+    let _ = g.verified(Some("a"), true);
+    let _ = g.merged("a");
+    let _ = g.next();
+    let _ = g.testing("a");
+    let _ = g.integration_gate("a", true);
+    let _ = g.verified(None, true);
+    let _ = g.next();
+    let _ = g.advanced("a");
+    let _ = g.feed(
+        json!({"kind": "landing", "step": "reproducing", "head": "h",
+        "check": "ci", "gate": "test"}),
+    );
+    assert_eq!(g.next(), [integrate("a")]);
+    let _ = g.testing("a");
+    let _ = g.integration_gate("a", true);
+    let _ = g.verified(None, true);
+    let next = g.next();
+    let [Action::Reproduced(r)] = next.as_slice() else {
+        panic!("{next:?}");
+    };
+    assert_eq!((r.runs, &r.found), (1, &Found::NotReproduced));
+}

@@ -6,7 +6,9 @@ mod stopping;
 
 use super::*;
 use crate::store::events::Event;
+use crate::store::events::EventBody;
 use crate::store::events::RetryCause;
+use crate::store::landing::{Found, LandStep, Reproduced};
 use serde_json::{json, Value};
 
 /// A goal's state and its decider, fed events as the log would hold them.
