@@ -161,9 +161,12 @@ impl GoalState {
         self.reason = None;
         self.finished_at = None;
         self.budget_exhausted = None;
-        // It is delivered again when it ends; the last delivery is kept.
-        if let Some(delivery) = self.delivery.take() {
-            self.earlier_deliveries.push(delivery);
+        // It is delivered again when it ends; the last delivery is kept. A
+        // reproduction never moves the branch: its delivery stays current.
+        if self.integration.reproducing.is_none() {
+            if let Some(delivery) = self.delivery.take() {
+                self.earlier_deliveries.push(delivery);
+            }
         }
         for s in &mut self.slices {
             match s.status {

@@ -327,18 +327,22 @@ true"#,
         &[("test", 0, "success", "ok")],
     ]);
     gh.require(&["test"]);
-    let out = f.omk_env(
-        &[
-            "goal",
-            "land",
-            &id,
-            "--land-poll",
-            "20ms",
-            "--json",
-            "--no-progress",
-        ],
-        &env,
-    );
+    let land = [
+        "goal",
+        "land",
+        &id,
+        "--land-poll",
+        "20ms",
+        "--json",
+        "--no-progress",
+    ];
+    // Killed as the reproduction's first gate starts, landing is taken up
+    // again: the reproduction ends first, once.
+    let mut killed = env.to_vec();
+    killed.push(("OMK_FAULT", "kill:gate.job:integration"));
+    let out = f.omk_env(&land, &killed);
+    assert_eq!(out.status.code(), None, "killed");
+    let out = f.omk_env(&land, &env);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{said}");
     let state: Value = serde_json::from_slice(&out.stdout).unwrap();
