@@ -335,7 +335,23 @@ fn an_integration_branch_deleted_while_omk_was_down_is_made_again() {
         ])
         .trim()
         .to_string();
-    f.git(&["branch", "-D", &branch]);
+    // The `git worktree add` omk had started may still be writing its slot's
+    // administrative files, which `git branch` reads: it is let finish.
+    let deleted = (0..100).any(|_| {
+        let done = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&f.repo)
+            .args(["branch", "-D", &branch])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !done {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        done
+    });
+    assert!(deleted, "git branch -D {branch} kept failing");
 
     let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
     let proof: Value = serde_json::from_slice(&resumed.stdout).unwrap_or_else(|e| {
