@@ -36,6 +36,7 @@ pub mod report;
 pub mod review;
 pub mod run;
 pub mod sandbox;
+pub mod setup;
 pub mod shown;
 pub mod state;
 pub mod store;

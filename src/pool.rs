@@ -152,6 +152,12 @@ impl Pool {
         Ok(true)
     }
 
+    /// Where the setups' outputs are kept, per key, for every slot
+    /// (`<state>/pool/setup`).
+    pub fn setup_store(&self) -> crate::setup::Store {
+        crate::setup::Store::new(self.dir.join("setup"))
+    }
+
     /// The build caches of `slot` named by `names` (`[pool] cache`), each
     /// a directory `slot-N.cache/<NAME>` that outlives recycling, made if
     /// missing: the variables to set for the slot's agents and gates.
@@ -178,11 +184,17 @@ impl Pool {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return vec![];
         };
-        // Slots are `slot-N`; their `slot-N.tmp` and `.cache` dirs go with them.
+        // Slots are `slot-N`; their `slot-N.tmp` and `.cache` dirs go with
+        // them, and the setups' store (`setup`) is none.
         let mut slots: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir() && p.extension().is_none())
+            .filter(|p| {
+                p.is_dir()
+                    && p.extension().is_none()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("slot-"))
+            })
             .collect();
         slots.sort();
         slots

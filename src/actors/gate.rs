@@ -127,6 +127,8 @@ pub struct GateJob {
     /// Whether every gate runs even where the cache holds a pass: a check
     /// failed where the gate had passed, and is reproduced.
     pub fresh: bool,
+    /// What installs the dependencies before each command gate.
+    pub setups: Option<crate::setup::Setups>,
 }
 
 /// How urgent a gate job is, most urgent first. Which job gets which is
@@ -350,7 +352,7 @@ async fn run_job(
                     gate: spec.name.clone(),
                     tree: job.tree.to_string(),
                 });
-                let result = run_gate(spec, &job, &repo, cancel, &results, &mut ready).await;
+                let result = run_gate(spec, &job, &repo, cancel, &results, &mut ready, &send).await;
                 cache.put(spec, &job.bench, &result);
                 result
             }
@@ -403,6 +405,7 @@ async fn run_gate(
     cancel: &CancellationToken,
     earlier: &[GateResult],
     ready: &mut bool,
+    report: &(dyn Fn(EventBody) + Sync),
 ) -> GateResult {
     let log = job.log_dir.join(format!("gate-{}.log", spec.name));
     let not_run = |outcome: GateOutcome| GateResult {
@@ -413,6 +416,13 @@ async fn run_gate(
         true => Ok(()),
         false => prepare(repo, job).await,
     };
+    // A command gate gets the setups' outputs afresh: whatever ran in the
+    // slot before (an agent, another gate) may have written in them.
+    if checked.is_ok() && spec.review.is_none() {
+        if let Err(failed) = set_up(job, repo, cancel, report).await {
+            return setup_failed(spec, failed);
+        }
+    }
     let ran = match (checked, &spec.review, &job.subject) {
         (Err(why), _, _) => Err(GateOutcome::NotRun(why)),
         (Ok(()), None, _) => {
@@ -470,6 +480,73 @@ async fn run_gate(
         }
         Err(why) => not_run(why),
     }
+}
+
+/// Makes the outputs of every setup of the job's bench in its checkout
+/// those of their keys for the job's tree, reporting each; or the result of
+/// the setup that failed (or could not run).
+async fn set_up(
+    job: &GateJob,
+    repo: &Repo,
+    cancel: &CancellationToken,
+    report: &(dyn Fn(EventBody) + Sync),
+) -> Result<(), GateResult> {
+    let Some(setups) = &job.setups else {
+        return Ok(());
+    };
+    for spec in &setups.specs {
+        let (r, commit, paths) = (repo.clone(), job.commit.to_string(), spec.inputs.clone());
+        let inputs = blocking(move || {
+            paths
+                .into_iter()
+                .map(|p| r.entry_id(&commit, &p).map(|id| (p, id)))
+                .collect::<crate::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| {
+            let why = GateOutcome::CouldNotRun(format!("reading its inputs: {e}"));
+            GateResult::not_run(spec.name.clone(), job.tree.to_string(), why)
+        })?;
+        let log = job.log_dir.join(format!("setup-{}.log", spec.name));
+        let done = crate::setup::ensure(
+            spec,
+            &setups.store,
+            &job.bench,
+            &job.tree,
+            inputs,
+            log,
+            cancel,
+        )
+        .await?;
+        report(EventBody::SetupReady {
+            slice: job.judged.slice(),
+            attempt: job.judged.attempt(),
+            setup: done.name,
+            key: done.key,
+            tree: job.tree.to_string(),
+            how: done.how,
+            duration_ms: done.duration_ms,
+        });
+    }
+    Ok(())
+}
+
+/// The result of gate `gate` whose setup ended as `failed`: the setup's
+/// outcome and log, said to be the setup's.
+fn setup_failed(gate: &GateSpec, mut failed: GateResult) -> GateResult {
+    let setup = std::mem::replace(&mut failed.name, gate.name.clone());
+    let said = match failed.outcome.judged() {
+        true => format!(
+            "setup `{setup}` failed ({}), so the gate did not run",
+            failed.outcome
+        ),
+        false => format!("setup `{setup}` could not run: {}", failed.outcome),
+    };
+    failed.excerpt = Some(match failed.excerpt.take() {
+        Some(tail) => format!("{said}:\n{tail}"),
+        None => said,
+    });
+    failed
 }
 
 /// Runs one gate on a task of its own: a panic in it (a bug of omk's) ends

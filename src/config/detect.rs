@@ -41,6 +41,7 @@ pub(super) fn detected(read: &impl Fn(&str) -> Option<String>) -> Config {
     Config {
         gates,
         gates_source,
+        setups: vec![],
         slice_timeout: DEFAULT_SLICE_TIMEOUT,
         max_attempts: DEFAULT_MAX_ATTEMPTS,
         inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,

@@ -11,6 +11,8 @@ pub(super) struct File {
     #[serde(default)]
     pub(super) gate: Vec<GateEntry>,
     #[serde(default)]
+    pub(super) setup: Vec<SetupEntry>,
+    #[serde(default)]
     pub(super) run: RunEntry,
     #[serde(default)]
     pub(super) policy: PolicyEntry,
@@ -26,6 +28,20 @@ pub(super) struct File {
     pub(super) executor: ExecutorEntry,
     #[serde(default)]
     pub(super) commit: CommitEntry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SetupEntry {
+    pub(super) name: String,
+    pub(super) command: Option<String>,
+    #[serde(default)]
+    pub(super) inputs: Vec<String>,
+    #[serde(default)]
+    pub(super) outputs: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_hosts: Vec<String>,
+    pub(super) timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,6 +14,7 @@ mod detect;
 mod file;
 mod gates;
 mod read;
+mod setups;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 pub struct Config {
     /// Every gate, per-slice and integration.
     pub gates: Vec<GateSpec>,
+    /// What installs the dependencies in a slot, once per inputs (`[[setup]]`).
+    pub setups: Vec<crate::setup::SetupSpec>,
     /// Where the gates came from, for the run's opening lines.
     pub gates_source: GatesSource,
     /// How long one agent attempt may run.
@@ -103,6 +106,18 @@ impl Config {
             repo.root.join(FILE_NAME).display()
         ));
         Self::parse(path, |name| repo.file_at(commit, name).ok().flatten())
+    }
+
+    /// The untracked paths a slot keeps when it is recycled: `[pool] keep`
+    /// and every setup's outputs.
+    pub fn kept(&self) -> Vec<String> {
+        let mut kept = self.slot_keep.clone();
+        for o in self.setups.iter().flat_map(|s| &s.outputs) {
+            if !kept.contains(o) {
+                kept.push(o.clone());
+            }
+        }
+        kept
     }
 
     /// The gates that judge each slice.

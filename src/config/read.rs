@@ -67,6 +67,7 @@ fn checked(
     problems: &mut Vec<String>,
 ) -> Config {
     let gates = gates::gates(file.gate, read, problems);
+    let setups = setups::setups(file.setup, problems);
     let detected = detect::detected(read);
     let (gates, gates_source) = match gates.is_empty() {
         true => (detected.gates, detected.gates_source),
@@ -147,6 +148,7 @@ fn checked(
     Config {
         gates,
         gates_source,
+        setups,
         slice_timeout,
         max_attempts,
         inactivity_timeout,

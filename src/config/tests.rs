@@ -178,3 +178,37 @@ fn a_gate_reproduces_one_check_and_must_judge_the_integration() {
         assert!(err.contains(said), "`{said}` missing from: {err}");
     }
 }
+
+#[test]
+fn a_setup_names_its_command_inputs_and_outputs_and_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |toml: &str| std::fs::write(dir.path().join(FILE_NAME), toml).unwrap();
+    write(
+        "[[setup]]\nname = \"deps\"\ncommand = \"npm ci\"\ninputs = [\"package-lock.json\"]\n\
+         outputs = [\"node_modules\"]\nallow_hosts = [\"registry.npmjs.org\"]\ntimeout = \"5m\"\n\
+         [[gate]]\nname = \"test\"\ncommand = \"npm test\"\n",
+    );
+    let c = Config::load(dir.path()).unwrap();
+    assert_eq!(c.setups.len(), 1);
+    assert_eq!(c.setups[0].outputs, ["node_modules"]);
+    assert_eq!(c.setups[0].timeout, Duration::from_secs(300));
+    write(
+        "[[setup]]\nname = \"deps\"\ncommand = \"npm ci\"\ninputs = [\"package-lock.json\"]\noutputs = [\"node_modules\"]\n\
+         [[setup]]\nname = \"deps\"\ninputs = []\noutputs = [\"../up\", \"node_modules\"]\ntimeout = \"soon\"\n\
+         [[setup]]\nname = \"py\"\ncommand = \"uv sync\"\ninputs = [\"/etc/passwd\"]\noutputs = [\".git/x\"]\n",
+    );
+    let err = Config::load(dir.path()).unwrap_err().to_string();
+    for said in [
+        "8 problems",
+        "setup[1] (`deps`).name: duplicate setup name",
+        "setup[1] (`deps`).command: empty or missing",
+        "setup[1] (`deps`).inputs: empty",
+        "setup[1] (`deps`).outputs: `../up` is not a path inside the repository",
+        "setup[1] (`deps`).outputs: `node_modules` is setup `deps`'s output already",
+        "setup[1] (`deps`).timeout",
+        "setup[2] (`py`).inputs: `/etc/passwd` is not a path inside the repository",
+        "setup[2] (`py`).outputs: `.git/x` is not an untracked path of the slot",
+    ] {
+        assert!(err.contains(said), "`{said}` missing from: {err}");
+    }
+}

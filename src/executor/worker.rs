@@ -304,6 +304,8 @@ async fn attempt(
             readable: job.readable.clone(),
             network: job.network.clone(),
             inherit: Some(with_job(&job.gate_env)),
+            // A cluster goal has no setups (refused before it starts).
+            installs: vec![],
         };
         done.gates = Some(gates(&repo, job, dir, &bench, &committed, cancel).await?);
     }

@@ -170,6 +170,10 @@ pub struct Bench {
     /// The environment the gates' variables come from, when not omk's own
     /// (on a cluster worker: the driving omk's, sent with the job).
     pub inherit: Option<Vec<(String, String)>>,
+    /// What the setups install before each gate, as their definitions
+    /// say (`setup::SetupSpec::fingerprint`): part of what a result was
+    /// judged with (their inputs are in the tree).
+    pub installs: Vec<String>,
 }
 
 impl Bench {
@@ -189,6 +193,18 @@ impl Bench {
             ("TMPDIR".to_string(), self.tmp.display().to_string()),
         ])
         .collect()
+    }
+
+    /// The environment `gate` runs with, but for what names the goal and
+    /// the slot's directories: the same gate judges the same tree alike in
+    /// any goal and any slot.
+    pub fn judged_env(&self, gate: &GateSpec) -> Vec<(String, String)> {
+        let mut env = self.env(gate);
+        env.retain(|(k, _)| {
+            !["TMPDIR", "OMK_GOAL_ID"].contains(&k.as_str())
+                && !self.caches.iter().any(|(c, _)| c == k)
+        });
+        env
     }
 
     /// Where `gate` may write.
@@ -254,13 +270,7 @@ impl Cache {
             field(r.instructions.as_bytes());
             field(&r.max_tokens.unwrap_or(0).to_le_bytes());
         }
-        let mut env = bench.env(gate);
-        // The goal and the slot's directories aside: the same gate judges
-        // the same tree alike in any goal and any slot.
-        env.retain(|(k, _)| {
-            !["TMPDIR", "OMK_GOAL_ID"].contains(&k.as_str())
-                && !bench.caches.iter().any(|(c, _)| c == k)
-        });
+        let mut env = bench.judged_env(gate);
         env.sort();
         for (k, v) in &env {
             field(k.as_bytes());
@@ -285,6 +295,9 @@ impl Cache {
         }
         for (name, _) in &bench.caches {
             field(name.as_bytes());
+        }
+        for i in &bench.installs {
+            field(i.as_bytes());
         }
         let key = key.finalize();
         let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -363,7 +376,7 @@ pub async fn run(
     })
 }
 
-mod duration_ms {
+pub(crate) mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -146,6 +146,17 @@ impl Repo {
         Ok(Some(String::from_utf8_lossy(blob.content()).into_owned()))
     }
 
+    /// The id of what `commit`'s tree holds at `path` (a blob or a tree),
+    /// if anything.
+    pub fn entry_id(&self, commit: &str, path: &str) -> Result<Option<String>> {
+        let repo = self.open()?;
+        let tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+        Ok(tree
+            .get_path(Path::new(path))
+            .ok()
+            .map(|e| e.id().to_string()))
+    }
+
     /// The tree of a commit.
     pub fn tree_of(&self, commit: &str) -> Result<String> {
         let repo = self.open()?;

@@ -33,6 +33,7 @@ fn line(body: &EventBody) -> String {
         | EventBody::CheckoutTouched { .. }
         | EventBody::SliceBlocked { .. } => line_attempt(body),
         EventBody::GateStarted { .. }
+        | EventBody::SetupReady { .. }
         | EventBody::GateFinished { .. }
         | EventBody::Verified { .. } => line_gates(body),
         EventBody::SliceMerged { .. }
@@ -191,6 +192,21 @@ fn line_gates(body: &EventBody) -> String {
         EventBody::GateStarted { gate, tree, .. } => {
             format!("gate {gate} started on tree {}", short(tree))
         }
+        EventBody::SetupReady {
+            setup,
+            key,
+            how,
+            duration_ms,
+            ..
+        } => format!(
+            "setup {setup} {} (key {}, {})",
+            match how {
+                crate::setup::How::Ran => "ran",
+                crate::setup::How::Seeded => "seeded",
+            },
+            short(key),
+            crate::words::human_duration(std::time::Duration::from_millis(*duration_ms))
+        ),
         EventBody::GateFinished { result, .. } if result.cached => format!(
             "gate {} {} (cached: it passed on this tree in goal {}; log {})",
             result.name,

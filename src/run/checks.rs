@@ -148,23 +148,54 @@ pub(super) fn validate(opts: &RunOptions) -> Result<()> {
     }
 }
 
-/// Refuses a `[pool] keep` path the repository does not ignore: it would be
-/// in every commit and every tree check of a slot that keeps it.
+/// Refuses a kept path (`[pool] keep`, a setup's `outputs`) the repository
+/// does not ignore: it would be in every commit and every tree check of a
+/// slot that keeps it.
 pub(super) fn check_keep(repo: &Repo, config: &Config) -> Result<()> {
-    let unignored = repo.unignored(&config.slot_keep)?;
-    if unignored.is_empty() {
-        return Ok(());
-    }
-    let one = unignored.len() == 1;
-    Err(Error::Config {
-        file: repo.root.join(crate::config::FILE_NAME),
-        reason: format!(
-            "pool.keep: {} {} not ignored by the repository, so what a slot keeps there would count as a change in every commit and tree check; add {} to .gitignore, or drop {} from pool.keep",
+    let mut problems = Vec::new();
+    let fields = std::iter::once(("pool.keep".to_string(), &config.slot_keep)).chain(
+        config
+            .setups
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("setup[{i}] (`{}`).outputs", s.name), &s.outputs)),
+    );
+    for (field, paths) in fields {
+        let unignored = repo.unignored(paths)?;
+        if unignored.is_empty() {
+            continue;
+        }
+        let one = unignored.len() == 1;
+        problems.push(format!(
+            "{field}: {} {} not ignored by the repository, so what a slot keeps there would count as a change in every commit and tree check; add {} to .gitignore, or drop {} from {field}",
             unignored.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
             if one { "is" } else { "are" },
             if one { "it" } else { "them" },
             if one { "it" } else { "them" },
-        ),
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config {
+        file: repo.root.join(crate::config::FILE_NAME),
+        reason: problems.join("\n"),
+    })
+}
+
+/// A setup needs the slot's gates to run where omk drives the goal: a
+/// cluster worker has no store to seed from (yet).
+pub(super) fn check_setups(repo: &Repo, config: &Config, opts: &RunOptions) -> Result<()> {
+    let local = match opts.executor {
+        Some(kind) => kind == ExecutorKind::Local,
+        None => config.executor.is_local(),
+    };
+    if config.setups.is_empty() || local {
+        return Ok(());
+    }
+    Err(Error::Config {
+        file: repo.root.join(crate::config::FILE_NAME),
+        reason: "setup: a [[setup]] cannot be used with the slurm executor yet; install the dependencies in the gate's command, or run the goal locally".into(),
     })
 }
 

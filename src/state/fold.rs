@@ -25,6 +25,8 @@ impl GoalState {
             | Delivery(_)
             | Landing(_)
             | BaseChecked { .. } => self.apply_goal(event),
+            // What a gate ran with is in the log; the state needs none of it.
+            SetupReady { .. } => {}
             SliceStarted { .. }
             | AgentUpdate { .. }
             | AgentFinished { .. }

@@ -46,6 +46,10 @@ pub struct Limits {
     /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slot_keep: Vec<String>,
+    /// What installs the dependencies in a slot (`[[setup]]`); their
+    /// outputs are in `slot_keep` too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setups: Vec<crate::setup::SetupSpec>,
     /// `--sparse`: set, with the directories every sparse slot also
     /// materializes (`[sparse] include`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -804,6 +804,8 @@ fn a_base_that_already_fails_its_slice_gate_blocks_the_goal_before_any_agent_run
     for said in [
         "gate `unit` already fails on the base commit",
         "could not even start",
+        "or in the slot",
+        "add a [[setup]] that installs it",
         "No module named",
         "--no-base-check",
     ] {

@@ -18,6 +18,7 @@ mod planner;
 mod report;
 mod review;
 mod sandbox;
+mod setup;
 mod shape;
 mod slurm;
 mod trust;

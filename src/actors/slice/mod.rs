@@ -67,6 +67,9 @@ pub struct SliceArgs {
     pub cone: Option<Vec<String>>,
     /// Untracked paths the slot keeps when it is reset (`[pool] keep`).
     pub keep: Vec<String>,
+    /// The setups, when there are any, and where they run: the agent
+    /// starts with their outputs in place, so it can run the tests itself.
+    pub setups: Option<(crate::gate::Bench, crate::setup::Setups)>,
     /// The commit the attempt is judged against: its changes are the diff
     /// from here, and the integrator merges from here.
     pub start_commit: String,
@@ -184,8 +187,56 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
 }
 
 /// Makes the slot hold exactly where the attempt starts, with an empty
-/// temp dir.
+/// temp dir and the setups' outputs for that tree.
 async fn prepare(args: &SliceArgs) -> crate::Result<()> {
+    prepare_tree(args).await?;
+    let Some((bench, setups)) = &args.setups else {
+        return Ok(());
+    };
+    let task = &args.task;
+    let from = args.work_from().to_string();
+    let tree = {
+        let (repo, from) = (args.repo.clone(), from.clone());
+        blocking(move || repo.tree_of(&from)).await?
+    };
+    for spec in &setups.specs {
+        let (repo, from, paths) = (args.repo.clone(), from.clone(), spec.inputs.clone());
+        let inputs = blocking(move || {
+            paths
+                .into_iter()
+                .map(|p| repo.entry_id(&from, &p).map(|id| (p, id)))
+                .collect::<crate::Result<Vec<_>>>()
+        })
+        .await?;
+        let log = task.log.with_file_name(format!("setup-{}.log", spec.name));
+        match crate::setup::ensure(spec, &setups.store, bench, &tree, inputs, log, &args.cancel)
+            .await
+        {
+            Ok(done) => {
+                let _ =
+                    args.supervisor
+                        .send_message(SupervisorMsg::Report(EventBody::SetupReady {
+                            slice: Some(task.slice_id.clone()),
+                            attempt: Some(task.attempt),
+                            setup: done.name,
+                            key: done.key,
+                            tree: tree.clone(),
+                            how: done.how,
+                            duration_ms: done.duration_ms,
+                        }));
+            }
+            // The agent starts without them; the gates will say what fails.
+            Err(failed) => {
+                tracing::warn!(setup = %spec.name, outcome = %failed.outcome, "setup failed before the agent")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the slot hold exactly where the attempt starts, with an empty
+/// temp dir.
+async fn prepare_tree(args: &SliceArgs) -> crate::Result<()> {
     let task = &args.task;
     let (repo, path, branch, from, cone) = (
         args.repo.clone(),

@@ -216,6 +216,10 @@ impl SupervisorState {
             sparse: sparse.clone(),
             work_from: work_from.clone(),
         };
+        let setups = match self.setups() {
+            Some(setups) => Some((self.bench(worktree.clone())?, setups)),
+            None => None,
+        };
         let task = self.task(&s, &spec, attempt, worktree, &caches)?;
         let args = SliceArgs {
             supervisor: myself.clone(),
@@ -225,6 +229,7 @@ impl SupervisorState {
             branch: s.branch.clone(),
             cone: sparse,
             keep: self.state.settings.limits.slot_keep.clone(),
+            setups,
             start_commit,
             work_from,
             commit_message: crate::git::conventions::slice_message(

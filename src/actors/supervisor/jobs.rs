@@ -132,6 +132,32 @@ impl SupervisorState {
         })
     }
 
+    /// Where gates (and setups) run in `slot`, with what they see and may write.
+    pub(super) fn bench(&self, slot: std::path::PathBuf) -> crate::Result<crate::gate::Bench> {
+        let limits = &self.state.settings.limits;
+        Ok(crate::gate::Bench {
+            goal_id: self.state.goal_id.clone(),
+            caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
+            tmp: slot.with_extension("tmp"),
+            dir: slot,
+            env: limits.sandbox_env.clone(),
+            writable: limits.sandbox_writable.clone(),
+            readable: limits.sandbox_readable.clone(),
+            network: limits.network.clone(),
+            inherit: None,
+            installs: limits.setups.iter().map(|s| s.fingerprint()).collect(),
+        })
+    }
+
+    /// The goal's setups, if it has any, and their store.
+    pub(super) fn setups(&self) -> Option<crate::setup::Setups> {
+        let specs = &self.state.settings.limits.setups;
+        (!specs.is_empty()).then(|| crate::setup::Setups {
+            specs: specs.clone(),
+            store: self.pool.setup_store(),
+        })
+    }
+
     /// A gate job judging `commit` (whose tree is `tree`) in `slot`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gate_job(
@@ -149,17 +175,7 @@ impl SupervisorState {
         Ok(GateJob {
             priority,
             judged,
-            bench: crate::gate::Bench {
-                goal_id: self.state.goal_id.clone(),
-                caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
-                tmp: slot.with_extension("tmp"),
-                dir: slot,
-                env: limits.sandbox_env.clone(),
-                writable: limits.sandbox_writable.clone(),
-                readable: limits.sandbox_readable.clone(),
-                network: limits.network.clone(),
-                inherit: None,
-            },
+            bench: self.bench(slot)?,
             commit,
             cone,
             keep: limits.slot_keep.clone(),
@@ -168,6 +184,7 @@ impl SupervisorState {
             subject: None,
             log_dir,
             fresh: false,
+            setups: self.setups(),
         })
     }
 

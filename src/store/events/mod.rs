@@ -156,6 +156,21 @@ pub enum EventBody {
         gate: String,
         tree: String,
     },
+    /// A setup's outputs were made ready in the slot of a slice's gates
+    /// (or the integration's, without `slice`) for `tree`, before a gate ran.
+    SetupReady {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slice: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+        setup: String,
+        /// What decides its outputs: command, inputs' content, environment.
+        key: String,
+        tree: String,
+        /// Run in the slot, or seeded from a run for the same key.
+        how: crate::setup::How,
+        duration_ms: u64,
+    },
     /// A gate ended.
     GateFinished {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,6 +364,7 @@ impl EventBody {
             | EventBody::MergeConflict { slice, .. }
             | EventBody::GatesDeferred { slice, .. } => Some(slice),
             EventBody::GateStarted { slice, .. }
+            | EventBody::SetupReady { slice, .. }
             | EventBody::GateFinished { slice, .. }
             | EventBody::Verified { slice, .. } => slice.as_deref(),
             _ => None,
@@ -367,6 +383,7 @@ impl EventBody {
             | EventBody::SliceMerged { attempt, .. }
             | EventBody::MergeConflict { attempt, .. } => Some(*attempt),
             EventBody::GateStarted { attempt, .. }
+            | EventBody::SetupReady { attempt, .. }
             | EventBody::GateFinished { attempt, .. }
             | EventBody::Verified { attempt, .. } => *attempt,
             _ => None,
@@ -388,6 +405,7 @@ impl EventBody {
             EventBody::SliceBlocked { .. } => "slice_blocked",
             EventBody::CheckoutTouched { .. } => "checkout_touched",
             EventBody::GateStarted { .. } => "gate_started",
+            EventBody::SetupReady { .. } => "setup_ready",
             EventBody::GateFinished { .. } => "gate_finished",
             EventBody::Verified { .. } => "verified",
             EventBody::SliceMerged { .. } => "slice_merged",

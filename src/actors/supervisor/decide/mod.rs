@@ -515,8 +515,13 @@ fn base_failure(state: &GoalState, gates: &[crate::gate::GateResult]) -> String 
         || ["No module named", "command not found", "not found"]
             .iter()
             .any(|m| excerpt.contains(m));
-    let cause = if missing {
-        " — it could not even start: a command or module it needs is missing on this machine"
+    let set_up = !state.settings.limits.setups.is_empty();
+    let cause = if excerpt.starts_with("setup `") {
+        " — its setup failed: fix the setup's command or its inputs"
+    } else if missing && set_up {
+        " — it could not even start: a command or module it needs is missing on this machine, or from what the setups install"
+    } else if missing {
+        " — it could not even start: a command or module it needs is missing on this machine, or in the slot (what the repository installs, as node_modules or a venv: add a [[setup]] that installs it)"
     } else {
         ""
     };

@@ -1,0 +1,175 @@
+//! `[[setup]]`: dependencies installed once per inputs, not in every gate —
+//! seeded into every slot, run again only for a tree whose inputs changed,
+//! never taken from what an agent left, and a failing one blocks the goal.
+
+use serde_json::{json, Value};
+
+use crate::support::{slice, Fixture};
+
+/// A repository whose "dependencies" (`vendor/`) a setup installs from
+/// `deps.lock`, counting its runs in `marks/runs`; its gate checks that
+/// they are installed, match the lockfile, and hold nothing else.
+fn fixture(marks: &tempfile::TempDir, setup: &str) -> Fixture {
+    let toml = format!(
+        r#"[[setup]]
+name = "deps"
+command = '''{setup}'''
+inputs = ["deps.lock"]
+outputs = ["vendor"]
+
+[[gate]]
+name = "test"
+command = '''test "$(cat vendor/installed)" = "$(cat deps.lock)" && test ! -e vendor/poison'''
+timeout = "30s"
+
+[sandbox]
+writable = ['{marks}']
+"#,
+        marks = marks.path().display()
+    );
+    Fixture::new(&[
+        ("omk.toml", &toml),
+        (".gitignore", "vendor/\n"),
+        ("deps.lock", "v1\n"),
+    ])
+}
+
+fn install(marks: &tempfile::TempDir) -> String {
+    format!(
+        "echo run >> {}/runs; mkdir -p vendor; cp deps.lock vendor/installed",
+        marks.path().display()
+    )
+}
+
+fn runs(marks: &tempfile::TempDir) -> usize {
+    std::fs::read_to_string(marks.path().join("runs"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+fn events(f: &Fixture, id: &str) -> Vec<Value> {
+    std::fs::read_to_string(f.goal_dir(id).join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_setup_runs_once_per_lockfile_and_no_agent_s_write_reaches_a_gate() {
+    let marks = tempfile::tempdir().unwrap();
+    let f = fixture(&marks, &install(&marks));
+    // Each agent writes what it found installed (it can run the tests);
+    // `s2` also writes into the installed dependencies, and `s6` moves the
+    // lockfile on.
+    let agent = f.agent(
+        r#"cat vendor/installed > "$OMK_SLICE_ID.txt" 2>/dev/null || echo none > "$OMK_SLICE_ID.txt"
+case "$OMK_SLICE_ID" in
+  s2) echo owned > vendor/poison ;;
+  s6) echo v2 > deps.lock ;;
+esac
+true"#,
+    );
+    let mut slices: Vec<Value> = (1..=5)
+        .map(|i| slice(&format!("s{i}"), &[&format!("s{i}.txt")]))
+        .collect();
+    slices.push(slice("s6", &["s6.txt", "deps.lock"]));
+    let plan = f.plan(json!({ "slices": slices }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let id = proof["goal_id"].as_str().unwrap().to_string();
+    let branch = format!("omk/{id}/integration");
+    for i in 1..=6 {
+        assert_eq!(
+            f.show(&branch, &format!("s{i}.txt")),
+            "v1",
+            "s{i}'s agent started with the dependencies installed"
+        );
+    }
+    assert_eq!(f.show(&branch, "deps.lock"), "v2");
+    // Once cold for the base's lockfile, once for `s6`'s: every other slot
+    // was seeded.
+    assert_eq!(runs(&marks), 2, "{stderr}");
+    let ready: Vec<Value> = events(&f, &id)
+        .into_iter()
+        .filter(|e| e["kind"] == "setup_ready")
+        .collect();
+    let ran: Vec<&Value> = ready.iter().filter(|e| e["how"] == "ran").collect();
+    assert_eq!(ran.len(), 2, "{ready:#?}");
+    assert!(
+        ran[1]["slice"] == "s6",
+        "the second run is on s6's tree: {ready:#?}"
+    );
+    assert!(ready.iter().any(|e| e["how"] == "seeded"));
+    let keys: std::collections::BTreeSet<&str> =
+        ready.iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 2, "one key per lockfile");
+    let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", &id]).stdout).into_owned();
+    assert!(replay.contains("setup deps ran"), "{replay}");
+    assert!(replay.contains("setup deps seeded"), "{replay}");
+
+    // A second goal on the same base installs nothing.
+    let (code, proof, stderr) =
+        f.run_goal(&plan, &agent, &["--concurrency", "3", "--no-gate-cache"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready");
+    assert_eq!(runs(&marks), 2, "{stderr}");
+}
+
+#[test]
+fn a_failing_setup_blocks_the_goal_before_any_agent_runs() {
+    let marks = tempfile::tempdir().unwrap();
+    let f = fixture(
+        &marks,
+        "echo 'npm ERR! 404 Not Found: left-pad@9.9.9' >&2; exit 1",
+    );
+    let agent = f.agent(&format!(
+        "echo ran >> {}/agents; echo x > \"$OMK_SLICE_ID.txt\"",
+        marks.path().display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(proof["status"], "blocked", "{proof:#}");
+    let reason = proof["reason"].as_str().unwrap();
+    for said in [
+        "setup `deps` failed (exit 1), so the gate did not run",
+        "left-pad@9.9.9",
+        "its setup failed: fix the setup's command or its inputs",
+    ] {
+        assert!(reason.contains(said), "`{said}` missing from: {reason}");
+    }
+    assert!(!reason.contains("could not even start"), "{reason}");
+    assert!(!marks.path().join("agents").exists(), "no agent ran");
+}
+
+#[test]
+fn a_setup_with_the_slurm_executor_is_refused_before_anything_is_made() {
+    let marks = tempfile::tempdir().unwrap();
+    let f = fixture(&marks, &install(&marks));
+    let agent = f.agent("echo x > \"$OMK_SLICE_ID.txt\"");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let plan = plan.display().to_string();
+    let out = f.omk(&[
+        "goal",
+        "run",
+        "g",
+        "--plan",
+        &plan,
+        "--agent",
+        &agent,
+        "--executor",
+        "slurm",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("cannot be used with the slurm executor yet"),
+        "{said}"
+    );
+    assert_eq!(runs(&marks), 0);
+    let list = String::from_utf8_lossy(&f.omk(&["goal", "list", "--json"]).stdout).into_owned();
+    assert!(!list.contains("goal_id"), "no goal was made: {list}");
+}
