@@ -173,3 +173,76 @@ fn a_setup_with_the_slurm_executor_is_refused_before_anything_is_made() {
     let list = String::from_utf8_lossy(&f.omk(&["goal", "list", "--json"]).stdout).into_owned();
     assert!(!list.contains("goal_id"), "no goal was made: {list}");
 }
+
+/// A real package manager from the registry: `npm ci` of a small real
+/// dependency through the sandbox's egress proxy, once for the goal.
+#[test]
+fn npm_ci_runs_once_and_the_gates_only_test() {
+    let marks = tempfile::tempdir().unwrap();
+    let lock = serde_json::to_string_pretty(&json!({
+        "name": "omk-setup-test", "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": { "name": "omk-setup-test", "version": "1.0.0",
+                  "dependencies": { "is-number": "7.0.0" } },
+            "node_modules/is-number": { "version": "7.0.0",
+                "resolved": "https://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz",
+                "integrity": "sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==",
+                "engines": { "node": ">=0.12.0" } }
+        }
+    }))
+    .unwrap();
+    let package = json!({ "name": "omk-setup-test", "version": "1.0.0", "private": true,
+        "dependencies": { "is-number": "7.0.0" } })
+    .to_string();
+    let toml = format!(
+        r#"[[setup]]
+name = "npm"
+command = '''echo run >> {marks}/runs; npm ci --no-audit --no-fund --cache "$TMPDIR/npm-cache"'''
+inputs = ["package-lock.json"]
+outputs = ["node_modules"]
+allow_hosts = ["registry.npmjs.org"]
+timeout = "5m"
+
+[[gate]]
+name = "test"
+command = '''node -e "process.exit(require('is-number')(7) ? 0 : 1)"'''
+timeout = "1m"
+
+[sandbox]
+writable = ['{marks}']
+"#,
+        marks = marks.path().display()
+    );
+    let f = Fixture::new(&[
+        ("omk.toml", &toml),
+        (".gitignore", "node_modules/\n"),
+        ("package.json", &package),
+        ("package-lock.json", &lock),
+    ]);
+    // Each agent finds the dependency installed; `s1` also breaks it in
+    // its slot, which no gate may see.
+    let agent = f.agent(
+        r#"node -e "require('is-number')" && echo 7 > "n-$OMK_SLICE_ID.txt"
+[ "$OMK_SLICE_ID" = s1 ] && echo 'module.exports = () => false' > node_modules/is-number/index.js
+true"#,
+    );
+    let slices: Vec<Value> = (1..=4)
+        .map(|i| slice(&format!("s{i}"), &[&format!("n-s{i}.txt")]))
+        .collect();
+    let plan = f.plan(json!({ "slices": slices }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    assert_eq!(runs(&marks), 1, "npm ci ran once for the goal: {stderr}");
+    let id = proof["goal_id"].as_str().unwrap();
+    for i in 1..=4 {
+        assert_eq!(
+            f.show(&format!("omk/{id}/integration"), &format!("n-s{i}.txt")),
+            "7"
+        );
+    }
+    // The next goal installs nothing.
+    let (code, _, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "2", "--no-gate-cache"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(runs(&marks), 1, "{stderr}");
+}
