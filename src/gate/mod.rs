@@ -348,14 +348,21 @@ pub async fn run(
     };
     let (exit, took) = process::run(&spec, cancel).await?;
     let network = spec.confinement.network_record();
-    // A failure after refused connections says so first: that is most
-    // likely why it failed.
+    // A failure after refused connections, or a write the sandbox refused,
+    // says so first: that is most likely why it failed.
     let excerpt = (!exit.success())
         .then(|| {
             let tail = crate::excerpt::of_log(&log, EXCERPT_LINES, EXCERPT_BYTES);
-            match network.failure_hint() {
-                Some(hint) => format!("{hint}\n{tail}"),
-                None => tail,
+            let writes =
+                crate::sandbox::denied::write_refused_hint(&tail, &spec.confinement.writable);
+            match network
+                .failure_hint()
+                .into_iter()
+                .chain(writes)
+                .collect::<Vec<_>>()
+            {
+                hints if hints.is_empty() => tail,
+                hints => format!("{}\n{tail}", hints.join("\n")),
             }
         })
         .filter(|t| !t.trim().is_empty());

@@ -30,6 +30,7 @@
 //! lacks Landlock or user namespaces, omk says so once, `doctor` shows it,
 //! and `--require-sandbox` refuses to run.
 
+pub mod denied;
 pub mod egress;
 pub mod env;
 mod forward;

@@ -246,3 +246,24 @@ true"#,
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(runs(&marks), 1, "{stderr}");
 }
+
+#[test]
+fn a_write_the_sandbox_refused_is_named_with_the_line_that_allows_it() {
+    let f = Fixture::new(&[(
+        "omk.toml",
+        &crate::support::gate_toml("test", "mkdir -p /var/cache/omk-refused/npm", "both"),
+    )]);
+    let agent = f.agent("echo x > \"$OMK_SLICE_ID.txt\"");
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let reason = proof["reason"].as_str().unwrap();
+    for said in [
+        "the sandbox refused a write to /var/cache/omk-refused",
+        "add `writable = [\"/var/cache",
+        "under `[sandbox]` in omk.toml",
+    ] {
+        assert!(reason.contains(said), "`{said}` missing from: {reason}");
+    }
+    assert!(!std::path::Path::new("/var/cache/omk-refused").exists());
+}
