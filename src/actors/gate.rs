@@ -418,9 +418,11 @@ async fn run_gate(
     };
     // A command gate gets the setups' outputs afresh: whatever ran in the
     // slot before (an agent, another gate) may have written in them.
+    let mut setups = std::collections::BTreeMap::new();
     if checked.is_ok() && spec.review.is_none() {
-        if let Err(failed) = set_up(job, repo, cancel, report).await {
-            return setup_failed(spec, failed);
+        match set_up(job, repo, cancel, report).await {
+            Ok(keys) => setups = keys,
+            Err(failed) => return setup_failed(spec, failed),
         }
     }
     let ran = match (checked, &spec.review, &job.subject) {
@@ -471,6 +473,7 @@ async fn run_gate(
             // gate gets the commit's again.
             *ready = files_tree(repo, job).await.is_ok_and(|t| t == job.tree);
             result.changed_tree = !*ready;
+            result.setups = setups;
             // A reviewer may only read.
             if result.changed_tree && spec.review.is_some() {
                 result.passed = false;
@@ -483,16 +486,17 @@ async fn run_gate(
 }
 
 /// Makes the outputs of every setup of the job's bench in its checkout
-/// those of their keys for the job's tree, reporting each; or the result of
-/// the setup that failed (or could not run).
+/// those of their keys for the job's tree, reporting each, and returns the
+/// keys by setup; or the result of the setup that failed (or could not run).
 async fn set_up(
     job: &GateJob,
     repo: &Repo,
     cancel: &CancellationToken,
     report: &(dyn Fn(EventBody) + Sync),
-) -> Result<(), GateResult> {
+) -> Result<std::collections::BTreeMap<String, String>, GateResult> {
+    let mut keys = std::collections::BTreeMap::new();
     let Some(setups) = &job.setups else {
-        return Ok(());
+        return Ok(keys);
     };
     for spec in &setups.specs {
         let (r, commit, paths) = (repo.clone(), job.commit.to_string(), spec.inputs.clone());
@@ -518,6 +522,7 @@ async fn set_up(
             cancel,
         )
         .await?;
+        keys.insert(done.name.clone(), done.key.clone());
         report(EventBody::SetupReady {
             slice: job.judged.slice(),
             attempt: job.judged.attempt(),
@@ -528,7 +533,7 @@ async fn set_up(
             duration_ms: done.duration_ms,
         });
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// The result of gate `gate` whose setup ended as `failed`: the setup's

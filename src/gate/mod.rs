@@ -120,6 +120,9 @@ pub struct GateResult {
     /// The network it had, and the connections it was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::sandbox::egress::NetworkRecord>,
+    /// The key of each setup whose outputs it ran with, by setup name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub setups: std::collections::BTreeMap<String, String>,
 }
 
 impl GateResult {
@@ -139,6 +142,7 @@ impl GateResult {
             excerpt: None,
             review: None,
             network: None,
+            setups: Default::default(),
         }
     }
 }
@@ -380,6 +384,7 @@ pub async fn run(
         changed_tree: false,
         review: None,
         network: Some(network),
+        setups: Default::default(),
     })
 }
 

@@ -192,6 +192,7 @@ pub async fn run(
         from_goal: None,
         changed_tree: false,
         network: agent_report.network.clone(),
+        setups: Default::default(),
         review: Some(Review {
             verdict,
             findings,

@@ -106,6 +106,15 @@ true"#,
     let keys: std::collections::BTreeSet<&str> =
         ready.iter().map(|e| e["key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), 2, "one key per lockfile");
+    // The proof says which setup key each gate ran with.
+    let key_of = |slice: &str| {
+        crate::support::slice_of(&proof, slice)["gates"][0]["setups"]["deps"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{proof:#}"))
+            .to_string()
+    };
+    assert_eq!(key_of("s1"), ran[0]["key"].as_str().unwrap());
+    assert_eq!(key_of("s6"), ran[1]["key"].as_str().unwrap());
     let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", &id]).stdout).into_owned();
     assert!(replay.contains("setup deps ran"), "{replay}");
     assert!(replay.contains("setup deps seeded"), "{replay}");
