@@ -80,6 +80,7 @@ svg .ejected{stroke:#cf222e;stroke-width:2;stroke-dasharray:3 2}
 .p-gate-queued{fill:#f5d77a;background:#f5d77a}
 .p-gate{fill:#2da44e;background:#2da44e}
 .p-merge{fill:#1b7c83;background:#1b7c83}
+.p-setup{fill:#8a6d3b;background:#8a6d3b}
 .failed{fill:#cf222e;background:#cf222e}
 .mark-key{background:#1f2328;width:3px!important}
 svg text.s-merged{fill:#1a7f37}svg text.s-bad{fill:#cf222e}svg text.s-other{fill:#59636e}
@@ -156,6 +157,7 @@ fn phase_class(p: Phase) -> &'static str {
         Phase::GateQueued => "p-gate-queued",
         Phase::Gate => "p-gate",
         Phase::Merge => "p-merge",
+        Phase::Setup => "p-setup",
     }
 }
 

@@ -29,17 +29,20 @@ pub enum Phase {
     Gate,
     /// Verified, waiting for and going through the integrator.
     Merge,
+    /// A setup installed the dependencies, or seeded them, in a slot.
+    Setup,
 }
 
 impl Phase {
     /// Every phase, in the order a slice goes through them.
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Waiting,
         Phase::Agent,
         Phase::Commit,
         Phase::GateQueued,
         Phase::Gate,
         Phase::Merge,
+        Phase::Setup,
     ];
 
     /// The phase in a word or two.
@@ -51,6 +54,7 @@ impl Phase {
             Phase::GateQueued => "gate queued",
             Phase::Gate => "gate",
             Phase::Merge => "merge",
+            Phase::Setup => "setup",
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct Bar {
 pub enum RowKind {
     /// The slice gates on the base commit, before any agent.
     Base,
+    /// The setups' runs and seedings, in whichever slot they were.
+    Setup,
     /// A slice, by id.
     Slice(String),
     /// The integration's gates on its candidates.
@@ -106,6 +112,7 @@ impl Row {
     pub fn name(&self) -> &str {
         match &self.kind {
             RowKind::Base => "base check",
+            RowKind::Setup => "setup",
             RowKind::Slice(id) => id,
             RowKind::Integration => crate::plan::INTEGRATION,
         }
@@ -117,8 +124,8 @@ impl Row {
 pub struct Timeline {
     /// From the goal's start to its last event.
     pub span_ms: u64,
-    /// The base row (if the base check ran), the slices in plan order, then
-    /// the integration.
+    /// The base row (if the base check ran), the setup row (if a setup
+    /// ran or was seeded), the slices in plan order, then the integration.
     pub rows: Vec<Row>,
 }
 
@@ -154,6 +161,7 @@ struct Builder {
 }
 
 const BASE: usize = 0;
+const SETUP: usize = 1;
 
 impl Builder {
     fn new(state: &GoalState) -> Builder {
@@ -168,7 +176,7 @@ impl Builder {
             attempt: 0,
             ready_since: 0,
         };
-        let mut tracks = vec![track(RowKind::Base, None)];
+        let mut tracks = vec![track(RowKind::Base, None), track(RowKind::Setup, None)];
         let mut index = HashMap::new();
         for s in &state.slices {
             index.insert(s.id.clone(), tracks.len());
@@ -214,6 +222,36 @@ impl Builder {
                     t.close(before, false, Some("interrupted"));
                     t.ready_since = at;
                 }
+            }
+            EventBody::SetupReady {
+                slice,
+                setup,
+                how,
+                duration_ms,
+                ..
+            } => {
+                // Without a slice, it was for the base check until the
+                // base was checked and a slice started; then the integration.
+                let base = self.tracks[BASE].row.bars.is_empty()
+                    && self.tracks.iter().all(|t| t.attempt == 0);
+                let whose = match slice.as_deref() {
+                    Some(id) => id,
+                    None if base => "the base check",
+                    None => "the integration's gates",
+                };
+                let how = match how {
+                    crate::setup::How::Ran => "ran",
+                    crate::setup::How::Seeded => "seeded",
+                };
+                let t = &mut self.tracks[SETUP];
+                let start = at.saturating_sub(*duration_ms);
+                t.push(
+                    Phase::Setup,
+                    start,
+                    at,
+                    false,
+                    format!("{setup} {how} for {whose}"),
+                );
             }
             EventBody::GoalRetried { slices, .. } => {
                 for id in slices {
@@ -395,7 +433,7 @@ impl Builder {
             .tracks
             .into_iter()
             .map(|t| t.row)
-            .filter(|r| !(r.kind == RowKind::Base && r.bars.is_empty()))
+            .filter(|r| !(matches!(r.kind, RowKind::Base | RowKind::Setup) && r.bars.is_empty()))
             .collect();
         Timeline { span_ms: end, rows }
     }

@@ -118,6 +118,14 @@ true"#,
     let replay = String::from_utf8_lossy(&f.omk(&["goal", "replay", &id]).stdout).into_owned();
     assert!(replay.contains("setup deps ran"), "{replay}");
     assert!(replay.contains("setup deps seeded"), "{replay}");
+    // The report draws the setups on a row of their own.
+    let html = f.tmp.path().join("report.html");
+    let out = f.omk(&["goal", "report", &id, "--html", html.to_str().unwrap()]);
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.contains("p-setup"), "no setup bar");
+    assert!(html.contains("deps ran for the base check"), "{html}");
+    assert!(html.contains("deps ran for s6"));
 
     // A second goal on the same base installs nothing.
     let (code, proof, stderr) =
