@@ -284,3 +284,50 @@ fn a_write_the_sandbox_refused_is_named_with_the_line_that_allows_it() {
     }
     assert!(!std::path::Path::new("/var/cache/omk-refused").exists());
 }
+
+/// A Python virtualenv with pip from PyPI, made once and seeded into the
+/// other slots: run as `.venv/bin/python -m …`, it works wherever it lands.
+#[test]
+fn a_venv_made_once_with_pip_works_in_every_slot() {
+    let marks = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"[[setup]]
+name = "venv"
+command = '''echo run >> {marks}/runs; python3 -m venv .venv && .venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check -q -r requirements.txt'''
+inputs = ["requirements.txt"]
+outputs = [".venv"]
+allow_hosts = ["pypi.org", "files.pythonhosted.org"]
+timeout = "5m"
+
+[[gate]]
+name = "test"
+command = '''.venv/bin/python -c "import six, sys; assert sys.prefix.startswith('$PWD'), sys.prefix"'''
+timeout = "1m"
+
+[sandbox]
+writable = ['{marks}']
+"#,
+        marks = marks.path().display()
+    );
+    let f = Fixture::new(&[
+        ("omk.toml", &toml),
+        (".gitignore", ".venv/\n"),
+        ("requirements.txt", "six==1.16.0\n"),
+    ]);
+    let agent = f.agent(r#".venv/bin/python -c "import six" && echo ok > "$OMK_SLICE_ID.txt""#);
+    let slices: Vec<Value> = (1..=3)
+        .map(|i| slice(&format!("s{i}"), &[&format!("s{i}.txt")]))
+        .collect();
+    let plan = f.plan(json!({ "slices": slices }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    assert_eq!(runs(&marks), 1, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap();
+    for i in 1..=3 {
+        assert_eq!(
+            f.show(&format!("omk/{id}/integration"), &format!("s{i}.txt")),
+            "ok"
+        );
+    }
+}
