@@ -243,23 +243,23 @@ writable = ['{marks}']
 [ "$OMK_SLICE_ID" = s1 ] && echo 'module.exports = () => false' > node_modules/is-number/index.js
 true"#,
     );
-    let slices: Vec<Value> = (1..=4)
+    let slices: Vec<Value> = (1..=6)
         .map(|i| slice(&format!("s{i}"), &[&format!("n-s{i}.txt")]))
         .collect();
     let plan = f.plan(json!({ "slices": slices }));
-    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "2"]);
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(proof["status"], "ready", "{proof:#}");
     assert_eq!(runs(&marks), 1, "npm ci ran once for the goal: {stderr}");
     let id = proof["goal_id"].as_str().unwrap();
-    for i in 1..=4 {
+    for i in 1..=6 {
         assert_eq!(
             f.show(&format!("omk/{id}/integration"), &format!("n-s{i}.txt")),
             "7"
         );
     }
     // The next goal installs nothing.
-    let (code, _, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "2", "--no-gate-cache"]);
+    let (code, _, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3", "--no-gate-cache"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(runs(&marks), 1, "{stderr}");
 }
