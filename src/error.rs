@@ -141,6 +141,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether git failed because objects it had just written, or was
+    /// given, are gone — or could not be written, their directory removed
+    /// under it: a `git gc --prune=now` the user ran meanwhile (git's own
+    /// commands race it alike). git and libgit2 say so only in words; a
+    /// step that failed so is worth doing again.
+    pub fn objects_vanished(&self) -> bool {
+        let said = self.to_string();
+        [
+            "invalid object",
+            "doesn't exist on the repository",
+            "does not exist",
+            "bad object",
+            "unable to read",
+            "object not found",
+            "objects vanished",
+            "nonexistent object",
+            // gc removes emptied object directories under a writer.
+            "unable to create temporary file",
+            "unable to write file",
+        ]
+        .iter()
+        .any(|m| said.contains(m))
+    }
+
     /// The process exit code for this error, per the contract.
     pub fn exit_code(&self) -> u8 {
         match self {

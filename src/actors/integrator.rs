@@ -146,6 +146,8 @@ impl Actor for IntegratorActor {
             IntegratorMsg::Advance { commit, tree } => {
                 advance(state, commit.into(), tree.into()).await?
             }
+            // The held ref keeps pointing at the newest candidate, whose
+            // history holds `tip`, until the next merge moves it.
             IntegratorMsg::Rebuild { tip } => {
                 state.tip = tip.into();
                 return Ok(());
@@ -171,20 +173,42 @@ async fn merge(
     let (repo, onto) = (state.repo.clone(), state.tip.clone());
     let message = crate::git::conventions::merge_message(&state.goal_id, &slice, attempt);
     let (theirs, base) = (commit.clone(), onto.clone());
+    let held = crate::git::conventions::candidate_ref(&state.goal_id);
     let merged = blocking(move || {
-        let contributed = match &start {
-            Some(start) => repo.commit_tree_by(
-                &repo.tree_of(&theirs)?,
-                &[start],
-                &slice_message,
-                author.as_deref(),
-            )?,
-            // Logs from before starts were recorded: the attempt's own.
-            None => theirs,
+        let once = || -> crate::Result<(String, Merged)> {
+            let contributed = match &start {
+                Some(start) => repo.commit_tree_by(
+                    &repo.tree_of(&theirs)?,
+                    &[start],
+                    &slice_message,
+                    author.as_deref(),
+                )?,
+                // Logs from before starts were recorded: the attempt's own.
+                None => theirs.clone(),
+            };
+            let merged = repo.merge_slice(&base, &contributed, start.as_deref(), &message)?;
+            // The candidate is held by a ref until the goal ends: what its
+            // gates judge stays in the repository whatever gc runs.
+            if let Merged::Commit { commit, .. } = &merged {
+                repo.hold(&held, commit, "omk: candidate")?;
+                repo.check_whole(commit, &[&base, &theirs])?;
+            }
+            Ok((contributed, merged))
         };
-        let merged = repo.merge_slice(&base, &contributed, start.as_deref(), &message);
+        // Objects just written can be pruned before the ref holds them (a
+        // `git gc --prune=now` meanwhile): made again, a few times.
+        let mut tries = 0;
+        let merged = loop {
+            tries += 1;
+            match once() {
+                Err(e) if tries < 4 && e.objects_vanished() => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                done => break done,
+            }
+        };
         crate::fault::point("merge.made");
-        Ok(merged.map(|m| (contributed, m)))
+        Ok(merged)
     })
     .await
     .and_then(|r| r);

@@ -41,6 +41,16 @@ pub fn squash_branch(goal_id: &str) -> String {
 /// and the proof, pushed beside the integration branch.
 pub const PROOFS: &str = "refs/omk/proofs/";
 
+/// Where each running goal's integration candidate is held, so that what
+/// its gates are to judge is reachable (a `git gc --prune=now` meanwhile
+/// takes nothing it needs).
+pub const CANDIDATES: &str = "refs/omk/candidates/";
+
+/// The ref holding goal `goal_id`'s candidate tip while it runs.
+pub fn candidate_ref(goal_id: &str) -> String {
+    format!("{CANDIDATES}{goal_id}")
+}
+
 /// The ref of goal `goal_id`'s proof.
 pub fn proof_ref(goal_id: &str) -> String {
     format!("{PROOFS}{goal_id}")

@@ -185,6 +185,43 @@ impl Repo {
         Ok(())
     }
 
+    /// Points omk's own ref `name` at `commit`, whatever it held.
+    pub fn hold(&self, name: &str, commit: &str, message: &str) -> Result<()> {
+        let repo = self.open()?;
+        repo.reference(name, Oid::from_str(commit)?, true, message)?;
+        Ok(())
+    }
+
+    /// Fails when an object `commit` brings beyond `known` (commits whose
+    /// objects are all there) is missing: a commit written while a `git gc
+    /// --prune=now` ran can be held by a ref and still lack a tree it names.
+    ///
+    /// git, not git2: `rev-list --missing=print` walks only what is new.
+    pub fn check_whole(&self, commit: &str, known: &[&str]) -> Result<()> {
+        let mut args = vec!["rev-list", "--objects", "--missing=print", commit, "--not"];
+        args.extend(known);
+        let listed = self.git(&args)?;
+        match listed.lines().find(|l| l.starts_with('?')) {
+            None => Ok(()),
+            Some(missing) => Err(Error::GitCommand {
+                args: args.join(" "),
+                stderr: format!(
+                    "objects vanished: {} of commit {commit} is missing",
+                    &missing[1..]
+                ),
+            }),
+        }
+    }
+
+    /// Removes omk's own ref `name`, if it is there.
+    pub fn release(&self, name: &str) -> Result<()> {
+        let repo = self.open()?;
+        if let Ok(mut r) = repo.find_reference(name) {
+            r.delete()?;
+        }
+        Ok(())
+    }
+
     /// Moves `name` from `expected` to `new`, failing if it moved meanwhile.
     pub fn update_ref(&self, name: &str, new: &str, expected: &str, message: &str) -> Result<()> {
         let repo = self.open()?;

@@ -18,6 +18,9 @@ use super::history::changed_between;
 use super::{checked, git_command, git_output, signature, Committed, Marks, Repo};
 use crate::error::{Error, Result};
 
+/// How many times a commit is tried when its objects vanish under it.
+const OBJECT_TRIES: u32 = 4;
+
 /// One of omk's worktrees, addressed through the git directory git made for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -162,11 +165,40 @@ impl Repo {
     ) -> Result<Option<Committed>> {
         super::check_own_branch(branch)?;
         let slot = self.known_slot(path)?;
+        // Objects written and not yet on a ref can be pruned under it (a
+        // `git gc --prune=now` meanwhile): it is done again, every file
+        // hashed afresh, a few times.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.commit_once(&slot, branch, start, message, tries > 1) {
+                Err(e) if tries < OBJECT_TRIES && e.objects_vanished() => {
+                    tracing::warn!(error = %e, "objects vanished while committing; again");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of [`Repo::commit_worktree`]; `afresh` hashes every file
+    /// again instead of trusting the index's stat data.
+    fn commit_once(
+        &self,
+        slot: &Slot,
+        branch: &str,
+        start: &str,
+        message: &str,
+        afresh: bool,
+    ) -> Result<Option<Committed>> {
         slot.clear_stale_locks()?;
         self.clear_stale_ref_lock(branch)?;
         // git, not git2: its index-aware `add` is about 5x faster on 100k
         // files, and libgit2 cannot read a sparse index.
-        slot.git(&["add", "--all"])?;
+        match afresh {
+            true => slot.git(&["add", "--all", "--renormalize"])?,
+            false => slot.git(&["add", "--all"])?,
+        };
         let tree_id = Oid::from_str(slot.git(&["write-tree"])?.trim())?;
         let repo = self.open()?;
         let head = repo.find_commit(Oid::from_str(&slot.head()?)?)?;
@@ -185,6 +217,7 @@ impl Repo {
             true,
             "omk: commit slice",
         )?;
+        self.check_whole(&result_text, &[&head.id().to_string()])?;
         let start = repo.find_commit(Oid::from_str(start)?)?;
         let result_tree = repo.find_commit(result)?.tree()?;
         if result_tree.id() == start.tree_id() {

@@ -102,7 +102,18 @@ impl Repo {
             Some(b) => args.extend(["-b", b, path_arg.as_ref(), commit]),
             None => args.extend(["--detach", path_arg.as_ref(), commit]),
         }
-        self.git(&args)?;
+        // A `git gc` the user runs meanwhile prunes worktrees, and takes a
+        // half-made one's admin directory for stale: made again, a few times.
+        let mut tries = 0;
+        while let Err(e) = self.git(&args) {
+            tries += 1;
+            if tries >= 3 || !e.to_string().contains(".git/worktrees/") {
+                return Err(e);
+            }
+            let _ = std::fs::remove_dir_all(path);
+            let _ = self.git(&["worktree", "prune"]);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         crate::fault::point("worktree.added");
         if existing {
             self.reset_worktree(path, commit)?;

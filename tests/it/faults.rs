@@ -441,3 +441,70 @@ fn a_gate_job_that_panics_before_any_gate_still_ends_in_a_failed_verdict() {
         "{reason}"
     );
 }
+
+#[test]
+fn git_gc_prune_now_during_a_run_takes_nothing_the_goal_still_needs() {
+    // The first integration gate waits until the user's gc has run; by then
+    // both slices are merged into the candidate, the second merge on no
+    // branch yet: only the ref omk holds it by keeps it from gc.
+    let marks = tempfile::tempdir().unwrap();
+    let released = marks.path().join("released");
+    let gate = format!(
+        "while [ ! -e {0} ]; do sleep 0.05; done",
+        released.display()
+    );
+    let toml = gate_toml("check", "true", "slice")
+        + &gate_toml("whole", &gate, "integration")
+        + &format!("[sandbox]\nreadable = ['{}']\n", marks.path().display());
+    let f = Fixture::new(&[("omk.toml", &toml), ("README.md", "base\n")]);
+    let slices: Vec<Value> = (0..2)
+        .map(|i| json!({"id": format!("s{i}"), "prompt": "p", "write_scope": [format!("s{i}/**")]}))
+        .collect();
+    let plan = f.plan(json!({ "slices": slices }));
+    let agent = f.agent(
+        r#"mkdir -p "$OMK_SLICE_ID"; echo "work of $OMK_SLICE_ID" > "$OMK_SLICE_ID/out.txt""#,
+    );
+    let user = {
+        let (home, repo, released) = (f.home.clone(), f.repo.clone(), released.clone());
+        std::thread::spawn(move || {
+            let merged = || {
+                crate::support::files_under(&home)
+                    .iter()
+                    .filter(|p| p.ends_with("events.jsonl"))
+                    .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                    .map(|log| log.matches("\"kind\":\"slice_merged\"").count())
+                    .sum::<usize>()
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while merged() < 2 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let gc = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["gc", "--prune=now", "--quiet"])
+                .status()
+                .unwrap();
+            std::fs::write(&released, "").unwrap();
+            gc.success()
+        })
+    };
+    let out = run(&f, &plan, &agent, None, "2");
+    assert!(user.join().unwrap(), "the user's gc ran");
+    let proof: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    for s in proof["slices"].as_array().unwrap() {
+        assert_eq!(s["attempts"], 1, "no slice was blamed: {s:#}");
+    }
+    let branch = format!("omk/{}/integration", proof["goal_id"].as_str().unwrap());
+    for i in 0..2 {
+        assert_eq!(
+            f.show(&branch, &format!("s{i}/out.txt")),
+            format!("work of s{i}")
+        );
+    }
+    // Held while the goal ran, let go when it ended.
+    let held = f.git(&["for-each-ref", "refs/omk/candidates/"]);
+    assert_eq!(held, "", "{held}");
+}

@@ -4,6 +4,7 @@
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{SupervisorMsg, SupervisorState};
+use crate::actors::off_runtime;
 use crate::state::GoalStatus;
 use crate::store::events::EventBody;
 
@@ -16,6 +17,14 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
     ) -> Result<(), ActorProcessingErr> {
         self.record(EventBody::GoalFinished { status, reason })?;
+        // A candidate the branch took needs holding no more; one left
+        // (a cancel) stays held for `resume`.
+        if self.state.integration.candidate.is_empty() {
+            let held = crate::git::conventions::candidate_ref(&self.state.goal_id);
+            if let Err(e) = off_runtime(|| self.repo.release(&held)) {
+                tracing::warn!(error = %e, "could not let the candidate's ref go");
+            }
+        }
         let held: Vec<_> = self.slots.keys().cloned().collect();
         for owner in held {
             self.release_slot(&owner);
