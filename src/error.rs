@@ -165,6 +165,21 @@ impl Error {
         .any(|m| said.contains(m))
     }
 
+    /// Whether it failed for want of disk space (`ENOSPC`), which is the
+    /// machine's to mend, not a slice's.
+    pub fn disk_full(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                    return true;
+                }
+            }
+            source = e.source();
+        }
+        self.to_string().contains("No space left on device")
+    }
+
     /// The process exit code for this error, per the contract.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -191,6 +191,8 @@ impl Repo {
         message: &str,
         afresh: bool,
     ) -> Result<Option<Committed>> {
+        crate::fault::disk_point("slice.commit")
+            .map_err(|e| Error::io("committing the slice's work", e))?;
         slot.clear_stale_locks()?;
         self.clear_stale_ref_lock(branch)?;
         // git, not git2: its index-aware `add` is about 5x faster on 100k

@@ -508,3 +508,26 @@ fn git_gc_prune_now_during_a_run_takes_nothing_the_goal_still_needs() {
     let held = f.git(&["for-each-ref", "refs/omk/candidates/"]);
     assert_eq!(held, "", "{held}");
 }
+
+#[test]
+fn a_full_disk_stops_the_goal_blaming_no_slice_and_resume_goes_on_once_there_is_room() {
+    let (f, plan, agent) = fixture();
+    // The first commit of a slice's work fails as on a full disk.
+    let out = run(&f, &plan, &agent, Some("enospc:slice.commit:1"), "1");
+    assert_eq!(out.status.code(), Some(3), "the machine's failure");
+    let proof: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(proof["status"], "failed", "{proof:#}");
+    let reason = proof["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the disk is full") && reason.contains("omk goal resume"),
+        "{reason}"
+    );
+    let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let proof: Value = serde_json::from_slice(&resumed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resumed.stderr)));
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    for s in proof["slices"].as_array().unwrap() {
+        assert_eq!(s["attempts"], 1, "the full disk spent no attempt: {s:#}");
+    }
+}

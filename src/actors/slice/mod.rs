@@ -131,12 +131,22 @@ impl Actor for SliceActor {
                 };
                 if let Some(e) = &lost {
                     args.supervisor
-                        .send_message(SupervisorMsg::AgentGone(e.to_string()))?;
+                        .send_message(SupervisorMsg::Unworkable(e.to_string()))?;
                 }
                 let outcome = match &lost {
                     Some(e) => fail(args, SliceStatus::Failed, e.to_string(), vec![]),
                     None => match attempt(args).await {
                         Ok(body) => body,
+                        // Not the slice's failure: the goal stops, and the
+                        // attempt is not spent (it runs again on resume).
+                        Err(e) if e.disk_full() => {
+                            let why = format!(
+                                "the disk is full ({e}); free some space, then `omk goal resume`"
+                            );
+                            args.supervisor
+                                .send_message(SupervisorMsg::Unworkable(why.clone()))?;
+                            fail(args, SliceStatus::Cancelled, why, vec![])
+                        }
                         Err(e) => fail(args, SliceStatus::Failed, e.to_string(), vec![]),
                     },
                 };

@@ -70,9 +70,10 @@ pub enum SupervisorMsg {
     Cancel,
     /// The goal's time budget ran out.
     TimeBudgetSpent,
-    /// The agent's program is gone, so every attempt would fail alike: the
-    /// goal stops starting work and ends `failed`.
-    AgentGone(String),
+    /// Something of the machine makes every attempt fail alike (the
+    /// agent's program is gone, the disk is full): the goal stops starting
+    /// work and ends `failed`, for `resume` once it is mended.
+    Unworkable(String),
 }
 
 /// How the supervisor starts.
@@ -270,7 +271,7 @@ impl Actor for Supervisor {
                 return state.process(body, &myself).await;
             }
             SupervisorMsg::Cancel => state.decider.on_cancel(),
-            SupervisorMsg::AgentGone(why) => state.decider.on_agent_gone(why),
+            SupervisorMsg::Unworkable(why) => state.decider.on_unworkable(why),
             SupervisorMsg::TimeBudgetSpent => state.decider.on_time_spent(&state.state),
         };
         state.carry_out_all(actions, &myself).await?;

@@ -284,11 +284,11 @@ impl Decider {
         .collect()
     }
 
-    /// The agent's program is gone: every attempt would fail alike, so no
-    /// slice starts, running ones are cancelled, and the goal ends `failed`
-    /// once they stopped.
+    /// Something of the machine makes every attempt fail alike (the
+    /// agent's program is gone, the disk is full): no slice starts, running
+    /// ones are cancelled, and the goal ends `failed` once they stopped.
     #[must_use]
-    pub fn on_agent_gone(&mut self, why: String) -> Vec<Action> {
+    pub fn on_unworkable(&mut self, why: String) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
         }

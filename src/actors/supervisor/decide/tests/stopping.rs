@@ -165,7 +165,7 @@ fn a_vanished_agent_program_stops_the_goal_failed_once_running_slices_end() {
     let _ = g.started("b");
     assert_eq!(
         g.decider
-            .on_agent_gone("the agent runs `kimi`, which is not installed".into()),
+            .on_unworkable("the agent runs `kimi`, which is not installed".into()),
         [Action::CancelAll]
     );
     let _ = g.failed("a");
