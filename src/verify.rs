@@ -75,10 +75,12 @@ pub fn check_record(log: &[u8], proof: Option<&[u8]>) -> std::result::Result<Rec
 /// Re-merges every recorded merge, each onto the rebuilt commit of the one
 /// it was recorded onto, and compares every tree with the record; the
 /// rebuilt commit of where the branch was last moved must have the
-/// recorded integration tree. A merge whose slice commit this clone lacks
-/// (a slice taken out of a dropped candidate, whose commit no pushed branch
-/// holds) is skipped, and so is what was merged onto it; the branch's own
-/// history must be complete.
+/// recorded integration tree. The merges the branch is made of must all
+/// rebuild. Merges into candidates that were dropped (a slice taken out,
+/// the candidate rebuilt) are re-merged where this clone has what they
+/// need — their slice commits are on no pushed branch — and the rest are
+/// counted as skipped, with why; so a clone and the goal's own repository
+/// report the same merges on the branch, and say what each left out.
 pub fn rebuild(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<Verdict> {
     if !repo.has_commit(&state.base_commit) {
         return Ok(Err(format!(
@@ -86,11 +88,12 @@ pub fn rebuild(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<Verdi
             state.base_commit
         )));
     }
+    let on_branch = branch_merges(state, events);
     // Recorded commit → the commit rebuilt for it.
     let mut rebuilt = HashMap::new();
     rebuilt.insert(state.base_commit.clone(), state.base_commit.clone());
     let mut last = state.base_commit.clone();
-    let (mut merges, mut skipped) = (0, Vec::new());
+    let mut count = Count::default();
     // Each slice's latest start, from which the integrator merged it.
     let mut starts = HashMap::new();
     for e in events {
@@ -114,17 +117,37 @@ pub fn rebuild(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<Verdi
             _ => continue,
         };
         // Logs from before candidates merged each slice onto the last.
-        let onto = if onto.is_empty() { &last } else { onto };
-        if skipped.contains(onto) || !repo.has_commit(slice_commit) {
-            skipped.push(commit.clone());
-            last = commit.clone();
-            continue;
-        }
-        let Some(head) = rebuilt.get(onto).cloned() else {
-            return Ok(Err(format!(
-                "at event {}: slice {slice} was merged onto {onto}, which no recorded merge made",
-                e.seq
-            )));
+        let onto = match onto.is_empty() {
+            true => std::mem::replace(&mut last, commit.clone()),
+            false => {
+                last = commit.clone();
+                onto.clone()
+            }
+        };
+        let onto = &onto;
+        let kept = on_branch.contains(commit.as_str());
+        let head = match (rebuilt.get(onto).cloned(), repo.has_commit(slice_commit)) {
+            (Some(head), true) => head,
+            (_, false) if kept => {
+                return Ok(Err(format!(
+                    "at event {}: slice {slice}'s commit {slice_commit}, which the branch holds, is not in this repository; fetch the goal's branch {}",
+                    e.seq, state.integration.branch
+                )));
+            }
+            (None, _) if kept => {
+                return Ok(Err(format!(
+                    "at event {}: slice {slice} was merged onto {onto}, which no recorded merge made",
+                    e.seq
+                )));
+            }
+            (_, false) => {
+                count.lacking += 1;
+                continue;
+            }
+            (None, true) => {
+                count.onto_skipped += 1;
+                continue;
+            }
         };
         let start = starts.get(slice.as_str()).copied();
         let message = format!("omk verify: {slice}");
@@ -145,20 +168,16 @@ pub fn rebuild(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<Verdi
             }
         };
         rebuilt.insert(commit.clone(), new);
-        last = commit.clone();
-        merges += 1;
+        match kept {
+            true => count.branch += 1,
+            false => count.dropped += 1,
+        }
     }
     let Some(head) = rebuilt.get(&state.integration.commit).cloned() else {
-        return Ok(Err(match skipped.contains(&state.integration.commit) {
-            true => format!(
-                "the slice commits merged into {} are not all in this repository; fetch the goal's branch {}",
-                state.integration.commit, state.integration.branch
-            ),
-            false => format!(
-                "the integration branch was recorded at {}, which no recorded merge made",
-                state.integration.commit
-            ),
-        }));
+        return Ok(Err(format!(
+            "the integration branch was recorded at {}, which no recorded merge made",
+            state.integration.commit
+        )));
     };
     let tree = repo.tree_of(&head)?;
     if tree != state.integration.tree {
@@ -168,16 +187,66 @@ pub fn rebuild(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<Verdi
         )));
     }
     let mut said = vec![format!(
-        "{merges} merges from base {} rebuild tree {tree}",
-        state.base_commit
+        "{} merges on the branch from base {} rebuild tree {tree}",
+        count.branch, state.base_commit
     )];
-    if !skipped.is_empty() {
-        said.push(format!(
-            "{} merges onto dropped candidates skipped: their slice commits are not in this repository",
-            skipped.len()
-        ));
+    let dropped = count.dropped + count.lacking + count.onto_skipped;
+    if dropped > 0 {
+        let mut line = format!(
+            "{dropped} merges into dropped candidates (a slice taken out, the rest merged again): {} re-merged",
+            count.dropped
+        );
+        if count.lacking > 0 {
+            line += &format!(
+                ", {} skipped whose slice commit is not in this repository (a dropped candidate's commits are on no pushed branch)",
+                count.lacking
+            );
+        }
+        if count.onto_skipped > 0 {
+            line += &format!(", {} skipped merged onto one skipped", count.onto_skipped);
+        }
+        said.push(line);
     }
     Ok(Ok(said))
+}
+
+/// How the recorded merges were checked.
+#[derive(Debug, Default)]
+struct Count {
+    /// Merges the branch is made of, rebuilt.
+    branch: usize,
+    /// Merges into dropped candidates, rebuilt.
+    dropped: usize,
+    /// Merges into dropped candidates whose slice commit is not here.
+    lacking: usize,
+    /// Merges into dropped candidates onto such a skipped one.
+    onto_skipped: usize,
+}
+
+/// The recorded merge commits the integration branch is made of: from
+/// where it was last moved, back through what each was merged onto.
+fn branch_merges<'a>(
+    state: &'a GoalState,
+    events: &'a [Event],
+) -> std::collections::HashSet<&'a str> {
+    let mut onto_of = HashMap::new();
+    let mut last = state.base_commit.as_str();
+    for e in events {
+        if let EventBody::SliceMerged { commit, onto, .. } = &e.body {
+            let onto = if onto.is_empty() { last } else { onto.as_str() };
+            onto_of.insert(commit.as_str(), onto);
+            last = commit.as_str();
+        }
+    }
+    let mut chain = std::collections::HashSet::new();
+    let mut at = state.integration.commit.as_str();
+    while let Some(&onto) = onto_of.get(at) {
+        if !chain.insert(at) {
+            break;
+        }
+        at = onto;
+    }
+    chain
 }
 
 /// Checks that every branch named like the goal's integration branch here

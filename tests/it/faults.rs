@@ -531,3 +531,62 @@ fn a_full_disk_stops_the_goal_blaming_no_slice_and_resume_goes_on_once_there_is_
         assert_eq!(s["attempts"], 1, "the full disk spent no attempt: {s:#}");
     }
 }
+
+#[test]
+fn replay_verify_and_verify_on_a_clone_report_the_same_merges_and_say_what_each_skipped() {
+    let (f, plan, agent) = bisect_fixture();
+    let bare = crate::deliver::remote(&f);
+    let out = f.omk(&[
+        "goal",
+        "run",
+        "faults",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--agent",
+        &agent,
+        "--concurrency",
+        "5",
+        "--deliver",
+        "push",
+        "--json",
+        "--no-progress",
+    ]);
+    let proof: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let id = proof["goal_id"].as_str().unwrap();
+    let here = f.omk(&["goal", "replay", id, "--verify"]);
+    assert!(here.status.success());
+    let here = String::from_utf8_lossy(&here.stdout).into_owned();
+    let clone = crate::deliver::clone_of(&f, &bare, "reviewer");
+    crate::deliver::fetch_proofs(&clone);
+    let (code, there) = crate::deliver::omk_elsewhere(&clone, &["goal", "verify", id]);
+    assert_eq!(code, 0, "{there}");
+    let line = |said: &str, starts: &str| {
+        said.lines()
+            .find(|l| l.contains(starts))
+            .unwrap_or_else(|| panic!("no `{starts}` in:\n{said}"))
+            .to_string()
+    };
+    // The merges the branch is made of: the same, here and there.
+    let branch = line(&here, "merges on the branch from base");
+    assert_eq!(branch, line(&there, "merges on the branch from base"));
+    assert!(branch.contains("OK: 5 merges on the branch"), "{branch}");
+    // The dropped candidate's merges: as many on both sides; here they
+    // rebuild, there what was skipped is said, with why.
+    let dropped = |said: &str| {
+        let l = line(said, "merges into dropped candidates");
+        l.split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert!(dropped(&here) > 0, "{here}");
+    assert_eq!(dropped(&here), dropped(&there), "{here}\n---\n{there}");
+    let there_line = line(&there, "merges into dropped candidates");
+    assert!(
+        there_line.contains("not in this repository") && there_line.contains("on no pushed branch"),
+        "{there_line}"
+    );
+}
