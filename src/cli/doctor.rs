@@ -25,6 +25,25 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             let store = Store::for_repo(&repo)?;
             println!("repository: {}", repo.root.display());
             println!("state dir:  {}", store.root().display());
+            let pool = crate::pool::Pool::new(store.pool_dir());
+            let slots = pool.slots();
+            let on_disk: u64 = slots
+                .iter()
+                .map(|s| {
+                    crate::machine::disk_usage(s)
+                        + crate::machine::disk_usage(&s.with_extension("cache"))
+                })
+                .sum();
+            let (keys, kept) = pool.setup_store().usage();
+            println!(
+                "pool:       {} slot{} ({} idle), {}; setup outputs kept for {keys} key{}, {} (`omk goal clean` frees what is idle)",
+                slots.len(),
+                if slots.len() == 1 { "" } else { "s" },
+                pool.idle_slots().len(),
+                crate::words::human_bytes(on_disk),
+                if keys == 1 { "" } else { "s" },
+                crate::words::human_bytes(kept)
+            );
             let orphans = orphans(&repo, &store)?;
             if orphans.is_empty() {
                 println!("orphans:    none");

@@ -72,6 +72,16 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
         let _ = std::fs::remove_file(slot.with_extension("lock"));
     }
+    // Kept setup outputs no slot is using are made again when needed.
+    let (kept, bytes) = pool.setup_store().clear_idle();
+    freed += bytes;
+    if kept > 0 {
+        println!(
+            "removed the outputs of {kept} setup key{} ({})",
+            if kept == 1 { "" } else { "s" },
+            crate::words::human_bytes(bytes)
+        );
+    }
     if !idle.is_empty() {
         println!(
             "removed {} idle worktree slot{}",

@@ -88,6 +88,53 @@ impl Store {
         Ok(())
     }
 
+    /// The keys kept, and the bytes they take.
+    pub fn usage(&self) -> (usize, u64) {
+        self.entries().iter().fold((0, 0), |(n, bytes), e| {
+            (n + 1, bytes + crate::machine::disk_usage(e))
+        })
+    }
+
+    /// Removes every kept key no slot is seeding from or making now (its
+    /// lock is free); returns how many, and the bytes freed.
+    pub fn clear_idle(&self) -> (usize, u64) {
+        use std::os::fd::AsRawFd;
+        let (mut removed, mut freed) = (0, 0);
+        for entry in self.entries() {
+            let lock = entry.with_extension("lock");
+            let Ok(file) = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock)
+            else {
+                continue;
+            };
+            // SAFETY: flock on a file descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                continue;
+            }
+            let bytes = crate::machine::disk_usage(&entry);
+            if std::fs::remove_dir_all(&entry).is_ok() {
+                removed += 1;
+                freed += bytes;
+                let _ = std::fs::remove_file(&lock);
+            }
+        }
+        (removed, freed)
+    }
+
+    /// The directories of the kept keys.
+    fn entries(&self) -> Vec<PathBuf> {
+        let Ok(read) = std::fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        read.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && p.extension().is_none())
+            .collect()
+    }
+
     /// Removes `outputs` from `slot`, before a setup makes them afresh.
     pub fn clear(slot: &Path, outputs: &[String]) -> Result<()> {
         outputs.iter().try_for_each(|o| remove(&slot.join(o)))
@@ -162,5 +209,14 @@ mod tests {
         store.keep("k", &one, &outputs).unwrap();
         store.seed("k", &two, &outputs).unwrap();
         assert_eq!(read("node_modules/dep/index.js"), "v2");
+        // One in use is kept by `clear_idle`; an idle one is removed.
+        assert_eq!(store.usage().0, 1);
+        let held = store.lock("k").unwrap();
+        assert_eq!(store.clear_idle().0, 0);
+        drop(held);
+        let (removed, freed) = store.clear_idle();
+        assert_eq!(removed, 1);
+        assert!(freed > 0);
+        assert!(!store.has("k"));
     }
 }

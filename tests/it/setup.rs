@@ -133,6 +133,15 @@ true"#,
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(proof["status"], "ready");
     assert_eq!(runs(&marks), 2, "{stderr}");
+
+    // What is kept is shown, and freed by `goal clean`.
+    let doctor = String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains("setup outputs kept for 2 keys"), "{doctor}");
+    let clean = f.omk(&["goal", "clean", "--all"]);
+    let said = String::from_utf8_lossy(&clean.stdout).into_owned();
+    assert!(said.contains("removed the outputs of 2 setup keys"), "{said}");
+    let doctor = String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains("setup outputs kept for 0 keys"), "{doctor}");
 }
 
 #[test]
