@@ -186,28 +186,7 @@ pub fn rebuild(repo: &Repo, state: &GoalState, events: &[Event]) -> Result<Verdi
             state.integration.tree
         )));
     }
-    let mut said = vec![format!(
-        "{} merges on the branch from base {} rebuild tree {tree}",
-        count.branch, state.base_commit
-    )];
-    let dropped = count.dropped + count.lacking + count.onto_skipped;
-    if dropped > 0 {
-        let mut line = format!(
-            "{dropped} merges into dropped candidates (a slice taken out, the rest merged again): {} re-merged",
-            count.dropped
-        );
-        if count.lacking > 0 {
-            line += &format!(
-                ", {} skipped whose slice commit is not in this repository (a dropped candidate's commits are on no pushed branch)",
-                count.lacking
-            );
-        }
-        if count.onto_skipped > 0 {
-            line += &format!(", {} skipped merged onto one skipped", count.onto_skipped);
-        }
-        said.push(line);
-    }
-    Ok(Ok(said))
+    Ok(Ok(count.said(&state.base_commit, &tree)))
 }
 
 /// How the recorded merges were checked.
@@ -221,6 +200,36 @@ struct Count {
     lacking: usize,
     /// Merges into dropped candidates onto such a skipped one.
     onto_skipped: usize,
+}
+
+impl Count {
+    /// What the check says: the branch's merges from `base` to `tree`, and
+    /// the dropped candidates', with what was skipped and why.
+    fn said(&self, base: &str, tree: &str) -> Vec<String> {
+        let mut said = vec![format!(
+            "{} merges on the branch from base {base} rebuild tree {tree}",
+            self.branch
+        )];
+        let dropped = self.dropped + self.lacking + self.onto_skipped;
+        if dropped == 0 {
+            return said;
+        }
+        let mut line = format!(
+            "{dropped} merges into dropped candidates (a slice taken out, the rest merged again): {} re-merged",
+            self.dropped
+        );
+        if self.lacking > 0 {
+            line += &format!(
+                ", {} skipped whose slice commit is not in this repository (a dropped candidate's commits are on no pushed branch)",
+                self.lacking
+            );
+        }
+        if self.onto_skipped > 0 {
+            line += &format!(", {} skipped merged onto one skipped", self.onto_skipped);
+        }
+        said.push(line);
+        said
+    }
 }
 
 /// The recorded merge commits the integration branch is made of: from

@@ -422,7 +422,7 @@ async fn run_gate(
     if checked.is_ok() && spec.review.is_none() {
         match set_up(job, repo, cancel, report).await {
             Ok(keys) => setups = keys,
-            Err(failed) => return setup_failed(spec, failed),
+            Err(failed) => return crate::setup::failed_gate(spec, failed),
         }
     }
     let ran = match (checked, &spec.review, &job.subject) {
@@ -494,64 +494,31 @@ async fn set_up(
     cancel: &CancellationToken,
     report: &(dyn Fn(EventBody) + Sync),
 ) -> Result<std::collections::BTreeMap<String, String>, GateResult> {
-    let mut keys = std::collections::BTreeMap::new();
     let Some(setups) = &job.setups else {
-        return Ok(keys);
+        return Ok(Default::default());
     };
-    for spec in &setups.specs {
-        let (r, commit, paths) = (repo.clone(), job.commit.to_string(), spec.inputs.clone());
-        let inputs = blocking(move || {
-            paths
-                .into_iter()
-                .map(|p| r.entry_id(&commit, &p).map(|id| (p, id)))
-                .collect::<crate::Result<Vec<_>>>()
-        })
-        .await
-        .map_err(|e| {
-            let why = GateOutcome::CouldNotRun(format!("reading its inputs: {e}"));
-            GateResult::not_run(spec.name.clone(), job.tree.to_string(), why)
-        })?;
-        let log = job.log_dir.join(format!("setup-{}.log", spec.name));
-        let done = crate::setup::ensure(
-            spec,
-            &setups.store,
-            &job.bench,
-            &job.tree,
-            inputs,
-            log,
-            cancel,
-        )
-        .await?;
-        keys.insert(done.name.clone(), done.key.clone());
-        report(EventBody::SetupReady {
-            slice: job.judged.slice(),
-            attempt: job.judged.attempt(),
-            setup: done.name,
-            key: done.key,
-            tree: job.tree.to_string(),
-            how: done.how,
-            duration_ms: done.duration_ms,
-        });
-    }
-    Ok(keys)
-}
-
-/// The result of gate `gate` whose setup ended as `failed`: the setup's
-/// outcome and log, said to be the setup's.
-fn setup_failed(gate: &GateSpec, mut failed: GateResult) -> GateResult {
-    let setup = std::mem::replace(&mut failed.name, gate.name.clone());
-    let said = match failed.outcome.judged() {
-        true => format!(
-            "setup `{setup}` failed ({}), so the gate did not run",
-            failed.outcome
-        ),
-        false => format!("setup `{setup}` could not run: {}", failed.outcome),
-    };
-    failed.excerpt = Some(match failed.excerpt.take() {
-        Some(tail) => format!("{said}:\n{tail}"),
-        None => said,
-    });
-    failed
+    let (commit, tree) = (job.commit.to_string(), job.tree.to_string());
+    crate::setup::ensure_all(
+        setups,
+        repo,
+        &job.bench,
+        &commit,
+        &tree,
+        &job.log_dir,
+        cancel,
+        |done| {
+            report(EventBody::SetupReady {
+                slice: job.judged.slice(),
+                attempt: job.judged.attempt(),
+                setup: done.name,
+                key: done.key,
+                tree: tree.clone(),
+                how: done.how,
+                duration_ms: done.duration_ms,
+            })
+        },
+    )
+    .await
 }
 
 /// Runs one gate on a task of its own: a panic in it (a bug of omk's) ends

@@ -172,34 +172,23 @@ pub async fn ensure(
     .await
     .map_err(not_run)?;
     let how = if store.has(&key) {
-        off({
-            let (store, key, dir, outputs) =
-                (store.clone(), key.clone(), dir.clone(), outputs.clone());
-            move || store.seed(&key, &dir, &outputs)
-        })
-        .await
-        .map_err(|e| not_run(format!("seeding its outputs: {e}")))?;
+        step(store, &key, dir, outputs, Step::Seed)
+            .await
+            .map_err(|e| not_run(format!("seeding its outputs: {e}")))?;
         How::Seeded
     } else {
-        off({
-            let (dir, outputs) = (dir.clone(), outputs.clone());
-            move || Store::clear(&dir, &outputs)
-        })
-        .await
-        .map_err(not_run)?;
+        step(store, &key, dir, outputs, Step::Clear)
+            .await
+            .map_err(not_run)?;
         let result = crate::gate::run(&gate, bench, tree, log, cancel)
             .await
             .map_err(|e| not_run(e.to_string()))?;
         if !result.passed {
             return Err(result);
         }
-        off({
-            let (store, key, dir, outputs) =
-                (store.clone(), key.clone(), dir.clone(), outputs.clone());
-            move || store.keep(&key, &dir, &outputs)
-        })
-        .await
-        .map_err(|e| not_run(format!("keeping its outputs: {e}")))?;
+        step(store, &key, dir, outputs, Step::Keep)
+            .await
+            .map_err(|e| not_run(format!("keeping its outputs: {e}")))?;
         How::Ran
     };
     drop(lock);
@@ -209,6 +198,93 @@ pub async fn ensure(
         how,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// [`ensure`] for every setup of `setups`, in order, in `bench`'s slot
+/// holding `commit` (whose tree is `tree`), each setup's log in `log_dir`;
+/// each one readied is passed to `readied`. Returns the key of each by
+/// setup name, or the result of the setup that failed or could not run.
+#[allow(clippy::too_many_arguments)]
+pub async fn ensure_all(
+    setups: &Setups,
+    repo: &crate::git::Repo,
+    bench: &Bench,
+    commit: &str,
+    tree: &str,
+    log_dir: &std::path::Path,
+    cancel: &CancellationToken,
+    readied: impl Fn(Readied),
+) -> Result<std::collections::BTreeMap<String, String>, GateResult> {
+    let mut keys = std::collections::BTreeMap::new();
+    for spec in &setups.specs {
+        let inputs = off({
+            let (repo, commit, paths) = (repo.clone(), commit.to_string(), spec.inputs.clone());
+            move || {
+                paths
+                    .into_iter()
+                    .map(|p| repo.entry_id(&commit, &p).map(|id| (p, id)))
+                    .collect::<crate::Result<Vec<_>>>()
+            }
+        })
+        .await
+        .map_err(|e| {
+            let why = GateOutcome::CouldNotRun(format!("reading its inputs: {e}"));
+            GateResult::not_run(spec.name.clone(), tree.to_string(), why)
+        })?;
+        let log = log_dir.join(format!("setup-{}.log", spec.name));
+        let done = ensure(spec, &setups.store, bench, tree, inputs, log, cancel).await?;
+        keys.insert(done.name.clone(), done.key.clone());
+        readied(done);
+    }
+    Ok(keys)
+}
+
+/// The result of gate `gate` whose setup ended as `failed`: the setup's
+/// outcome and log, said to be the setup's.
+pub fn failed_gate(gate: &GateSpec, mut failed: GateResult) -> GateResult {
+    let setup = std::mem::replace(&mut failed.name, gate.name.clone());
+    let said = match failed.outcome.judged() {
+        true => format!(
+            "setup `{setup}` failed ({}), so the gate did not run",
+            failed.outcome
+        ),
+        false => format!("setup `{setup}` could not run: {}", failed.outcome),
+    };
+    failed.excerpt = Some(match failed.excerpt.take() {
+        Some(tail) => format!("{said}:\n{tail}"),
+        None => said,
+    });
+    failed
+}
+
+/// What [`ensure`] does with a slot's outputs.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Clear,
+    Seed,
+    Keep,
+}
+
+/// Does `step` to `outputs` in `dir` for `key`, off the runtime.
+async fn step(
+    store: &Store,
+    key: &str,
+    dir: &std::path::Path,
+    outputs: &[String],
+    step: Step,
+) -> Result<(), String> {
+    let (store, key, dir, outputs) = (
+        store.clone(),
+        key.to_string(),
+        dir.to_path_buf(),
+        outputs.to_vec(),
+    );
+    off(move || match step {
+        Step::Clear => Store::clear(&dir, &outputs),
+        Step::Seed => store.seed(&key, &dir, &outputs),
+        Step::Keep => store.keep(&key, &dir, &outputs),
+    })
+    .await
 }
 
 /// Runs blocking filesystem work off the runtime; its error in words.

@@ -34,7 +34,19 @@ fn run(
     fault: Option<&str>,
     concurrency: &str,
 ) -> std::process::Output {
-    let args = [
+    run_with(f, plan, agent, fault, concurrency, &[])
+}
+
+/// [`run`] with more options.
+fn run_with(
+    f: &Fixture,
+    plan: &std::path::Path,
+    agent: &str,
+    fault: Option<&str>,
+    concurrency: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
         "goal",
         "run",
         "faults",
@@ -47,6 +59,7 @@ fn run(
         "--json",
         "--no-progress",
     ];
+    args.extend(extra);
     match fault {
         Some(spec) => f.omk_env(&args, &[("OMK_FAULT", spec)]),
         None => f.omk(&args),
@@ -536,21 +549,7 @@ fn a_full_disk_stops_the_goal_blaming_no_slice_and_resume_goes_on_once_there_is_
 fn replay_verify_and_verify_on_a_clone_report_the_same_merges_and_say_what_each_skipped() {
     let (f, plan, agent) = bisect_fixture();
     let bare = crate::deliver::remote(&f);
-    let out = f.omk(&[
-        "goal",
-        "run",
-        "faults",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--agent",
-        &agent,
-        "--concurrency",
-        "5",
-        "--deliver",
-        "push",
-        "--json",
-        "--no-progress",
-    ]);
+    let out = run_with(&f, &plan, &agent, None, "5", &["--deliver", "push"]);
     let proof: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(proof["status"], "ready", "{proof:#}");

@@ -139,7 +139,10 @@ true"#,
     assert!(doctor.contains("setup outputs kept for 2 keys"), "{doctor}");
     let clean = f.omk(&["goal", "clean", "--all"]);
     let said = String::from_utf8_lossy(&clean.stdout).into_owned();
-    assert!(said.contains("removed the outputs of 2 setup keys"), "{said}");
+    assert!(
+        said.contains("removed the outputs of 2 setup keys"),
+        "{said}"
+    );
     let doctor = String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
     assert!(doctor.contains("setup outputs kept for 0 keys"), "{doctor}");
 }

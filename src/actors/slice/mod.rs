@@ -209,37 +209,34 @@ async fn prepare(args: &SliceArgs) -> crate::Result<()> {
         let (repo, from) = (args.repo.clone(), from.clone());
         blocking(move || repo.tree_of(&from)).await?
     };
-    for spec in &setups.specs {
-        let (repo, from, paths) = (args.repo.clone(), from.clone(), spec.inputs.clone());
-        let inputs = blocking(move || {
-            paths
-                .into_iter()
-                .map(|p| repo.entry_id(&from, &p).map(|id| (p, id)))
-                .collect::<crate::Result<Vec<_>>>()
-        })
-        .await?;
-        let log = task.log.with_file_name(format!("setup-{}.log", spec.name));
-        match crate::setup::ensure(spec, &setups.store, bench, &tree, inputs, log, &args.cancel)
-            .await
-        {
-            Ok(done) => {
-                let _ =
-                    args.supervisor
-                        .send_message(SupervisorMsg::Report(EventBody::SetupReady {
-                            slice: Some(task.slice_id.clone()),
-                            attempt: Some(task.attempt),
-                            setup: done.name,
-                            key: done.key,
-                            tree: tree.clone(),
-                            how: done.how,
-                            duration_ms: done.duration_ms,
-                        }));
-            }
-            // The agent starts without them; the gates will say what fails.
-            Err(failed) => {
-                tracing::warn!(setup = %spec.name, outcome = %failed.outcome, "setup failed before the agent")
-            }
-        }
+    let logs = task.log.parent().unwrap_or(&task.worktree).to_path_buf();
+    let readied = |done: crate::setup::Readied| {
+        let _ = args
+            .supervisor
+            .send_message(SupervisorMsg::Report(EventBody::SetupReady {
+                slice: Some(task.slice_id.clone()),
+                attempt: Some(task.attempt),
+                setup: done.name,
+                key: done.key,
+                tree: tree.clone(),
+                how: done.how,
+                duration_ms: done.duration_ms,
+            }));
+    };
+    let ready = crate::setup::ensure_all(
+        setups,
+        &args.repo,
+        bench,
+        &from,
+        &tree,
+        &logs,
+        &args.cancel,
+        readied,
+    )
+    .await;
+    // The agent starts without them; its gates will say what fails.
+    if let Err(failed) = ready {
+        tracing::warn!(setup = %failed.name, outcome = %failed.outcome, "setup failed before the agent");
     }
     Ok(())
 }
