@@ -512,6 +512,7 @@ async fn set_up(
                 attempt: job.judged.attempt(),
                 setup: done.name,
                 key: done.key,
+                slot: done.slot,
                 tree: tree.clone(),
                 how: done.how,
                 duration_ms: done.duration_ms,

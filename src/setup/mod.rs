@@ -98,6 +98,8 @@ pub enum How {
 pub struct Readied {
     pub name: String,
     pub key: String,
+    /// The slot whose outputs were readied.
+    pub slot: PathBuf,
     pub how: How,
     pub duration_ms: u64,
 }
@@ -195,6 +197,7 @@ pub async fn ensure(
     Ok(Readied {
         name: spec.name.clone(),
         key,
+        slot: bench.dir.clone(),
         how,
         duration_ms: started.elapsed().as_millis() as u64,
     })

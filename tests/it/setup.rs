@@ -103,6 +103,12 @@ true"#,
         "the second run is on s6's tree: {ready:#?}"
     );
     assert!(ready.iter().any(|e| e["how"] == "seeded"));
+    assert!(
+        ready
+            .iter()
+            .all(|e| e["slot"].as_str().unwrap().contains("/pool/slot-")),
+        "each names its slot: {ready:#?}"
+    );
     let keys: std::collections::BTreeSet<&str> =
         ready.iter().map(|e| e["key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), 2, "one key per lockfile");

@@ -218,6 +218,7 @@ async fn prepare(args: &SliceArgs) -> crate::Result<()> {
                 attempt: Some(task.attempt),
                 setup: done.name,
                 key: done.key,
+                slot: done.slot,
                 tree: tree.clone(),
                 how: done.how,
                 duration_ms: done.duration_ms,

@@ -167,6 +167,9 @@ pub enum EventBody {
         /// What decides its outputs: command, inputs' content, environment.
         key: String,
         tree: String,
+        /// The worktree slot it readied.
+        #[serde(default)]
+        slot: std::path::PathBuf,
         /// Run in the slot, or seeded from a run for the same key.
         how: crate::setup::How,
         duration_ms: u64,
