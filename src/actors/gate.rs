@@ -507,16 +507,12 @@ async fn set_up(
         &job.log_dir,
         cancel,
         |done| {
-            report(EventBody::SetupReady {
-                slice: job.judged.slice(),
-                attempt: job.judged.attempt(),
-                setup: done.name,
-                key: done.key,
-                slot: done.slot,
-                tree: tree.clone(),
-                how: done.how,
-                duration_ms: done.duration_ms,
-            })
+            report(EventBody::setup_ready(
+                done,
+                job.judged.slice(),
+                job.judged.attempt(),
+                &tree,
+            ))
         },
     )
     .await

@@ -213,16 +213,12 @@ async fn prepare(args: &SliceArgs) -> crate::Result<()> {
     let readied = |done: crate::setup::Readied| {
         let _ = args
             .supervisor
-            .send_message(SupervisorMsg::Report(EventBody::SetupReady {
-                slice: Some(task.slice_id.clone()),
-                attempt: Some(task.attempt),
-                setup: done.name,
-                key: done.key,
-                slot: done.slot,
-                tree: tree.clone(),
-                how: done.how,
-                duration_ms: done.duration_ms,
-            }));
+            .send_message(SupervisorMsg::Report(EventBody::setup_ready(
+                done,
+                Some(task.slice_id.clone()),
+                Some(task.attempt),
+                &tree,
+            )));
     };
     let ready = crate::setup::ensure_all(
         setups,

@@ -350,6 +350,26 @@ pub enum RetryCause {
 }
 
 impl EventBody {
+    /// The `setup_ready` of a setup readied in a slot holding `tree`, for
+    /// `slice`'s `attempt` (neither, for the base check and the integration).
+    pub fn setup_ready(
+        done: crate::setup::Readied,
+        slice: Option<String>,
+        attempt: Option<u32>,
+        tree: &str,
+    ) -> EventBody {
+        EventBody::SetupReady {
+            slice,
+            attempt,
+            setup: done.name,
+            key: done.key,
+            tree: tree.to_string(),
+            slot: done.slot,
+            how: done.how,
+            duration_ms: done.duration_ms,
+        }
+    }
+
     /// The slice the event concerns, if any.
     pub fn slice(&self) -> Option<&str> {
         match self {
