@@ -196,17 +196,12 @@ async fn merge(
             Ok((contributed, merged))
         };
         // Objects just written can be pruned before the ref holds them (a
-        // `git gc --prune=now` meanwhile): made again, a few times.
-        let mut tries = 0;
-        let merged = loop {
-            tries += 1;
-            match once() {
-                Err(e) if tries < 4 && e.objects_vanished() => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                done => break done,
-            }
-        };
+        // `git gc --prune=now` meanwhile): made again.
+        let merged = crate::git::again_after_gc(
+            crate::git::OBJECT_TRIES,
+            crate::Error::objects_vanished,
+            |_| once(),
+        );
         crate::fault::point("merge.made");
         Ok(merged)
     })

@@ -359,6 +359,33 @@ impl Repo {
     }
 }
 
+/// How many times a commit or a merge is tried when its objects vanish
+/// under it.
+pub(crate) const OBJECT_TRIES: u32 = 4;
+
+/// Does `step` again, up to `tries` times in all, while it fails as
+/// `transient` says: what a `git gc` the user runs meanwhile takes from
+/// under omk (objects just written and on no ref yet, a worktree's
+/// half-made admin directory) is made again. `step` is told which try it
+/// is, from 1.
+pub(crate) fn again_after_gc<T>(
+    tries: u32,
+    transient: impl Fn(&Error) -> bool,
+    mut step: impl FnMut(u32) -> Result<T>,
+) -> Result<T> {
+    let mut n = 1;
+    loop {
+        match step(n) {
+            Err(e) if n < tries && transient(&e) => {
+                tracing::warn!(error = %e, "what omk had just written is gone (a git gc?); again");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                n += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Runs git in `dir` and returns its output, failing on a non-zero exit.
 fn git_at(dir: &Path, args: &[&str]) -> Result<String> {
     checked(args, git_output(git_command(dir), args)?)

@@ -18,9 +18,6 @@ use super::history::changed_between;
 use super::{checked, git_command, git_output, signature, Committed, Marks, Repo};
 use crate::error::{Error, Result};
 
-/// How many times a commit is tried when its objects vanish under it.
-const OBJECT_TRIES: u32 = 4;
-
 /// One of omk's worktrees, addressed through the git directory git made for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -167,18 +164,10 @@ impl Repo {
         let slot = self.known_slot(path)?;
         // Objects written and not yet on a ref can be pruned under it (a
         // `git gc --prune=now` meanwhile): it is done again, every file
-        // hashed afresh, a few times.
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.commit_once(&slot, branch, start, message, tries > 1) {
-                Err(e) if tries < OBJECT_TRIES && e.objects_vanished() => {
-                    tracing::warn!(error = %e, "objects vanished while committing; again");
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                done => return done,
-            }
-        }
+        // hashed afresh.
+        super::again_after_gc(super::OBJECT_TRIES, Error::objects_vanished, |n| {
+            self.commit_once(&slot, branch, start, message, n > 1)
+        })
     }
 
     /// One try of [`Repo::commit_worktree`]; `afresh` hashes every file

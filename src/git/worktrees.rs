@@ -103,17 +103,15 @@ impl Repo {
             None => args.extend(["--detach", path_arg.as_ref(), commit]),
         }
         // A `git gc` the user runs meanwhile prunes worktrees, and takes a
-        // half-made one's admin directory for stale: made again, a few times.
-        let mut tries = 0;
-        while let Err(e) = self.git(&args) {
-            tries += 1;
-            if tries >= 3 || !e.to_string().contains(".git/worktrees/") {
-                return Err(e);
+        // half-made one's admin directory for stale: made again.
+        let admin_dir_gone = |e: &Error| e.to_string().contains(".git/worktrees/");
+        super::again_after_gc(3, admin_dir_gone, |n| {
+            if n > 1 {
+                let _ = std::fs::remove_dir_all(path);
+                let _ = self.git(&["worktree", "prune"]);
             }
-            let _ = std::fs::remove_dir_all(path);
-            let _ = self.git(&["worktree", "prune"]);
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            self.git(&args)
+        })?;
         crate::fault::point("worktree.added");
         if existing {
             self.reset_worktree(path, commit)?;
