@@ -244,6 +244,27 @@ pub struct Cache {
     dir: Option<PathBuf>,
 }
 
+/// A key over a list of fields, each length-prefixed so that no two lists
+/// hash alike: the first 16 bytes of their SHA-256, in hex.
+#[derive(Default)]
+pub struct Key(sha2::Sha256);
+
+impl Key {
+    /// Adds one field.
+    pub fn field(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    /// The key, in hex.
+    pub fn hex(self) -> String {
+        use sha2::Digest;
+        let key = self.0.finalize();
+        key[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 impl Cache {
     /// The cache in `dir`.
     pub fn new(dir: PathBuf) -> Cache {
@@ -260,12 +281,8 @@ impl Cache {
     /// command, the whole environment and what it may write — and the tree.
     fn path(&self, gate: &GateSpec, bench: &Bench, tree: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        use sha2::Digest;
-        let mut key = sha2::Sha256::new();
-        let mut field = |bytes: &[u8]| {
-            key.update((bytes.len() as u64).to_le_bytes());
-            key.update(bytes);
-        };
+        let mut key = Key::default();
+        let mut field = |bytes: &[u8]| key.field(bytes);
         field(gate.name.as_bytes());
         field(gate.command.as_bytes());
         // A review is judged by its agent and instructions.
@@ -303,9 +320,7 @@ impl Cache {
         for i in &bench.installs {
             field(i.as_bytes());
         }
-        let key = key.finalize();
-        let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
-        Some(dir.join(format!("{tree}-{hex}.json")))
+        Some(dir.join(format!("{tree}-{}.json", key.hex())))
     }
 
     /// A passing result of `gate` on `tree`, if one was kept.

@@ -55,12 +55,8 @@ pub fn key(
     inputs: &[(String, Option<String>)],
     env: &[(String, String)],
 ) -> String {
-    use sha2::Digest;
-    let mut key = sha2::Sha256::new();
-    let mut field = |bytes: &[u8]| {
-        key.update((bytes.len() as u64).to_le_bytes());
-        key.update(bytes);
-    };
+    let mut key = crate::gate::Key::default();
+    let mut field = |bytes: &[u8]| key.field(bytes);
     field(spec.name.as_bytes());
     field(spec.command.as_bytes());
     for o in &spec.outputs {
@@ -79,8 +75,7 @@ pub fn key(
     for h in spec.allow_hosts.names() {
         field(h.as_bytes());
     }
-    let key = key.finalize();
-    key[..16].iter().map(|b| format!("{b:02x}")).collect()
+    key.hex()
 }
 
 /// How a slot came to hold a setup's outputs.
