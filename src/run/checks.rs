@@ -186,11 +186,7 @@ pub(super) fn check_keep(repo: &Repo, config: &Config) -> Result<()> {
 /// A setup needs the slot's gates to run where omk drives the goal: a
 /// cluster worker has no store to seed from (yet).
 pub(super) fn check_setups(repo: &Repo, config: &Config, opts: &RunOptions) -> Result<()> {
-    let local = match opts.executor {
-        Some(kind) => kind == ExecutorKind::Local,
-        None => config.executor.is_local(),
-    };
-    if config.setups.is_empty() || local {
+    if config.setups.is_empty() || super::started::executor(opts, config).is_local() {
         return Ok(());
     }
     Err(Error::Config {

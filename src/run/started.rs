@@ -54,17 +54,22 @@ pub(super) fn goal_started(s: Starting<'_>) -> EventBody {
     }
 }
 
-/// The limits the supervisor enforces: the options', else `omk.toml`'s.
-fn limits(opts: &RunOptions, config: &Config, network: crate::sandbox::NetworkSettings) -> Limits {
-    let ms = |d: Duration| d.as_millis() as u64;
-    let executor = match (opts.executor, &config.executor) {
+/// Where the goal's attempts run: `--executor`, else `[executor]`.
+pub(super) fn executor(opts: &RunOptions, config: &Config) -> crate::executor::Executor {
+    match (opts.executor, &config.executor) {
         (Some(ExecutorKind::Local), _) => crate::executor::Executor::Local,
         (Some(ExecutorKind::Slurm), crate::executor::Executor::Slurm(s)) => {
             crate::executor::Executor::Slurm(s.clone())
         }
         (Some(ExecutorKind::Slurm), _) => crate::executor::Executor::Slurm(Default::default()),
         (None, configured) => configured.clone(),
-    };
+    }
+}
+
+/// The limits the supervisor enforces: the options', else `omk.toml`'s.
+fn limits(opts: &RunOptions, config: &Config, network: crate::sandbox::NetworkSettings) -> Limits {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let executor = executor(opts, config);
     let gate_cpus = opts
         .gate_cpus
         .or(config.gate_cpus)

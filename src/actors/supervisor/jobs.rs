@@ -224,15 +224,10 @@ impl SupervisorState {
     ) -> crate::Result<EventBody> {
         // A reproduction runs its one gate afresh, logged apart.
         let reproducing = self.state.integration.reproducing.as_ref();
-        let gates = match reproducing {
-            Some(r) => self
-                .state
-                .integration_gates()
-                .into_iter()
-                .filter(|g| g.name == r.gate)
-                .collect(),
-            None => self.state.integration_gates(),
-        };
+        let mut gates = self.state.integration_gates();
+        if let Some(r) = reproducing {
+            gates.retain(|g| g.name == r.gate);
+        }
         let mut log_dir = self.goal.logs().join(crate::plan::INTEGRATION);
         if reproducing.is_some() {
             let round = self
