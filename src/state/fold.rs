@@ -74,9 +74,7 @@ impl GoalState {
                     LandStep::Reopened { told, .. } => self.reopened(told),
                     // The goal runs again, only to run the check's gate.
                     LandStep::Reproducing { head, check, gate } => {
-                        self.status = GoalStatus::Running;
-                        self.reason = None;
-                        self.finished_at = None;
+                        self.runs_again();
                         self.integration.reproducing = Some(Reproduction {
                             head: head.clone(),
                             check: check.clone(),
@@ -93,9 +91,7 @@ impl GoalState {
                 slices,
                 max_attempts,
             } => {
-                self.status = GoalStatus::Running;
-                self.reason = None;
-                self.finished_at = None;
+                self.runs_again();
                 self.settings.max_attempts = *max_attempts;
                 for s in &mut self.slices {
                     if slices.contains(&s.id) && s.status != SliceStatus::Merged {
@@ -125,13 +121,19 @@ impl GoalState {
         }
     }
 
+    /// The goal, ended, runs again (resumed, retried, reopened by its pull
+    /// request, or to reproduce a failed check): no end, no reason yet.
+    fn runs_again(&mut self) {
+        self.status = GoalStatus::Running;
+        self.reason = None;
+        self.finished_at = None;
+    }
+
     /// The pull request sent feedback back: the goal runs again, and each
     /// slice `told` something gets another attempt on the integration
     /// (which holds its merged work), told it.
     fn reopened(&mut self, told: &[crate::store::landing::Told]) {
-        self.status = GoalStatus::Running;
-        self.reason = None;
-        self.finished_at = None;
+        self.runs_again();
         for t in told {
             if let Some(s) = self.slice_mut(&t.slice) {
                 s.status = SliceStatus::Pending;
@@ -159,9 +161,7 @@ impl GoalState {
         // Work that was in flight when the last controller stopped is
         // picked up again: interrupted attempts run again under the same
         // number, unfinished gates run again.
-        self.status = GoalStatus::Running;
-        self.reason = None;
-        self.finished_at = None;
+        self.runs_again();
         self.budget_exhausted = None;
         // It is delivered again when it ends; the last delivery is kept. A
         // reproduction never moves the branch: its delivery stays current.
