@@ -111,9 +111,12 @@ impl Actor for IntegratorActor {
         _myself: ActorRef<IntegratorMsg>,
         args: IntegratorArgs,
     ) -> Result<IntegratorArgs, ActorProcessingErr> {
-        // A controller that died while moving the branch may have left its lock.
+        // A controller that died while moving the branch, or the
+        // candidate's hold, may have left their locks.
         args.repo
             .clear_stale_ref_lock(args.branch_ref.trim_start_matches("refs/heads/"))?;
+        args.repo
+            .clear_stale_hold(&crate::git::conventions::candidate_ref(&args.goal_id))?;
         let (repo, branch, green) = (
             args.repo.clone(),
             args.branch_ref.clone(),

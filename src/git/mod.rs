@@ -315,7 +315,22 @@ impl Repo {
         if !conventions::is_omk_branch(branch) {
             return Ok(());
         }
-        let lock = self.common_dir.join(format!("refs/heads/{branch}.lock"));
+        self.clear_lock_of(&format!("refs/heads/{branch}"))
+    }
+
+    /// Removes the lock of omk's own ref `name` (under `refs/omk/`, such as
+    /// the candidate's hold) that a process which died while moving it
+    /// left. The caller holds the goal's lock: no one else moves it.
+    pub fn clear_stale_hold(&self, name: &str) -> Result<()> {
+        if !name.starts_with("refs/omk/") {
+            return Ok(());
+        }
+        self.clear_lock_of(name)
+    }
+
+    /// Removes ref `name`'s lock file, if there is one.
+    fn clear_lock_of(&self, name: &str) -> Result<()> {
+        let lock = self.common_dir.join(format!("{name}.lock"));
         match std::fs::remove_file(&lock) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io(format!("removing stale {}", lock.display()), e))

@@ -589,3 +589,33 @@ fn replay_verify_and_verify_on_a_clone_report_the_same_merges_and_say_what_each_
         "{there_line}"
     );
 }
+
+#[test]
+fn a_lock_on_the_candidate_s_hold_left_by_a_killed_run_does_not_stop_resume() {
+    let (f, plan, agent) = fixture();
+    // Killed right after a merge was made and held, before it was recorded;
+    // as if killed while writing the hold, its lock file is left.
+    let out = run(&f, &plan, &agent, Some("kill:merge.made:1"), "3");
+    assert_eq!(out.status.code(), None, "the fault point was not reached");
+    let held = f.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/omk/candidates/",
+    ]);
+    assert!(!held.is_empty(), "the killed run's candidate stays held");
+    let lock = f.repo.join(".git").join(format!("{held}.lock"));
+    std::fs::write(&lock, "").unwrap();
+    let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let proof: Value = serde_json::from_slice(&resumed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resumed.stderr)));
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    for s in proof["slices"].as_array().unwrap() {
+        assert_eq!(s["attempts"], 1, "{s:#}");
+    }
+    assert!(!lock.exists());
+    assert_eq!(
+        f.git(&["for-each-ref", "refs/omk/candidates/"]),
+        "",
+        "let go at the end"
+    );
+}
