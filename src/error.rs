@@ -119,10 +119,6 @@ pub enum Error {
     #[error("a worker task failed: {0}")]
     Task(String),
 
-    /// A worktree slot is held by another process.
-    #[error("the worktree slot {} is held by another process", .0.display())]
-    SlotHeld(PathBuf),
-
     /// An agent process cannot be talked to.
     #[error("agent: {0}")]
     AgentIo(String),
@@ -204,7 +200,6 @@ impl Error {
             | Error::Supervisor(_)
             | Error::ActorGone(_)
             | Error::Task(_)
-            | Error::SlotHeld(_)
             | Error::AgentIo(_)
             | Error::StillRunning { .. }
             | Error::Worktree(_)

@@ -34,6 +34,17 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
                 crate::words::count(plan.slices.len(), "slice")
             );
         }
+        // Agents hold a slot while they run, gate jobs while theirs run.
+        let (agents, gates) = (
+            state.settings.concurrency,
+            state.settings.limits.gate_concurrency,
+        );
+        println!(
+            "slots: at most {} at once ({} and {})",
+            agents + gates,
+            crate::words::count(agents, "agent"),
+            crate::words::count(gates, "gate job"),
+        );
         println!("events: {}", goal.events().display());
     }
     Ok(0)

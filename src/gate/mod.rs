@@ -181,6 +181,17 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// The same bench in `slot`: its checkout, its temp dir and its build
+    /// caches (`caches`, by name, as the pool gives them).
+    pub fn in_slot(self, slot: PathBuf, caches: Vec<(String, String)>) -> Bench {
+        Bench {
+            tmp: slot.with_extension("tmp"),
+            dir: slot,
+            caches,
+            ..self
+        }
+    }
+
     /// The whole environment `gate` runs with.
     pub fn env(&self, gate: &GateSpec) -> Vec<(String, String)> {
         let names: Vec<String> = self.env.iter().chain(&gate.env).cloned().collect();

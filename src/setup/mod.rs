@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gate::{Bench, GateOutcome, GateResult, GateScope, GateSpec};
 
-mod store;
-pub use store::Store;
+pub use crate::pool::Store;
 
 /// A configured setup step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -565,10 +565,7 @@ impl GoalState {
             // Which slices wait behind which is the supervisor's schedule
             // (`Decider`), made again on resume.
             EventBody::GatesDeferred { .. } => {}
-            EventBody::IntegrationStarted {
-                worktree, commit, ..
-            } => {
-                self.integration.worktree = Some(worktree.clone());
+            EventBody::IntegrationStarted { commit, .. } => {
                 self.integration.testing = Some(commit.clone());
             }
             EventBody::IntegrationAdvanced { commit, tree, .. } => {

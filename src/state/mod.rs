@@ -86,6 +86,7 @@ pub struct SliceState {
     pub agent: Option<agent::Report>,
     /// The gates of its last attempt.
     pub gates: Vec<GateResult>,
+    /// The slot its last attempt's agent worked in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<PathBuf>,
     /// The commit the last attempt started from.
@@ -231,8 +232,6 @@ pub struct Integration {
     pub order: Vec<String>,
     /// Every integration gate result, on every candidate it judged.
     pub gates: Vec<GateResult>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worktree: Option<PathBuf>,
     /// Merges on top of the branch that the integration gates have not
     /// passed yet, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -5,6 +5,7 @@ mod support;
 
 mod adversarial;
 mod bad_input;
+mod cold;
 mod deliver;
 mod demo;
 mod faults;

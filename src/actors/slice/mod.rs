@@ -67,6 +67,8 @@ pub struct SliceArgs {
     pub cone: Option<Vec<String>>,
     /// Untracked paths the slot keeps when it is reset (`[pool] keep`).
     pub keep: Vec<String>,
+    /// The names of the slot's build caches (`[pool] cache`).
+    pub caches: Vec<String>,
     /// The setups, when there are any, and where they run: the agent
     /// starts with their outputs in place, so it can run the tests itself.
     pub setups: Option<(crate::gate::Bench, crate::setup::Setups)>,
@@ -181,11 +183,15 @@ async fn attempt(args: &SliceArgs) -> crate::Result<EventBody> {
     if let Some(remote) = &args.remote {
         return remote::attempt(args, remote).await;
     }
-    // Without Landlock, watch the user's repository and the other slices'
-    // finished worktrees instead.
+    // Without Landlock, watch the user's repository instead. (Other slots
+    // need no watch: none holds a tree waiting for its gates, which reset
+    // their slot to the judged commit and check its tree.)
     let confined = crate::sandbox::support().landlock.is_some();
     let watch = match confined {
-        false => Some(Watch::take(&args.repo, &args.pool, &args.task.worktree).await?),
+        false => {
+            let repo = args.repo.clone();
+            Some(blocking(move || repo.guard()).await?)
+        }
         true => None,
     };
     let exit = run_reported(args).await?;
@@ -249,9 +255,13 @@ async fn prepare_tree(args: &SliceArgs) -> crate::Result<()> {
         args.work_from().to_string(),
         args.cone.clone(),
     );
-    let keep = args.keep.clone();
-    blocking(move || repo.prepare_worktree(&path, Some(&branch), &from, cone.as_deref(), &keep))
-        .await?;
+    let (keep, caches, pool) = (args.keep.clone(), args.caches.clone(), args.pool.clone());
+    blocking(move || {
+        repo.prepare_worktree(&path, Some(&branch), &from, cone.as_deref(), &keep)?;
+        // A new slot starts from the warm build state, not from nothing.
+        pool.warm_up(&path, &keep, &caches)
+    })
+    .await?;
     // The slot's temp dir starts empty, like its tree.
     let _ = std::fs::remove_dir_all(&task.tmp);
     std::fs::create_dir_all(&task.tmp)
@@ -298,37 +308,24 @@ async fn run_reported(args: &SliceArgs) -> crate::Result<AgentExit> {
 }
 
 /// What ends the attempt before its commit, if anything: an unconfined
-/// agent that changed the user's repository or another slice's worktree, a
-/// forged `.git`, or an agent that did not finish.
+/// agent that changed the user's repository, a forged `.git`, or an agent
+/// that did not finish.
 async fn judge_run(
     args: &SliceArgs,
-    watch: Option<Watch>,
+    watch: Option<crate::git::Guard>,
     exit: AgentExit,
 ) -> crate::Result<Option<EventBody>> {
     let task = &args.task;
     if let Some(before) = watch {
-        let now = Watch::take(&args.repo, &args.pool, &task.worktree).await?;
-        let evidence = before.checkout.changes(&now.checkout);
+        let repo = args.repo.clone();
+        let now = blocking(move || repo.guard()).await?;
+        let evidence = before.changes(&now);
         if !evidence.is_empty() {
             return Ok(Some(EventBody::CheckoutTouched {
                 slice: task.slice_id.clone(),
                 attempt: task.attempt,
                 evidence,
             }));
-        }
-        let touched = before.touched_slots(&now);
-        if !touched.is_empty() {
-            let (what, paths): (Vec<String>, Vec<Vec<String>>) = touched.into_iter().unzip();
-            return Ok(Some(fail(
-                args,
-                SliceStatus::ScopeViolation,
-                format!(
-                    "wrote in other slices' worktrees while it ran (without Landlock omk cannot \
-                     tell which of the agents running then did): {}",
-                    what.join("; ")
-                ),
-                paths.concat(),
-            )));
         }
     }
     // The agent could rewrite its worktree's `.git` to send omk's git
@@ -410,12 +407,6 @@ async fn commit(args: &SliceArgs) -> crate::Result<EventBody> {
     if let Some(Rejected { reason, paths }) = rejected {
         return Ok(fail(args, SliceStatus::ScopeViolation, reason, paths));
     }
-    // Unconfined agents compare other slots with how they settled: as the
-    // commit left them, with nothing dirty (`add --all` staged every file,
-    // and HEAD and the index are the commit). Reading the slot here instead
-    // would miss what an agent wrote between the commit and this line.
-    args.pool
-        .settle(&task.worktree, &task.slice_id, crate::git::Marks::new());
     Ok(EventBody::SliceCommitted {
         slice: task.slice_id.clone(),
         attempt: task.attempt,
@@ -471,72 +462,6 @@ pub fn judge_commit(
         }));
     }
     Ok(None)
-}
-
-/// The marks of one of omk's worktrees (empty when it is not one).
-fn slot_marks(repo: &Repo, dir: &std::path::Path) -> crate::Result<crate::git::Marks> {
-    match repo.slot(dir)? {
-        Some(slot) => slot.marks(),
-        None => Ok(crate::git::Marks::new()),
-    }
-}
-
-/// What an unconfined agent must leave as it was: the user's repository and
-/// the worktrees of slices that finished and wait for their gates.
-///
-/// A slot is compared from the later of the agent's start and the slot's
-/// settling to the agent's end, so an agent is blamed only for changes made
-/// while it ran.
-struct Watch {
-    checkout: crate::git::Guard,
-    /// The settled slots but the agent's own, with their marks when taken.
-    slots: Vec<(crate::pool::Settled, crate::git::Marks)>,
-}
-
-impl Watch {
-    async fn take(
-        repo: &Repo,
-        pool: &Arc<crate::pool::Pool>,
-        own: &std::path::Path,
-    ) -> crate::Result<Watch> {
-        let (repo, pool, own) = (repo.clone(), pool.clone(), own.to_path_buf());
-        blocking(move || {
-            let mut slots = Vec::new();
-            for settled in pool.settled().into_iter().filter(|s| s.slot != own) {
-                // A slot whose worktree cannot be read is no evidence either way.
-                if let Ok(marks) = slot_marks(&repo, &settled.slot) {
-                    slots.push((settled, marks));
-                }
-            }
-            Ok(Watch {
-                checkout: repo.guard()?,
-                slots,
-            })
-        })
-        .await
-    }
-
-    /// The settled slots written in between `self` and `now`, each described,
-    /// with the paths.
-    fn touched_slots(&self, now: &Watch) -> Vec<(String, Vec<String>)> {
-        let mut touched = Vec::new();
-        for (after, marks) in &now.slots {
-            let before = match self.slots.iter().find(|(b, _)| b.n == after.n) {
-                Some((_, before)) => before,
-                // Settled since the agent started: compare with its settling.
-                None => &after.marks,
-            };
-            let paths = crate::git::changed_marks(before, marks);
-            if !paths.is_empty() {
-                let name = after.slot.file_name().unwrap_or_default().to_string_lossy();
-                touched.push((
-                    format!("{name} (slice `{}`): {}", after.owner, paths.join(", ")),
-                    paths,
-                ));
-            }
-        }
-        touched
-    }
 }
 
 /// Runs the agent, retrying failures worth retrying after the goal's shared

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::decide::Redo;
-use super::{Holder, SupervisorMsg, SupervisorState, FEEDBACK_BYTES, FEEDBACK_LINES};
+use super::{SupervisorMsg, SupervisorState, FEEDBACK_BYTES, FEEDBACK_LINES};
 use crate::actors::off_runtime;
 use crate::actors::slice::{self, SliceArgs, SliceHandle};
 use crate::agent::Task;
@@ -202,8 +202,7 @@ impl SupervisorState {
             .as_ref()
             .and_then(|include| crate::plan::cone(&spec.write_scope, include));
         let worktree = off_runtime(|| self.pool.acquire(&self.repo, sparse.is_some()))?;
-        self.slots
-            .insert(Holder::Slice(id.to_string()), worktree.clone());
+        self.slots.insert(id.to_string(), worktree.clone());
         let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
         let started = EventBody::SliceStarted {
             slice: id.to_string(),
@@ -229,6 +228,7 @@ impl SupervisorState {
             branch: s.branch.clone(),
             cone: sparse,
             keep: self.state.settings.limits.slot_keep.clone(),
+            caches: self.state.settings.limits.slot_cache.clone(),
             setups,
             start_commit,
             work_from,

@@ -1,10 +1,10 @@
 //! Sending work to the gate actor and the integrator.
 
 use super::decide::Probe;
-use super::{Holder, SupervisorState, BASE};
+use super::{SupervisorState, BASE};
+use crate::actors::blocking;
 use crate::actors::gate::{GateJob, Judged, Priority};
 use crate::actors::integrator::Contribution;
-use crate::actors::{blocking, off_runtime};
 use crate::git::Merge;
 use crate::ids::{CommitId, SliceId, TreeId};
 use crate::store::events::EventBody;
@@ -49,12 +49,13 @@ impl SupervisorState {
         .await
     }
 
-    /// Sends a committed slice to the gate actor, in the slot it committed in.
+    /// Sends a committed slice to the gate actor, preferring the slot it
+    /// committed in.
     pub(super) fn run_gates(&mut self, slice: &str, priority: Priority) -> crate::Result<()> {
         let Some(s) = self.state.slice(slice).cloned() else {
             return Ok(());
         };
-        let (Some(commit), Some(tree), Some(slot)) = (s.commit, s.tree, s.worktree) else {
+        let (Some(commit), Some(tree)) = (s.commit, s.tree) else {
             return Ok(());
         };
         let task = match self.state.spec(slice) {
@@ -77,7 +78,7 @@ impl SupervisorState {
                 attempt: s.attempts,
             },
             priority,
-            slot,
+            s.worktree,
             commit.into(),
             tree.into(),
             s.sparse,
@@ -86,20 +87,6 @@ impl SupervisorState {
         )?;
         job.subject = Some(subject);
         self.gates.run(job)
-    }
-
-    /// Takes back the slot a resumed slice committed in, to gate it there
-    /// (also while its gates wait).
-    pub(super) fn hold_slot(&mut self, slice: &str) -> crate::Result<()> {
-        let Some(slot) = self.state.slice(slice).and_then(|s| s.worktree.clone()) else {
-            return Ok(());
-        };
-        let holder = Holder::Slice(slice.to_string());
-        if !self.slots.contains_key(&holder) && slot.starts_with(self.pool.dir()) {
-            self.pool.hold(&slot)?;
-            self.slots.insert(holder, slot);
-        }
-        Ok(())
     }
 
     /// Sends a verified slice to the integrator.
@@ -134,19 +121,30 @@ impl SupervisorState {
 
     /// Where gates (and setups) run in `slot`, with what they see and may write.
     pub(super) fn bench(&self, slot: std::path::PathBuf) -> crate::Result<crate::gate::Bench> {
+        let caches = crate::pool::Pool::caches(&slot, &self.state.settings.limits.slot_cache)?;
+        Ok(self.unplaced_bench().in_slot(slot, caches))
+    }
+
+    /// What gates (and setups) see and may write, in no slot yet: a gate
+    /// job takes its slot as it runs.
+    fn unplaced_bench(&self) -> crate::gate::Bench {
         let limits = &self.state.settings.limits;
-        Ok(crate::gate::Bench {
+        crate::gate::Bench {
             goal_id: self.state.goal_id.clone(),
-            caches: crate::pool::Pool::caches(&slot, &limits.slot_cache)?,
-            tmp: slot.with_extension("tmp"),
-            dir: slot,
+            caches: limits
+                .slot_cache
+                .iter()
+                .map(|name| (name.clone(), String::new()))
+                .collect(),
+            tmp: Default::default(),
+            dir: Default::default(),
             env: limits.sandbox_env.clone(),
             writable: limits.sandbox_writable.clone(),
             readable: limits.sandbox_readable.clone(),
             network: limits.network.clone(),
             inherit: None,
             installs: limits.setups.iter().map(|s| s.fingerprint()).collect(),
-        })
+        }
     }
 
     /// The goal's setups, if it has any, and their store.
@@ -158,13 +156,14 @@ impl SupervisorState {
         })
     }
 
-    /// A gate job judging `commit` (whose tree is `tree`) in `slot`.
+    /// A gate job judging `commit` (whose tree is `tree`), preferring the
+    /// slot `near` when it is free.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gate_job(
         &self,
         judged: Judged,
         priority: Priority,
-        slot: std::path::PathBuf,
+        near: Option<std::path::PathBuf>,
         commit: CommitId,
         tree: TreeId,
         cone: Option<Vec<String>>,
@@ -175,7 +174,8 @@ impl SupervisorState {
         Ok(GateJob {
             priority,
             judged,
-            bench: self.bench(slot)?,
+            bench: self.unplaced_bench(),
+            near,
             commit,
             cone,
             keep: limits.slot_keep.clone(),
@@ -199,12 +199,10 @@ impl SupervisorState {
             .filter(|g| g.scope.judges_slices() && g.review.is_none())
             .cloned()
             .collect();
-        let worktree = off_runtime(|| self.pool.acquire(&self.repo, false))?;
-        self.slots.insert(Holder::Base, worktree.clone());
         let job = self.gate_job(
             Judged::Base,
             priority,
-            worktree,
+            None,
             (&self.state.base_commit).into(),
             (&self.state.settings.base_tree).into(),
             None,
@@ -237,14 +235,6 @@ impl SupervisorState {
                 .map_or(0, |l| l.reproduced.len());
             log_dir = log_dir.join(format!("reproduce-{}", round + 1));
         }
-        let worktree = match self.slots.get(&Holder::Integration) {
-            Some(slot) => slot.clone(),
-            None => {
-                let slot = off_runtime(|| self.pool.acquire(&self.repo, false))?;
-                self.slots.insert(Holder::Integration, slot.clone());
-                slot
-            }
-        };
         // The integration's change is what the candidate's merges up to
         // `commit` add to the branch.
         let candidate = &self.state.integration.candidate;
@@ -272,7 +262,7 @@ impl SupervisorState {
         let mut job = self.gate_job(
             Judged::Integration,
             priority,
-            worktree.clone(),
+            None,
             commit.clone(),
             tree.clone(),
             None,
@@ -287,7 +277,6 @@ impl SupervisorState {
         Ok(EventBody::IntegrationStarted {
             commit: commit.into(),
             tree: tree.into(),
-            worktree,
         })
     }
 }

@@ -41,17 +41,6 @@ use decide::{Action, Decider, Phase};
 /// The base check's logs' folder (no slice id can take it).
 const BASE: &str = "_base";
 
-/// Who holds one of the goal's worktree slots.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Holder {
-    /// A slice, while it runs, gates or waits for its gates.
-    Slice(String),
-    /// The base check.
-    Base,
-    /// The integration gates, for the whole goal.
-    Integration,
-}
-
 /// The most of a failed gate's log a feedback attempt is shown.
 const FEEDBACK_LINES: usize = 200;
 const FEEDBACK_BYTES: usize = 16 * 1024;
@@ -119,9 +108,10 @@ pub struct SupervisorState {
     /// Cancels running agents only (a budget ran out; committed work still merges).
     agent_cancel: CancellationToken,
     limiter: Arc<Limiter>,
-    /// The repository's worktree pool, and the slots this goal holds.
+    /// The repository's worktree pool, and the slots this goal's running
+    /// agents hold, by slice.
     pool: Arc<crate::pool::Pool>,
-    slots: HashMap<Holder, std::path::PathBuf>,
+    slots: HashMap<String, std::path::PathBuf>,
     /// When the proof was last written.
     proof_written: std::time::Instant,
     /// Every decision: what follows each event, and the goal's phase.
@@ -387,8 +377,8 @@ impl SupervisorState {
     }
 
     /// Gives a slice's (or the integration's) pool slot back, detached.
-    fn release_slot(&mut self, holder: &Holder) {
-        if let Some(slot) = self.slots.remove(holder) {
+    fn release_slot(&mut self, slice: &str) {
+        if let Some(slot) = self.slots.remove(slice) {
             self.pool.release(&slot);
         }
     }
@@ -499,7 +489,6 @@ impl SupervisorState {
                 ahead,
                 priority,
             } => {
-                self.hold_slot(&slice)?;
                 let probe = self.probe(&slice, &ahead).await?;
                 tracing::debug!(%slice, ?probe, "merge probed before the gates");
                 let mut events = Vec::new();
@@ -536,8 +525,7 @@ impl SupervisorState {
             Action::Retry { slice, cause, redo } => {
                 return Ok(self.retrying(&slice, cause, redo)?.into_iter().collect())
             }
-            Action::Release { slice } => self.release_slot(&Holder::Slice(slice.into())),
-            Action::ReleaseBase => self.release_slot(&Holder::Base),
+            Action::Release { slice } => self.release_slot(slice.as_str()),
             Action::Exhaust { reason } => {
                 self.agent_cancel.cancel();
                 return Ok(vec![EventBody::BudgetExhausted { reason }]);

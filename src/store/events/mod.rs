@@ -285,12 +285,9 @@ pub enum EventBody {
     },
     /// A budget ran out: running agents are cancelled and no slice starts.
     BudgetExhausted { reason: String },
-    /// Every slice is settled; the integration gates start on this tree.
-    IntegrationStarted {
-        commit: String,
-        tree: String,
-        worktree: PathBuf,
-    },
+    /// The integration gates start on this candidate commit and tree (in
+    /// whichever slot is free: logs before 0.12 name one as `worktree`).
+    IntegrationStarted { commit: String, tree: String },
     /// The goal's result was delivered (`--deliver`, `goal deliver`), or why not.
     Delivery(Delivery),
     /// A step of landing the goal's pull request (`omk goal land`).

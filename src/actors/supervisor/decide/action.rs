@@ -112,8 +112,6 @@ pub enum Action {
         /// How urgent the job is.
         priority: Priority,
     },
-    /// Give back the slot the base check ran in.
-    ReleaseBase,
     /// Run the integration gates on a candidate commit.
     Integrate {
         /// The commit.

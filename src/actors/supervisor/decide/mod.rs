@@ -149,7 +149,7 @@ impl Decider {
                 interrupted: true,
                 ..
             } => {
-                // No verdict: it waits, in its slot, for its gates to run again.
+                // No verdict: it waits for its gates to run again.
                 return vec![];
             }
             EventBody::CheckoutTouched {
@@ -196,11 +196,13 @@ impl Decider {
             EventBody::MergeConflict { slice, .. } => actions.extend(self.retry(state, slice)),
             _ => {}
         }
-        // A slice that is no longer running or gating needs its tree no more.
+        // A slice whose agent is no longer running needs its slot no more:
+        // its commit is in the object database, and its gates take whichever
+        // slot is free when they run.
         if let Some(slice) = body.slice() {
             let needs_tree = state
                 .slice(slice)
-                .is_some_and(|s| matches!(s.status, SliceStatus::Running | SliceStatus::Gating));
+                .is_some_and(|s| s.status == SliceStatus::Running);
             if !needs_tree {
                 actions.push(Action::Release {
                     slice: slice.into(),
@@ -218,7 +220,7 @@ impl Decider {
         passed: bool,
         gates: &[crate::gate::GateResult],
     ) -> Vec<Action> {
-        let mut actions = vec![Action::ReleaseBase];
+        let mut actions = vec![];
         if self.phase != Phase::CheckingBase {
             return actions;
         }

@@ -18,7 +18,8 @@ fn slices_start_in_dependency_order_within_the_concurrency_limit() {
                 slice: "a".into(),
                 ahead: vec![],
                 priority: Priority::Critical
-            }
+            },
+            release("a")
         ]
     );
     assert_eq!(g.next(), [start("c")], "`b` waits for `a` to merge");
@@ -135,17 +136,17 @@ fn a_slice_that_may_conflict_with_one_ahead_waits_for_its_verdict() {
     // where the other has a file) is ahead; never the other way round.
     assert_eq!(
         g.committed_files("a", &["shared.txt"]),
-        [stop("a"), gate("a", &[])]
+        [stop("a"), gate("a", &[]), release("a")]
     );
     assert_eq!(
         g.committed_files("b", &["shared.txt", "b/f"]),
-        [stop("b"), gate("b", &["a"])]
+        [stop("b"), gate("b", &["a"]), release("b")]
     );
     assert_eq!(
         g.committed_files("c", &["c/f"]),
-        [stop("c"), gate("c", &[])]
+        [stop("c"), gate("c", &[]), release("c")]
     );
-    // Its commit conflicts with `a`'s: it keeps its slot and waits.
+    // Its commit conflicts with `a`'s: it waits, holding no slot.
     assert_eq!(g.deferred("b", "a"), []);
     assert_eq!(g.next(), [], "`a` is still on its way");
     assert_eq!(
@@ -176,7 +177,7 @@ fn a_held_slice_goes_to_its_gates_when_the_one_ahead_fails() {
     // A file where `a` has a folder.
     assert_eq!(
         g.committed_files("b", &["src"]),
-        [stop("b"), gate("b", &["a"])]
+        [stop("b"), gate("b", &["a"]), release("b")]
     );
     let _ = g.deferred("b", "a");
     let _ = g.verified(Some("a"), false);
@@ -193,7 +194,11 @@ fn gates_that_ran_with_a_remote_attempt_are_waited_for_not_sent_again() {
         json!({"kind": "slice_committed", "slice": "a", "attempt": 1,
         "commit": "c-a", "tree": "t-a", "changed_files": ["a/f"], "gated": true}),
     );
-    assert_eq!(after_commit, [stop("a")], "no gate job for gates that ran");
+    assert_eq!(
+        after_commit,
+        [stop("a"), release("a")],
+        "no gate job for gates that ran; the slot goes back"
+    );
     assert_eq!(g.next(), [], "the goal waits for the verdict");
     assert_eq!(
         g.verified(Some("a"), true),

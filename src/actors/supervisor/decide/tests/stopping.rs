@@ -225,7 +225,7 @@ fn gates_that_could_not_run_are_run_again_then_stop_the_goal_blaming_no_slice() 
     }
     // Once more, and the goal stops as omk's or the machine's failure.
     let stop = not_run(&mut g);
-    assert_eq!(stop, [Action::CancelAll]);
+    assert_eq!(stop, [Action::CancelAll, release("a")]);
     match g.next().as_slice() {
         [Action::Finish {
             status: GoalStatus::Failed,

@@ -2,42 +2,33 @@
 //!
 //! Creating a full worktree costs seconds on a large repository and removing
 //! one more; switching an existing one to another branch and cleaning it
-//! costs a fraction. So slices run in slots (`<state>/pool/slot-N`) that
-//! outlive goals: a slot is taken when a slice starts, reset to exactly the
-//! slice's start commit on its branch (`git::Repo::prepare_worktree`), and
-//! given back when the slice no longer needs its tree (committed and
-//! verified, or failed). The pool grows to the number of slots in use at
-//! once. Each slot is held through an `flock` on `slot-N.lock`, so two
-//! goals never share one and a dead holder frees it.
+//! costs a fraction. So agents and gates run in slots (`<state>/pool/slot-N`)
+//! that outlive goals: a slot is taken when a slice's agent starts, reset to
+//! exactly the slice's start commit on its branch
+//! (`git::Repo::prepare_worktree`), and given back once the agent's work is
+//! committed; a gate job takes one when its first gate has to run (the slot
+//! its slice committed in, when free), resets it to the judged commit, and
+//! gives it back when its gates end. So the pool grows to the number of
+//! agents and gate jobs running at once, not to the number of slices. Each
+//! slot is held through an `flock` on `slot-N.lock`, so two goals never
+//! share one and a dead holder frees it.
 
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::error::{Error, IoContext, Result};
-use crate::git::Marks;
+use crate::error::{IoContext, Result};
 
-/// A slot holding a finished tree.
-#[derive(Debug, Clone)]
-pub struct Settled {
-    /// The slot.
-    pub slot: PathBuf,
-    /// The slice whose tree it holds.
-    pub owner: String,
-    /// Which settling this is: a slot settled again later holds another tree.
-    pub n: u64,
-    /// What `git status` showed of it when it settled.
-    pub marks: Marks,
-}
+mod store;
+mod warm;
+pub use store::Store;
 
 /// A repository's pool of worktree slots.
 #[derive(Debug)]
 pub struct Pool {
     dir: PathBuf,
     held: Mutex<BTreeMap<PathBuf, std::fs::File>>,
-    /// The settled slots, and the number of the last settling.
-    settled: Mutex<(BTreeMap<PathBuf, Settled>, u64)>,
 }
 
 impl Pool {
@@ -46,7 +37,6 @@ impl Pool {
         Pool {
             dir,
             held: Mutex::new(BTreeMap::new()),
-            settled: Mutex::new((BTreeMap::new(), 0)),
         }
     }
 
@@ -59,9 +49,22 @@ impl Pool {
     /// Slots already sparse (or full) are preferred for a `sparse` (or
     /// full) checkout: switching one to the other rewrites most of its tree.
     pub fn acquire(&self, repo: &crate::git::Repo, sparse: bool) -> Result<PathBuf> {
+        self.acquire_near(repo, sparse, None)
+    }
+
+    /// Takes a free slot as [`Pool::acquire`] does, but `near` first when
+    /// it is free: the slot that last held the tree wanted (a slice's gates
+    /// in the slot its agent committed in) resets in a moment.
+    pub fn acquire_near(
+        &self,
+        repo: &crate::git::Repo,
+        sparse: bool,
+        near: Option<&Path>,
+    ) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)
             .context(|| format!("creating {}", self.dir.display()))?;
-        for slot in self.slots() {
+        let near = near.filter(|n| n.parent() == Some(self.dir.as_path()) && n.is_dir());
+        for slot in near.map(Path::to_path_buf).into_iter().chain(self.slots()) {
             if repo.is_sparse(&slot) == sparse && self.try_hold(&slot)? {
                 return Ok(slot);
             }
@@ -80,56 +83,16 @@ impl Pool {
         unreachable!("the slot numbers are unbounded")
     }
 
-    /// Holds a slot a resumed slice already works in.
-    pub fn hold(&self, slot: &Path) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .context(|| format!("creating {}", self.dir.display()))?;
-        if self.try_hold(slot)? {
-            Ok(())
-        } else {
-            Err(Error::SlotHeld(slot.to_path_buf()))
-        }
-    }
-
     /// Gives a slot back. Its lock is undone explicitly: closing the file
     /// alone leaves it held while a process forked meanwhile (to become a
     /// `git` or an agent) still has the descriptor until its exec.
     pub fn release(&self, slot: &Path) {
-        self.unsettle(slot);
         if let Ok(mut held) = self.held.lock() {
             if let Some(file) = held.remove(slot) {
                 // SAFETY: flock on a descriptor we own.
                 unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
             }
         }
-    }
-
-    /// Marks a slot as holding `owner`'s finished tree: nothing may write in
-    /// it until its gates start (see [`Pool::unsettle`]). Without a sandbox,
-    /// every agent run checks that such slots stayed as they were.
-    pub fn settle(&self, slot: &Path, owner: &str, marks: Marks) {
-        let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
-        settled.1 += 1;
-        let n = settled.1;
-        let entry = Settled {
-            slot: slot.to_path_buf(),
-            owner: owner.to_string(),
-            n,
-            marks,
-        };
-        settled.0.insert(slot.to_path_buf(), entry);
-    }
-
-    /// Ends a slot's settled time: gates are about to write in it.
-    pub fn unsettle(&self, slot: &Path) {
-        let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
-        settled.0.remove(slot);
-    }
-
-    /// The settled slots.
-    pub fn settled(&self) -> Vec<Settled> {
-        let settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
-        settled.0.values().cloned().collect()
     }
 
     fn try_hold(&self, slot: &Path) -> Result<bool> {
@@ -154,8 +117,8 @@ impl Pool {
 
     /// Where the setups' outputs are kept, per key, for every slot
     /// (`<state>/pool/setup`).
-    pub fn setup_store(&self) -> crate::setup::Store {
-        crate::setup::Store::new(self.dir.join("setup"))
+    pub fn setup_store(&self) -> Store {
+        Store::new(self.dir.join("setup"))
     }
 
     /// The build caches of `slot` named by `names` (`[pool] cache`), each
@@ -221,7 +184,18 @@ mod tests {
         let s0 = a.acquire(&repo, false).unwrap();
         let s1 = b.acquire(&repo, false).unwrap();
         assert_ne!(s0, s1, "a slot held by one pool is not given to another");
-        assert!(b.hold(&s0).is_err());
+        std::fs::create_dir_all(&s1).unwrap();
+        assert_ne!(
+            a.acquire_near(&repo, false, Some(&s0)).unwrap(),
+            s0,
+            "a held slot is not taken, even when wanted"
+        );
+        b.release(&s1);
+        assert_eq!(
+            a.acquire_near(&repo, false, Some(&s1)).unwrap(),
+            s1,
+            "the slot wanted is taken when it is free"
+        );
         a.release(&s0);
         assert_eq!(
             b.acquire(&repo, false).unwrap(),

@@ -1,7 +1,8 @@
-//! Where each setup key's outputs are kept once a setup produced them:
-//! the one source every slot's outputs are seeded from. Agents and gates
-//! cannot write here (it lies beside the pool, outside every sandbox's
-//! writable set), so what a slot is seeded with is what the setup made.
+//! Copies of paths of a slot kept per key, for other slots to be seeded
+//! from: each setup key's outputs once a setup produced them, and the warm
+//! build state (`[pool] keep`, `[pool] cache`) the base check left. Agents
+//! and gates cannot write here (it lies beside the slots, outside every
+//! sandbox's writable set), so what a slot is seeded with is what omk kept.
 
 use std::path::{Path, PathBuf};
 
