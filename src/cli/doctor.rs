@@ -27,22 +27,29 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             println!("state dir:  {}", store.root().display());
             let pool = crate::pool::Pool::new(store.pool_dir());
             let slots = pool.slots();
-            let on_disk: u64 = slots
-                .iter()
-                .map(|s| {
-                    crate::machine::disk_usage(s)
-                        + crate::machine::disk_usage(&s.with_extension("cache"))
-                })
-                .sum();
+            let on_disk = pool.usage();
             let (keys, kept) = pool.setup_store().usage();
+            let (_, warm) = pool.warm_usage();
             println!(
-                "pool:       {} slot{} ({} idle), {}; setup outputs kept for {keys} key{}, {} (`omk goal clean` frees what is idle)",
+                "pool:       {} slot{} ({} idle), {} in all; setup outputs kept for {keys} key{}, {}; warm build state {} (`omk goal clean` frees what is idle)",
                 slots.len(),
                 if slots.len() == 1 { "" } else { "s" },
                 pool.idle_slots().len(),
                 crate::words::human_bytes(on_disk),
                 if keys == 1 { "" } else { "s" },
-                crate::words::human_bytes(kept)
+                crate::words::human_bytes(kept),
+                crate::words::human_bytes(warm),
+            );
+            let max = crate::config::Config::load(&repo.root)
+                .ok()
+                .and_then(|c| c.pool_max_disk);
+            println!(
+                "max disk:   {} ({}); idle slots' build state past it is freed when a goal ends",
+                crate::words::human_bytes(pool.bound(max, on_disk)),
+                match max {
+                    Some(_) => "[pool] max_disk",
+                    None => "half of what the pool takes and the free space: set [pool] max_disk",
+                }
             );
             let orphans = orphans(&repo, &store)?;
             if orphans.is_empty() {

@@ -72,6 +72,16 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
         let _ = std::fs::remove_file(slot.with_extension("lock"));
     }
+    // The warm build state new slots start from is kept again by the next
+    // base check.
+    let (copies, bytes) = pool.clear_warm();
+    freed += bytes;
+    if copies > 0 {
+        println!(
+            "removed the warm build state new slots start from ({})",
+            crate::words::human_bytes(bytes)
+        );
+    }
     // Kept setup outputs no slot is using are made again when needed.
     let (kept, bytes) = pool.setup_store().clear_idle();
     freed += bytes;

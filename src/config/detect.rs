@@ -54,6 +54,7 @@ pub(super) fn detected(read: &impl Fn(&str) -> Option<String>) -> Config {
         network: Default::default(),
         slot_cache: vec![],
         slot_keep: vec![],
+        pool_max_disk: None,
         gate_cpus: None,
         executor: Default::default(),
         sparse_include: vec![],

@@ -74,6 +74,8 @@ pub(super) struct PoolEntry {
     pub(super) cache: Vec<String>,
     #[serde(default)]
     pub(super) keep: Vec<String>,
+    #[serde(default)]
+    pub(super) max_disk: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

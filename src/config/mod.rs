@@ -65,6 +65,8 @@ pub struct Config {
     pub slot_cache: Vec<String>,
     /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
     pub slot_keep: Vec<String>,
+    /// The most the worktree pool may take on disk (`[pool] max_disk`).
+    pub pool_max_disk: Option<u64>,
     /// How many cores the gates may keep busy together (`[run] gate_cpus`).
     pub gate_cpus: Option<usize>,
     /// Directories every sparse slot materializes (`[sparse] include`).

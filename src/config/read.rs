@@ -102,6 +102,13 @@ fn checked(
         ),
         None => crate::capture::DEFAULT_LIMIT,
     };
+    let pool_max_disk = file.pool.max_disk.as_deref().map(|t| {
+        or_note(
+            parse_size(t).map_err(|e| format!("pool.max_disk: {e}")),
+            0,
+            problems,
+        )
+    });
     let gate_cpus = match run.gate_cpus {
         Some(0) => or_note(
             Err("run.gate_cpus: must be at least 1".into()),
@@ -161,6 +168,7 @@ fn checked(
         network,
         slot_cache: file.pool.cache,
         slot_keep: file.pool.keep,
+        pool_max_disk,
         gate_cpus,
         sparse_include: file.sparse.include,
         commit_author,

@@ -139,12 +139,13 @@ fn every_problem_of_the_file_is_named_at_once() {
         dir.path().join(FILE_NAME),
         "[run]\nslice_timeout = \"soon\"\nmax_attempts = 0\n\
          [[gate]]\nname = \"t\"\ncommand = \"\"\ncpus = 0\n\
-         [pool]\ncache = [\"a b\"]\n",
+         [pool]\ncache = [\"a b\"]\nmax_disk = \"lots\"\n",
     )
     .unwrap();
     let err = Config::load(dir.path()).unwrap_err().to_string();
     for said in [
-        "5 problems",
+        "6 problems",
+        "pool.max_disk",
         "gate[0] (`t`).command: empty or missing",
         "gate[0] (`t`).cpus: must be at least 1",
         "run.slice_timeout",
@@ -211,4 +212,15 @@ fn a_setup_names_its_command_inputs_and_outputs_and_every_problem_at_once() {
     ] {
         assert!(err.contains(said), "`{said}` missing from: {err}");
     }
+}
+
+#[test]
+fn the_pool_s_disk_bound_is_a_size() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), "[pool]\nmax_disk = \"20GiB\"\n").unwrap();
+    let config = Config::load(dir.path()).unwrap();
+    assert_eq!(config.pool_max_disk, Some(20 << 30));
+    std::fs::write(dir.path().join(FILE_NAME), "[pool]\nmax_disk = \"0\"\n").unwrap();
+    let err = Config::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("pool.max_disk: `0` is too small"), "{err}");
 }

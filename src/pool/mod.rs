@@ -20,8 +20,10 @@ use std::sync::Mutex;
 
 use crate::error::{IoContext, Result};
 
+mod disk;
 mod store;
 mod warm;
+pub use disk::Trimmed;
 pub use store::Store;
 
 /// A repository's pool of worktree slots.
@@ -89,6 +91,8 @@ impl Pool {
     pub fn release(&self, slot: &Path) {
         if let Ok(mut held) = self.held.lock() {
             if let Some(file) = held.remove(slot) {
+                // The lock file's time says when the slot was last used.
+                let _ = file.set_modified(std::time::SystemTime::now());
                 // SAFETY: flock on a descriptor we own.
                 unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
             }

@@ -336,6 +336,7 @@ async fn supervise(
             goal.events().display()
         ))
     })?;
+    trim_pool(repo, store, state.settings.limits.pool_max_disk).await;
     if !state.settings.limits.executor.is_local() {
         // A job of an attempt the goal no longer waits for (one a dead
         // driver had submitted, and this run did not take up) ends with it.
@@ -345,6 +346,21 @@ async fn supervise(
         }
     }
     Ok(state)
+}
+
+/// Keeps the worktree pool within its bound (`[pool] max_disk`) once a
+/// goal has ended, saying what it freed.
+async fn trim_pool(repo: &Repo, store: &Store, max: Option<u64>) {
+    let (repo, pool) = (repo.clone(), crate::pool::Pool::new(store.pool_dir()));
+    let trimmed = tokio::task::spawn_blocking(move || pool.trim(&repo, max)).await;
+    if let Some(t) = trimmed.ok().filter(|t| t.freed > 0) {
+        eprintln!(
+            "omk: the worktree pool took {}, over its bound of {}: freed {} of idle slots' build state, least recently used first",
+            crate::words::human_bytes(t.before),
+            crate::words::human_bytes(t.bound),
+            crate::words::human_bytes(t.freed),
+        );
+    }
 }
 
 /// The file in a repository's store that says `--sparse` found

@@ -91,6 +91,7 @@ fn limits(opts: &RunOptions, config: &Config, network: crate::sandbox::NetworkSe
         commit_author: config.commit_author.clone(),
         slot_cache: config.slot_cache.clone(),
         slot_keep: config.kept(),
+        pool_max_disk: config.pool_max_disk,
         setups: config.setups.clone(),
         sparse: opts.sparse.then(|| config.sparse_include.clone()),
         require_sandbox: opts.require_sandbox,

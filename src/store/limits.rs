@@ -46,6 +46,10 @@ pub struct Limits {
     /// Untracked paths a slot keeps when it is recycled (`[pool] keep`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slot_keep: Vec<String>,
+    /// The most the worktree pool may take on disk (`[pool] max_disk`);
+    /// absent: half of what it could take (its size and the free space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_max_disk: Option<u64>,
     /// What installs the dependencies in a slot (`[[setup]]`); their
     /// outputs are in `slot_keep` too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

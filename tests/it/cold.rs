@@ -148,3 +148,40 @@ fn new_slots_start_from_the_base_s_build_and_their_gates_judge_exactly_their_com
         "slots without a build start from the warm one"
     );
 }
+
+#[test]
+fn a_pool_over_max_disk_frees_idle_slots_build_state_when_the_goal_ends() {
+    // Each gate leaves 256 KiB of build output; the pool may take 64 KiB.
+    let build =
+        "test -f build/out || { echo COLD; mkdir -p build; head -c 262144 /dev/zero > build/out; }";
+    let toml =
+        gate_toml("build", build, "slice") + "\n[pool]\nkeep = [\"build\"]\nmax_disk = \"64KiB\"\n";
+    let f = Fixture::new(&[("omk.toml", &toml), (".gitignore", "build/\n")]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"]), slice("b", &["b.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(slice_of(&proof, "b")["status"], "merged", "{proof}");
+    assert!(
+        stderr.contains("over its bound of 65.5 kB: freed"),
+        "{stderr}"
+    );
+    // Nothing idle keeps build state past the bound; what new slots start
+    // from (the base's build) is kept.
+    for slot in slots_made(&f) {
+        let dir = f.state_dir().join("pool").join(&slot);
+        assert!(!dir.join("build").exists(), "{slot} kept its build");
+    }
+    let doctor = f.omk(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.contains("max disk:   65.5 kB ([pool] max_disk)"),
+        "{text}"
+    );
+    // The next goal's slots start warm all the same.
+    let plan = f.plan(json!({ "slices": [slice("c", &["c.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let goal = proof["goal_id"].as_str().unwrap();
+    assert_eq!(cold_builds(&f, goal), 0, "{stderr}");
+}

@@ -1,0 +1,117 @@
+//! The pool's disk bound (`[pool] max_disk`).
+//!
+//! Slots and their build state (`[pool] keep` paths, `[pool] cache`
+//! directories) outlive goals, and on real repositories they are most of
+//! what omk takes on disk. When a goal starts and when it ends, the pool is
+//! measured and, over its bound, idle slots give up their build state,
+//! least recently used first (a slot without any is seeded warm again when
+//! next used), then idle slots go whole. Slots held by a running agent or
+//! gate job are never touched.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::Pool;
+use crate::git::Repo;
+
+/// What a trim found and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// The bound it kept to.
+    pub bound: u64,
+    /// What the pool took before.
+    pub before: u64,
+    /// The bytes it freed.
+    pub freed: u64,
+}
+
+impl Pool {
+    /// The bytes the pool takes: its slots with their temp and cache
+    /// directories, the setups' outputs and the warm build state.
+    pub fn usage(&self) -> u64 {
+        let slots: u64 = self.slots().iter().map(|s| slot_usage(s.clone())).sum();
+        slots + self.setup_store().usage().1 + self.warm_usage().1
+    }
+
+    /// The bound `max` (`[pool] max_disk`) sets, or by default half of
+    /// what the pool could take: what it takes (`used`) and the free space.
+    pub fn bound(&self, max: Option<u64>, used: u64) -> u64 {
+        max.unwrap_or_else(|| {
+            let free = crate::machine::free_bytes(self.dir()).unwrap_or(0);
+            (used + free) / 2
+        })
+    }
+
+    /// Frees what idle slots hold, least recently used first, until the
+    /// pool takes at most its bound. Blocking: it measures and removes.
+    pub fn trim(&self, repo: &Repo, max: Option<u64>) -> Trimmed {
+        let before = self.usage();
+        let bound = self.bound(max, before);
+        let mut used = before;
+        if used <= bound {
+            return Trimmed {
+                bound,
+                before,
+                freed: 0,
+            };
+        }
+        let mut idle: Vec<(SystemTime, PathBuf)> = self
+            .slots()
+            .into_iter()
+            .filter(|s| self.try_hold(s).unwrap_or(false))
+            .map(|s| (last_used(&s), s))
+            .collect();
+        idle.sort();
+        // Their build state first: the slots stay, and start warm again.
+        for (_, slot) in &idle {
+            if used <= bound {
+                break;
+            }
+            let had = slot_usage(slot.clone());
+            let cleaned = repo
+                .slot(slot)
+                .ok()
+                .flatten()
+                .map(|s| s.git(&["clean", "-ffdxq"]));
+            if let Some(Err(e)) = cleaned {
+                tracing::warn!(slot = %slot.display(), error = %e, "could not free a slot's build state");
+            }
+            let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
+            used -= had.saturating_sub(slot_usage(slot.clone())).min(used);
+        }
+        // Then the slots themselves.
+        for (_, slot) in &idle {
+            if used <= bound {
+                break;
+            }
+            let had = slot_usage(slot.clone());
+            if repo.remove_worktree(slot).is_ok() {
+                let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
+                let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
+                used -= had.min(used);
+            }
+        }
+        for (_, slot) in &idle {
+            self.release(slot);
+        }
+        Trimmed {
+            bound,
+            before,
+            freed: before - used,
+        }
+    }
+}
+
+/// A slot's bytes with its temp and cache directories.
+fn slot_usage(slot: PathBuf) -> u64 {
+    crate::machine::disk_usage(&slot)
+        + crate::machine::disk_usage(&slot.with_extension("tmp"))
+        + crate::machine::disk_usage(&slot.with_extension("cache"))
+}
+
+/// When a slot was last given back (its lock file's time).
+fn last_used(slot: &std::path::Path) -> SystemTime {
+    std::fs::metadata(slot.with_extension("lock"))
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
