@@ -32,6 +32,13 @@ impl Store {
         self.entry(key).join(COMPLETE).exists()
     }
 
+    /// When `key`'s outputs were kept, if they are.
+    pub fn kept_at(&self, key: &str) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.entry(key).join(COMPLETE))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     /// Waits for `key`'s lock and holds it until the returned file is
     /// dropped: one slot runs a setup for a key while the others wait, then
     /// seed from what it kept. Blocking.

@@ -45,6 +45,16 @@ impl Pool {
         let _lock = store.lock(&build);
         locked();
         let _lock = _lock?;
+        // A copy of a day ago serves as well: a build tool redoes what
+        // changed since. Copying hundreds of megabytes at every goal's
+        // start would cost more than it saves.
+        let fresh = store
+            .kept_at(&build)
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < WARM_FOR);
+        if fresh {
+            return Ok(());
+        }
         store.keep(&build, slot, keep)?;
         store.keep(&cache, &slot.with_extension("cache"), caches)
     }
@@ -86,6 +96,9 @@ impl Pool {
         self.warm_store().clear_idle()
     }
 }
+
+/// How long a kept build state is not replaced by a newer base's.
+const WARM_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// The store's keys of the build state of `keep` and of `caches`: goals
 /// that keep other paths keep apart.
