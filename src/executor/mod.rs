@@ -11,6 +11,7 @@
 //! nothing else changes.
 
 pub mod slurm;
+pub mod watch;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

@@ -3,8 +3,8 @@
 //! omk schedules nothing itself: each attempt is one `sbatch` job running
 //! `omk worker <job dir>` (see [`super::worker`]), named
 //! `omk-<goal>-<slice>-a<attempt>` — a name the event log already implies,
-//! so a resumed goal can find its jobs — watched with `scontrol show job`
-//! and cancelled with `scancel` (SIGTERM first, so the worker stops its
+//! so a resumed goal can find its jobs — watched by the goal's one
+//! [`Watcher`] (every job at once) and cancelled with `scancel` (SIGTERM first, so the worker stops its
 //! agent). Nothing secret goes on the command line or into the job's
 //! environment, which `scontrol` shows: the agent's environment travels in
 //! the job directory, readable by its owner only.
@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub use super::watch::Watcher;
 use super::worker::{self, Job, JobDir};
 use crate::git::Repo;
 use crate::{Error, Result};
@@ -107,6 +108,7 @@ pub struct Finished {
 /// same way, into `refs/omk/<goal>/<slice>/attempt-<n>`.
 pub async fn run(
     settings: &Settings,
+    watcher: &Watcher,
     repo: &Repo,
     job: &Job,
     dir: &JobDir,
@@ -147,21 +149,23 @@ pub async fn run(
             .await?
         }
     };
-    let mut cancelled_at = None;
-    let state = loop {
-        if let JobState::Ended(state) = state(&job_id).await {
-            break state;
-        }
-        match cancelled_at {
-            None if cancel.is_cancelled() => {
-                // SIGTERM first: the worker stops its agent and reports.
-                scancel(&job_id, Some("TERM")).await;
-                cancelled_at = Some(std::time::Instant::now());
+    let state = {
+        let ended = watcher.ended(&job_id, dir.report());
+        tokio::pin!(ended);
+        tokio::select! {
+        how = &mut ended => how,
+        _ = cancel.cancelled() => {
+            // SIGTERM first: the worker stops its agent and reports.
+            scancel(&job_id, Some("TERM")).await;
+            tokio::select! {
+                how = &mut ended => how,
+                _ = tokio::time::sleep(CANCEL_GRACE) => {
+                    scancel(&job_id, None).await;
+                    ended.await
+                }
             }
-            Some(at) if at.elapsed() > CANCEL_GRACE => scancel(&job_id, None).await,
-            _ => {}
         }
-        tokio::time::sleep(POLL).await;
+        }
     };
     Ok(Finished {
         report: read_report(dir),
@@ -221,7 +225,7 @@ async fn active_own(id: &str) -> bool {
     })
 }
 
-/// How often a job's state is read.
+/// How often `cancel_goal` reads whether a cancelled job is gone.
 const POLL: Duration = Duration::from_millis(250);
 /// How long a cancelled job has to stop on SIGTERM before it is killed.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);

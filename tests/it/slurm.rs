@@ -354,3 +354,56 @@ esac"#,
     let goal = proof["goal_id"].as_str().unwrap();
     assert!(our_jobs(goal).is_empty(), "{:?}", our_jobs(goal));
 }
+
+/// The controller's count of job-information requests so far (`sdiag`),
+/// and the lines it read them from.
+fn job_queries() -> (u64, String) {
+    let out = cluster().command("sdiag").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("REQUEST_JOB_INFO") || l.contains("REQUEST_JOB_USER_INFO")
+        })
+        .collect();
+    let count = lines
+        .iter()
+        .filter_map(|l| l.split("count:").nth(1))
+        .filter_map(|c| c.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    (count, lines.join("\n"))
+}
+
+#[test]
+fn sixty_slices_are_watched_by_one_watcher_that_spares_the_controller() {
+    let f = Fixture::new(&[("README.md", "sixty\n")]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let slices: Vec<Value> = (0..60)
+        .map(|i| slice(&format!("s{i:02}"), &[&format!("s{i:02}.txt")]))
+        .collect();
+    let plan = f.plan(json!({ "slices": slices }));
+    let (code, local, stderr) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (before, _) = job_queries();
+    let started = std::time::Instant::now();
+    let (code, remote, stderr) = run(
+        &f,
+        &plan,
+        &agent,
+        &["--executor", "slurm", "--allow-no-gates"],
+    );
+    let wall = started.elapsed().as_secs_f64();
+    let (after, lines) = job_queries();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        remote["integration"]["tree"], local["integration"]["tree"],
+        "the same tree as the local run"
+    );
+    let queries = after - before;
+    let allowed = 2.0 * wall + 2.0 * 60.0;
+    assert!(
+        (queries as f64) <= allowed,
+        "{queries} job queries in {wall:.1} s for 60 jobs (at most {allowed:.0}):\n{lines}"
+    );
+    eprintln!("{queries} job queries in {wall:.1} s for 60 jobs:\n{lines}");
+}

@@ -13,6 +13,8 @@ use crate::store::events::EventBody;
 /// paths are this machine's.
 pub struct Remote {
     pub settings: crate::executor::slurm::Settings,
+    /// The goal's one watcher of its jobs.
+    pub watcher: crate::executor::slurm::Watcher,
     /// The goal's log directory (where jobs are handed over, without a
     /// shared directory) and its base commit.
     pub logs: std::path::PathBuf,
@@ -172,7 +174,15 @@ async fn reported(
 ) -> crate::Result<Result<(slurm::Finished, worker::Report), EventBody>> {
     let mut retry = 0;
     let done = loop {
-        let finished = slurm::run(&remote.settings, &args.repo, job, dir, &args.cancel).await?;
+        let finished = slurm::run(
+            &remote.settings,
+            &remote.watcher,
+            &args.repo,
+            job,
+            dir,
+            &args.cancel,
+        )
+        .await?;
         // A job the scheduler stopped (scancel, preemption, its time limit)
         // while the goal went on is lost, whatever its report says: its
         // worker cancelled the agent, or the signal reached the agent first.

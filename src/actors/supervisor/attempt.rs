@@ -253,6 +253,10 @@ impl SupervisorState {
                         .collect();
                     Some(crate::actors::slice::Remote {
                         settings: settings.clone(),
+                        watcher: self
+                            .slurm
+                            .get_or_insert_with(crate::executor::slurm::Watcher::start)
+                            .clone(),
                         logs: self.goal.logs(),
                         base_commit: self.state.base_commit.clone(),
                         deny: limits.deny.clone(),

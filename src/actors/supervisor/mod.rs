@@ -112,6 +112,8 @@ pub struct SupervisorState {
     /// agents hold, by slice.
     pool: Arc<crate::pool::Pool>,
     slots: HashMap<String, std::path::PathBuf>,
+    /// The one watcher of the goal's Slurm jobs, started with the first.
+    slurm: Option<crate::executor::slurm::Watcher>,
     /// When the proof was last written.
     proof_written: std::time::Instant,
     /// Every decision: what follows each event, and the goal's phase.
@@ -199,6 +201,7 @@ impl Actor for Supervisor {
             limiter: Arc::new(Limiter::default()),
             pool,
             slots: HashMap::new(),
+            slurm: None,
             proof_written: std::time::Instant::now(),
             decider: Decider::new(),
             resumed: resumed.is_some(),
