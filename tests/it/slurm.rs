@@ -407,3 +407,31 @@ fn sixty_slices_are_watched_by_one_watcher_that_spares_the_controller() {
     );
     eprintln!("{queries} job queries in {wall:.1} s for 60 jobs:\n{lines}");
 }
+
+#[test]
+fn gates_a_job_passed_are_in_the_driver_s_cache_for_a_run_here() {
+    let f = Fixture::new(&[(
+        "omk.toml",
+        &gate_toml("check", "test -s \"$OMK_GOAL_ID\" || true", "slice"),
+    )]);
+    let agent = f.agent(r#"echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#);
+    let plan = plan(&f);
+    let (code, remote, stderr) = run(&f, &plan, &agent, &["--executor", "slurm"]);
+    assert_eq!(code, 0, "{stderr}");
+    for id in ["a", "b", "c", "d"] {
+        let gate = &slice_of(&remote, id)["gates"][0];
+        assert!(gate["log"].as_str().unwrap().contains("/job/"), "{gate:#}");
+    }
+    // The same work here: each slice's tree was judged by its job's gate,
+    // and that pass is reused, not run again. (`d` starts from whatever
+    // the integration held when `a` merged, which timing decides.)
+    let (code, local, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for id in ["a", "b", "c"] {
+        let (here, there) = (slice_of(&local, id), slice_of(&remote, id));
+        assert_eq!(here["tree"], there["tree"], "{id}: {here:#}\n{there:#}");
+        let gate = &here["gates"][0];
+        assert_eq!(gate["cached"], true, "{id}: {gate:#}");
+        assert_eq!(gate["from_goal"], remote["goal_id"], "{gate:#}");
+    }
+}

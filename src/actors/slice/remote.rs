@@ -15,6 +15,11 @@ pub struct Remote {
     pub settings: crate::executor::slurm::Settings,
     /// The goal's one watcher of its jobs.
     pub watcher: crate::executor::slurm::Watcher,
+    /// The driver's gate cache, and what its gates see here: a job's
+    /// passing results, once believed, are kept under the key a run here
+    /// would have.
+    pub cache: crate::gate::Cache,
+    pub bench: crate::gate::Bench,
     /// The goal's log directory (where jobs are handed over, without a
     /// shared directory) and its base commit.
     pub logs: std::path::PathBuf,
@@ -283,6 +288,9 @@ fn record_gates(
     };
     report(committed)?;
     for result in results {
+        if let Some(spec) = remote.gates.iter().find(|g| g.name == result.name) {
+            remote.cache.put(spec, &remote.bench, &result);
+        }
         report(EventBody::GateStarted {
             slice: Some(slice.clone()),
             attempt: Some(task.attempt),

@@ -257,6 +257,8 @@ impl SupervisorState {
                             .slurm
                             .get_or_insert_with(crate::executor::slurm::Watcher::start)
                             .clone(),
+                        cache: self.gate_cache.clone(),
+                        bench: self.unplaced_bench(),
                         logs: self.goal.logs(),
                         base_commit: self.state.base_commit.clone(),
                         deny: limits.deny.clone(),

@@ -127,7 +127,7 @@ impl SupervisorState {
 
     /// What gates (and setups) see and may write, in no slot yet: a gate
     /// job takes its slot as it runs.
-    fn unplaced_bench(&self) -> crate::gate::Bench {
+    pub(super) fn unplaced_bench(&self) -> crate::gate::Bench {
         let limits = &self.state.settings.limits;
         crate::gate::Bench {
             goal_id: self.state.goal_id.clone(),

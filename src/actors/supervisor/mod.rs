@@ -114,6 +114,9 @@ pub struct SupervisorState {
     slots: HashMap<String, std::path::PathBuf>,
     /// The one watcher of the goal's Slurm jobs, started with the first.
     slurm: Option<crate::executor::slurm::Watcher>,
+    /// Passing gate results kept per repository (the gate actor's too):
+    /// what a cluster job's gates passed goes in once believed.
+    gate_cache: crate::gate::Cache,
     /// When the proof was last written.
     proof_written: std::time::Instant,
     /// Every decision: what follows each event, and the goal's phase.
@@ -164,6 +167,10 @@ impl Actor for Supervisor {
             limits,
         } = recover::starting_point(&first, &recovered)?;
         let pool = Arc::new(crate::pool::Pool::new(args.store.pool_dir()));
+        let gate_cache = match limits.no_gate_cache {
+            true => crate::gate::Cache::off(),
+            false => crate::gate::Cache::new(args.store.gate_cache_dir()),
+        };
         let gates = GateHandle::spawn(GateArgs {
             supervisor: myself.clone(),
             repo: args.repo.clone(),
@@ -171,10 +178,7 @@ impl Actor for Supervisor {
             concurrency: limits.gate_concurrency.max(1),
             cpus: limits.gate_cpus.unwrap_or_else(crate::machine::cores),
             cancel: cancel.clone(),
-            cache: match limits.no_gate_cache {
-                true => crate::gate::Cache::off(),
-                false => crate::gate::Cache::new(args.store.gate_cache_dir()),
-            },
+            cache: gate_cache.clone(),
         })
         .await?;
         let integrator = IntegratorHandle::spawn(IntegratorArgs {
@@ -202,6 +206,7 @@ impl Actor for Supervisor {
             pool,
             slots: HashMap::new(),
             slurm: None,
+            gate_cache,
             proof_written: std::time::Instant::now(),
             decider: Decider::new(),
             resumed: resumed.is_some(),
