@@ -63,6 +63,46 @@ fn empty_job_polled(dir: &Path) -> Duration {
     }
 }
 
+/// The controller's count of job-information requests so far (`sdiag`).
+fn job_queries() -> u64 {
+    let out = slurm::cluster().command("sdiag").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.trim_start().starts_with("REQUEST_JOB_INFO") || l.contains("REQUEST_JOB_USER_INFO")
+        })
+        .filter_map(|l| l.split("count:").nth(1))
+        .filter_map(|c| c.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The wall time of `n` empty jobs, `c` at a time, each `sbatch --wait`:
+/// Slurm's own floor for a goal of `n` instant slices.
+fn empty_jobs(dir: &Path, n: usize, c: usize) -> Duration {
+    let script = dir.join("empty.sh");
+    std::fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..c {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    let ok = slurm::cluster()
+                        .command("sbatch")
+                        .args(["--wait", "--quiet", "--export=PATH"])
+                        .arg(format!("--output={}", dir.join("empty.out").display()))
+                        .arg(&script)
+                        .status()
+                        .unwrap()
+                        .success();
+                    assert!(ok, "sbatch --wait failed");
+                }
+            });
+        }
+    });
+    started.elapsed()
+}
+
 /// The wall time of a goal of `n` instant slices, `c` at a time.
 fn goal(dir: &Path, n: usize, c: usize) -> Duration {
     let slices: Vec<String> = (0..n)
@@ -97,6 +137,8 @@ fn goal(dir: &Path, n: usize, c: usize) -> Duration {
 }
 
 fn main() {
+    // `cargo bench --bench slurm -- scale` runs only the goals of 20 to 200.
+    let scale_only = std::env::args().any(|a| a == "scale");
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
@@ -110,6 +152,10 @@ fn main() {
     git(&repo, &["commit", "-q", "-m", "base"]);
     const JOBS: u32 = 8;
     let _ = empty_job(dir); // the node's first job pays for its start
+    scale(dir);
+    if scale_only {
+        return;
+    }
     let per_job: Duration = (0..JOBS).map(|_| empty_job(dir)).sum::<Duration>() / JOBS;
     let polled: Duration = (0..JOBS).map(|_| empty_job_polled(dir)).sum::<Duration>() / JOBS;
     println!(
@@ -130,6 +176,28 @@ fn main() {
             per_slice.as_secs_f64() * 1000.0,
             floor.as_secs_f64() * 1000.0,
             per_slice.as_secs_f64() / floor.as_secs_f64()
+        );
+    }
+}
+
+/// Goals of 20, 100 and 200 instant slices, 16 at a time: their walls
+/// against as many empty jobs (`sbatch --wait`, 16 at a time), and the
+/// job-information requests they sent the controller (sdiag's counts).
+fn scale(dir: &Path) {
+    const AT_ONCE: usize = 16;
+    println!("slurm at scale: instant slices, {AT_ONCE} at a time");
+    for n in [20, 100, 200] {
+        let floor = empty_jobs(dir, n, AT_ONCE);
+        let before = job_queries();
+        let wall = goal(dir, n, AT_ONCE);
+        let queries = job_queries() - before;
+        let secs = wall.as_secs_f64();
+        println!(
+            "  {n:>3} slices: {secs:>6.1} s (sbatch --wait of {n} empty jobs: {:.1} s, ratio {:.2}x); {n} jobs; {queries} job queries: {:.2} per job, {:.2} per second",
+            floor.as_secs_f64(),
+            secs / floor.as_secs_f64(),
+            queries as f64 / n as f64,
+            queries as f64 / secs
         );
     }
 }

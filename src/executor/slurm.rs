@@ -82,16 +82,6 @@ pub fn base_bundle(root: &Path) -> PathBuf {
     root.join("base.bundle")
 }
 
-/// How a job stands, as `scontrol` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobState {
-    /// Pending or running: wait.
-    Active,
-    /// It ended (`COMPLETED`, `FAILED`, `CANCELLED`, `NODE_FAIL`, …), or
-    /// Slurm forgot it.
-    Ended(String),
-}
-
 /// What became of an attempt's job.
 pub struct Finished {
     /// The worker's report, when it wrote one that its signature binds to
@@ -319,33 +309,6 @@ fn submit(settings: &Settings, name: &str, dir: &JobDir) -> Result<String> {
         return Err(Error::Executor(format!("sbatch gave job {name} no id")));
     }
     Ok(id)
-}
-
-/// The state of job `id`.
-pub async fn state(id: &str) -> JobState {
-    let out = tokio::process::Command::new("scontrol")
-        .args(["show", "job", "-o", id])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await;
-    let Ok(out) = out else {
-        return JobState::Ended("scontrol could not run".into());
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let state = text
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("JobState="))
-        .map(str::to_string);
-    match state.as_deref() {
-        Some(
-            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
-            | "RESIZING" | "SIGNALING" | "STAGE_OUT",
-        ) => JobState::Active,
-        Some(ended) => JobState::Ended(ended.to_string()),
-        // Purged (past MinJobAge) or never known.
-        None if !out.status.success() => JobState::Ended("gone".into()),
-        None => JobState::Active,
-    }
 }
 
 /// Cancels the jobs of the goal whose job directories are under `root`

@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::slurm::{state, JobState};
-
 /// The goal's job watcher; clones share it. Its task ends with the last.
 #[derive(Debug, Clone)]
 pub struct Watcher {
@@ -149,6 +147,43 @@ async fn queue(ids: &[String]) -> Option<HashMap<String, String>> {
             .map(|(id, s)| (id.to_string(), s.trim().to_string()))
             .collect(),
     )
+}
+
+/// How a job stands, as `scontrol` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum JobState {
+    /// Pending or running: wait.
+    Active,
+    /// It ended (`COMPLETED`, `FAILED`, `CANCELLED`, `NODE_FAIL`, …), or
+    /// Slurm forgot it.
+    Ended(String),
+}
+
+/// The state of job `id`.
+async fn state(id: &str) -> JobState {
+    let out = tokio::process::Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    let Ok(out) = out else {
+        return JobState::Ended("scontrol could not run".into());
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let state = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("JobState="))
+        .map(str::to_string);
+    match state.as_deref() {
+        Some(
+            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
+            | "RESIZING" | "SIGNALING" | "STAGE_OUT",
+        ) => JobState::Active,
+        Some(ended) => JobState::Ended(ended.to_string()),
+        // Purged (past MinJobAge) or never known.
+        None if !out.status.success() => JobState::Ended("gone".into()),
+        None => JobState::Active,
+    }
 }
 
 /// How long the watcher waits between reads of the queue.

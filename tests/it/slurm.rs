@@ -435,3 +435,70 @@ fn gates_a_job_passed_are_in_the_driver_s_cache_for_a_run_here() {
         assert_eq!(gate["from_goal"], remote["goal_id"], "{gate:#}");
     }
 }
+
+#[test]
+fn a_job_that_finished_while_omk_was_down_is_read_not_submitted_or_gated_again() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
+    f.allow_agent_writes_to_scripts();
+    let (started, release) = (f.scripts.join("a-started"), f.scripts.join("release"));
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_SLICE_ID" = a ]; then touch '{s}'; while [ ! -e '{r}' ]; do sleep 0.1; done; fi
+echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
+        s = started.display(),
+        r = release.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let env = slurm_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = Fixture::run_args(plan.to_str().unwrap(), &agent, &[]);
+    args.extend(["--executor", "slurm"]);
+    let mut run = f
+        .omk_command(&args, &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !started.exists() {
+        assert!(t0.elapsed().as_secs() < 120, "a's job never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let list: Value = serde_json::from_slice(&f.omk(&["goal", "list", "--json"]).stdout).unwrap();
+    let goal = list[0]["goal_id"].as_str().unwrap().to_string();
+    let job = our_jobs(&goal)
+        .into_iter()
+        .next()
+        .expect("a's job outlives omk");
+    let job_id = job.split(' ').next().unwrap().to_string();
+    // The job finishes, its gates with it, while nothing drives the goal.
+    std::fs::write(&release, "").unwrap();
+    let t0 = std::time::Instant::now();
+    while !our_jobs(&goal).is_empty() {
+        assert!(t0.elapsed().as_secs() < 120, "a's job never ended");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = f.omk_env(&["goal", "resume", "--json", "--no-progress"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = slice_of(&proof, "a");
+    assert_eq!(a["status"], "merged", "{a:#}");
+    assert_eq!(a["attempts"], 1, "{a:#}");
+    assert!(
+        a["agent"]["ran_on"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("slurm job {job_id} on ")),
+        "submitted again: {a:#}"
+    );
+    // Its gate's result is the job's, not a run here.
+    let gate = &a["gates"][0];
+    assert_eq!(gate["passed"], true, "{gate:#}");
+    assert!(gate["log"].as_str().unwrap().contains("/job/"), "{gate:#}");
+}
