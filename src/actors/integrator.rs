@@ -15,7 +15,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::{blocking, SupervisorMsg};
 use crate::git::{Merged, Repo};
 use crate::ids::{CommitId, TreeId};
-use crate::state::SliceStatus;
 use crate::store::events::EventBody;
 
 /// Messages to the integrator: only its handle sends them.
@@ -134,7 +133,8 @@ impl Actor for IntegratorActor {
     ) -> Result<(), ActorProcessingErr> {
         let body = match message {
             IntegratorMsg::Merge(c) => {
-                merge(
+                let slice = c.slice.clone();
+                let merged = merge(
                     state,
                     c.slice,
                     c.attempt,
@@ -142,7 +142,18 @@ impl Actor for IntegratorActor {
                     c.start.map(String::from),
                     (c.message, c.author),
                 )
-                .await
+                .await;
+                match merged {
+                    Ok(body) => body,
+                    // No verdict on the slice: it stays verified, to be
+                    // merged again when the goal is resumed.
+                    Err(why) => {
+                        state
+                            .supervisor
+                            .send_message(SupervisorMsg::MergeUnmade { slice, why })?;
+                        return Ok(());
+                    }
+                }
             }
             // A branch that cannot be moved forward (someone else moved it)
             // stops the integrator, and so the goal: omk does not overwrite it.
@@ -172,7 +183,7 @@ async fn merge(
     commit: String,
     start: Option<String>,
     (slice_message, author): (String, Option<String>),
-) -> EventBody {
+) -> Result<EventBody, String> {
     let (repo, onto) = (state.repo.clone(), state.tip.clone());
     let message = crate::git::conventions::merge_message(&state.goal_id, &slice, attempt);
     let (theirs, base) = (commit.clone(), onto.clone());
@@ -214,7 +225,7 @@ async fn merge(
     match merged {
         Ok((contributed, Merged::Commit { commit: new, tree })) => {
             state.tip = new.clone();
-            EventBody::SliceMerged {
+            Ok(EventBody::SliceMerged {
                 slice,
                 attempt,
                 slice_commit: contributed,
@@ -222,22 +233,20 @@ async fn merge(
                 commit: new,
                 tree,
                 onto,
-            }
+            })
         }
-        Ok((_, Merged::Conflict(paths))) => EventBody::MergeConflict {
+        Ok((_, Merged::Conflict(paths))) => Ok(EventBody::MergeConflict {
             slice,
             attempt,
             paths,
             onto,
             before_gates: false,
-        },
-        Err(e) => EventBody::SliceFailed {
-            slice,
-            attempt,
-            status: SliceStatus::Failed,
-            reason: format!("merging into the integration failed: {e}"),
-            paths: vec![],
-        },
+        }),
+        // A merge that conflicts is the slice's; one git could not make (a
+        // lock, objects gone, a full disk) is the machine's.
+        Err(e) => Err(format!(
+            "merging slice `{slice}` into the integration failed ({e}); this is a failure of omk or of this machine, not of the slice: mend it, then `omk goal resume`"
+        )),
     }
 }
 

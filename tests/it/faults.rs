@@ -619,3 +619,68 @@ fn a_lock_on_the_candidate_s_hold_left_by_a_killed_run_does_not_stop_resume() {
         "let go at the end"
     );
 }
+
+#[test]
+fn a_merge_the_machine_cannot_make_blames_no_slice_and_resume_merges_it() {
+    let f = Fixture::new(&[("README.md", "merge\n")]);
+    f.allow_agent_writes_to_scripts();
+    let (started, go) = (f.scripts.join("a-started"), f.scripts.join("go"));
+    let agent = f.agent(&format!(
+        r#"touch '{s}'; while [ ! -e '{g}' ]; do sleep 0.05; done; echo x > "$OMK_SLICE_ID.txt""#,
+        s = started.display(),
+        g = go.display()
+    ));
+    let plan = f.plan(json!({ "slices": [crate::support::slice("a", &["a.txt"])] }));
+    let args = Fixture::run_args(plan.to_str().unwrap(), &agent, &["--allow-no-gates"]);
+    let run = f
+        .omk_command(&args, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !started.exists() {
+        assert!(t0.elapsed().as_secs() < 60, "the agent never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Something holds the lock of the candidate's ref while the slice is
+    // merged: git cannot write it.
+    let list: Value = serde_json::from_slice(&f.omk(&["goal", "list", "--json"]).stdout).unwrap();
+    let goal = list[0]["goal_id"].as_str().unwrap().to_string();
+    let lock = f.repo.join(format!(".git/refs/omk/candidates/{goal}.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    std::fs::write(&go, "").unwrap();
+    let mut run = run;
+    let t0 = std::time::Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 120 {
+            let _ = run.kill();
+            panic!("the goal waited for a merge that will never come");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(proof["status"], "failed", "{proof:#}");
+    assert!(
+        proof["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not of the slice"),
+        "{proof:#}"
+    );
+    let a = crate::support::slice_of(&proof, "a");
+    assert_ne!(a["status"], "failed", "the slice was blamed: {a:#}");
+    // Mended, the goal is resumed: the slice is merged, its attempt unspent.
+    std::fs::remove_file(&lock).unwrap();
+    let resumed = f.omk(&["goal", "resume", "--json", "--no-progress"]);
+    let proof: Value = serde_json::from_slice(&resumed.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&resumed.stderr)));
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let a = crate::support::slice_of(&proof, "a");
+    assert_eq!(a["status"], "merged", "{a:#}");
+    assert_eq!(a["attempts"], 1, "{a:#}");
+}

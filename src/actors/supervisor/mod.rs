@@ -63,6 +63,9 @@ pub enum SupervisorMsg {
     /// agent's program is gone, the disk is full): the goal stops starting
     /// work and ends `failed`, for `resume` once it is mended.
     Unworkable(String),
+    /// The integrator could not make a slice's merge, for the machine's
+    /// reason: no verdict on the slice; the goal stops as for `Unworkable`.
+    MergeUnmade { slice: String, why: String },
 }
 
 /// How the supervisor starts.
@@ -270,6 +273,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Cancel => state.decider.on_cancel(),
             SupervisorMsg::Unworkable(why) => state.decider.on_unworkable(why),
+            SupervisorMsg::MergeUnmade { slice, why } => state.decider.on_merge_unmade(&slice, why),
             SupervisorMsg::TimeBudgetSpent => state.decider.on_time_spent(&state.state),
         };
         state.carry_out_all(actions, &myself).await?;

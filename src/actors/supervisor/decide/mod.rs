@@ -61,6 +61,9 @@ pub struct Decider {
     advancing: Option<String>,
     /// Slices whose gates wait, and the slice ahead of each.
     held: HashMap<String, String>,
+    /// Slices whose merge git could not make: no verdict, no merge in
+    /// flight; they are merged again when the goal is resumed.
+    unmerged: std::collections::HashSet<String>,
 }
 
 impl Default for Decider {
@@ -77,6 +80,7 @@ impl Decider {
             live: HashMap::new(),
             advancing: None,
             held: HashMap::new(),
+            unmerged: Default::default(),
         }
     }
 
@@ -291,6 +295,19 @@ impl Decider {
     /// ones are cancelled, and the goal ends `failed` once they stopped.
     #[must_use]
     pub fn on_unworkable(&mut self, why: String) -> Vec<Action> {
+        self.unworkable(why)
+    }
+
+    /// Slice `slice`'s merge could not be made, for the machine's reason
+    /// (`why`): not the slice's failure; the goal stops as
+    /// [`Decider::on_unworkable`] says, and waits for that merge no more.
+    #[must_use]
+    pub fn on_merge_unmade(&mut self, slice: &str, why: String) -> Vec<Action> {
+        self.unmerged.insert(slice.to_string());
+        self.unworkable(why)
+    }
+
+    fn unworkable(&mut self, why: String) -> Vec<Action> {
         if self.phase == Phase::Done {
             return vec![];
         }
@@ -421,7 +438,8 @@ impl Decider {
         let busy = state.integration.testing.is_some()
             || self.advancing.is_some()
             || state.slices.iter().any(|s| match s.status {
-                SliceStatus::Running | SliceStatus::Merging => true,
+                SliceStatus::Running => true,
+                SliceStatus::Merging => !self.unmerged.contains(&s.id),
                 // Gates that could not run too often are not run again.
                 SliceStatus::Gating => {
                     !s.gates_interrupted

@@ -234,3 +234,34 @@ fn gates_that_could_not_run_are_run_again_then_stop_the_goal_blaming_no_slice() 
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_merge_the_machine_could_not_make_is_no_verdict_and_is_not_waited_for() {
+    let mut g = Goal::new(&[("a", &[]), ("b", &[])], 2, json!({}));
+    let _ = g.next();
+    let _ = g.started("a");
+    let _ = g.started("b");
+    let _ = g.committed("a");
+    let _ = g.verified(Some("a"), true);
+    assert_eq!(g.state.slice("a").unwrap().status, SliceStatus::Merging);
+    let why = "merging slice `a` into the integration failed (a lock)".to_string();
+    assert_eq!(
+        g.decider.on_merge_unmade("a", why.clone()),
+        [Action::CancelAll]
+    );
+    // `b` still runs: the goal waits for it, then ends, not for `a`'s merge.
+    assert_eq!(g.next(), []);
+    let _ = g.failed("b");
+    assert_eq!(
+        g.next(),
+        [Action::Finish {
+            status: GoalStatus::Failed,
+            reason: Some(why)
+        }]
+    );
+    assert_eq!(
+        g.state.slice("a").unwrap().status,
+        SliceStatus::Merging,
+        "no verdict: merged again on resume"
+    );
+}
