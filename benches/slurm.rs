@@ -19,19 +19,7 @@ use support::git;
 
 /// The time one empty batch job takes, submitted and waited for.
 fn empty_job(dir: &Path) -> Duration {
-    let script = dir.join("empty.sh");
-    std::fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
-    let started = Instant::now();
-    let ok = slurm::cluster()
-        .command("sbatch")
-        .args(["--wait", "--quiet", "--export=PATH"])
-        .arg(format!("--output={}", dir.join("empty.out").display()))
-        .arg(&script)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "sbatch --wait failed");
-    started.elapsed()
+    empty_jobs(dir, 1, 1)
 }
 
 /// The time one empty batch job takes when its end is watched as omk

@@ -193,22 +193,26 @@ fn goal_cancel_leaves_no_job_in_the_queue() {
     );
 }
 
-#[test]
-fn a_goal_killed_while_its_jobs_run_resumes_by_reattaching_to_them() {
-    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+/// An agent in which slice `a` holds until `release` exists in the
+/// scripts dir, and the others write their file.
+fn held_agent(f: &Fixture) -> (String, std::path::PathBuf) {
     f.allow_agent_writes_to_scripts();
-    let plan = plan(&f);
     let (started, release) = (f.scripts.join("a-started"), f.scripts.join("release"));
-    // `a` holds until released, so omk is killed while its job runs.
     let agent = f.agent(&format!(
         r#"if [ "$OMK_SLICE_ID" = a ]; then touch '{s}'; while [ ! -e '{r}' ]; do sleep 0.1; done; fi
 echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
         s = started.display(),
         r = release.display()
     ));
+    (agent, release)
+}
+
+/// Runs `plan` on Slurm with `agent` (see [`held_agent`]) and kills omk
+/// while `a`'s job runs: the goal's id and that job's.
+fn killed_under_a_s_job(f: &Fixture, plan: &std::path::Path, agent: &str) -> (String, String) {
     let env = slurm_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut args = Fixture::run_args(plan.to_str().unwrap(), &agent, &[]);
+    let mut args = Fixture::run_args(plan.to_str().unwrap(), agent, &[]);
     args.extend(["--executor", "slurm"]);
     let mut run = f
         .omk_command(&args, &env)
@@ -216,7 +220,7 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = std::time::Instant::now();
+    let (started, t0) = (f.scripts.join("a-started"), std::time::Instant::now());
     while !started.exists() {
         assert!(t0.elapsed().as_secs() < 120, "a's job never ran");
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -229,7 +233,18 @@ echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
         .into_iter()
         .find(|j| j.ends_with("-a-a1"))
         .expect("a's job outlives omk");
-    let job_id = job.split(' ').next().unwrap().to_string();
+    (goal, job.split(' ').next().unwrap().to_string())
+}
+
+#[test]
+fn a_goal_killed_while_its_jobs_run_resumes_by_reattaching_to_them() {
+    let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "both"))]);
+    let plan = plan(&f);
+    // `a` holds until released, so omk is killed while its job runs.
+    let (agent, release) = held_agent(&f);
+    let (goal, job_id) = killed_under_a_s_job(&f, &plan, &agent);
+    let env = slurm_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     // Resumed, omk waits for that very job; released, it finishes.
     let mut resumed = f
@@ -439,39 +454,11 @@ fn gates_a_job_passed_are_in_the_driver_s_cache_for_a_run_here() {
 #[test]
 fn a_job_that_finished_while_omk_was_down_is_read_not_submitted_or_gated_again() {
     let f = Fixture::new(&[("omk.toml", &gate_toml("check", "true", "slice"))]);
-    f.allow_agent_writes_to_scripts();
-    let (started, release) = (f.scripts.join("a-started"), f.scripts.join("release"));
-    let agent = f.agent(&format!(
-        r#"if [ "$OMK_SLICE_ID" = a ]; then touch '{s}'; while [ ! -e '{r}' ]; do sleep 0.1; done; fi
-echo "$OMK_SLICE_ID" > "$OMK_SLICE_ID.txt""#,
-        s = started.display(),
-        r = release.display()
-    ));
+    let (agent, release) = held_agent(&f);
     let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let (goal, job_id) = killed_under_a_s_job(&f, &plan, &agent);
     let env = slurm_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut args = Fixture::run_args(plan.to_str().unwrap(), &agent, &[]);
-    args.extend(["--executor", "slurm"]);
-    let mut run = f
-        .omk_command(&args, &env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while !started.exists() {
-        assert!(t0.elapsed().as_secs() < 120, "a's job never ran");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    run.kill().unwrap();
-    run.wait().unwrap();
-    let list: Value = serde_json::from_slice(&f.omk(&["goal", "list", "--json"]).stdout).unwrap();
-    let goal = list[0]["goal_id"].as_str().unwrap().to_string();
-    let job = our_jobs(&goal)
-        .into_iter()
-        .next()
-        .expect("a's job outlives omk");
-    let job_id = job.split(' ').next().unwrap().to_string();
     // The job finishes, its gates with it, while nothing drives the goal.
     std::fs::write(&release, "").unwrap();
     let t0 = std::time::Instant::now();
