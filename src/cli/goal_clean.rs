@@ -67,10 +67,7 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
     let idle = pool.idle_slots();
     for slot in &idle {
         freed += crate::machine::disk_usage(slot);
-        repo.remove_worktree(slot)?;
-        let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
-        let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
-        let _ = std::fs::remove_file(slot.with_extension("lock"));
+        pool.remove_slot(&repo, slot)?;
     }
     // The warm build state new slots start from is kept again by the next
     // base check.

@@ -192,6 +192,11 @@ impl Bench {
         }
     }
 
+    /// The names of the build caches it sets (`[pool] cache`).
+    pub fn cache_names(&self) -> Vec<String> {
+        self.caches.iter().map(|(name, _)| name.clone()).collect()
+    }
+
     /// The whole environment `gate` runs with.
     pub fn env(&self, gate: &GateSpec) -> Vec<(String, String)> {
         let names: Vec<String> = self.env.iter().chain(&gate.env).cloned().collect();

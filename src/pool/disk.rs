@@ -2,8 +2,8 @@
 //!
 //! Slots and their build state (`[pool] keep` paths, `[pool] cache`
 //! directories) outlive goals, and on real repositories they are most of
-//! what omk takes on disk. When a goal starts and when it ends, the pool is
-//! measured and, over its bound, idle slots give up their build state,
+//! what omk takes on disk. When a goal ends, the pool is measured and,
+//! over its bound, idle slots give up their build state,
 //! least recently used first (a slot without any is seeded warm again when
 //! next used), then idle slots go whole. Slots held by a running agent or
 //! gate job are never touched.
@@ -29,7 +29,7 @@ impl Pool {
     /// The bytes the pool takes: its slots with their temp and cache
     /// directories, the setups' outputs and the warm build state.
     pub fn usage(&self) -> u64 {
-        let slots: u64 = self.slots().iter().map(|s| slot_usage(s.clone())).sum();
+        let slots: u64 = self.slots().iter().map(|s| slot_usage(s)).sum();
         slots + self.setup_store().usage().1 + self.warm_usage().1
     }
 
@@ -67,7 +67,7 @@ impl Pool {
             if used <= bound {
                 break;
             }
-            let had = slot_usage(slot.clone());
+            let had = slot_usage(slot);
             let cleaned = repo
                 .slot(slot)
                 .ok()
@@ -77,17 +77,15 @@ impl Pool {
                 tracing::warn!(slot = %slot.display(), error = %e, "could not free a slot's build state");
             }
             let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
-            used -= had.saturating_sub(slot_usage(slot.clone())).min(used);
+            used -= had.saturating_sub(slot_usage(slot)).min(used);
         }
         // Then the slots themselves.
         for (_, slot) in &idle {
             if used <= bound {
                 break;
             }
-            let had = slot_usage(slot.clone());
-            if repo.remove_worktree(slot).is_ok() {
-                let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
-                let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
+            let had = slot_usage(slot);
+            if self.remove_slot(repo, slot).is_ok() {
                 used -= had.min(used);
             }
         }
@@ -103,8 +101,8 @@ impl Pool {
 }
 
 /// A slot's bytes with its temp and cache directories.
-fn slot_usage(slot: PathBuf) -> u64 {
-    crate::machine::disk_usage(&slot)
+fn slot_usage(slot: &std::path::Path) -> u64 {
+    crate::machine::disk_usage(slot)
         + crate::machine::disk_usage(&slot.with_extension("tmp"))
         + crate::machine::disk_usage(&slot.with_extension("cache"))
 }

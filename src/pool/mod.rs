@@ -138,6 +138,23 @@ impl Pool {
         Ok(vars)
     }
 
+    /// `bench` placed in `slot`: its checkout, temp dir and build caches
+    /// (made if missing).
+    pub fn bench_in(slot: PathBuf, bench: crate::gate::Bench) -> Result<crate::gate::Bench> {
+        let caches = Pool::caches(&slot, &bench.cache_names())?;
+        Ok(bench.in_slot(slot, caches))
+    }
+
+    /// Removes an idle `slot` this pool holds, with its temp and cache
+    /// directories and its lock: it is made again when needed.
+    pub fn remove_slot(&self, repo: &crate::git::Repo, slot: &Path) -> Result<()> {
+        repo.remove_worktree(slot)?;
+        let _ = std::fs::remove_dir_all(slot.with_extension("tmp"));
+        let _ = std::fs::remove_dir_all(slot.with_extension("cache"));
+        let _ = std::fs::remove_file(slot.with_extension("lock"));
+        Ok(())
+    }
+
     /// The slots no process holds, for cleanup.
     pub fn idle_slots(&self) -> Vec<PathBuf> {
         self.slots()

@@ -125,8 +125,11 @@ pub(super) async fn run_job(
     match slots.held.clone().filter(|_| passed) {
         None => send(checked),
         Some(slot) => {
-            let (pool, keep) = (slots.pool.clone(), job.keep.clone());
-            let caches: Vec<String> = job.bench.caches.iter().map(|(n, _)| n.clone()).collect();
+            let (pool, keep, caches) = (
+                slots.pool.clone(),
+                job.keep.clone(),
+                job.bench.cache_names(),
+            );
             let to = supervisor.clone();
             let kept = blocking(move || {
                 pool.keep_warm(&slot, &keep, &caches, || {
@@ -290,9 +293,7 @@ impl Slots {
         );
         let slot = blocking(move || pool.acquire_near(&repo, sparse, near.as_deref())).await?;
         self.held = Some(slot.clone());
-        let names: Vec<String> = job.bench.caches.iter().map(|(n, _)| n.clone()).collect();
-        let caches = crate::pool::Pool::caches(&slot, &names)?;
-        job.bench = job.bench.clone().in_slot(slot, caches);
+        job.bench = crate::pool::Pool::bench_in(slot, job.bench.clone())?;
         Ok(())
     }
 }
@@ -363,7 +364,7 @@ async fn prepare(slots: &Slots, job: &GateJob) -> Result<(), String> {
     // unconfined agent, without Landlock): reset it again, a few times.
     let mut held = String::new();
     for _ in 0..PREPARE_TRIES {
-        let (r, dir, commit, cone, tmp, keep, pool) = (
+        let (r, dir, commit, cone, tmp, keep, pool, caches) = (
             repo.clone(),
             job.bench.dir.clone(),
             job.commit.clone(),
@@ -371,8 +372,8 @@ async fn prepare(slots: &Slots, job: &GateJob) -> Result<(), String> {
             job.bench.tmp.clone(),
             job.keep.clone(),
             pool.clone(),
+            job.bench.cache_names(),
         );
-        let caches: Vec<String> = job.bench.caches.iter().map(|(n, _)| n.clone()).collect();
         blocking(move || {
             r.prepare_worktree(&dir, None, &commit, cone.as_deref(), &keep)?;
             // A new slot starts from the warm build state, not from nothing.

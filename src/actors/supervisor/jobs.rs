@@ -121,8 +121,7 @@ impl SupervisorState {
 
     /// Where gates (and setups) run in `slot`, with what they see and may write.
     pub(super) fn bench(&self, slot: std::path::PathBuf) -> crate::Result<crate::gate::Bench> {
-        let caches = crate::pool::Pool::caches(&slot, &self.state.settings.limits.slot_cache)?;
-        Ok(self.unplaced_bench().in_slot(slot, caches))
+        crate::pool::Pool::bench_in(slot, self.unplaced_bench())
     }
 
     /// What gates (and setups) see and may write, in no slot yet: a gate

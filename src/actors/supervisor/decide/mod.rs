@@ -295,7 +295,11 @@ impl Decider {
     /// ones are cancelled, and the goal ends `failed` once they stopped.
     #[must_use]
     pub fn on_unworkable(&mut self, why: String) -> Vec<Action> {
-        self.unworkable(why)
+        if self.phase == Phase::Done {
+            return vec![];
+        }
+        self.halt(GoalStatus::Failed, why);
+        vec![Action::CancelAll]
     }
 
     /// Slice `slice`'s merge could not be made, for the machine's reason
@@ -304,15 +308,7 @@ impl Decider {
     #[must_use]
     pub fn on_merge_unmade(&mut self, slice: &str, why: String) -> Vec<Action> {
         self.unmerged.insert(slice.to_string());
-        self.unworkable(why)
-    }
-
-    fn unworkable(&mut self, why: String) -> Vec<Action> {
-        if self.phase == Phase::Done {
-            return vec![];
-        }
-        self.halt(GoalStatus::Failed, why);
-        vec![Action::CancelAll]
+        self.on_unworkable(why)
     }
 
     /// An actor the goal cannot go on without (the gate actor, the
