@@ -30,14 +30,17 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             let on_disk = pool.usage();
             let (keys, kept) = pool.setup_store().usage();
             let (_, warm) = pool.warm_usage();
+            let (caches, fetched) = pool.downloads().usage();
             println!(
-                "pool:       {} slot{} ({} idle), {} in all; setup outputs kept for {keys} key{}, {}; warm build state {} (`omk goal clean` frees what is idle)",
+                "pool:       {} slot{} ({} idle), {} in all; setup outputs kept for {keys} key{}, {}; download caches of {caches} setup{}, {}; warm build state {} (`omk goal clean` frees what is idle)",
                 slots.len(),
                 if slots.len() == 1 { "" } else { "s" },
                 pool.idle_slots().len(),
                 crate::words::human_bytes(on_disk),
                 if keys == 1 { "" } else { "s" },
                 crate::words::human_bytes(kept),
+                if caches == 1 { "" } else { "s" },
+                crate::words::human_bytes(fetched),
                 crate::words::human_bytes(warm),
             );
             let max = crate::config::Config::load(&repo.root)

@@ -89,6 +89,17 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
             crate::words::human_bytes(bytes)
         );
     }
+    // So are the setups' download caches, from the next base's run.
+    let (caches, bytes) = pool.downloads().clear_idle();
+    freed += bytes;
+    if caches > 0 {
+        println!(
+            "removed the download cache{} of {caches} setup{} ({})",
+            if caches == 1 { "" } else { "s" },
+            if caches == 1 { "" } else { "s" },
+            crate::words::human_bytes(bytes)
+        );
+    }
     if !idle.is_empty() {
         println!(
             "removed {} idle worktree slot{}",

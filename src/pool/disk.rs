@@ -27,10 +27,11 @@ pub struct Trimmed {
 
 impl Pool {
     /// The bytes the pool takes: its slots with their temp and cache
-    /// directories, the setups' outputs and the warm build state.
+    /// directories, the setups' outputs and download caches, and the warm
+    /// build state.
     pub fn usage(&self) -> u64 {
         let slots: u64 = self.slots().iter().map(|s| slot_usage(s)).sum();
-        slots + self.setup_store().usage().1 + self.warm_usage().1
+        slots + self.setup_store().usage().1 + self.downloads().usage().1 + self.warm_usage().1
     }
 
     /// The bound `max` (`[pool] max_disk`) sets, or by default half of

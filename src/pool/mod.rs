@@ -125,6 +125,11 @@ impl Pool {
         Store::new(self.dir.join("setup"))
     }
 
+    /// Where the setups' download caches are kept (`<state>/pool/downloads`).
+    pub fn downloads(&self) -> Store {
+        Store::new(self.dir.join("downloads"))
+    }
+
     /// The build caches of `slot` named by `names` (`[pool] cache`), each
     /// a directory `slot-N.cache/<NAME>` that outlives recycling, made if
     /// missing: the variables to set for the slot's agents and gates.

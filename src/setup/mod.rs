@@ -18,6 +18,8 @@ use crate::gate::{Bench, GateOutcome, GateResult, GateScope, GateSpec};
 
 pub use crate::pool::Store;
 
+pub mod downloads;
+
 /// A configured setup step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetupSpec {
@@ -98,11 +100,16 @@ pub struct Readied {
     pub duration_ms: u64,
 }
 
-/// A goal's setups and where their outputs are kept.
+/// A goal's setups, where their outputs and download caches are kept,
+/// and the tree whose runs may add to those caches.
 #[derive(Debug, Clone)]
 pub struct Setups {
     pub specs: Vec<SetupSpec>,
     pub store: Store,
+    /// The setups' download caches (`$OMK_SETUP_CACHE`), one per setup.
+    pub downloads: Store,
+    /// The goal's base tree: only a run on it keeps what it downloaded.
+    pub base_tree: String,
 }
 
 impl SetupSpec {
@@ -137,13 +144,13 @@ impl SetupSpec {
 
 /// Makes `spec`'s outputs in `bench`'s slot, which holds tree `tree`
 /// (whose `inputs` have the given object ids), those of its key: seeded
-/// from `store`, or made by running the setup there — one slot at a time
-/// per key — and kept. A setup that fails is its failed result (logged to
-/// `log`); one that could not run, or whose outputs could not be moved, a
-/// result that judged nothing.
+/// from `setups`' store, or made by running the setup there — one slot at
+/// a time per key, with a copy of its download cache — and kept. A setup
+/// that fails is its failed result (logged to `log`); one that could not
+/// run, or whose outputs could not be moved, a result that judged nothing.
 pub async fn ensure(
     spec: &SetupSpec,
-    store: &Store,
+    setups: &Setups,
     bench: &Bench,
     tree: &str,
     inputs: Vec<(String, Option<String>)>,
@@ -160,7 +167,7 @@ pub async fn ensure(
             GateOutcome::CouldNotRun(why),
         )
     };
-    let (dir, outputs) = (&bench.dir, &spec.outputs);
+    let (store, dir, outputs) = (&setups.store, &bench.dir, &spec.outputs);
     let lock = off({
         let (store, key) = (store.clone(), key.clone());
         move || store.lock(&key)
@@ -176,9 +183,8 @@ pub async fn ensure(
         step(store, &key, dir, outputs, Step::Clear)
             .await
             .map_err(not_run)?;
-        let result = crate::gate::run(&gate, bench, tree, log, cancel)
-            .await
-            .map_err(|e| not_run(e.to_string()))?;
+        let result = run(spec, setups, bench, tree, log, cancel).await;
+        let result = result.map_err(not_run)?;
         if !result.passed {
             return Err(result);
         }
@@ -195,6 +201,45 @@ pub async fn ensure(
         how,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Runs setup `spec` in `bench`'s slot holding `tree`, with a copy of its
+/// download cache as `$OMK_SETUP_CACHE`; what a passing run on the base
+/// tree fetched is kept for the runs after, any other run's copy just goes.
+async fn run(
+    spec: &SetupSpec,
+    setups: &Setups,
+    bench: &Bench,
+    tree: &str,
+    log: PathBuf,
+    cancel: &CancellationToken,
+) -> Result<GateResult, String> {
+    let lent = off({
+        let (store, name, tmp) = (
+            setups.downloads.clone(),
+            spec.name.clone(),
+            bench.tmp.clone(),
+        );
+        move || downloads::Lent::copy(&store, &name, &tmp)
+    })
+    .await
+    .map_err(|e| format!("copying its download cache: {e}"))?;
+    let mut with_cache = bench.clone();
+    with_cache
+        .caches
+        .push((downloads::VAR.into(), lent.dir().display().to_string()));
+    let result = crate::gate::run(&spec.as_gate(), &with_cache, tree, log, cancel).await;
+    let keep = matches!(&result, Ok(r) if r.passed) && tree == setups.base_tree;
+    let kept = off(move || {
+        let kept = if keep { lent.keep() } else { Ok(()) };
+        drop(lent);
+        kept
+    })
+    .await;
+    if let Err(e) = kept {
+        tracing::warn!(setup = %spec.name, error = %e, "could not keep the download cache");
+    }
+    result.map_err(|e| e.to_string())
 }
 
 /// [`ensure`] for every setup of `setups`, in order, in `bench`'s slot
@@ -229,7 +274,7 @@ pub async fn ensure_all(
             GateResult::not_run(spec.name.clone(), tree.to_string(), why)
         })?;
         let log = log_dir.join(format!("setup-{}.log", spec.name));
-        let done = ensure(spec, &setups.store, bench, tree, inputs, log, cancel).await?;
+        let done = ensure(spec, setups, bench, tree, inputs, log, cancel).await?;
         keys.insert(done.name.clone(), done.key.clone());
         readied(done);
     }

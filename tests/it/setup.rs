@@ -232,7 +232,7 @@ fn npm_ci_runs_once_and_the_gates_only_test() {
     let toml = format!(
         r#"[[setup]]
 name = "npm"
-command = '''echo run >> {marks}/runs; npm ci --no-audit --no-fund --cache "$TMPDIR/npm-cache"'''
+command = '''echo run >> {marks}/runs; npm ci --prefer-offline --no-audit --no-fund --loglevel http --cache "$OMK_SETUP_CACHE"'''
 inputs = ["package-lock.json"]
 outputs = ["node_modules"]
 allow_hosts = ["registry.npmjs.org"]
@@ -280,6 +280,45 @@ true"#,
     let (code, _, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3", "--no-gate-cache"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(runs(&marks), 1, "{stderr}");
+
+    // A slice that adds a dependency runs `npm ci` on its tree again, and
+    // fetches only the new package: the base's are in its download cache.
+    let mut lock: Value = serde_json::from_str(&lock).unwrap();
+    lock["packages"][""]["dependencies"]["ms"] = json!("2.1.3");
+    lock["packages"]["node_modules/ms"] = json!({ "version": "2.1.3",
+        "resolved": "https://registry.npmjs.org/ms/-/ms-2.1.3.tgz",
+        "integrity": "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==" });
+    let mut package: Value = serde_json::from_str(&package).unwrap();
+    package["dependencies"]["ms"] = json!("2.1.3");
+    let lock = f.script("lock.json", &serde_json::to_string_pretty(&lock).unwrap());
+    let package = f.script("package.json", &package.to_string());
+    let agent = f.agent(&format!(
+        "cp {} package-lock.json && cp {} package.json",
+        lock.display(),
+        package.display()
+    ));
+    let plan = f.plan(json!({ "slices": [slice("ms", &["package.json", "package-lock.json"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    assert_eq!(runs(&marks), 2, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap();
+    let logs: Vec<String> = crate::support::files_under(&f.goal_dir(id))
+        .into_iter()
+        .filter(|p| p.ends_with("setup-npm.log"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let run = logs
+        .iter()
+        .find(|l| l.contains("ms-2.1.3.tgz"))
+        .unwrap_or_else(|| panic!("no run fetched ms: {logs:#?}"));
+    let fetched = |package: &str| {
+        run.lines()
+            .filter(|l| l.contains("npm http") && l.contains(package))
+            .any(|l| l.contains("(cache miss)"))
+    };
+    assert!(fetched("/ms/-/ms-2.1.3.tgz"), "{run}");
+    assert!(!fetched("is-number"), "is-number was fetched again:\n{run}");
 }
 
 #[test]
@@ -348,4 +387,150 @@ writable = ['{marks}']
             "ok"
         );
     }
+}
+
+/// What a setup run fetched (`$OMK_SETUP_CACHE`): `marks/fetches` says,
+/// per package, whether the run found it in its cache.
+fn fetches(marks: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_to_string(marks.path().join("fetches"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The packages the setup's kept download cache holds, with their content.
+fn kept_downloads(f: &Fixture) -> Vec<(String, String)> {
+    let mut kept = vec![];
+    for file in crate::support::files_under(&f.state_dir().join("pool/downloads")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('v') {
+            kept.push((name, std::fs::read_to_string(&file).unwrap()));
+        }
+    }
+    kept.sort();
+    kept
+}
+
+/// The download cache: a package fetched on the base is not fetched again
+/// by a slice whose lockfile added another; what a slice's run fetched (or
+/// planted, from code its agent wrote) reaches no other run; agents and
+/// gates neither see nor write it.
+#[test]
+fn a_setup_s_download_cache_is_shared_from_the_base_only() {
+    let marks = tempfile::tempdir().unwrap();
+    let setup = r#"mkdir -p vendor
+for p in $(sort -u deps/*); do
+  if [ -e "$OMK_SETUP_CACHE/$p" ]; then echo "hit $p" >> MARKS/fetches
+  else echo "miss $p" >> MARKS/fetches; echo "$p" > "$OMK_SETUP_CACHE/$p"; fi
+  cp "$OMK_SETUP_CACHE/$p" "vendor/$p"
+done
+sh hook.sh"#
+        .replace("MARKS", &marks.path().display().to_string());
+    let toml = format!(
+        r#"[[setup]]
+name = "deps"
+command = '''{setup}'''
+inputs = ["deps"]
+outputs = ["vendor"]
+
+[[gate]]
+name = "test"
+command = '''test -z "$OMK_SETUP_CACHE" && for p in $(cat deps/*); do test "$(cat vendor/$p)" = "$p" || exit 1; done'''
+timeout = "30s"
+
+[sandbox]
+writable = ['{marks}']
+"#,
+        marks = marks.path().display()
+    );
+    let f = Fixture::new(&[
+        ("omk.toml", &toml),
+        (".gitignore", "vendor/\n"),
+        ("deps/base.lock", "v1\n"),
+        ("hook.sh", "true\n"),
+    ]);
+    // Each agent says whether it sees the cache and tries to poison the
+    // kept one; `s1` and `s3` add `v2`, `s2` adds `v3` and makes the
+    // setup plant a poisoned `v1` in whatever cache its run is given.
+    let agent = f.agent(
+        &r#"echo "${OMK_SETUP_CACHE:-unset}" > "$OMK_SLICE_ID.txt"
+for k in HOME/repos/*/pool/downloads/*/*/v1; do echo poisoned > "$k" 2>/dev/null || true; done
+case "$OMK_SLICE_ID" in
+  s1|s3) echo v2 > "deps/$OMK_SLICE_ID.lock" ;;
+  s2) echo v3 > deps/s2.lock
+      printf '%s\n' 'echo poisoned > "$OMK_SETUP_CACHE/v1"' 'echo hooked >> MARKS/hooks' > hook.sh ;;
+esac
+true"#
+            .replace("HOME", &f.home.display().to_string())
+            .replace("MARKS", &marks.path().display().to_string()),
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("s1", &["s1.txt", "deps/s1.lock"]),
+        slice("s2", &["s2.txt", "deps/s2.lock", "hook.sh"]),
+        slice("s3", &["s3.txt", "deps/s3.lock"]),
+    ]}));
+    let (code, proof, stderr) =
+        f.run_goal(&plan, &agent, &["--concurrency", "1", "--require-sandbox"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let id = proof["goal_id"].as_str().unwrap();
+    for s in ["s1", "s2", "s3"] {
+        assert_eq!(
+            f.show(&format!("omk/{id}/integration"), &format!("{s}.txt")),
+            "unset",
+            "agents do not see the cache"
+        );
+    }
+    let seen = fetches(&marks);
+    // `v1` was fetched once, by the base's run; every later run found it.
+    assert_eq!(seen[0], "miss v1", "{seen:#?}");
+    assert_eq!(
+        seen.iter().filter(|l| *l == "miss v1").count(),
+        1,
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().filter(|l| *l == "hit v1").count() >= 3,
+        "{seen:#?}"
+    );
+    // What slices' runs fetched was theirs alone: `s3` fetched `v2` again.
+    assert!(!seen.contains(&"hit v2".to_string()), "{seen:#?}");
+    assert!(
+        seen.iter().filter(|l| *l == "miss v2").count() >= 2,
+        "{seen:#?}"
+    );
+    // `s2`'s hook ran and poisoned its own copy, no other.
+    assert!(marks.path().join("hooks").exists(), "s2's hook never ran");
+    assert_eq!(
+        kept_downloads(&f),
+        vec![("v1".to_string(), "v1\n".to_string())],
+        "the kept cache holds the base's fetch, unpoisoned"
+    );
+    let doctor = String::from_utf8_lossy(&f.omk(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains("download caches of 1 setup"), "{doctor}");
+
+    // The user's next base adds `v2`: its run fetches only that, and keeps it.
+    f.write("deps/base.lock", "v1\nv2\n");
+    f.git(&["commit", "-qam", "v2"]);
+    std::fs::remove_file(marks.path().join("fetches")).unwrap();
+    let plan = f.plan(json!({ "slices": [slice("s4", &["s4.txt"])] }));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    assert_eq!(fetches(&marks), ["hit v1", "miss v2"]);
+    assert_eq!(
+        kept_downloads(&f),
+        vec![
+            ("v1".to_string(), "v1\n".to_string()),
+            ("v2".to_string(), "v2\n".to_string())
+        ]
+    );
+    let clean = f.omk(&["goal", "clean", "--all"]);
+    let said = String::from_utf8_lossy(&clean.stdout).into_owned();
+    assert!(
+        said.contains("removed the download cache of 1 setup"),
+        "{said}"
+    );
+    assert!(kept_downloads(&f).is_empty());
 }

@@ -152,6 +152,8 @@ impl SupervisorState {
         (!specs.is_empty()).then(|| crate::setup::Setups {
             specs: specs.clone(),
             store: self.pool.setup_store(),
+            downloads: self.pool.downloads(),
+            base_tree: self.state.settings.base_tree.clone(),
         })
     }
 
