@@ -171,10 +171,21 @@ fn sandbox_view(config: Option<&crate::config::Config>) -> Vec<String> {
     });
     let env = config.map(|c| c.sandbox_env.clone()).unwrap_or_default();
     let withheld = crate::sandbox::env::withheld(std::env::vars(), &env);
-    if !withheld.is_empty() {
+    let tools = crate::sandbox::env::tool_settings(&withheld);
+    if !tools.is_empty() {
         lines.push(format!(
-            "not passed on (name them in [sandbox] env to pass one): {}",
-            withheld.join(", ")
+            "tool settings not passed on (name one in [sandbox] env to pass it): {}",
+            tools.join(", ")
+        ));
+    }
+    let others: Vec<String> = withheld
+        .into_iter()
+        .filter(|n| !tools.contains(n))
+        .collect();
+    if !others.is_empty() {
+        lines.push(format!(
+            "other variables not passed on: {}",
+            others.join(", ")
         ));
     }
     lines

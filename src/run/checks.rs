@@ -205,9 +205,10 @@ pub(super) fn check_reviewers(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Says what a run's settings mean before it starts: budgets it cannot
-/// price, changes it will not see, gates it has (or lacks), settings that
-/// come from the base commit rather than the checkout.
+/// Says what a run's settings mean before it starts: tool settings of the
+/// environment agents and gates will not see, budgets it cannot price,
+/// changes it will not see, gates it has (or lacks), settings that come
+/// from the base commit rather than the checkout.
 pub(super) fn settings_notices(
     opts: &RunOptions,
     repo: &Repo,
@@ -215,6 +216,15 @@ pub(super) fn settings_notices(
     base_commit: &str,
     reporter: &Reporter,
 ) -> Result<()> {
+    let withheld = crate::sandbox::env::withheld(std::env::vars(), &config.sandbox_env);
+    let tools = crate::sandbox::env::tool_settings(&withheld);
+    if !tools.is_empty() {
+        reporter.notice(&format!(
+            "agents and gates will not see {} from your environment; to pass one, name it in `env` under `[sandbox]` in omk.toml (`omk doctor` lists all {} variables not passed on)",
+            tools.join(", "),
+            withheld.len()
+        ));
+    }
     if opts.budget.usd.is_some() && config.price.is_none() {
         reporter.notice("--budget-usd: no [[price]] for the agents' model in omk.toml, so only costs the agents report themselves count");
     }

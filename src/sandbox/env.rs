@@ -137,6 +137,64 @@ pub fn withheld(vars: impl Iterator<Item = (String, String)>, extra: &[String]) 
     names
 }
 
+/// Variables that configure a tool agents and gates run — a package
+/// index, a compiler, its flags — which a user is likely to miss when they
+/// are not passed on. A name ending in `_` is a prefix.
+const TOOL_SETTINGS: &[&str] = &[
+    "PIP_",
+    "UV_",
+    "POETRY_",
+    "PIPENV_",
+    "CONDA_",
+    "PYTHON",
+    "NPM_CONFIG_",
+    "npm_config_",
+    "YARN_",
+    "PNPM_",
+    "BUN_",
+    "NODE_",
+    "CARGO_",
+    "RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "RUSTC_WRAPPER",
+    "GOPROXY",
+    "GOPRIVATE",
+    "GONOPROXY",
+    "GONOSUMDB",
+    "GOSUMDB",
+    "GOINSECURE",
+    "MAVEN_",
+    "GRADLE_",
+    "JAVA_TOOL_OPTIONS",
+    "BUNDLE_",
+    "GEM_",
+    "COMPOSER_",
+    "NUGET_",
+    "CC",
+    "CXX",
+    "CFLAGS",
+    "CXXFLAGS",
+    "LDFLAGS",
+    "PKG_CONFIG_PATH",
+];
+
+/// The names of `withheld` that configure a tool (`PIP_INDEX_URL`,
+/// `NPM_CONFIG_REGISTRY`): what a run says it leaves out. Credentials
+/// (`NODE_AUTH_TOKEN`) are not among them: they are withheld on purpose.
+pub fn tool_settings(withheld: &[String]) -> Vec<String> {
+    withheld
+        .iter()
+        .filter(|name| {
+            !looks_secret(name)
+                && TOOL_SETTINGS.iter().any(|t| match t.strip_suffix('_') {
+                    Some(_) => name.starts_with(t),
+                    None => name.as_str() == *t,
+                })
+        })
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +237,33 @@ mod tests {
             .collect();
         assert!(named.contains(&"NPM_TOKEN".to_string()));
         assert!(looks_secret("GOOGLE_CLIENT_SECRET") && !looks_secret("LANG"));
+    }
+
+    #[test]
+    fn tool_settings_are_told_apart_from_the_rest_and_from_credentials() {
+        let withheld: Vec<String> = [
+            "PIP_INDEX_URL",
+            "NPM_CONFIG_REGISTRY",
+            "npm_config_cache",
+            "UV_INDEX_URL",
+            "CC",
+            "CCACHE_DIR",
+            "NODE_AUTH_TOKEN",
+            "CARGO_REGISTRY_TOKEN",
+            "XDG_RUNTIME_DIR",
+            "EDITOR",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            tool_settings(&withheld),
+            [
+                "PIP_INDEX_URL",
+                "NPM_CONFIG_REGISTRY",
+                "npm_config_cache",
+                "UV_INDEX_URL",
+                "CC"
+            ]
+        );
     }
 }

@@ -417,3 +417,73 @@ fn a_bad_allowed_host_is_refused_before_anything_runs() {
         "nothing was started"
     );
 }
+
+/// The tool settings of the user's environment that agents and gates will
+/// not see are said by name on the run's first line and by `omk doctor`,
+/// with how to pass one; a value, or a credential's name, never is.
+#[test]
+fn a_run_names_the_tool_settings_it_does_not_pass_on() {
+    let f = Fixture::new(&[(
+        "omk.toml",
+        r#"[sandbox]
+env = ["UV_INDEX_URL"]
+
+[[gate]]
+name = "env"
+command = 'test -z "$PIP_INDEX_URL" && test -z "$NPM_CONFIG_REGISTRY" && test "$UV_INDEX_URL" = https://uv.example/simple'
+"#,
+    )]);
+    let agent = f.agent(r#"echo x > "$OMK_SLICE_ID.txt""#);
+    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
+    let env = [
+        ("PIP_INDEX_URL", "https://user:hunter2@pip.example/simple"),
+        ("NPM_CONFIG_REGISTRY", "https://npm.example/"),
+        ("UV_INDEX_URL", "https://uv.example/simple"),
+        ("NODE_AUTH_TOKEN", "npm_hunter3"),
+    ];
+    let (code, proof, stderr) = f.run_goal_env(&plan, &agent, &[], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        proof["status"], "ready",
+        "the gate saw what was said: {proof:#}"
+    );
+    let first = stderr
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("nothing said: {stderr}"));
+    for said in [
+        "agents and gates will not see",
+        "NPM_CONFIG_REGISTRY",
+        "PIP_INDEX_URL",
+        "`env` under `[sandbox]`",
+        "omk doctor",
+    ] {
+        assert!(
+            first.contains(said),
+            "`{said}` missing from the first line: {stderr}"
+        );
+    }
+    for unsaid in ["UV_INDEX_URL", "NODE_AUTH_TOKEN", "hunter"] {
+        assert!(!first.contains(unsaid), "`{unsaid}` said: {first}");
+    }
+    assert!(!stderr.contains("hunter"), "{stderr}");
+    let doctor = f.omk_env(&["doctor"], &env);
+    let doctor = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    let tools = doctor
+        .lines()
+        .find(|l| l.contains("tool settings not passed on"))
+        .unwrap_or_else(|| panic!("{doctor}"));
+    assert!(
+        tools.contains("NPM_CONFIG_REGISTRY") && tools.contains("PIP_INDEX_URL"),
+        "{tools}"
+    );
+    assert!(
+        !tools.contains("UV_INDEX_URL") && !tools.contains("NODE_AUTH_TOKEN"),
+        "{tools}"
+    );
+    assert!(
+        doctor.contains("NODE_AUTH_TOKEN"),
+        "every other name is listed: {doctor}"
+    );
+    assert!(!doctor.contains("hunter"), "{doctor}");
+}
