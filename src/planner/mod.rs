@@ -271,9 +271,11 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    // Read-only, as the reviewer: the scratch worktree is where it runs
+    // and reads, not where it may write (an `exec:` planner asks for no
+    // tool, so the policy alone would not stop it).
     let confinement = crate::sandbox::Confinement::new(
-        [worktree.clone(), tmp.clone()]
-            .into_iter()
+        std::iter::once(tmp.clone())
             .chain(crate::sandbox::writable_dirs(
                 p.agent.is_kimi(),
                 &p.writable,
@@ -281,6 +283,7 @@ pub async fn plan_with_agent(p: Planning<'_>, reporter: &Reporter) -> Result<Pla
             .collect(),
     )
     .reading(crate::sandbox::readable_dirs(&p.readable))
+    .working_in(worktree.clone())
     .on(p.agent.network(&p.network));
     let mut errors: Vec<String> = Vec::new();
     let mut result = Err(Error::Plan {

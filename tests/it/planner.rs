@@ -351,3 +351,34 @@ fn a_user_plan_that_runs_no_gate_for_a_slice_is_not_ready_unless_allowed() {
     let (code, proof, _) = f.run_goal(&plan, &agent, &["--allow-no-gates"]);
     assert_eq!(code, 0, "{proof:#}");
 }
+
+/// Planning is read-only, as the README says, for an `exec:` planner too:
+/// it reads the repository in its scratch worktree but cannot write there.
+#[test]
+fn an_exec_planner_reads_the_repository_and_writes_nothing() {
+    let f = repo();
+    f.allow_agent_writes_to_scripts();
+    let plan = json!({"slices": [
+        {"id": "a", "prompt": "edit a", "write_scope": ["src/a.rs"]}
+    ]});
+    std::fs::write(f.scripts.join("answer.json"), plan.to_string()).unwrap();
+    let agent = f.agent(&format!(
+        r#"if [ "$OMK_PLANNING" = 1 ]; then
+  cat src/a.rs > {d}/read.txt
+  if echo planted > src/a.rs 2>/dev/null || echo planted > planted.txt 2>/dev/null; then echo wrote > {d}/wrote.txt; fi
+  cat {d}/answer.json
+  exit 0
+fi
+echo "$OMK_SLICE_ID" >> src/a.rs"#,
+        d = f.scripts.display()
+    ));
+    let (code, proof, stderr) = run(&f, &agent, &["--require-sandbox"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let read = std::fs::read_to_string(f.scripts.join("read.txt")).unwrap();
+    assert_eq!(read, "a\n", "the planner reads the base");
+    assert!(
+        !f.scripts.join("wrote.txt").exists(),
+        "the planner wrote in its worktree"
+    );
+}
