@@ -153,7 +153,13 @@ const TOOL_SETTINGS: &[&str] = &[
     "PNPM_",
     "BUN_",
     "NODE_",
-    "CARGO_",
+    "CARGO_REGISTRIES_",
+    "CARGO_SOURCE_",
+    "CARGO_NET_",
+    "CARGO_HTTP_",
+    "CARGO_BUILD_",
+    "CARGO_TARGET_",
+    "CARGO_PROFILE_",
     "RUSTFLAGS",
     "RUSTDOCFLAGS",
     "RUSTC_WRAPPER",
@@ -248,6 +254,8 @@ mod tests {
             "UV_INDEX_URL",
             "CC",
             "CCACHE_DIR",
+            "CARGO_NET_OFFLINE",
+            "CARGO_PKG_NAME",
             "NODE_AUTH_TOKEN",
             "CARGO_REGISTRY_TOKEN",
             "XDG_RUNTIME_DIR",
@@ -262,7 +270,8 @@ mod tests {
                 "NPM_CONFIG_REGISTRY",
                 "npm_config_cache",
                 "UV_INDEX_URL",
-                "CC"
+                "CC",
+                "CARGO_NET_OFFLINE"
             ]
         );
     }

@@ -684,3 +684,53 @@ fn a_merge_the_machine_cannot_make_blames_no_slice_and_resume_merges_it() {
     assert_eq!(a["status"], "merged", "{a:#}");
     assert_eq!(a["attempts"], 1, "{a:#}");
 }
+
+/// A lock on the integration branch that the user's side left (a `git`
+/// killed while it held it) is waited out, then cleared, and the branch
+/// moves: the goal ends ready, not crashed in the integrator.
+#[test]
+fn a_lock_left_on_the_integration_branch_is_waited_out_and_cleared() {
+    let refs = "refs/heads/omk";
+    let toml = format!(
+        r#"[[gate]]
+name = "check"
+command = "test -d ."
+scope = "both"
+
+[[gate]]
+name = "leave-a-lock"
+command = 'mkdir -p "{heads}/$OMK_GOAL_ID" && touch "{heads}/$OMK_GOAL_ID/integration.lock"'
+scope = "integration"
+
+[sandbox]
+writable = ['{heads}']
+"#,
+        heads = "REPO/.git/refs/heads/omk"
+    );
+    let f = Fixture::new(&[("README.md", "base\n")]);
+    let heads = f.repo.join(".git").join(refs);
+    std::fs::create_dir_all(&heads).unwrap();
+    f.write(
+        "omk.toml",
+        &toml.replace("REPO/.git/refs/heads/omk", &heads.display().to_string()),
+    );
+    f.git(&["add", "-A"]);
+    f.git(&["commit", "-qm", "gates"]);
+    let plan = f.plan(json!({ "slices": [
+        {"id": "a", "prompt": "write a", "write_scope": ["a.txt"]}
+    ]}));
+    let agent = f.agent(r#"echo a > a.txt"#);
+    let out = run(&f, &plan, &agent, None, "1");
+    let proof: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let id = proof["goal_id"].as_str().unwrap();
+    assert_eq!(f.show(&format!("omk/{id}/integration"), "a.txt"), "a");
+    assert!(!heads.join(id).join("integration.lock").exists());
+}
