@@ -24,6 +24,8 @@ const BAR_H: f64 = 14.0;
 const AXIS_H: f64 = 24.0;
 /// The narrowest a bar is drawn, so instants still show.
 const MIN_BAR_W: f64 = 1.5;
+/// The narrowest a failure is drawn: it must be seen at a glance.
+const MIN_FAILED_W: f64 = 4.0;
 /// A row's name is cut to this many characters (its hover title has it whole).
 const NAME_CHARS: usize = 30;
 
@@ -199,9 +201,13 @@ fn svg(out: &mut String, t: &Timeline) {
         let _ = write!(out, "<g class=\"row\" data-row=\"{}\">", esc(row.name()));
         row_name(out, row, top);
         let y = top + (ROW_H - BAR_H) / 2.0;
-        for bar in &row.bars {
+        // Failures last, on top, and never thinner than a glance needs:
+        // a conflict found before any gate lasts no time at all.
+        let (failed, rest): (Vec<_>, Vec<_>) = row.bars.iter().partition(|b| b.failed);
+        for bar in rest.into_iter().chain(failed) {
             let bx = x(bar.start_ms);
-            let w = (x(bar.end_ms) - bx).max(MIN_BAR_W);
+            let min = if bar.failed { MIN_FAILED_W } else { MIN_BAR_W };
+            let w = (x(bar.end_ms) - bx).max(min);
             let class = if bar.failed {
                 "failed"
             } else {

@@ -84,6 +84,56 @@ echo "$OMK_SLICE_ID $OMK_ATTEMPT" > "$OMK_SLICE_ID.txt""#,
     assert!(!red_in(rows[2]), "b failed nothing");
 }
 
+/// A refused commit and a conflict are failures too: drawn red like a
+/// failed gate, in the rows of the slices they happened to.
+#[test]
+fn a_refused_commit_and_a_conflict_are_drawn_red_like_a_failed_gate() {
+    let f = Fixture::new(&[
+        ("omk.toml", &gate_toml("check", "true", "both")),
+        ("shared.txt", "base\n"),
+    ]);
+    // `scoped` writes outside its scope on its first attempt; `x` and `y`
+    // both rewrite `shared.txt`, so the one merged second conflicts once.
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in
+  scoped) if [ "$OMK_ATTEMPT" = 1 ]; then echo no > outside.txt; else rm -f outside.txt; fi; echo ok > scoped.txt ;;
+  *) printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt ;;
+esac"#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("scoped", &["scoped.txt"]),
+        slice("x", &["shared.txt"]),
+        slice("y", &["shared.txt"]),
+    ]}));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    let attempts = |id: &str| {
+        crate::support::slice_of(&proof, id)["attempts"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(attempts("scoped"), 2, "{proof:#}");
+    let (winner, loser) = match (attempts("x"), attempts("y")) {
+        (1, 2) => (2, 3),
+        (2, 1) => (3, 2),
+        other => panic!("one of x and y conflicts once: {other:?}\n{proof:#}"),
+    };
+
+    let (page, _) = report(&f, "failures.html");
+    let (shot, _) = screenshot(&page, 1300, 700, Duration::from_secs(60));
+    let rows = shot.bands(CHART, &BARS, BAR_MIN_H);
+    // The base check, the three slices, the integration.
+    assert_eq!(rows.len(), 5, "bands of bars drawn: {rows:?}");
+    let red_in =
+        |(y, h): (usize, usize)| (y..y + h).any(|y| CHART.clone().any(|x| shot.at(x, y) == FAILED));
+    assert!(red_in(rows[1]), "the refused commit is not drawn red");
+    assert!(red_in(rows[loser]), "the conflict is not drawn red");
+    assert!(
+        !red_in(rows[winner]),
+        "the slice merged first failed nothing"
+    );
+}
+
 #[test]
 fn a_thousand_slice_report_renders_in_the_browser() {
     let f = Fixture::new(&[("README.md", "x\n")]);
