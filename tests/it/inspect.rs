@@ -778,3 +778,43 @@ fn logs_failed_shows_a_refused_commit_with_what_was_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `goal logs --failed` covers every failed step, not only gates: a
+/// conflict, with its paths, and an agent that failed, with its words.
+#[test]
+fn logs_failed_shows_a_conflict_and_a_failed_agent() {
+    let f = Fixture::new(&[
+        ("omk.toml", &gate_toml("check", "true", "both")),
+        ("shared.txt", "base\n"),
+    ]);
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in
+  flaky) echo "AGENT-BROKE-MARKER: out of luck" >&2; exit 7 ;;
+  *) printf 'from %s\n' "$OMK_SLICE_ID" > shared.txt ;;
+esac"#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("flaky", &["flaky.txt"]),
+        slice("x", &["shared.txt"]),
+        slice("y", &["shared.txt"]),
+    ]}));
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &["--concurrency", "3"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(slice_of(&proof, "flaky")["status"], "failed", "{proof:#}");
+    let loser = match slice_of(&proof, "x")["attempts"].as_u64() {
+        Some(2) => "x",
+        _ => "y",
+    };
+    let out = f.omk(&["goal", "logs", "--failed"]);
+    assert!(out.status.success());
+    let failed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        failed.contains("==> flaky attempt 1 · agent") && failed.contains("AGENT-BROKE-MARKER"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains(&format!("==> {loser} attempt 1 · merge · conflict"))
+            && failed.contains("shared.txt"),
+        "{failed}"
+    );
+}
