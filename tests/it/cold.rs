@@ -185,3 +185,49 @@ fn a_pool_over_max_disk_frees_idle_slots_build_state_when_the_goal_ends() {
     let goal = proof["goal_id"].as_str().unwrap();
     assert_eq!(cold_builds(&f, goal), 0, "{stderr}");
 }
+
+/// An integration candidate's gates take the slot of the last slice it
+/// merges when it is free: its checkout is the closest to the candidate.
+#[test]
+fn an_integration_candidate_is_gated_in_the_slot_of_the_last_slice_it_merges() {
+    let marks = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"[[gate]]
+name = "check"
+command = "true"
+scope = "slice"
+
+[[gate]]
+name = "where"
+command = 'basename "$PWD" >> {marks}/integration'
+scope = "integration"
+
+[sandbox]
+writable = ['{marks}']
+"#,
+        marks = marks.path().display()
+    );
+    let f = Fixture::new(&[("omk.toml", &toml)]);
+    // Each agent says which slot it worked in; the later ones take longer,
+    // so the slices merge one by one.
+    let agent = f.agent(
+        r#"case "$OMK_SLICE_ID" in b) sleep 0.5 ;; c) sleep 1 ;; esac
+basename "$PWD" > "$OMK_SLICE_ID.txt""#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("a", &["a.txt"]), slice("b", &["b.txt"]), slice("c", &["c.txt"])
+    ]}));
+    let args = ["--concurrency", "3", "--gate-concurrency", "1"];
+    let (code, proof, stderr) = f.run_goal(&plan, &agent, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let id = proof["goal_id"].as_str().unwrap();
+    let order = proof["integration"]["order"].as_array().unwrap();
+    let last = order.last().unwrap().as_str().unwrap();
+    let slot_of_last = f.show(&format!("omk/{id}/integration"), &format!("{last}.txt"));
+    let gated = std::fs::read_to_string(marks.path().join("integration")).unwrap();
+    assert_eq!(
+        gated.lines().last(),
+        Some(slot_of_last.as_str()),
+        "the last candidate ({order:?}) was gated in {gated:?}"
+    );
+}

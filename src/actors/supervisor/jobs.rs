@@ -213,8 +213,8 @@ impl SupervisorState {
         self.gates.run(job)
     }
 
-    /// Sends the integration gates a candidate commit, in the slot the
-    /// integration holds for the whole goal.
+    /// Sends the integration gates a candidate commit, preferring the slot
+    /// of the last slice it merges (its tree is the closest at hand).
     pub(super) fn integrate(
         &mut self,
         commit: CommitId,
@@ -260,10 +260,14 @@ impl SupervisorState {
             from: self.state.integration.commit.clone(),
             commit: commit.to_string(),
         };
+        let near = candidate[..upto]
+            .last()
+            .and_then(|l| self.state.slice(&l.slice))
+            .and_then(|s| s.worktree.clone());
         let mut job = self.gate_job(
             Judged::Integration,
             priority,
-            None,
+            near,
             commit.clone(),
             tree.clone(),
             None,
