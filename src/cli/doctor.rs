@@ -26,15 +26,13 @@ pub fn run(dir: &Path, _args: Args) -> Result<u8> {
             println!("repository: {}", repo.root.display());
             println!("state dir:  {}", store.root().display());
             let pool = crate::pool::Pool::new(store.pool_dir());
-            let slots = pool.slots();
-            let on_disk = pool.usage();
-            let (keys, kept) = pool.setup_store().usage();
-            let (_, warm) = pool.warm_usage();
-            let (caches, fetched) = pool.downloads().usage();
+            let usage = pool.usage();
+            let on_disk = usage.total();
+            let ((slots, _), (keys, kept), (caches, fetched), (_, warm)) =
+                (usage.slots, usage.setups, usage.downloads, usage.warm);
             println!(
-                "pool:       {} slot{} ({} idle), {} in all; setup outputs kept for {keys} key{}, {}; download caches of {caches} setup{}, {}; warm build state {} (`omk goal clean` frees what is idle)",
-                slots.len(),
-                if slots.len() == 1 { "" } else { "s" },
+                "pool:       {slots} slot{} ({} idle), {} in all; setup outputs kept for {keys} key{}, {}; download caches of {caches} setup{}, {}; warm build state {} (`omk goal clean` frees what is idle)",
+                if slots == 1 { "" } else { "s" },
                 pool.idle_slots().len(),
                 crate::words::human_bytes(on_disk),
                 if keys == 1 { "" } else { "s" },

@@ -25,13 +25,36 @@ pub struct Trimmed {
     pub freed: u64,
 }
 
+/// What the pool takes on disk, part by part: each a count and its bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// The slots, with their temp and cache directories.
+    pub slots: (usize, u64),
+    /// The setups' kept outputs, by key.
+    pub setups: (usize, u64),
+    /// The setups' download caches, by setup.
+    pub downloads: (usize, u64),
+    /// The warm build state new slots start from.
+    pub warm: (usize, u64),
+}
+
+impl Usage {
+    /// The bytes in all.
+    pub fn total(&self) -> u64 {
+        self.slots.1 + self.setups.1 + self.downloads.1 + self.warm.1
+    }
+}
+
 impl Pool {
-    /// The bytes the pool takes: its slots with their temp and cache
-    /// directories, the setups' outputs and download caches, and the warm
-    /// build state.
-    pub fn usage(&self) -> u64 {
-        let slots: u64 = self.slots().iter().map(|s| slot_usage(s)).sum();
-        slots + self.setup_store().usage().1 + self.downloads().usage().1 + self.warm_usage().1
+    /// What the pool takes, in one walk of it.
+    pub fn usage(&self) -> Usage {
+        let slots = self.slots();
+        Usage {
+            slots: (slots.len(), slots.iter().map(|s| slot_usage(s)).sum()),
+            setups: self.setup_store().usage(),
+            downloads: self.downloads().usage(),
+            warm: self.warm_usage(),
+        }
     }
 
     /// The bound `max` (`[pool] max_disk`) sets, or by default half of
@@ -46,7 +69,7 @@ impl Pool {
     /// Frees what idle slots hold, least recently used first, until the
     /// pool takes at most its bound. Blocking: it measures and removes.
     pub fn trim(&self, repo: &Repo, max: Option<u64>) -> Trimmed {
-        let before = self.usage();
+        let before = self.usage().total();
         let bound = self.bound(max, before);
         let mut used = before;
         if used <= bound {

@@ -23,7 +23,7 @@ use crate::error::{IoContext, Result};
 mod disk;
 mod store;
 mod warm;
-pub use disk::Trimmed;
+pub use disk::{Trimmed, Usage};
 pub use store::Store;
 
 /// A repository's pool of worktree slots.
