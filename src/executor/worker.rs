@@ -107,6 +107,10 @@ pub struct Job {
     pub gate_env_names: Vec<String>,
     #[serde(default)]
     pub gate_env: Vec<(String, String)>,
+    /// The goal's setups (`[[setup]]`): run here, before the agent and
+    /// before each gate, from a store of this job's own.
+    #[serde(default)]
+    pub setups: Vec<crate::setup::SetupSpec>,
     /// The key the worker signs its report with (hex): only the worker
     /// process reads it, never its agent, so a report the agent wrote or
     /// changed does not verify.
@@ -265,6 +269,33 @@ async fn attempt(
         feedback,
         resume_session: job.resume_session.clone(),
     };
+    let bench = gate_bench(job, &tree, scratch);
+    let setups = (!job.setups.is_empty()).then(|| crate::setup::Setups {
+        specs: job.setups.clone(),
+        store: crate::setup::Store::new(scratch.join("setup")),
+        downloads: crate::setup::Store::new(scratch.join("downloads")),
+        // Nothing outlives the job: no run keeps what it downloaded.
+        base_tree: String::new(),
+    });
+    if let Some(setups) = &setups {
+        // The agent starts with the dependencies, as it does in a slot; a
+        // setup that fails is for its gates to say.
+        let from = repo.tree_of(&job.work_from)?;
+        let ready = crate::setup::ensure_all(
+            setups,
+            &repo,
+            &bench,
+            &job.work_from,
+            &from,
+            &dir.0,
+            cancel,
+            |_| {},
+        )
+        .await;
+        if let Err(failed) = ready {
+            tracing::warn!(setup = %failed.name, outcome = %failed.outcome, "setup failed before the agent");
+        }
+    }
     let (updates, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let report = agent::run(&spec, &task, updates, cancel).await?;
@@ -289,39 +320,45 @@ async fn attempt(
     let branch = format!("refs/heads/{}", job.branch);
     repo.bundle_create(&dir.result(), &[&branch, &not_before])?;
     if !job.gates.is_empty() {
-        let bench = crate::gate::Bench {
-            goal_id: job.goal_id.clone(),
-            dir: tree.clone(),
-            tmp: scratch.join("gate-tmp"),
-            caches: vec![],
-            env: job
-                .gate_env_names
-                .iter()
-                .cloned()
-                .chain(["OMK_JOB".to_string()])
-                .collect(),
-            writable: job.writable.clone(),
-            readable: job.readable.clone(),
-            network: job.network.clone(),
-            inherit: Some(with_job(&job.gate_env)),
-            // A cluster goal has no setups (refused before it starts).
-            installs: vec![],
-        };
-        done.gates = Some(gates(&repo, job, dir, &bench, &committed, cancel).await?);
+        let gated = gates(&repo, job, dir, &bench, setups.as_ref(), &committed, cancel).await?;
+        done.gates = Some(gated);
     }
     done.commit = Some(committed.commit);
     done.tree = Some(committed.tree);
     Ok(done)
 }
 
+/// What the job's gates (and setups) see and may write in `tree`.
+fn gate_bench(job: &Job, tree: &Path, scratch: &Path) -> crate::gate::Bench {
+    crate::gate::Bench {
+        goal_id: job.goal_id.clone(),
+        dir: tree.to_path_buf(),
+        tmp: scratch.join("gate-tmp"),
+        caches: vec![],
+        env: job
+            .gate_env_names
+            .iter()
+            .cloned()
+            .chain(["OMK_JOB".to_string()])
+            .collect(),
+        writable: job.writable.clone(),
+        readable: job.readable.clone(),
+        network: job.network.clone(),
+        inherit: Some(with_job(&job.gate_env)),
+        installs: job.setups.iter().map(|s| s.fingerprint()).collect(),
+    }
+}
+
 /// Runs the job's gates on `committed`, each on exactly its tree (the
 /// checkout is reset to it and checked first, and again after a gate that
-/// changed it), in order up to the first failure.
+/// changed it) with the setups' outputs made afresh, in order up to the
+/// first failure.
 async fn gates(
     repo: &Repo,
     job: &Job,
     dir: &JobDir,
     bench: &crate::gate::Bench,
+    setups: Option<&crate::setup::Setups>,
     committed: &crate::git::Committed,
     cancel: &CancellationToken,
 ) -> Result<Vec<crate::gate::GateResult>> {
@@ -341,8 +378,31 @@ async fn gates(
                 committed.commit
             )));
         }
+        let mut keys = std::collections::BTreeMap::new();
+        if let Some(setups) = setups {
+            let (commit, tree) = (&committed.commit, &committed.tree);
+            match crate::setup::ensure_all(
+                setups,
+                repo,
+                bench,
+                commit,
+                tree,
+                &dir.0,
+                cancel,
+                |_| {},
+            )
+            .await
+            {
+                Ok(made) => keys = made,
+                Err(failed) => {
+                    results.push(crate::setup::failed_gate(spec, failed));
+                    break;
+                }
+            }
+        }
         let log = dir.0.join(format!("gate-{}.log", spec.name));
         let mut result = crate::gate::run(spec, bench, &committed.tree, log, cancel).await?;
+        result.setups = keys;
         ready = files_tree(repo, &bench.dir)? == committed.tree;
         result.changed_tree = !ready;
         let passed = result.passed;

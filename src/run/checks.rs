@@ -183,18 +183,6 @@ pub(super) fn check_keep(repo: &Repo, config: &Config) -> Result<()> {
     })
 }
 
-/// A setup needs the slot's gates to run where omk drives the goal: a
-/// cluster worker has no store to seed from (yet).
-pub(super) fn check_setups(repo: &Repo, config: &Config, opts: &RunOptions) -> Result<()> {
-    if config.setups.is_empty() || super::started::executor(opts, config).is_local() {
-        return Ok(());
-    }
-    Err(Error::Config {
-        file: repo.root.join(crate::config::FILE_NAME),
-        reason: "setup: a [[setup]] cannot be used with the slurm executor yet; install the dependencies in the gate's command, or run the goal locally".into(),
-    })
-}
-
 /// A reviewer that is not installed is named now, not after the slices ran.
 pub(super) fn check_reviewers(config: &Config) -> Result<()> {
     for review in config.gates.iter().filter_map(|g| g.review.as_ref()) {

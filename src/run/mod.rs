@@ -148,7 +148,6 @@ pub async fn run_goal(opts: RunOptions, reporter: Reporter) -> Result<Finished> 
     }
     let config = Config::at_commit(&repo, &base_commit)?;
     check_keep(&repo, &config)?;
-    check_setups(&repo, &config, &opts)?;
     check_reviewers(&config)?;
     let store = Store::for_repo(&repo)?;
     let network = network_settings(&config, &opts.allow_hosts)?;

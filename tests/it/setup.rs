@@ -180,35 +180,6 @@ fn a_failing_setup_blocks_the_goal_before_any_agent_runs() {
     assert!(!marks.path().join("agents").exists(), "no agent ran");
 }
 
-#[test]
-fn a_setup_with_the_slurm_executor_is_refused_before_anything_is_made() {
-    let marks = tempfile::tempdir().unwrap();
-    let f = fixture(&marks, &install(&marks));
-    let agent = f.agent("echo x > \"$OMK_SLICE_ID.txt\"");
-    let plan = f.plan(json!({ "slices": [slice("a", &["a.txt"])] }));
-    let plan = plan.display().to_string();
-    let out = f.omk(&[
-        "goal",
-        "run",
-        "g",
-        "--plan",
-        &plan,
-        "--agent",
-        &agent,
-        "--executor",
-        "slurm",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("cannot be used with the slurm executor yet"),
-        "{said}"
-    );
-    assert_eq!(runs(&marks), 0);
-    let list = String::from_utf8_lossy(&f.omk(&["goal", "list", "--json"]).stdout).into_owned();
-    assert!(!list.contains("goal_id"), "no goal was made: {list}");
-}
-
 /// A real package manager from the registry: `npm ci` of a small real
 /// dependency through the sandbox's egress proxy, once for the goal.
 #[test]

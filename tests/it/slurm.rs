@@ -489,3 +489,53 @@ fn a_job_that_finished_while_omk_was_down_is_read_not_submitted_or_gated_again()
     assert_eq!(gate["passed"], true, "{gate:#}");
     assert!(gate["log"].as_str().unwrap().contains("/job/"), "{gate:#}");
 }
+
+/// `[[setup]]` on a cluster: each job installs the dependencies on its
+/// node before its agent starts and afresh before each gate, so what its
+/// agent did to them reaches no gate; the integration installs here.
+#[test]
+fn a_setup_runs_in_each_job_before_its_agent_and_its_gates() {
+    let f = Fixture::new(&[
+        (
+            "omk.toml",
+            r#"[[setup]]
+name = "deps"
+command = "mkdir -p vendor && cp deps.lock vendor/installed"
+inputs = ["deps.lock"]
+outputs = ["vendor"]
+
+[[gate]]
+name = "test"
+command = 'test "$(cat vendor/installed)" = "$(cat deps.lock)" && test ! -e vendor/poison'
+scope = "both"
+"#,
+        ),
+        (".gitignore", "vendor/\n"),
+        ("deps.lock", "v1\n"),
+    ]);
+    // Each agent says what it found installed; `b` moves the lockfile on
+    // and plants something in the installed dependencies.
+    let agent = f.agent(
+        r#"cat vendor/installed > "$OMK_SLICE_ID.txt" 2>/dev/null || echo none > "$OMK_SLICE_ID.txt"
+if [ "$OMK_SLICE_ID" = b ]; then echo v2 > deps.lock; echo owned > vendor/poison; fi
+true"#,
+    );
+    let plan = f.plan(json!({ "slices": [
+        slice("a", &["a.txt"]), slice("b", &["b.txt", "deps.lock"])
+    ]}));
+    let (code, proof, stderr) = run(&f, &plan, &agent, &["--executor", "slurm"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proof["status"], "ready", "{proof:#}");
+    let id = proof["goal_id"].as_str().unwrap();
+    for s in ["a", "b"] {
+        assert_eq!(
+            f.show(&format!("omk/{id}/integration"), &format!("{s}.txt")),
+            "v1",
+            "{s}'s agent started with the dependencies installed"
+        );
+        let gate = &slice_of(&proof, s)["gates"][0];
+        assert!(gate["log"].as_str().unwrap().contains("/job/"), "{gate:#}");
+        assert!(gate["setups"]["deps"].is_string(), "{gate:#}");
+    }
+    assert_eq!(f.show(&format!("omk/{id}/integration"), "deps.lock"), "v2");
+}

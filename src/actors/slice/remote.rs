@@ -40,6 +40,8 @@ pub struct Remote {
     /// The variables the gates may see, and the environment they come from.
     pub gate_env_names: Vec<String>,
     pub gate_env: Vec<(String, String)>,
+    /// The goal's setups, which the job runs on its node.
+    pub setups: Vec<crate::setup::SetupSpec>,
 }
 
 /// Runs the attempt as a cluster job: the agent runs and commits on a
@@ -164,6 +166,7 @@ fn job_of(args: &SliceArgs, remote: &Remote, root: &std::path::Path) -> worker::
         gates: remote.gates.clone(),
         gate_env_names: remote.gate_env_names.clone(),
         gate_env: remote.gate_env.clone(),
+        setups: remote.setups.clone(),
         report_key: worker::new_report_key(),
     }
 }

@@ -278,6 +278,7 @@ impl SupervisorState {
                         },
                         gate_env_names: limits.sandbox_env.clone(),
                         gate_env: crate::agent::gate_env(&names),
+                        setups: limits.setups.clone(),
                     })
                 }
             },
