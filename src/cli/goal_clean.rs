@@ -69,37 +69,26 @@ pub fn run(dir: &Path, args: Args) -> Result<u8> {
         freed += crate::machine::disk_usage(slot);
         pool.remove_slot(&repo, slot)?;
     }
-    // The warm build state new slots start from is kept again by the next
-    // base check.
-    let (copies, bytes) = pool.clear_warm();
-    freed += bytes;
-    if copies > 0 {
-        println!(
-            "removed the warm build state new slots start from ({})",
-            crate::words::human_bytes(bytes)
-        );
-    }
-    // Kept setup outputs no slot is using are made again when needed.
-    let (kept, bytes) = pool.setup_store().clear_idle();
-    freed += bytes;
-    if kept > 0 {
-        println!(
-            "removed the outputs of {kept} setup key{} ({})",
-            if kept == 1 { "" } else { "s" },
-            crate::words::human_bytes(bytes)
-        );
-    }
-    // So are the setups' download caches, from the next base's run.
-    let (caches, bytes) = pool.downloads().clear_idle();
-    freed += bytes;
-    if caches > 0 {
-        println!(
-            "removed the download cache{} of {caches} setup{} ({})",
-            if caches == 1 { "" } else { "s" },
-            if caches == 1 { "" } else { "s" },
-            crate::words::human_bytes(bytes)
-        );
-    }
+    // What slots are seeded from is kept again when next needed: the warm
+    // build state by the next base check, a setup's outputs by its next
+    // run, its download cache by the next base's run.
+    let mut removed = |(n, bytes): (usize, u64), what: String| {
+        freed += bytes;
+        if n > 0 {
+            println!("removed {what} ({})", crate::words::human_bytes(bytes));
+        }
+    };
+    removed(
+        pool.clear_warm(),
+        "the warm build state new slots start from".into(),
+    );
+    let (n, bytes) = pool.setup_store().clear_idle();
+    let keys = crate::words::count(n, "setup key");
+    removed((n, bytes), format!("the outputs of {keys}"));
+    let (n, bytes) = pool.downloads().clear_idle();
+    let setups = crate::words::count(n, "setup");
+    let caches = if n == 1 { "cache" } else { "caches" };
+    removed((n, bytes), format!("the download {caches} of {setups}"));
     if !idle.is_empty() {
         println!(
             "removed {} idle worktree slot{}",
