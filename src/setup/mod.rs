@@ -183,8 +183,9 @@ pub async fn ensure(
         step(store, &key, dir, outputs, Step::Clear)
             .await
             .map_err(not_run)?;
-        let result = run(spec, setups, bench, tree, log, cancel).await;
-        let result = result.map_err(not_run)?;
+        let result = run(spec, setups, bench, tree, log, cancel)
+            .await
+            .map_err(not_run)?;
         if !result.passed {
             return Err(result);
         }
