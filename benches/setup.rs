@@ -59,6 +59,46 @@ fn repo(dir: &Path, in_gate: bool) -> PathBuf {
     repo
 }
 
+/// Runs a goal of `plan` with `agent` on `repo`, omk's state in `home`,
+/// to `ready`; its wall time and proof.
+fn run_goal(
+    repo: &Path,
+    home: &Path,
+    plan: &Path,
+    agent: &str,
+    extra: &[&str],
+) -> (Duration, serde_json::Value) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_omk"))
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "goal",
+            "run",
+            "bench",
+            "--no-progress",
+            "--json",
+            "--agent",
+            agent,
+        ])
+        .args(extra)
+        .arg("--plan")
+        .arg(plan)
+        .env("OMK_HOME", home)
+        .output()
+        .unwrap();
+    let wall = started.elapsed();
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        proof["status"],
+        "ready",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (wall, proof)
+}
+
 /// A cold goal (a new state home: no slot, no setup kept) on a new
 /// repository; its wall time and how often `npm ci` ran.
 fn cold_goal(in_gate: bool) -> (Duration, usize) {
@@ -69,35 +109,9 @@ fn cold_goal(in_gate: bool) -> (Duration, usize) {
         .collect();
     let plan = tmp.path().join("plan.json");
     std::fs::write(&plan, format!(r#"{{"slices":[{}]}}"#, slices.join(","))).unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_omk"))
-        .arg("-C")
-        .arg(&repo)
-        .args([
-            "goal",
-            "run",
-            "bench",
-            "--no-progress",
-            "--json",
-            "--concurrency",
-            "3",
-        ])
-        .args(["--agent", "exec:sh -c 'echo x > \"$OMK_SLICE_ID.txt\"'"])
-        .arg("--plan")
-        .arg(&plan)
-        .env("OMK_HOME", tmp.path().join("home"))
-        .output()
-        .unwrap();
-    let wall = started.elapsed();
-    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
-    });
-    assert_eq!(
-        proof["status"],
-        "ready",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let agent = "exec:sh -c 'echo x > \"$OMK_SLICE_ID.txt\"'";
+    let home = tmp.path().join("home");
+    let (wall, _) = run_goal(&repo, &home, &plan, agent, &["--concurrency", "3"]);
     let runs = std::fs::read_to_string(tmp.path().join("runs")).unwrap_or_default();
     (wall, runs.lines().count())
 }
@@ -154,32 +168,7 @@ fn added_dependency(with_cache: bool) -> (Duration, usize) {
             format!(r#"{{"slices":[{{"id":"{slice}","prompt":"p","write_scope":["{slice}.txt","package.json","package-lock.json"]}}]}}"#),
         )
         .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_omk"))
-            .arg("-C")
-            .arg(&repo)
-            .args([
-                "goal",
-                "run",
-                "bench",
-                "--no-progress",
-                "--json",
-                "--agent",
-                &agent,
-            ])
-            .arg("--plan")
-            .arg(&plan)
-            .env("OMK_HOME", tmp.path().join("home"))
-            .output()
-            .unwrap();
-        let proof: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        assert_eq!(
-            proof["status"],
-            "ready",
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        proof
+        run_goal(&repo, &tmp.path().join("home"), &plan, &agent, &[]).1
     };
     goal("warm", "exec:sh -c 'echo x > warm.txt'".into());
     let proof = goal("ms", format!("exec:sh -c 'cp {}/* .'", files.display()));

@@ -56,6 +56,19 @@ fn events(f: &Fixture, id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The log of goal `id`'s run of setup `name` that mentions `needle`.
+fn setup_log(f: &Fixture, id: &str, name: &str, needle: &str) -> String {
+    let logs: Vec<String> = crate::support::files_under(&f.goal_dir(id))
+        .into_iter()
+        .filter(|p| p.ends_with(format!("setup-{name}.log")))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    logs.iter()
+        .find(|l| l.contains(needle))
+        .cloned()
+        .unwrap_or_else(|| panic!("no run of {name} says {needle}: {logs:#?}"))
+}
+
 #[test]
 fn a_setup_runs_once_per_lockfile_and_no_agent_s_write_reaches_a_gate() {
     let marks = tempfile::tempdir().unwrap();
@@ -274,15 +287,7 @@ true"#,
     assert_eq!(proof["status"], "ready", "{proof:#}");
     assert_eq!(runs(&marks), 2, "{stderr}");
     let id = proof["goal_id"].as_str().unwrap();
-    let logs: Vec<String> = crate::support::files_under(&f.goal_dir(id))
-        .into_iter()
-        .filter(|p| p.ends_with("setup-npm.log"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
-    let run = logs
-        .iter()
-        .find(|l| l.contains("ms-2.1.3.tgz"))
-        .unwrap_or_else(|| panic!("no run fetched ms: {logs:#?}"));
+    let run = setup_log(&f, id, "npm", "ms-2.1.3.tgz");
     let fetched = |package: &str| {
         run.lines()
             .filter(|l| l.contains("npm http") && l.contains(package))
@@ -370,12 +375,7 @@ writable = ['{marks}']
     assert_eq!(proof["status"], "ready", "{proof:#}");
     assert_eq!(runs(&marks), 2, "{stderr}");
     let id = proof["goal_id"].as_str().unwrap();
-    let run = crate::support::files_under(&f.goal_dir(id))
-        .into_iter()
-        .filter(|p| p.ends_with("setup-venv.log"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .find(|l| l.contains("idna"))
-        .unwrap_or_else(|| panic!("no run installed idna: {stderr}"));
+    let run = setup_log(&f, id, "venv", "idna");
     assert!(run.contains("Successfully installed"), "{run}");
     assert!(
         run.contains("idna-3.7") && run.contains("six-1.16.0"),
@@ -606,15 +606,7 @@ esac"#,
     assert_eq!(proof["status"], "ready", "{proof:#}");
     assert_eq!(runs(&marks), 2, "the base's lockfile and b's: {stderr}");
     let id = proof["goal_id"].as_str().unwrap();
-    let logs: Vec<String> = crate::support::files_under(&f.goal_dir(id))
-        .into_iter()
-        .filter(|p| p.ends_with("setup-crates.log"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
-    let b = logs
-        .iter()
-        .find(|l| l.contains("ryu"))
-        .unwrap_or_else(|| panic!("no run fetched ryu: {logs:#?}"));
+    let b = setup_log(&f, id, "crates", "ryu");
     assert!(b.contains("Downloaded ryu"), "{b}");
     assert!(
         !b.contains("Downloaded itoa"),
