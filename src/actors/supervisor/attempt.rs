@@ -130,18 +130,18 @@ impl SupervisorState {
         }
     }
 
-    /// The agent's task for attempt `attempt` of slice `s` in `worktree`:
-    /// what it is told, what it sees and what it may write.
+    /// The agent's task for attempt `attempt` of slice `s` in the slot
+    /// `bench` is placed in (its checkout, temp dir and build caches): what
+    /// it is told, what it sees and what it may write.
     fn task(
         &self,
         s: &SliceState,
         spec: &SliceSpec,
         attempt: u32,
-        worktree: std::path::PathBuf,
-        caches: &[(String, String)],
+        bench: &crate::gate::Bench,
     ) -> crate::Result<Task> {
         let limits = &self.state.settings.limits;
-        let tmp = worktree.with_extension("tmp");
+        let (worktree, tmp, caches) = (bench.dir.clone(), bench.tmp.clone(), &bench.caches);
         let writable = [worktree.clone(), tmp.clone()]
             .into_iter()
             .chain(crate::sandbox::writable_dirs(
@@ -203,7 +203,7 @@ impl SupervisorState {
             .and_then(|include| crate::plan::cone(&spec.write_scope, include));
         let worktree = off_runtime(|| self.pool.acquire(&self.repo, sparse.is_some()))?;
         self.slots.insert(id.to_string(), worktree.clone());
-        let caches = crate::pool::Pool::caches(&worktree, &self.state.settings.limits.slot_cache)?;
+        let bench = self.bench(worktree.clone())?;
         let started = EventBody::SliceStarted {
             slice: id.to_string(),
             attempt,
@@ -215,11 +215,8 @@ impl SupervisorState {
             sparse: sparse.clone(),
             work_from: work_from.clone(),
         };
-        let setups = match self.setups() {
-            Some(setups) => Some((self.bench(worktree.clone())?, setups)),
-            None => None,
-        };
-        let task = self.task(&s, &spec, attempt, worktree, &caches)?;
+        let task = self.task(&s, &spec, attempt, &bench)?;
+        let setups = self.setups().map(|setups| (bench, setups));
         let args = SliceArgs {
             supervisor: myself.clone(),
             repo: self.repo.clone(),

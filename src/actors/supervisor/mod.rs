@@ -388,7 +388,7 @@ impl SupervisorState {
         }
     }
 
-    /// Gives a slice's (or the integration's) pool slot back, detached.
+    /// Gives the pool slot a slice's agent held back, detached.
     fn release_slot(&mut self, slice: &str) {
         if let Some(slot) = self.slots.remove(slice) {
             self.pool.release(&slot);
