@@ -113,8 +113,9 @@ impl Pool {
                 used -= had.min(used);
             }
         }
+        // Looked at, not used: each keeps its time for the next trim.
         for (_, slot) in &idle {
-            self.release(slot);
+            self.let_go(slot, false);
         }
         Trimmed {
             bound,
@@ -136,4 +137,48 @@ fn last_used(slot: &std::path::Path) -> SystemTime {
     std::fs::metadata(slot.with_extension("lock"))
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trim_leaves_the_slots_it_keeps_as_recently_used_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("repo");
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(&main)
+            .status()
+            .unwrap();
+        assert!(init.success());
+        let repo = Repo::discover(&main).unwrap();
+        let pool = Pool::new(dir.path().join("pool"));
+        let (old, new) = (
+            pool.acquire(&repo, false).unwrap(),
+            pool.acquire(&repo, false).unwrap(),
+        );
+        for slot in [&old, &new] {
+            std::fs::create_dir_all(slot).unwrap();
+            std::fs::write(slot.join("build.o"), vec![0u8; 4096]).unwrap();
+        }
+        pool.release(&old);
+        pool.release(&new);
+        let day_ago = SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
+        let lock = std::fs::File::options()
+            .write(true)
+            .open(old.with_extension("lock"))
+            .unwrap();
+        lock.set_modified(day_ago).unwrap();
+        let kept = last_used(&new);
+        // Over its bound by a byte: the least recently used slot goes (not
+        // being a worktree, it has no build state to lose first), and the
+        // other, only looked at, is as recently used as it was.
+        let trimmed = pool.trim(&repo, Some(pool.usage().total() - 1));
+        assert!(trimmed.freed > 0, "{trimmed:?}");
+        assert!(!old.exists(), "the least recently used first");
+        assert!(new.join("build.o").exists());
+        assert_eq!(last_used(&new), kept);
+    }
 }

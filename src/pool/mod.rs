@@ -89,10 +89,18 @@ impl Pool {
     /// alone leaves it held while a process forked meanwhile (to become a
     /// `git` or an agent) still has the descriptor until its exec.
     pub fn release(&self, slot: &Path) {
+        self.let_go(slot, true);
+    }
+
+    /// Undoes the hold on `slot`; `used` says whether something ran in it,
+    /// which the lock file's time then records (what [`Pool::trim`] orders
+    /// slots by): a slot only looked at keeps its time.
+    fn let_go(&self, slot: &Path, used: bool) {
         if let Ok(mut held) = self.held.lock() {
             if let Some(file) = held.remove(slot) {
-                // The lock file's time says when the slot was last used.
-                let _ = file.set_modified(std::time::SystemTime::now());
+                if used {
+                    let _ = file.set_modified(std::time::SystemTime::now());
+                }
                 // SAFETY: flock on a descriptor we own.
                 unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
             }
