@@ -4,10 +4,11 @@
 //! `omk worker <job dir>` (see [`super::worker`]), named
 //! `omk-<goal>-<slice>-a<attempt>` — a name the event log already implies,
 //! so a resumed goal can find its jobs — watched by the goal's one
-//! [`Watcher`] (every job at once) and cancelled with `scancel` (SIGTERM first, so the worker stops its
-//! agent). Nothing secret goes on the command line or into the job's
-//! environment, which `scontrol` shows: the agent's environment travels in
-//! the job directory, readable by its owner only.
+//! [`Watcher`] (every job at once) and cancelled with `scancel` (SIGTERM
+//! first, so the worker stops its agent). Nothing secret goes on the
+//! command line or into the job's environment, which `scontrol` shows: the
+//! agent's environment travels in the job directory, readable by its owner
+//! only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -143,18 +144,18 @@ pub async fn run(
         let ended = watcher.ended(&job_id, dir.report());
         tokio::pin!(ended);
         tokio::select! {
-        how = &mut ended => how,
-        _ = cancel.cancelled() => {
-            // SIGTERM first: the worker stops its agent and reports.
-            scancel(&job_id, Some("TERM")).await;
-            tokio::select! {
-                how = &mut ended => how,
-                _ = tokio::time::sleep(CANCEL_GRACE) => {
-                    scancel(&job_id, None).await;
-                    ended.await
+            how = &mut ended => how,
+            _ = cancel.cancelled() => {
+                // SIGTERM first: the worker stops its agent and reports.
+                scancel(&job_id, Some("TERM")).await;
+                tokio::select! {
+                    how = &mut ended => how,
+                    _ = tokio::time::sleep(CANCEL_GRACE) => {
+                        scancel(&job_id, None).await;
+                        ended.await
+                    }
                 }
             }
-        }
         }
     };
     Ok(Finished {

@@ -690,9 +690,13 @@ fn a_merge_the_machine_cannot_make_blames_no_slice_and_resume_merges_it() {
 /// moves: the goal ends ready, not crashed in the integrator.
 #[test]
 fn a_lock_left_on_the_integration_branch_is_waited_out_and_cleared() {
-    let refs = "refs/heads/omk";
-    let toml = format!(
-        r#"[[gate]]
+    let f = Fixture::new(&[("README.md", "base\n")]);
+    let heads = f.repo.join(".git/refs/heads/omk");
+    std::fs::create_dir_all(&heads).unwrap();
+    f.write(
+        "omk.toml",
+        &format!(
+            r#"[[gate]]
 name = "check"
 command = "test -d ."
 scope = "both"
@@ -705,14 +709,8 @@ scope = "integration"
 [sandbox]
 writable = ['{heads}']
 "#,
-        heads = "REPO/.git/refs/heads/omk"
-    );
-    let f = Fixture::new(&[("README.md", "base\n")]);
-    let heads = f.repo.join(".git").join(refs);
-    std::fs::create_dir_all(&heads).unwrap();
-    f.write(
-        "omk.toml",
-        &toml.replace("REPO/.git/refs/heads/omk", &heads.display().to_string()),
+            heads = heads.display()
+        ),
     );
     f.git(&["add", "-A"]);
     f.git(&["commit", "-qm", "gates"]);

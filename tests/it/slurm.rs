@@ -22,6 +22,13 @@ fn run(f: &Fixture, plan: &std::path::Path, agent: &str, extra: &[&str]) -> (i32
     f.run_goal_env(plan, agent, extra, &env)
 }
 
+/// Whether slice `slice` of a proof ran in Slurm job `job`.
+fn ran_in(slice: &Value, job: &str) -> bool {
+    slice["agent"]["ran_on"]
+        .as_str()
+        .is_some_and(|on| on.starts_with(&format!("slurm job {job} on ")))
+}
+
 /// Jobs of this fixture's goals still known to Slurm.
 fn our_jobs(goal: &str) -> Vec<String> {
     cluster()
@@ -277,10 +284,7 @@ fn a_goal_killed_while_its_jobs_run_resumes_by_reattaching_to_them() {
     let a = slice_of(&proof, "a");
     assert_eq!(a["attempts"], 1, "{a:#}");
     assert!(
-        a["agent"]["ran_on"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("slurm job {job_id} on ")),
+        ran_in(a, &job_id),
         "not the job omk was killed under: {a:#}"
     );
     assert!(our_jobs(&goal).is_empty(), "{:?}", our_jobs(&goal));
@@ -477,13 +481,7 @@ fn a_job_that_finished_while_omk_was_down_is_read_not_submitted_or_gated_again()
     let a = slice_of(&proof, "a");
     assert_eq!(a["status"], "merged", "{a:#}");
     assert_eq!(a["attempts"], 1, "{a:#}");
-    assert!(
-        a["agent"]["ran_on"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("slurm job {job_id} on ")),
-        "submitted again: {a:#}"
-    );
+    assert!(ran_in(a, &job_id), "submitted again: {a:#}");
     // Its gate's result is the job's, not a run here.
     let gate = &a["gates"][0];
     assert_eq!(gate["passed"], true, "{gate:#}");
