@@ -197,16 +197,23 @@ impl Bench {
         self.caches.iter().map(|(name, _)| name.clone()).collect()
     }
 
+    /// `vars` with the slot's build caches in place of what they say of
+    /// the same names: what an agent or a gate in the slot sees.
+    pub fn with_caches(&self, vars: Vec<(String, String)>) -> Vec<(String, String)> {
+        vars.into_iter()
+            .filter(|(k, _)| !self.caches.iter().any(|(c, _)| c == k))
+            .chain(self.caches.iter().cloned())
+            .collect()
+    }
+
     /// The whole environment `gate` runs with.
     pub fn env(&self, gate: &GateSpec) -> Vec<(String, String)> {
         let names: Vec<String> = self.env.iter().chain(&gate.env).cloned().collect();
-        match &self.inherit {
+        self.with_caches(match &self.inherit {
             Some(vars) => crate::agent::gate_env_of(vars.iter().cloned(), &names),
             None => crate::agent::gate_env(&names),
-        }
+        })
         .into_iter()
-        .filter(|(k, _)| !self.caches.iter().any(|(c, _)| c == k))
-        .chain(self.caches.iter().cloned())
         .chain([
             ("OMK_GATE".to_string(), gate.name.clone()),
             ("OMK_GOAL_ID".to_string(), self.goal_id.clone()),

@@ -168,12 +168,7 @@ impl SupervisorState {
             answer: None,
             planning: false,
             resume_session: s.resume_session.clone(),
-            // A slot's build caches replace what the environment says.
-            inherit: crate::agent::allowed_env(&limits.sandbox_env)
-                .into_iter()
-                .filter(|(k, _)| !caches.iter().any(|(c, _)| c == k))
-                .chain(caches.iter().cloned())
-                .collect(),
+            inherit: bench.with_caches(crate::agent::allowed_env(&limits.sandbox_env)),
             confinement: crate::sandbox::Confinement::new(writable)
                 .reading(crate::sandbox::readable_dirs(&limits.sandbox_readable))
                 .reading(feedback)
